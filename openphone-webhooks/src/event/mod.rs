@@ -1,0 +1,351 @@
+//! Typed webhook events for every payload generation that reaches one endpoint.
+//!
+//! OpenPhone sends three shapes to the same receiver:
+//! - legacy app webhooks (`apiVersion` `v2`/`v3`): `data.object` with `body`, `to` as a
+//!   string, `media[]`, `conversationId`;
+//! - legacy API webhooks created through `/v1/webhooks` (`v4`): `data.object` with `text`,
+//!   `to` as an array, `contactIds`, calls with `participants`, and summaries and transcripts
+//!   typed `callSummary` / `callTranscript`;
+//! - 2026-03-30 webhooks: `data.resource`, `data.context` and `data.links`.
+//!
+//! [`Event::parse`] keys on the shape (`data.object` or `data.resource`), never on
+//! `apiVersion`, and normalizes all three into the same types. An event type it does not
+//! model becomes [`EventData::Unknown`] with the raw `data`, so a new event type never fails
+//! delivery.
+
+mod call;
+mod contact;
+mod kinds;
+mod message;
+pub(crate) mod raw;
+mod summary;
+mod task;
+
+use std::fmt;
+
+use openphone_types::{EventId, OrgId};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+pub use call::{Call, CallMenuSelection, CallOutcome, Recording, Voicemail};
+pub use contact::{Contact, ContactField, ContactNote, ContactValue};
+pub use kinds::{CallStatus, Direction, LookupStatus, MessageStatus, ProcessingStatus};
+pub use message::{Media, Message};
+pub use summary::{CallSummary, CallTranscript, DialogueLine, SummaryJob};
+pub use task::{Task, TaskAction};
+
+use crate::Error;
+use raw::{RawContact, RawContext, RawEnvelope, RawObject, from_value};
+
+/// One webhook event, normalized across payload generations.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Event {
+    /// The event id. Shared by every endpoint subscribed to the event and stable across
+    /// retries; for delivery-level deduplication prefer the `webhook-id` header where there
+    /// is one ([`Verified::delivery_id`](crate::Verified::delivery_id)).
+    pub id: EventId,
+    /// What happened.
+    pub event_type: EventType,
+    /// `apiVersion` as sent (`v2`, `v3`, `v4`, `2026-03-30`), for the record only.
+    pub api_version: Option<String>,
+    /// When the event happened.
+    pub created_at: Option<OffsetDateTime>,
+    /// Which payload shape carried it.
+    pub format: PayloadFormat,
+    /// The workspace (2026-03-30 `context.orgId`).
+    pub org_id: Option<OrgId>,
+    /// A deep link into the OpenPhone app (2026-03-30 `links.quo`), when given.
+    pub link: Option<String>,
+    /// The event's business object.
+    pub data: EventData,
+}
+
+/// The payload shape an event arrived in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PayloadFormat {
+    /// Legacy (app and `/v1/webhooks`): `data.object`.
+    Object,
+    /// 2026-03-30: `data.resource`, `data.context`, `data.links`.
+    Resource,
+}
+
+/// The business object an event is about.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum EventData {
+    /// `message.*` events.
+    Message(Message),
+    /// `call.ringing`, `.answered`, `.missed`, `.forwarded`, `.completed`,
+    /// `.recording.completed`.
+    Call(Call),
+    /// `call.menu.selected`.
+    CallMenuSelection(CallMenuSelection),
+    /// `call.voicemail.completed`.
+    Voicemail(Voicemail),
+    /// `call.summary.completed` (also typed `callSummary`).
+    CallSummary(CallSummary),
+    /// `call.transcript.completed` (also typed `callTranscript`).
+    CallTranscript(CallTranscript),
+    /// `contact.updated`, `contact.deleted`.
+    Contact(Contact),
+    /// `task.*`.
+    Task(Task),
+    /// An event type this crate does not model: the envelope's `data`, unchanged.
+    Unknown(Value),
+}
+
+/// Every event type OpenPhone documents, plus any other, kept by name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EventType {
+    /// `message.received`.
+    MessageReceived,
+    /// `message.delivered` (carrier confirmation, not a read receipt).
+    MessageDelivered,
+    /// `message.failed`.
+    MessageFailed,
+    /// `message.undelivered` (terminal).
+    MessageUndelivered,
+    /// `call.ringing`.
+    CallRinging,
+    /// `call.answered`.
+    CallAnswered,
+    /// `call.missed`.
+    CallMissed,
+    /// `call.forwarded`.
+    CallForwarded,
+    /// `call.completed`.
+    CallCompleted,
+    /// `call.recording.completed`.
+    CallRecordingCompleted,
+    /// `call.voicemail.completed`.
+    CallVoicemailCompleted,
+    /// `call.summary.completed` (v4 payloads: `callSummary`).
+    CallSummaryCompleted,
+    /// `call.transcript.completed` (v4 payloads: `callTranscript`).
+    CallTranscriptCompleted,
+    /// `call.menu.selected`.
+    CallMenuSelected,
+    /// `contact.updated` (created or changed).
+    ContactUpdated,
+    /// `contact.deleted`.
+    ContactDeleted,
+    /// `task.<action>`.
+    Task(TaskAction),
+    /// Any other type, as sent.
+    Unknown(String),
+}
+
+impl EventType {
+    /// Reads an event type, accepting the v4 aliases `callSummary` and `callTranscript`.
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "message.received" => Self::MessageReceived,
+            "message.delivered" => Self::MessageDelivered,
+            "message.failed" => Self::MessageFailed,
+            "message.undelivered" => Self::MessageUndelivered,
+            "call.ringing" => Self::CallRinging,
+            "call.answered" => Self::CallAnswered,
+            "call.missed" => Self::CallMissed,
+            "call.forwarded" => Self::CallForwarded,
+            "call.completed" => Self::CallCompleted,
+            "call.recording.completed" => Self::CallRecordingCompleted,
+            "call.voicemail.completed" => Self::CallVoicemailCompleted,
+            "call.summary.completed" | "callSummary" => Self::CallSummaryCompleted,
+            "call.transcript.completed" | "callTranscript" => Self::CallTranscriptCompleted,
+            "call.menu.selected" => Self::CallMenuSelected,
+            "contact.updated" => Self::ContactUpdated,
+            "contact.deleted" => Self::ContactDeleted,
+            other => match other.strip_prefix("task.") {
+                Some(action) if !action.is_empty() => Self::Task(TaskAction::from(action)),
+                _ => Self::Unknown(other.to_owned()),
+            },
+        }
+    }
+
+    fn fixed_name(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::MessageReceived => "message.received",
+            Self::MessageDelivered => "message.delivered",
+            Self::MessageFailed => "message.failed",
+            Self::MessageUndelivered => "message.undelivered",
+            Self::CallRinging => "call.ringing",
+            Self::CallAnswered => "call.answered",
+            Self::CallMissed => "call.missed",
+            Self::CallForwarded => "call.forwarded",
+            Self::CallCompleted => "call.completed",
+            Self::CallRecordingCompleted => "call.recording.completed",
+            Self::CallVoicemailCompleted => "call.voicemail.completed",
+            Self::CallSummaryCompleted => "call.summary.completed",
+            Self::CallTranscriptCompleted => "call.transcript.completed",
+            Self::CallMenuSelected => "call.menu.selected",
+            Self::ContactUpdated => "contact.updated",
+            Self::ContactDeleted => "contact.deleted",
+            Self::Task(_) | Self::Unknown(_) => return None,
+        })
+    }
+}
+
+/// The canonical dotted name (`call.summary.completed`, never `callSummary`).
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Task(action) => write!(f, "task.{action}"),
+            Self::Unknown(name) => f.write_str(name),
+            known => f.write_str(known.fixed_name().unwrap_or_default()),
+        }
+    }
+}
+
+/// Returns the value of a field every event of its kind must carry.
+pub(crate) fn required(value: Option<String>, at: &str, field: &str) -> Result<String, Error> {
+    value
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| Error::payload(format!("{at}.{field}"), "missing or empty"))
+}
+
+impl Event {
+    /// Parses a verified body into an event.
+    ///
+    /// Call it after [`WebhookVerifier::verify`](crate::WebhookVerifier::verify), on the same
+    /// bytes.
+    ///
+    /// # Errors
+    /// [`Error::MalformedPayload`] when the body is not JSON, lacks the envelope fields (`id`,
+    /// `type`, `data`), or a known event type's object is missing or has a field of the wrong
+    /// type. The error names the JSON path and never quotes the body.
+    pub fn parse(body: &[u8]) -> Result<Self, Error> {
+        Self::from_value(raw::parse_json(body)?)
+    }
+
+    /// Parses an event from an already parsed JSON value. See [`Event::parse`].
+    ///
+    /// # Errors
+    /// As for [`Event::parse`].
+    pub fn from_value(value: Value) -> Result<Self, Error> {
+        if !value.is_object() {
+            return Err(Error::payload("$", "expected a JSON object"));
+        }
+        let data_value = value.get("data").cloned();
+        let envelope: RawEnvelope = from_value(value, "$")?;
+        let event_type = EventType::parse(&envelope.event_type);
+        let format = if envelope.data.resource.is_some() {
+            PayloadFormat::Resource
+        } else {
+            PayloadFormat::Object
+        };
+        let context: RawContext = match envelope.data.context {
+            Some(Value::Null) | None => RawContext::default(),
+            Some(context) => from_value(context, "$.data.context")?,
+        };
+        let org_id = context.org_id.clone().map(OrgId::new);
+        let link = envelope.data.links.and_then(|links| links.quo);
+        let object = match format {
+            PayloadFormat::Resource => envelope.data.resource,
+            PayloadFormat::Object => envelope.data.object,
+        };
+        let at = match format {
+            PayloadFormat::Resource => "$.data.resource",
+            PayloadFormat::Object => "$.data.object",
+        };
+        let data = match (&event_type, object) {
+            (EventType::Unknown(_), _) => EventData::Unknown(data_value.unwrap_or(Value::Null)),
+            (_, None | Some(Value::Null)) => {
+                return Err(Error::payload(
+                    "$.data",
+                    "missing data.object or data.resource",
+                ));
+            }
+            (event, Some(object)) => typed(event, object, context, format, at)?,
+        };
+        Ok(Self {
+            id: EventId::new(envelope.id),
+            event_type,
+            api_version: envelope.api_version,
+            created_at: envelope.created_at,
+            format,
+            org_id,
+            link,
+            data,
+        })
+    }
+}
+
+fn typed(
+    event: &EventType,
+    object: Value,
+    context: RawContext,
+    format: PayloadFormat,
+    at: &str,
+) -> Result<EventData, Error> {
+    let raw = |object| from_value::<RawObject>(object, at);
+    Ok(match event {
+        EventType::MessageReceived
+        | EventType::MessageDelivered
+        | EventType::MessageFailed
+        | EventType::MessageUndelivered => {
+            EventData::Message(message::normalize(raw(object)?, context, format, at)?)
+        }
+        EventType::CallRinging
+        | EventType::CallAnswered
+        | EventType::CallMissed
+        | EventType::CallForwarded
+        | EventType::CallCompleted
+        | EventType::CallRecordingCompleted => {
+            EventData::Call(call::normalize(event, raw(object)?, context, format, at)?)
+        }
+        EventType::CallMenuSelected => {
+            EventData::CallMenuSelection(call::normalize_menu(raw(object)?, context, at)?)
+        }
+        EventType::CallVoicemailCompleted => {
+            EventData::Voicemail(call::normalize_voicemail(raw(object)?, context, at)?)
+        }
+        EventType::CallSummaryCompleted => {
+            EventData::CallSummary(summary::normalize_summary(raw(object)?, context, at)?)
+        }
+        EventType::CallTranscriptCompleted => {
+            EventData::CallTranscript(summary::normalize_transcript(raw(object)?, context, at)?)
+        }
+        EventType::Task(_) => EventData::Task(task::normalize(raw(object)?, context, at)?),
+        EventType::ContactUpdated | EventType::ContactDeleted => {
+            let contact: RawContact = from_value(object, at)?;
+            EventData::Contact(contact::normalize(contact, context, at)?)
+        }
+        EventType::Unknown(_) => EventData::Unknown(object),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_type_names_round_trip_and_accept_aliases() {
+        for name in [
+            "message.received",
+            "call.summary.completed",
+            "task.duedate.updated",
+            "task.brand-new",
+            "integration.created",
+        ] {
+            assert_eq!(EventType::parse(name).to_string(), name);
+        }
+        assert_eq!(
+            EventType::parse("callSummary"),
+            EventType::CallSummaryCompleted
+        );
+        assert_eq!(
+            EventType::parse("callTranscript").to_string(),
+            "call.transcript.completed"
+        );
+        assert_eq!(
+            EventType::parse("task.duedate.removed"),
+            EventType::Task(TaskAction::DueDateRemoved)
+        );
+        assert_eq!(
+            EventType::parse("task."),
+            EventType::Unknown("task.".into())
+        );
+    }
+}
