@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
@@ -25,6 +25,12 @@ const MILLISECOND_DIGITS: usize = 12;
 
 /// Length of an HMAC-SHA256 digest.
 const DIGEST_LEN: usize = 32;
+
+// Pre-parsed header names: looking up by `HeaderName` skips re-parsing the name per request.
+static LEGACY_SIGNATURE: HeaderName = HeaderName::from_static(LEGACY_SIGNATURE_HEADER);
+static WEBHOOK_ID: HeaderName = HeaderName::from_static(WEBHOOK_ID_HEADER);
+static WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static(WEBHOOK_TIMESTAMP_HEADER);
+static WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static(WEBHOOK_SIGNATURE_HEADER);
 
 /// Verifies OpenPhone webhook deliveries against one or more signing secrets.
 ///
@@ -146,23 +152,32 @@ impl WebhookVerifier {
                 limit: self.max_body_size,
             });
         }
-        let standard = headers.contains_key(WEBHOOK_SIGNATURE_HEADER);
-        let legacy = headers.contains_key(LEGACY_SIGNATURE_HEADER);
-        match (standard, legacy) {
+        let standard = headers.get_all(&WEBHOOK_SIGNATURE);
+        let legacy = headers.get_all(&LEGACY_SIGNATURE);
+        match (standard.iter().next().is_some(), legacy.iter().next().is_some()) {
             (true, true) => Err(Error::ConflictingSchemes),
-            (true, false) => self.verify_standard(headers, body, now),
-            (false, true) => self.verify_legacy(headers, body, now),
+            (true, false) => {
+                let signatures = single_value(standard, &WEBHOOK_SIGNATURE)?;
+                self.verify_standard(headers, signatures, body, now)
+            }
+            (false, true) => {
+                let header = single_value(legacy, &LEGACY_SIGNATURE)?;
+                self.verify_legacy(header, body, now)
+            }
             (false, false) => Err(Error::MissingSignature),
         }
     }
 
-    fn secrets_for(&self, scheme: Scheme) -> Result<Vec<&SigningSecret>, Error> {
-        let secrets: Vec<_> = self
+    /// The secrets of one scheme; fails closed when there are none.
+    fn secrets_for(
+        &self,
+        scheme: Scheme,
+    ) -> Result<impl Iterator<Item = &SigningSecret> + Clone, Error> {
+        let secrets = self
             .secrets
             .iter()
-            .filter(|secret| secret.scheme() == scheme)
-            .collect();
-        if secrets.is_empty() {
+            .filter(move |secret| secret.scheme() == scheme);
+        if secrets.clone().next().is_none() {
             return Err(Error::NoSecretForScheme(scheme));
         }
         Ok(secrets)
@@ -170,22 +185,18 @@ impl WebhookVerifier {
 
     fn verify_legacy(
         &self,
-        headers: &HeaderMap,
+        header: &str,
         body: &[u8],
         now: OffsetDateTime,
     ) -> Result<Verified, Error> {
-        let header = single_header(headers, LEGACY_SIGNATURE_HEADER)?;
         let secrets = self.secrets_for(Scheme::Legacy)?;
         // "Future versions may include multiple signatures separated by commas."
         let mut first_error = None;
-        for candidate in header.split(',').map(str::trim) {
+        for candidate in split_ascii(header, b',').map(str::trim) {
             let outcome = parse_legacy_candidate(candidate).and_then(|(timestamp, signature)| {
                 let signed_at = self.check_timestamp(LEGACY_SIGNATURE_HEADER, timestamp, now)?;
-                let matched = secrets.iter().any(|secret| {
-                    digest_matches(
-                        &secret.mac(&[timestamp.as_bytes(), b".", body]),
-                        signature.as_ref(),
-                    )
+                let matched = secrets.clone().any(|secret| {
+                    digest_matches(&secret.mac(&[timestamp.as_bytes(), b".", body]), &signature)
                 });
                 if matched {
                     Ok(signed_at)
@@ -212,12 +223,12 @@ impl WebhookVerifier {
     fn verify_standard(
         &self,
         headers: &HeaderMap,
+        signatures: &str,
         body: &[u8],
         now: OffsetDateTime,
     ) -> Result<Verified, Error> {
-        let id = single_header(headers, WEBHOOK_ID_HEADER)?;
-        let timestamp = single_header(headers, WEBHOOK_TIMESTAMP_HEADER)?;
-        let signatures = single_header(headers, WEBHOOK_SIGNATURE_HEADER)?;
+        let id = single_value(headers.get_all(&WEBHOOK_ID), &WEBHOOK_ID)?;
+        let timestamp = single_value(headers.get_all(&WEBHOOK_TIMESTAMP), &WEBHOOK_TIMESTAMP)?;
         if id.is_empty() {
             return Err(Error::MalformedHeader {
                 header: WEBHOOK_ID_HEADER,
@@ -233,31 +244,32 @@ impl WebhookVerifier {
         }
         let secrets = self.secrets_for(Scheme::Standard)?;
         let signed_at = self.check_timestamp(WEBHOOK_TIMESTAMP_HEADER, timestamp, now)?;
-        let expected: Vec<[u8; DIGEST_LEN]> = secrets
-            .iter()
-            .map(|secret| {
-                secret.mac(&[id.as_bytes(), b".", timestamp.as_bytes(), b".", body])
-            })
-            .collect();
+        // `version,signature` entries separated by spaces; only `v1` is defined.
+        let entries = || split_ascii(signatures, b' ').filter(|entry| !entry.is_empty());
         let mut saw_v1 = false;
-        for entry in signatures.split(' ').filter(|entry| !entry.is_empty()) {
-            let Some((version, signature)) = entry.split_once(',') else {
-                return Err(Error::MalformedHeader {
-                    header: WEBHOOK_SIGNATURE_HEADER,
-                    reason: "an entry is not of the form version,signature",
-                });
-            };
-            if version != "v1" {
-                continue;
+        for entry in entries() {
+            match entry.split_once(',') {
+                Some(("v1", _)) => saw_v1 = true,
+                Some(_) => {}
+                None => {
+                    return Err(Error::MalformedHeader {
+                        header: WEBHOOK_SIGNATURE_HEADER,
+                        reason: "an entry is not of the form version,signature",
+                    });
+                }
             }
-            saw_v1 = true;
-            let Some(signature) = decode_signature(signature) else {
-                continue;
-            };
-            if expected
-                .iter()
-                .any(|digest| digest_matches(digest, &signature))
-            {
+        }
+        if !saw_v1 {
+            return Err(Error::UnsupportedVersion);
+        }
+        // Each secret's digest is computed once and checked against every v1 entry.
+        for secret in secrets {
+            let digest = secret.mac(&[id.as_bytes(), b".", timestamp.as_bytes(), b".", body]);
+            let matched = entries()
+                .filter_map(|entry| entry.strip_prefix("v1,"))
+                .filter_map(decode_signature)
+                .any(|signature| digest_matches(&digest, &signature));
+            if matched {
                 return Ok(Verified {
                     scheme: Scheme::Standard,
                     delivery_id: Some(id.to_owned()),
@@ -265,65 +277,68 @@ impl WebhookVerifier {
                 });
             }
         }
-        if saw_v1 {
-            Err(Error::SignatureMismatch)
-        } else {
-            Err(Error::UnsupportedVersion)
-        }
+        Err(Error::SignatureMismatch)
     }
 
     /// Parses a unix timestamp (seconds, or milliseconds when it has 12 digits or more) and
-    /// checks it against the tolerance in both directions.
+    /// checks it against the tolerance in both directions, in integer milliseconds.
     fn check_timestamp(
         &self,
         header: &'static str,
         text: &str,
         now: OffsetDateTime,
     ) -> Result<OffsetDateTime, Error> {
-        let malformed = Error::MalformedHeader {
+        let malformed = || Error::MalformedHeader {
             header,
             reason: "the timestamp is not a unix time",
         };
-        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) || text.len() > 16 {
-            return Err(malformed);
+        // At most 16 digits: milliseconds until the year 318857, and no overflow below.
+        if text.is_empty() || text.len() > 16 || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(malformed());
         }
-        let value: i128 = text.parse().map_err(|_| Error::MalformedHeader {
-            header,
-            reason: "the timestamp is not a unix time",
-        })?;
-        let nanos = if text.len() >= MILLISECOND_DIGITS {
-            value * 1_000_000
+        let value: i64 = text.parse().map_err(|_| malformed())?;
+        let signed_ms = if text.len() >= MILLISECOND_DIGITS {
+            value
         } else {
-            value * 1_000_000_000
+            value * 1000
         };
-        let signed_at = OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| malformed)?;
-        let tolerance = time::Duration::try_from(self.tolerance).unwrap_or(time::Duration::MAX);
-        if signed_at < now - tolerance {
+        // Integer milliseconds throughout: no 128-bit division on the hot path.
+        let now_ms = now
+            .unix_timestamp()
+            .saturating_mul(1000)
+            .saturating_add(i64::from(now.millisecond()));
+        let tolerance_ms = i64::try_from(self.tolerance.as_millis()).unwrap_or(i64::MAX);
+        if signed_ms < now_ms.saturating_sub(tolerance_ms) {
             return Err(Error::TimestampTooOld);
         }
-        if signed_at > now + tolerance {
+        if signed_ms > now_ms.saturating_add(tolerance_ms) {
             return Err(Error::TimestampInFuture);
         }
-        Ok(signed_at)
+        let signed_at = OffsetDateTime::from_unix_timestamp(signed_ms.div_euclid(1000))
+            .map_err(|_| malformed())?;
+        Ok(signed_at + time::Duration::milliseconds(signed_ms.rem_euclid(1000)))
     }
 }
 
 /// The one value of a header that must appear exactly once, as text.
-fn single_header<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, Error> {
-    let mut values = headers.get_all(name).iter();
-    let value = values.next().ok_or(Error::MissingHeader(name))?;
+fn single_value<'h>(
+    values: http::header::GetAll<'h, http::HeaderValue>,
+    name: &'static HeaderName,
+) -> Result<&'h str, Error> {
+    let mut values = values.iter();
+    let value = values.next().ok_or(Error::MissingHeader(name.as_str()))?;
     if values.next().is_some() {
-        return Err(Error::DuplicateHeader(name));
+        return Err(Error::DuplicateHeader(name.as_str()));
     }
     value.to_str().map_err(|_| Error::MalformedHeader {
-        header: name,
+        header: name.as_str(),
         reason: "not visible ASCII",
     })
 }
 
 /// Splits one legacy candidate `hmac;1;<timestamp>;<base64>` into timestamp and signature.
-fn parse_legacy_candidate(candidate: &str) -> Result<(&str, Vec<u8>), Error> {
-    let mut fields = candidate.split(';');
+fn parse_legacy_candidate(candidate: &str) -> Result<(&str, Signature), Error> {
+    let mut fields = split_ascii(candidate, b';');
     let (Some(scheme), Some(version), Some(timestamp), Some(signature), None) = (
         fields.next(),
         fields.next(),
@@ -343,25 +358,62 @@ fn parse_legacy_candidate(candidate: &str) -> Result<(&str, Vec<u8>), Error> {
         return Err(Error::UnsupportedVersion);
     }
     // An undecodable signature cannot match; it is reported as a mismatch, like a wrong one.
-    let signature = decode_signature(signature).unwrap_or_default();
+    let signature = decode_signature(signature).unwrap_or([0; DIGEST_LEN + 1]);
     Ok((timestamp, signature))
 }
 
-/// Decodes a base64 signature; `None` unless it is exactly one digest long.
-fn decode_signature(text: &str) -> Option<Vec<u8>> {
+/// Splits on an ASCII separator by scanning bytes. Signature headers are a few dozen bytes:
+/// a plain byte loop costs a fraction of `str::split`'s searcher set-up or UTF-8 decoding,
+/// and an ASCII separator always falls on a character boundary.
+fn split_ascii(text: &str, separator: u8) -> impl Iterator<Item = &str> + Clone {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match current.bytes().position(|byte| byte == separator) {
+            Some(index) => {
+                rest = Some(&current[index + 1..]);
+                Some(&current[..index])
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
+    })
+}
+
+/// A decoded signature. One byte longer than a digest, so that a value which could never be
+/// a digest (an undecodable one) has a representation that never matches.
+type Signature = [u8; DIGEST_LEN + 1];
+
+/// Decodes a base64 signature onto the stack; `None` unless it is exactly one digest long.
+fn decode_signature(text: &str) -> Option<Signature> {
     // 32 bytes encode to 44 base64 characters; anything else cannot be a digest.
     if text.len() != 44 {
         return None;
     }
-    BASE64
-        .decode(text)
-        .ok()
-        .filter(|bytes| bytes.len() == DIGEST_LEN)
+    let mut buffer = [0u8; 36];
+    let written = BASE64.decode_slice(text, &mut buffer).ok()?;
+    if written != DIGEST_LEN {
+        return None;
+    }
+    let mut signature = [0u8; DIGEST_LEN + 1];
+    signature[..DIGEST_LEN].copy_from_slice(&buffer[..DIGEST_LEN]);
+    signature[DIGEST_LEN] = 1;
+    Some(signature)
 }
 
-/// Constant-time comparison with a length guard: an empty or short signature never matches.
-fn digest_matches(expected: &[u8; DIGEST_LEN], given: &[u8]) -> bool {
-    given.len() == DIGEST_LEN && bool::from(expected.as_slice().ct_eq(given))
+/// Constant-time comparison with a length guard: only a decoded, digest-long signature
+/// (marked by its last byte) can match, so empty, short or undecodable ones never do.
+///
+/// The bytes' differences are folded with OR before one constant-time test of the result,
+/// so the time taken does not depend on where the first difference is.
+fn digest_matches(expected: &[u8; DIGEST_LEN], given: &Signature) -> bool {
+    let difference = expected
+        .iter()
+        .zip(&given[..DIGEST_LEN])
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    given[DIGEST_LEN] == 1 && bool::from(difference.ct_eq(&0))
 }
 
 #[cfg(test)]
@@ -416,12 +468,26 @@ mod tests {
     }
 
     #[test]
+    fn split_ascii_matches_str_split() {
+        for text in ["", ",", "a", "a,b", ",a,,b,", "hmac;1;2;x=", "é,ü"] {
+            let ours: Vec<_> = split_ascii(text, b',').collect();
+            let std: Vec<_> = text.split(',').collect();
+            assert_eq!(ours, std, "{text:?}");
+        }
+    }
+
+    #[test]
     fn digest_comparison_guards_length() {
+        use base64::Engine;
         let digest = [7u8; DIGEST_LEN];
-        assert!(digest_matches(&digest, &[7u8; DIGEST_LEN]));
-        assert!(!digest_matches(&digest, &[]));
-        assert!(!digest_matches(&digest, &[7u8; DIGEST_LEN - 1]));
-        assert!(!digest_matches(&digest, &[7u8; DIGEST_LEN + 1]));
+        let encoded = BASE64.encode(digest);
+        let decoded = decode_signature(&encoded).unwrap();
+        assert!(digest_matches(&digest, &decoded));
+        // Undecodable, empty, short and long signatures never match, even against zeros.
+        assert!(!digest_matches(&[0; DIGEST_LEN], &[0; DIGEST_LEN + 1]));
         assert_eq!(decode_signature(""), None);
+        assert_eq!(decode_signature(&BASE64.encode([7u8; DIGEST_LEN - 1])), None);
+        assert_eq!(decode_signature(&BASE64.encode([7u8; DIGEST_LEN + 1])), None);
+        assert_eq!(decode_signature(&encoded[..43]), None);
     }
 }

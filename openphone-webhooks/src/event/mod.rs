@@ -227,7 +227,12 @@ impl Event {
         if !value.is_object() {
             return Err(Error::payload("$", "expected a JSON object"));
         }
-        let data_value = value.get("data").cloned();
+        // Only an unknown type keeps the raw `data`; known types are not copied.
+        let unknown = value
+            .get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|name| matches!(EventType::parse(name), EventType::Unknown(_)));
+        let data_value = if unknown { value.get("data").cloned() } else { None };
         let envelope: RawEnvelope = from_value(value, "$")?;
         let event_type = EventType::parse(&envelope.event_type);
         let format = if envelope.data.resource.is_some() {
