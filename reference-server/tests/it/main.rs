@@ -1,0 +1,32 @@
+//! Integration tests of the reference server: each case runs on SQLite and on PostgreSQL.
+//!
+//! PostgreSQL cases read `DATABASE_URL` (a server URL; each test creates and drops its own
+//! database). Without it they print a skip line, unless `REQUIRE_POSTGRES=1`, which turns the
+//! skip into a failure (CI sets it).
+
+mod helpers;
+mod ingest;
+mod store;
+
+/// Stamps one `#[tokio::test]` per backend for each listed case `async fn(Backend)`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case($crate::helpers::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case($crate::helpers::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,170 @@
+//! Configuration from environment variables and flags. See `docs/configuration.md`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use openphone_webhooks::SigningSecret;
+
+use crate::Error;
+
+/// Settings of `serve`. Every field has a flag and an environment variable; flags win.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Database URL: `sqlite:<path>` or `postgres://...`. Defaults to a SQLite file in
+    /// `DATA_DIR`.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<Redacted>,
+
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen_addr: SocketAddr,
+
+    /// Webhook signing secrets, comma-separated: `whsec_...` secrets (2026-03-30 webhooks)
+    /// and base64 secrets (legacy webhooks). All are tried, so secrets can be rotated.
+    #[arg(long, env = "OPENPHONE_WEBHOOK_SECRETS", hide_env_values = true)]
+    pub webhook_secrets: Option<Redacted>,
+
+    /// Directory for the SQLite database (when `DATABASE_URL` is not set) and media files.
+    #[arg(long, env = "DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Largest webhook body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "MAX_WEBHOOK_BODY_BYTES", default_value_t = openphone_webhooks::DEFAULT_MAX_BODY_SIZE)]
+    pub max_webhook_body_bytes: usize,
+}
+
+/// A setting that may hold a secret (a signing secret, a database password): `Debug` never
+/// shows it, and parsing it never fails, so command-line errors cannot echo it.
+#[derive(Clone)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl std::str::FromStr for Redacted {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Self(text.to_owned()))
+    }
+}
+
+fn parse_secrets(text: &str) -> Result<Vec<SigningSecret>, String> {
+    let secrets = text
+        .split(',')
+        .map(str::trim)
+        .filter(|secret| !secret.is_empty())
+        .enumerate()
+        .map(|(index, secret)| {
+            SigningSecret::parse(secret)
+                .map_err(|error| format!("secret #{} of the list: {error}", index + 1))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if secrets.is_empty() {
+        return Err("the list is empty".to_owned());
+    }
+    Ok(secrets)
+}
+
+impl Config {
+    /// The database URL in force: the configured one, or a SQLite file in the data directory.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the data directory cannot be created, or the URL has a scheme
+    /// other than `sqlite:` or `postgres:`.
+    pub fn database_url(&self) -> Result<String, Error> {
+        match self.database_url.as_ref().map(|url| &url.0) {
+            Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:") => {
+                Ok(url.clone())
+            }
+            Some(_) => Err(Error::Config(
+                "DATABASE_URL must start with sqlite: or postgres:".to_owned(),
+            )),
+            None => {
+                std::fs::create_dir_all(&self.data_dir).map_err(|error| {
+                    Error::Config(format!(
+                        "DATA_DIR {} cannot be created: {error}",
+                        self.data_dir.display()
+                    ))
+                })?;
+                Ok(format!(
+                    "sqlite://{}",
+                    self.data_dir.join("openphone.db").display()
+                ))
+            }
+        }
+    }
+
+    /// The signing secrets of `OPENPHONE_WEBHOOK_SECRETS`, or `None` when it is not set.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable and the position of a malformed secret (never
+    /// its value), or an empty list.
+    pub fn webhook_secrets(&self) -> Result<Option<Vec<SigningSecret>>, Error> {
+        self.webhook_secrets
+            .as_ref()
+            .map(|secrets| {
+                parse_secrets(&secrets.0)
+                    .map_err(|reason| Error::Config(format!("OPENPHONE_WEBHOOK_SECRETS: {reason}")))
+            })
+            .transpose()
+    }
+
+    /// A configuration with every default, listening on `listen_addr`, for tests and
+    /// embedding.
+    pub fn with_defaults(listen_addr: SocketAddr, data_dir: PathBuf) -> Self {
+        Self {
+            database_url: None,
+            listen_addr,
+            webhook_secrets: None,
+            data_dir,
+            max_webhook_body_bytes: openphone_webhooks::DEFAULT_MAX_BODY_SIZE,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_list_parses_both_schemes_and_names_the_bad_one() {
+        let secrets = parse_secrets(
+            " R2ZLM2o0bFhBNVpyUnU2NG9mYXQ1MHNyR3pvSUhIVVg= ,whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        )
+        .unwrap();
+        assert_eq!(secrets.len(), 2);
+        let error = parse_secrets("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,not-base64!").unwrap_err();
+        assert!(error.starts_with("secret #2"), "{error}");
+        assert!(!error.contains("not-base64"), "{error}");
+        assert!(parse_secrets(" , ").is_err());
+    }
+
+    #[test]
+    fn database_url_defaults_to_sqlite_in_the_data_dir_and_rejects_other_schemes() {
+        let dir = std::env::temp_dir().join(format!("rs-config-{}", std::process::id()));
+        let mut config = Config::with_defaults("127.0.0.1:0".parse().unwrap(), dir.clone());
+        assert_eq!(
+            config.database_url().unwrap(),
+            format!("sqlite://{}", dir.join("openphone.db").display())
+        );
+        config.database_url = Some(Redacted("mysql://localhost/x".into()));
+        assert!(config.database_url().is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_or_errors() {
+        let mut config = Config::with_defaults("127.0.0.1:0".parse().unwrap(), "data".into());
+        config.webhook_secrets = Some(Redacted("whsec_!!secret!!".into()));
+        config.database_url = Some(Redacted("postgres://u:hunter2@db/x".into()));
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("secret!!") && !shown.contains("hunter2"), "{shown}");
+        let error = config.webhook_secrets().unwrap_err().to_string();
+        assert!(error.starts_with("configuration: OPENPHONE_WEBHOOK_SECRETS"), "{error}");
+        assert!(!error.contains("secret!!"), "{error}");
+    }
+}

@@ -1,0 +1,137 @@
+//! `POST /api/openphone/webhook`: verify, then durably record the exact bytes before
+//! acknowledging.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{FromRef, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use openphone_webhooks::extract::VerifiedWebhook;
+use openphone_webhooks::{Event, Scheme, WebhookVerifier};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::Error;
+use crate::store::{NewDelivery, Recorded, Store};
+
+/// Where the time comes from: the system clock in production, a fixed one in tests.
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(OffsetDateTime::now_utc)
+}
+
+/// State of the ingestion routes.
+#[derive(Clone)]
+pub struct IngestState {
+    /// Where deliveries are recorded.
+    pub store: Store,
+    /// The verifier built from the configured secrets.
+    pub verifier: WebhookVerifier,
+    /// The clock that stamps `received_at`.
+    pub clock: Clock,
+}
+
+impl FromRef<IngestState> for WebhookVerifier {
+    fn from_ref(state: &IngestState) -> Self {
+        state.verifier.clone()
+    }
+}
+
+/// The acknowledgement body.
+#[derive(Debug, Serialize)]
+pub struct Ack {
+    /// `stored` for a new delivery, `duplicate` for one already recorded.
+    pub status: &'static str,
+    /// The deduplication key the delivery was recorded under.
+    pub delivery_key: String,
+}
+
+/// Records a verified delivery and answers 200 once it is committed. A delivery already
+/// recorded (same `webhook-id`, or same event id for legacy deliveries) answers 200 and
+/// changes nothing. A body that does not parse as an event is still recorded, with the
+/// reason, and acknowledged: it was authentic, and nothing authentic is dropped.
+///
+/// # Errors
+/// [`Error::Store`] (answered with 503, so OpenPhone retries) when the write fails.
+pub async fn receive(
+    State(state): State<IngestState>,
+    VerifiedWebhook { body, verified }: VerifiedWebhook,
+) -> Result<Json<Ack>, Error> {
+    let (event_id, event_type, parse_error) = match Event::parse(&body) {
+        Ok(event) => (
+            Some(event.id.into_string()),
+            Some(event.event_type.to_string()),
+            None,
+        ),
+        Err(error) => {
+            let (event_id, event_type) = envelope_fields(&body);
+            (event_id, event_type, Some(error.to_string()))
+        }
+    };
+    let delivery_key = match (&verified.delivery_id, &event_id) {
+        (Some(delivery_id), _) => format!("webhook-id:{delivery_id}"),
+        (None, Some(event_id)) => format!("event:{event_id}"),
+        (None, None) => format!("sha256:{}", hex(&Sha256::digest(&body))),
+    };
+    let delivery = NewDelivery {
+        delivery_key: delivery_key.clone(),
+        scheme: match verified.scheme {
+            Scheme::Legacy => "legacy",
+            Scheme::Standard => "standard",
+        },
+        event_id,
+        event_type,
+        parse_error,
+        signed_at: verified.signed_at,
+        received_at: (state.clock)(),
+        body: body.to_vec(),
+    };
+    let status = match state.store.record_delivery(&delivery).await? {
+        Recorded::New(id) => {
+            tracing::info!(
+                id,
+                event_type = delivery.event_type.as_deref().unwrap_or("?"),
+                %delivery_key,
+                parse_error = delivery.parse_error.as_deref(),
+                "webhook delivery stored"
+            );
+            "stored"
+        }
+        Recorded::Duplicate => {
+            tracing::info!(%delivery_key, "duplicate webhook delivery acknowledged");
+            "duplicate"
+        }
+    };
+    Ok(Json(Ack {
+        status,
+        delivery_key,
+    }))
+}
+
+/// Answers every delivery with 503 while no signing secret is configured, so OpenPhone keeps
+/// retrying (for about a day) instead of the events being accepted unverified or dropped.
+pub async fn not_configured() -> Response {
+    tracing::warn!("webhook delivery refused: OPENPHONE_WEBHOOK_SECRETS is not set");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "webhook signing secrets are not configured (OPENPHONE_WEBHOOK_SECRETS)",
+    )
+        .into_response()
+}
+
+/// `id` and `type` read leniently from a body that did not parse as an event.
+fn envelope_fields(body: &[u8]) -> (Option<String>, Option<String>) {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return (None, None);
+    };
+    let text = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    (text("id"), text("type"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}

@@ -1,0 +1,136 @@
+//! Test databases and a spawned server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use reference_server::config::Redacted;
+use reference_server::store::Store;
+use reference_server::{Application, Config};
+use sqlx::{Connection, Executor, PgConnection};
+
+/// Which database a case runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    /// A fresh SQLite file.
+    Sqlite,
+    /// A fresh PostgreSQL database on the `DATABASE_URL` server.
+    Postgres,
+}
+
+/// A database of its own for one test; call [`TestDb::cleanup`] at the end.
+pub struct TestDb {
+    /// The URL of the fresh database.
+    pub url: String,
+    /// The directory holding the SQLite file and the server's data.
+    pub dir: PathBuf,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// A fresh database, or `None` (after printing why) when the Postgres suite is skipped.
+    pub async fn new(backend: Backend) -> Option<Self> {
+        let dir = std::env::temp_dir().join(format!("reference-server-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        match backend {
+            Backend::Sqlite => Some(Self {
+                url: format!("sqlite://{}", dir.join("test.db").display()),
+                dir,
+                postgres: None,
+            }),
+            Backend::Postgres => {
+                let Some(server) = std::env::var("DATABASE_URL").ok().filter(|url| url.starts_with("postgres")) else {
+                    assert!(
+                        std::env::var("REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                        "REQUIRE_POSTGRES=1 but DATABASE_URL is not a postgres:// URL"
+                    );
+                    println!("skipped Postgres case: DATABASE_URL not set");
+                    return None;
+                };
+                let name = format!("rs_test_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = PgConnection::connect(&server)
+                    .await
+                    .expect("DATABASE_URL must point at a reachable PostgreSQL server");
+                admin
+                    .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .await
+                    .expect("create test database");
+                let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base);
+                Some(Self {
+                    url: format!("{base}/{name}"),
+                    dir,
+                    postgres: Some((server.clone(), name)),
+                })
+            }
+        }
+    }
+
+    /// A connected, migrated store on this database.
+    pub async fn store(&self) -> Store {
+        Store::connect(&self.url).await.expect("connect and migrate")
+    }
+
+    /// Drops the Postgres database and removes the directory.
+    pub async fn cleanup(self) {
+        if let Some((server, name)) = self.postgres {
+            if let Ok(mut admin) = PgConnection::connect(&server).await {
+                let _ = admin
+                    .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .await;
+            }
+        }
+        let _ = std::fs::remove_dir_all(self.dir);
+    }
+}
+
+/// A server running on a free port over a test database.
+pub struct TestApp {
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// Its store, for assertions.
+    pub store: Store,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestApp {
+    /// Starts the server on `db` with the given `OPENPHONE_WEBHOOK_SECRETS` value.
+    pub async fn spawn(db: &TestDb, secrets: Option<&str>, max_body: Option<usize>) -> Self {
+        let mut config = Config::with_defaults("127.0.0.1:0".parse().unwrap(), db.dir.clone());
+        config.database_url = Some(Redacted(db.url.clone()));
+        config.webhook_secrets = secrets.map(|secrets| Redacted(secrets.to_owned()));
+        if let Some(max_body) = max_body {
+            config.max_webhook_body_bytes = max_body;
+        }
+        let app = Application::build(&config).await.expect("build");
+        let address = app.local_addr().unwrap();
+        let store = app.store().clone();
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            app.run_until_stopped(async {
+                let _ = stop.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        Self {
+            address,
+            store,
+            client: reqwest::Client::new(),
+            shutdown,
+            task,
+        }
+    }
+
+    /// The URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.task.await;
+    }
+}

@@ -1,0 +1,76 @@
+//! The store's contract, on every backend.
+
+use reference_server::store::{NewDelivery, Recorded};
+use time::macros::datetime;
+
+use crate::backend_tests;
+use crate::helpers::{Backend, TestDb};
+
+fn delivery(key: &str, body: &[u8]) -> NewDelivery {
+    NewDelivery {
+        delivery_key: key.to_owned(),
+        scheme: "standard",
+        event_id: Some("EV1".to_owned()),
+        event_type: Some("message.received".to_owned()),
+        parse_error: None,
+        signed_at: datetime!(2026-04-13 12:00:00.123 UTC),
+        received_at: datetime!(2026-04-13 12:00:01.456 UTC),
+        body: body.to_vec(),
+    }
+}
+
+async fn records_a_delivery_once_and_keeps_its_exact_bytes(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else { return };
+    let store = db.store().await;
+    // Bytes that are not UTF-8 and not JSON survive unchanged.
+    let body = b"{\"a\":1}\xff\x00 trailing";
+    let first = store.record_delivery(&delivery("webhook-id:msg_1", body)).await.unwrap();
+    assert!(matches!(first, Recorded::New(_)), "{first:?}");
+    let again = store.record_delivery(&delivery("webhook-id:msg_1", b"different")).await.unwrap();
+    assert_eq!(again, Recorded::Duplicate);
+    let stored = store.delivery("webhook-id:msg_1").await.unwrap().expect("stored");
+    assert_eq!(stored.body, body);
+    assert_eq!(stored.event_type.as_deref(), Some("message.received"));
+    assert_eq!(stored.signed_at, datetime!(2026-04-13 12:00:00.123 UTC));
+    assert_eq!(stored.received_at, datetime!(2026-04-13 12:00:01.456 UTC));
+    assert_eq!(store.delivery_count().await.unwrap(), 1);
+    assert!(store.delivery("webhook-id:other").await.unwrap().is_none());
+    db.cleanup().await;
+}
+
+async fn concurrent_duplicates_record_exactly_once(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else { return };
+    let store = db.store().await;
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.record_delivery(&delivery("event:EV-race", b"{}")).await })
+        })
+        .collect();
+    let mut new = 0;
+    for task in tasks {
+        if matches!(task.await.unwrap().unwrap(), Recorded::New(_)) {
+            new += 1;
+        }
+    }
+    assert_eq!(new, 1);
+    assert_eq!(store.delivery_count().await.unwrap(), 1);
+    db.cleanup().await;
+}
+
+async fn migrations_are_idempotent_across_restarts(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else { return };
+    let store = db.store().await;
+    store.record_delivery(&delivery("event:EV-keep", b"{}")).await.unwrap();
+    drop(store);
+    let reopened = db.store().await;
+    assert_eq!(reopened.delivery_count().await.unwrap(), 1);
+    reopened.ping().await.unwrap();
+    db.cleanup().await;
+}
+
+backend_tests!(
+    records_a_delivery_once_and_keeps_its_exact_bytes,
+    concurrent_duplicates_record_exactly_once,
+    migrations_are_idempotent_across_restarts,
+);
