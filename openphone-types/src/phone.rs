@@ -206,7 +206,10 @@ mod tests {
 
     #[test]
     fn addresses_keep_non_numbers() {
-        assert!(matches!(PhoneAddress::from("Anonymous"), PhoneAddress::Other(_)));
+        assert!(matches!(
+            PhoneAddress::from("Anonymous"),
+            PhoneAddress::Other(_)
+        ));
         let address: PhoneAddress = serde_json::from_str("\"+15555550123\"").unwrap();
         assert!(address.as_e164().is_some());
         assert_eq!(serde_json::to_string(&address).unwrap(), "\"+15555550123\"");

@@ -153,9 +153,9 @@ where
 async fn read_limited(body: Body, limit: usize) -> Result<Bytes, WebhookRejection> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(
-            WebhookRejection::from_error(Error::BodyTooLarge { limit }),
-        ),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(WebhookRejection::from_error(Error::BodyTooLarge { limit }))
+        }
         Err(_) => Err(WebhookRejection {
             status: StatusCode::BAD_REQUEST,
             error: None,

@@ -116,9 +116,11 @@ impl SigningSecret {
                 reason: "the secret is empty",
             });
         }
-        let key = BASE64.decode(base64_key).map_err(|_| Error::InvalidSecret {
-            reason: "the secret is not valid base64",
-        })?;
+        let key = BASE64
+            .decode(base64_key)
+            .map_err(|_| Error::InvalidSecret {
+                reason: "the secret is not valid base64",
+            })?;
         Self::from_bytes(scheme, &key)
     }
 
@@ -163,10 +165,11 @@ impl SigningSecret {
                 );
             }
             Scheme::Standard => {
-                let id = HeaderValue::from_str(delivery_id).map_err(|_| Error::MalformedHeader {
-                    header: WEBHOOK_ID_HEADER,
-                    reason: "not a valid header value",
-                })?;
+                let id =
+                    HeaderValue::from_str(delivery_id).map_err(|_| Error::MalformedHeader {
+                        header: WEBHOOK_ID_HEADER,
+                        reason: "not a valid header value",
+                    })?;
                 let seconds = at.unix_timestamp().to_string();
                 let signature = BASE64.encode(self.mac(&[
                     delivery_id.as_bytes(),
@@ -225,7 +228,10 @@ mod tests {
     fn bad_secrets_are_rejected_without_echo() {
         for bad in ["", "whsec_", "not base64!!", "whsec_%%%%"] {
             let err = SigningSecret::parse(bad).unwrap_err();
-            assert!(matches!(err, Error::InvalidSecret { .. }), "{bad:?}: {err:?}");
+            assert!(
+                matches!(err, Error::InvalidSecret { .. }),
+                "{bad:?}: {err:?}"
+            );
             if !bad.is_empty() {
                 assert!(!err.to_string().contains(bad));
             }

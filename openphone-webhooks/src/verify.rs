@@ -154,7 +154,10 @@ impl WebhookVerifier {
         }
         let standard = headers.get_all(&WEBHOOK_SIGNATURE);
         let legacy = headers.get_all(&LEGACY_SIGNATURE);
-        match (standard.iter().next().is_some(), legacy.iter().next().is_some()) {
+        match (
+            standard.iter().next().is_some(),
+            legacy.iter().next().is_some(),
+        ) {
             (true, true) => Err(Error::ConflictingSchemes),
             (true, false) => {
                 let signatures = single_value(standard, &WEBHOOK_SIGNATURE)?;
@@ -428,9 +431,16 @@ mod tests {
     fn timestamps_in_seconds_and_milliseconds() {
         let verifier = WebhookVerifier::new([SigningSecret::legacy("a2V5").unwrap()]).unwrap();
         let now = at(1_639_710_054);
-        assert_eq!(verifier.check_timestamp(LEGACY_SIGNATURE_HEADER, "1639710054", now).unwrap(), now);
         assert_eq!(
-            verifier.check_timestamp(LEGACY_SIGNATURE_HEADER, "1639710054089", now).unwrap(),
+            verifier
+                .check_timestamp(LEGACY_SIGNATURE_HEADER, "1639710054", now)
+                .unwrap(),
+            now
+        );
+        assert_eq!(
+            verifier
+                .check_timestamp(LEGACY_SIGNATURE_HEADER, "1639710054089", now)
+                .unwrap(),
             OffsetDateTime::from_unix_timestamp_nanos(1_639_710_054_089_000_000).unwrap()
         );
     }
@@ -441,8 +451,16 @@ mod tests {
             .unwrap()
             .with_tolerance(Duration::from_secs(10));
         let now = at(1_000_000_000);
-        assert!(verifier.check_timestamp(LEGACY_SIGNATURE_HEADER, "999999990", now).is_ok());
-        assert!(verifier.check_timestamp(LEGACY_SIGNATURE_HEADER, "1000000010", now).is_ok());
+        assert!(
+            verifier
+                .check_timestamp(LEGACY_SIGNATURE_HEADER, "999999990", now)
+                .is_ok()
+        );
+        assert!(
+            verifier
+                .check_timestamp(LEGACY_SIGNATURE_HEADER, "1000000010", now)
+                .is_ok()
+        );
         assert!(matches!(
             verifier.check_timestamp(LEGACY_SIGNATURE_HEADER, "999999989", now),
             Err(Error::TimestampTooOld)
@@ -486,8 +504,14 @@ mod tests {
         // Undecodable, empty, short and long signatures never match, even against zeros.
         assert!(!digest_matches(&[0; DIGEST_LEN], &[0; DIGEST_LEN + 1]));
         assert_eq!(decode_signature(""), None);
-        assert_eq!(decode_signature(&BASE64.encode([7u8; DIGEST_LEN - 1])), None);
-        assert_eq!(decode_signature(&BASE64.encode([7u8; DIGEST_LEN + 1])), None);
+        assert_eq!(
+            decode_signature(&BASE64.encode([7u8; DIGEST_LEN - 1])),
+            None
+        );
+        assert_eq!(
+            decode_signature(&BASE64.encode([7u8; DIGEST_LEN + 1])),
+            None
+        );
         assert_eq!(decode_signature(&encoded[..43]), None);
     }
 }

@@ -11,10 +11,10 @@ use openphone_webhooks::WebhookVerifier;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::Error;
 use crate::config::Config;
 use crate::ingest::{Clock, IngestState, not_configured, receive, system_clock};
 use crate::store::Store;
-use crate::Error;
 
 /// The webhook paths OpenPhone can be pointed at (both are accepted).
 pub const WEBHOOK_PATHS: [&str; 2] = ["/api/openphone/webhook", "/api/openphone/inbound"];
@@ -32,12 +32,14 @@ pub fn router(store: Store, verifier: Option<WebhookVerifier>, clock: Clock) -> 
             };
             WEBHOOK_PATHS
                 .iter()
-                .fold(Router::new(), |router, path| router.route(path, post(receive)))
+                .fold(Router::new(), |router, path| {
+                    router.route(path, post(receive))
+                })
                 .with_state(state)
         }
-        None => WEBHOOK_PATHS
-            .iter()
-            .fold(Router::new(), |router, path| router.route(path, post(not_configured))),
+        None => WEBHOOK_PATHS.iter().fold(Router::new(), |router, path| {
+            router.route(path, post(not_configured))
+        }),
     };
     Router::new()
         .route("/healthz", get(health))

@@ -77,7 +77,11 @@ impl Config {
     /// other than `sqlite:` or `postgres:`.
     pub fn database_url(&self) -> Result<String, Error> {
         match self.database_url.as_ref().map(|url| &url.0) {
-            Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:") => {
+            Some(url)
+                if url.starts_with("sqlite:")
+                    || url.starts_with("postgres:")
+                    || url.starts_with("postgresql:") =>
+            {
                 Ok(url.clone())
             }
             Some(_) => Err(Error::Config(
@@ -137,7 +141,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(secrets.len(), 2);
-        let error = parse_secrets("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,not-base64!").unwrap_err();
+        let error =
+            parse_secrets("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,not-base64!").unwrap_err();
         assert!(error.starts_with("secret #2"), "{error}");
         assert!(!error.contains("not-base64"), "{error}");
         assert!(parse_secrets(" , ").is_err());
@@ -162,9 +167,15 @@ mod tests {
         config.webhook_secrets = Some(Redacted("whsec_!!secret!!".into()));
         config.database_url = Some(Redacted("postgres://u:hunter2@db/x".into()));
         let shown = format!("{config:?}");
-        assert!(!shown.contains("secret!!") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            !shown.contains("secret!!") && !shown.contains("hunter2"),
+            "{shown}"
+        );
         let error = config.webhook_secrets().unwrap_err().to_string();
-        assert!(error.starts_with("configuration: OPENPHONE_WEBHOOK_SECRETS"), "{error}");
+        assert!(
+            error.starts_with("configuration: OPENPHONE_WEBHOOK_SECRETS"),
+            "{error}"
+        );
         assert!(!error.contains("secret!!"), "{error}");
     }
 }

@@ -6,10 +6,10 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::Row;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::Row;
 use time::OffsetDateTime;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -163,28 +163,32 @@ impl Store {
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
             ON CONFLICT (delivery_key) DO NOTHING RETURNING id";
         let id: Option<i64> = match self {
-            Self::Sqlite(pool) => sqlx::query_scalar(SQLITE)
-                .bind(&delivery.delivery_key)
-                .bind(delivery.scheme)
-                .bind(&delivery.event_id)
-                .bind(&delivery.event_type)
-                .bind(&delivery.parse_error)
-                .bind(delivery.signed_at)
-                .bind(delivery.received_at)
-                .bind(&delivery.body)
-                .fetch_optional(pool)
-                .await?,
-            Self::Postgres(pool) => sqlx::query_scalar(POSTGRES)
-                .bind(&delivery.delivery_key)
-                .bind(delivery.scheme)
-                .bind(&delivery.event_id)
-                .bind(&delivery.event_type)
-                .bind(&delivery.parse_error)
-                .bind(delivery.signed_at)
-                .bind(delivery.received_at)
-                .bind(&delivery.body)
-                .fetch_optional(pool)
-                .await?,
+            Self::Sqlite(pool) => {
+                sqlx::query_scalar(SQLITE)
+                    .bind(&delivery.delivery_key)
+                    .bind(delivery.scheme)
+                    .bind(&delivery.event_id)
+                    .bind(&delivery.event_type)
+                    .bind(&delivery.parse_error)
+                    .bind(delivery.signed_at)
+                    .bind(delivery.received_at)
+                    .bind(&delivery.body)
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Self::Postgres(pool) => {
+                sqlx::query_scalar(POSTGRES)
+                    .bind(&delivery.delivery_key)
+                    .bind(delivery.scheme)
+                    .bind(&delivery.event_id)
+                    .bind(&delivery.event_type)
+                    .bind(&delivery.parse_error)
+                    .bind(delivery.signed_at)
+                    .bind(delivery.received_at)
+                    .bind(&delivery.body)
+                    .fetch_optional(pool)
+                    .await?
+            }
         };
         Ok(id.map_or(Recorded::Duplicate, Recorded::New))
     }

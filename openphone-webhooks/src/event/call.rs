@@ -2,8 +2,7 @@
 //! selected, and voicemail completed.
 
 use openphone_types::{
-    ActivityId, CallId, ContactId, ConversationId, PhoneAddress, PhoneNumberId, UserId,
-    VoicemailId,
+    ActivityId, CallId, ContactId, ConversationId, PhoneAddress, PhoneNumberId, UserId, VoicemailId,
 };
 use time::OffsetDateTime;
 
@@ -274,13 +273,17 @@ pub(crate) fn normalize(
             })
         })
         .collect();
-    recordings.extend(Media::list(object.media).into_iter().map(|media| Recording {
-        id: None,
-        url: media.url,
-        content_type: media.content_type,
-        duration: media.duration,
-        start_time: None,
-    }));
+    recordings.extend(
+        Media::list(object.media)
+            .into_iter()
+            .map(|media| Recording {
+                id: None,
+                url: media.url,
+                content_type: media.content_type,
+                duration: media.duration,
+                start_time: None,
+            }),
+    );
     let (contact_ids, contact_lookup) = match context.contacts {
         Some(contacts) => (
             contacts.ids,

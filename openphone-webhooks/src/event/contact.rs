@@ -137,12 +137,14 @@ pub(crate) fn normalize(raw: RawContact, context: RawContext, at: &str) -> Resul
                     _ => None,
                 };
                 match target {
-                    Some(list) => list.extend(value_strings(&item.value).into_iter().map(
-                        |value| ContactValue {
-                            label: item.name.clone(),
-                            value,
-                        },
-                    )),
+                    Some(list) => {
+                        list.extend(value_strings(&item.value).into_iter().map(|value| {
+                            ContactValue {
+                                label: item.name.clone(),
+                                value,
+                            }
+                        }))
+                    }
                     None => fields.push(ContactField {
                         name: item.name.unwrap_or_default(),
                         key: None,
@@ -163,12 +165,12 @@ pub(crate) fn normalize(raw: RawContact, context: RawContext, at: &str) -> Resul
                     None
                 };
                 match target {
-                    Some(list) => list.extend(value_strings(&value).into_iter().map(|value| {
-                        ContactValue {
+                    Some(list) => {
+                        list.extend(value_strings(&value).into_iter().map(|value| ContactValue {
                             label: Some(name.clone()),
                             value,
-                        }
-                    })),
+                        }))
+                    }
                     None => fields.push(ContactField {
                         name,
                         key: None,

@@ -110,7 +110,7 @@ string_enum! {
         Ringing = "ringing",
         /// In progress.
         InProgress = "in-progress",
-        /// Ended (answered or not: see [`CallOutcome`](crate::CallOutcome)).
+        /// Ended (answered or not: see [`CallOutcome`](crate::event::CallOutcome)).
         Completed = "completed",
         /// The line was busy.
         Busy = "busy",

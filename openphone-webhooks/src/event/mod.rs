@@ -232,7 +232,11 @@ impl Event {
             .get("type")
             .and_then(Value::as_str)
             .is_some_and(|name| matches!(EventType::parse(name), EventType::Unknown(_)));
-        let data_value = if unknown { value.get("data").cloned() } else { None };
+        let data_value = if unknown {
+            value.get("data").cloned()
+        } else {
+            None
+        };
         let envelope: RawEnvelope = from_value(value, "$")?;
         let event_type = EventType::parse(&envelope.event_type);
         let format = if envelope.data.resource.is_some() {

@@ -411,7 +411,10 @@ mod tests {
         };
         let shown = error.to_string();
         assert!(shown.contains("$.data.object.id"), "{shown}");
-        assert!(shown.contains("invalid type: integer, expected a string"), "{shown}");
+        assert!(
+            shown.contains("invalid type: integer, expected a string"),
+            "{shown}"
+        );
         assert!(!shown.contains("12345"), "{shown}");
 
         let Err(error) = from_value::<RawObject>(

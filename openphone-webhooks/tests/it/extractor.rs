@@ -14,8 +14,16 @@ use crate::{LEGACY_SECRET, STANDARD_SECRET};
 const BODY: &str = r#"{"id":"EV1","apiVersion":"2026-03-30","createdAt":"2026-04-13T12:00:00Z","type":"message.received","data":{"resource":{"id":"AC1","direction":"incoming","text":"hi","media":[],"status":"received","createdAt":"2026-04-13T12:00:00Z"},"context":{"orgId":"OR1","senderIdentifier":"+15550001111","recipientIdentifiers":["+15550002222"]},"links":{"quo":null}}}"#;
 
 fn app(verifier: WebhookVerifier) -> Router {
-    async fn event(WebhookEvent { event, verified, .. }: WebhookEvent) -> String {
-        format!("{} {}", event.event_type, verified.delivery_id.unwrap_or_default())
+    async fn event(
+        WebhookEvent {
+            event, verified, ..
+        }: WebhookEvent,
+    ) -> String {
+        format!(
+            "{} {}",
+            event.event_type,
+            verified.delivery_id.unwrap_or_default()
+        )
     }
     async fn raw(VerifiedWebhook { body, .. }: VerifiedWebhook) -> String {
         body.len().to_string()
@@ -59,13 +67,25 @@ async fn send(app: Router, request: Request<Body>) -> (StatusCode, String) {
 #[tokio::test]
 async fn accepts_both_schemes() {
     let now = OffsetDateTime::now_utc();
-    let (status, text) = send(app(verifier()), signed_request("/event", STANDARD_SECRET, now, BODY)).await;
+    let (status, text) = send(
+        app(verifier()),
+        signed_request("/event", STANDARD_SECRET, now, BODY),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{text}");
     assert_eq!(text, "message.received msg_abc");
-    let (status, text) = send(app(verifier()), signed_request("/event", LEGACY_SECRET, now, BODY)).await;
+    let (status, text) = send(
+        app(verifier()),
+        signed_request("/event", LEGACY_SECRET, now, BODY),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{text}");
     assert_eq!(text, "message.received ");
-    let (status, text) = send(app(verifier()), signed_request("/raw", LEGACY_SECRET, now, BODY)).await;
+    let (status, text) = send(
+        app(verifier()),
+        signed_request("/raw", LEGACY_SECRET, now, BODY),
+    )
+    .await;
     assert_eq!((status, text), (StatusCode::OK, BODY.len().to_string()));
 }
 
@@ -79,15 +99,31 @@ async fn bad_missing_or_stale_signatures_get_401() {
     assert_eq!(text, "no signature matches");
 
     let unsigned = Request::post("/event").body(Body::from(BODY)).unwrap();
-    assert_eq!(send(app(verifier()), unsigned).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(app(verifier()), unsigned).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 
-    let stale = signed_request("/raw", STANDARD_SECRET, now - time::Duration::minutes(6), BODY);
+    let stale = signed_request(
+        "/raw",
+        STANDARD_SECRET,
+        now - time::Duration::minutes(6),
+        BODY,
+    );
     let (status, text) = send(app(verifier()), stale).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(text, "signature timestamp is too old");
 
-    let future = signed_request("/raw", LEGACY_SECRET, now + time::Duration::minutes(6), BODY);
-    assert_eq!(send(app(verifier()), future).await.0, StatusCode::UNAUTHORIZED);
+    let future = signed_request(
+        "/raw",
+        LEGACY_SECRET,
+        now + time::Duration::minutes(6),
+        BODY,
+    );
+    assert_eq!(
+        send(app(verifier()), future).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -95,7 +131,10 @@ async fn oversized_bodies_get_413_whether_declared_or_streamed() {
     let now = OffsetDateTime::now_utc();
     let small = verifier().with_max_body_size(64);
     let request = signed_request("/raw", STANDARD_SECRET, now, BODY);
-    assert_eq!(send(app(small.clone()), request).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        send(app(small.clone()), request).await.0,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
 
     // No content-length: the limit still applies while reading.
     let mut request = signed_request("/raw", STANDARD_SECRET, now, BODY);
@@ -106,18 +145,29 @@ async fn oversized_bodies_get_413_whether_declared_or_streamed() {
         .collect::<Vec<_>>();
     *request.body_mut() = Body::from_stream(futures_stream(chunks));
     request.headers_mut().remove("content-length");
-    assert_eq!(send(app(small), request).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        send(app(small), request).await.0,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
 }
 
 #[tokio::test]
 async fn malformed_payloads_get_400_after_verification() {
     let now = OffsetDateTime::now_utc();
     let body = r#"{"id":"EV1","type":"message.received","data":{"object":{"to":5}}}"#;
-    let (status, text) = send(app(verifier()), signed_request("/event", STANDARD_SECRET, now, body)).await;
+    let (status, text) = send(
+        app(verifier()),
+        signed_request("/event", STANDARD_SECRET, now, body),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(text.starts_with("malformed event payload"), "{text}");
     // The raw extractor does not parse: the same body is accepted for storage.
-    let (status, _) = send(app(verifier()), signed_request("/raw", STANDARD_SECRET, now, body)).await;
+    let (status, _) = send(
+        app(verifier()),
+        signed_request("/raw", STANDARD_SECRET, now, body),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
 }
 

@@ -34,43 +34,50 @@ fn every_fixture_parses_into_the_type_it_is_named_after() {
         entries.sort();
         for path in entries {
             let bytes = std::fs::read(&path).unwrap();
-            let event = Event::parse(&bytes)
-                .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
-            assert_eq!(event.event_type.to_string(), named_type(&path), "{}", path.display());
+            let event =
+                Event::parse(&bytes).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+            assert_eq!(
+                event.event_type.to_string(),
+                named_type(&path),
+                "{}",
+                path.display()
+            );
             let expected_format = if generation == "v2026-03-30" {
                 PayloadFormat::Resource
             } else {
                 PayloadFormat::Object
             };
             assert_eq!(event.format, expected_format, "{}", path.display());
-            let family_matches = match (&event.event_type, &event.data) {
+            let family_matches = matches!(
+                (&event.event_type, &event.data),
                 (
                     EventType::MessageReceived
-                    | EventType::MessageDelivered
-                    | EventType::MessageFailed
-                    | EventType::MessageUndelivered,
+                        | EventType::MessageDelivered
+                        | EventType::MessageFailed
+                        | EventType::MessageUndelivered,
                     EventData::Message(_),
-                ) => true,
-                (
+                ) | (
                     EventType::CallRinging
-                    | EventType::CallAnswered
-                    | EventType::CallMissed
-                    | EventType::CallForwarded
-                    | EventType::CallCompleted
-                    | EventType::CallRecordingCompleted,
+                        | EventType::CallAnswered
+                        | EventType::CallMissed
+                        | EventType::CallForwarded
+                        | EventType::CallCompleted
+                        | EventType::CallRecordingCompleted,
                     EventData::Call(_),
-                ) => true,
-                (EventType::CallMenuSelected, EventData::CallMenuSelection(_)) => true,
-                (EventType::CallVoicemailCompleted, EventData::Voicemail(_)) => true,
-                (EventType::CallSummaryCompleted, EventData::CallSummary(_)) => true,
-                (EventType::CallTranscriptCompleted, EventData::CallTranscript(_)) => true,
-                (EventType::ContactUpdated | EventType::ContactDeleted, EventData::Contact(_)) => {
-                    true
-                }
-                (EventType::Task(_), EventData::Task(_)) => true,
-                (EventType::Unknown(_), EventData::Unknown(_)) => true,
-                _ => false,
-            };
+                ) | (EventType::CallMenuSelected, EventData::CallMenuSelection(_))
+                    | (EventType::CallVoicemailCompleted, EventData::Voicemail(_))
+                    | (EventType::CallSummaryCompleted, EventData::CallSummary(_))
+                    | (
+                        EventType::CallTranscriptCompleted,
+                        EventData::CallTranscript(_)
+                    )
+                    | (
+                        EventType::ContactUpdated | EventType::ContactDeleted,
+                        EventData::Contact(_)
+                    )
+                    | (EventType::Task(_), EventData::Task(_))
+                    | (EventType::Unknown(_), EventData::Unknown(_))
+            );
             assert!(family_matches, "{}: {:?}", path.display(), event.data);
             seen += 1;
         }
@@ -270,7 +277,10 @@ fn summaries_and_transcripts_including_v4_aliases() {
     let EventData::CallSummary(summary) = event.data else {
         panic!("a summary")
     };
-    assert_eq!(summary.call_id.as_str(), "ACa1b2c3d4e5f60718293a4b5c6d7e8f90");
+    assert_eq!(
+        summary.call_id.as_str(),
+        "ACa1b2c3d4e5f60718293a4b5c6d7e8f90"
+    );
     assert_eq!(summary.status, Some(ProcessingStatus::Completed));
     assert_eq!(summary.next_steps, vec!["Schedule an inspection."]);
 
@@ -294,7 +304,10 @@ fn summaries_and_transcripts_including_v4_aliases() {
     };
     assert_eq!(transcript.dialogue.len(), 2);
     assert!(transcript.dialogue[0].user_id.is_none());
-    assert_eq!(transcript.dialogue[1].user_id.as_ref().unwrap().as_str(), "US123");
+    assert_eq!(
+        transcript.dialogue[1].user_id.as_ref().unwrap().as_str(),
+        "US123"
+    );
 }
 
 #[test]
@@ -304,7 +317,10 @@ fn voicemail_and_menu_selection() {
         panic!("a voicemail")
     };
     assert_eq!(voicemail.voicemail_id.as_ref().unwrap().as_str(), "VM123");
-    assert_eq!(voicemail.call_id.as_ref().unwrap().as_str(), "AC-call-missed");
+    assert_eq!(
+        voicemail.call_id.as_ref().unwrap().as_str(),
+        "AC-call-missed"
+    );
     assert_eq!(voicemail.duration, Some(18));
     assert!(voicemail.transcript.is_some());
     let EventData::CallMenuSelection(menu) = load("v2026-03-30/call.menu.selected.json").data
@@ -372,7 +388,10 @@ fn tasks() {
 #[test]
 fn unknown_types_keep_their_raw_data() {
     let event = load("v2026-03-30/integration.created.json");
-    assert_eq!(event.event_type, EventType::Unknown("integration.created".into()));
+    assert_eq!(
+        event.event_type,
+        EventType::Unknown("integration.created".into())
+    );
     let EventData::Unknown(data) = event.data else {
         panic!("unknown")
     };

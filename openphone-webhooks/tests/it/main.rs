@@ -1,5 +1,8 @@
 //! Integration tests of `openphone-webhooks`: one binary, one module per concern.
 
+// Test cases unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod extractor;
 mod fixtures;
 mod negative;

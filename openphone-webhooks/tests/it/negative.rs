@@ -79,9 +79,16 @@ fn truncated_or_empty_signatures() {
         Err(Error::SignatureMismatch)
     ));
     // The Standard Webhooks reference library once accepted an empty `v1,` entry.
-    for header in ["v1,", "v1, v1,", &STANDARD_SIGNATURE[..STANDARD_SIGNATURE.len() - 2]] {
+    for header in [
+        "v1,",
+        "v1, v1,",
+        &STANDARD_SIGNATURE[..STANDARD_SIGNATURE.len() - 2],
+    ] {
         let err = standard(&standard_headers(header), STANDARD_BODY).unwrap_err();
-        assert!(matches!(err, Error::SignatureMismatch), "{header:?}: {err:?}");
+        assert!(
+            matches!(err, Error::SignatureMismatch),
+            "{header:?}: {err:?}"
+        );
     }
     let err = standard(&standard_headers(""), STANDARD_BODY).unwrap_err();
     assert!(matches!(err, Error::UnsupportedVersion), "{err:?}");
@@ -172,7 +179,10 @@ fn stale_and_future_timestamps() {
             ("webhook-signature", STANDARD_SIGNATURE),
         ]);
         let err = standard(&map, STANDARD_BODY).unwrap_err();
-        assert!(matches!(err, Error::MalformedHeader { .. }), "{timestamp:?}: {err:?}");
+        assert!(
+            matches!(err, Error::MalformedHeader { .. }),
+            "{timestamp:?}: {err:?}"
+        );
     }
 }
 
@@ -184,7 +194,10 @@ fn missing_headers() {
         let mut map = standard_headers(STANDARD_SIGNATURE);
         map.remove(missing);
         let err = standard(&map, STANDARD_BODY).unwrap_err();
-        assert!(matches!(err, Error::MissingHeader(name) if name == missing), "{err:?}");
+        assert!(
+            matches!(err, Error::MissingHeader(name) if name == missing),
+            "{err:?}"
+        );
     }
     let mut map = standard_headers(STANDARD_SIGNATURE);
     map.insert("webhook-id", http::HeaderValue::from_static(""));
@@ -201,7 +214,10 @@ fn duplicated_headers() {
         let value = map[name].clone();
         map.append(name, value);
         let err = standard(&map, STANDARD_BODY).unwrap_err();
-        assert!(matches!(err, Error::DuplicateHeader(header) if header == name), "{err:?}");
+        assert!(
+            matches!(err, Error::DuplicateHeader(header) if header == name),
+            "{err:?}"
+        );
     }
     let map = headers(&[
         ("openphone-signature", LEGACY_HEADER),
@@ -221,7 +237,11 @@ fn both_schemes_at_once_are_refused() {
         http::HeaderValue::from_static(LEGACY_HEADER),
     );
     let err = verifier(&[STANDARD_SECRET, LEGACY_SECRET])
-        .verify_at(&map, STANDARD_BODY.as_bytes(), at_seconds(STANDARD_TIMESTAMP))
+        .verify_at(
+            &map,
+            STANDARD_BODY.as_bytes(),
+            at_seconds(STANDARD_TIMESTAMP),
+        )
         .unwrap_err();
     assert!(matches!(err, Error::ConflictingSchemes), "{err:?}");
 }
@@ -235,17 +255,23 @@ fn a_scheme_without_a_secret_fails_closed() {
             at_seconds(STANDARD_TIMESTAMP),
         )
         .unwrap_err();
-    assert!(matches!(err, Error::NoSecretForScheme(Scheme::Standard)), "{err:?}");
+    assert!(
+        matches!(err, Error::NoSecretForScheme(Scheme::Standard)),
+        "{err:?}"
+    );
     // A legacy key used as a Standard key is not accepted either: schemes keep their secrets.
     let bytes = base64_decode(STANDARD_SECRET.trim_start_matches("whsec_"));
-    let as_legacy = WebhookVerifier::new([SigningSecret::from_bytes(Scheme::Legacy, &bytes).unwrap()]).unwrap();
-    assert!(as_legacy
-        .verify_at(
-            &standard_headers(STANDARD_SIGNATURE),
-            STANDARD_BODY.as_bytes(),
-            at_seconds(STANDARD_TIMESTAMP),
-        )
-        .is_err());
+    let as_legacy =
+        WebhookVerifier::new([SigningSecret::from_bytes(Scheme::Legacy, &bytes).unwrap()]).unwrap();
+    assert!(
+        as_legacy
+            .verify_at(
+                &standard_headers(STANDARD_SIGNATURE),
+                STANDARD_BODY.as_bytes(),
+                at_seconds(STANDARD_TIMESTAMP),
+            )
+            .is_err()
+    );
     assert!(matches!(WebhookVerifier::new([]), Err(Error::NoSecrets)));
 }
 
@@ -266,7 +292,10 @@ fn oversized_bodies_are_refused_before_hashing() {
 fn errors_never_echo_secrets_headers_or_body() {
     let body = r#"{"secret-body-marker": true}"#;
     let cases = [
-        headers(&[("openphone-signature", "hmac;1;1639710054089;c2VjcmV0LWhlYWRlci1tYXJrZXI=")]),
+        headers(&[(
+            "openphone-signature",
+            "hmac;1;1639710054089;c2VjcmV0LWhlYWRlci1tYXJrZXI=",
+        )]),
         headers(&[("openphone-signature", "secret-header-marker")]),
         headers(&[
             ("webhook-id", "secret-id-marker"),
@@ -290,7 +319,10 @@ fn errors_never_echo_secrets_headers_or_body() {
         }
     }
     let shown = format!("{both:?}");
-    assert!(!shown.contains("MfKQ9r8G") && !shown.contains("R2ZLM2o0"), "{shown}");
+    assert!(
+        !shown.contains("MfKQ9r8G") && !shown.contains("R2ZLM2o0"),
+        "{shown}"
+    );
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {

@@ -65,7 +65,11 @@ fn standard_vector_verifies() {
 fn sign_reproduces_both_vectors() {
     let legacy = SigningSecret::parse(LEGACY_SECRET).unwrap();
     let signed = legacy
-        .sign("ignored", at_millis(LEGACY_TIMESTAMP_MS), LEGACY_BODY.as_bytes())
+        .sign(
+            "ignored",
+            at_millis(LEGACY_TIMESTAMP_MS),
+            LEGACY_BODY.as_bytes(),
+        )
         .unwrap();
     assert_eq!(signed["openphone-signature"], LEGACY_HEADER);
 
@@ -88,9 +92,8 @@ fn rotation_accepts_any_configured_secret_and_any_signature_in_the_header() {
     let both = verifier(&[other, STANDARD_SECRET, LEGACY_SECRET]);
     let now = at_seconds(STANDARD_TIMESTAMP);
     // Several signatures, the valid one last, in a header that also names an unknown version.
-    let header = format!(
-        "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= v1a,xyz {STANDARD_SIGNATURE}"
-    );
+    let header =
+        format!("v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= v1a,xyz {STANDARD_SIGNATURE}");
     both.verify_at(&standard_headers(&header), STANDARD_BODY.as_bytes(), now)
         .expect("any matching entry passes");
     // And the legacy scheme on the same verifier, with several comma-separated candidates.

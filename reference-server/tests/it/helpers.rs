@@ -29,7 +29,10 @@ pub struct TestDb {
 impl TestDb {
     /// A fresh database, or `None` (after printing why) when the Postgres suite is skipped.
     pub async fn new(backend: Backend) -> Option<Self> {
-        let dir = std::env::temp_dir().join(format!("reference-server-test-{}", uuid::Uuid::new_v4().simple()));
+        let dir = std::env::temp_dir().join(format!(
+            "reference-server-test-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
         std::fs::create_dir_all(&dir).expect("temp dir");
         match backend {
             Backend::Sqlite => Some(Self {
@@ -38,7 +41,10 @@ impl TestDb {
                 postgres: None,
             }),
             Backend::Postgres => {
-                let Some(server) = std::env::var("DATABASE_URL").ok().filter(|url| url.starts_with("postgres")) else {
+                let Some(server) = std::env::var("DATABASE_URL")
+                    .ok()
+                    .filter(|url| url.starts_with("postgres"))
+                else {
                     assert!(
                         std::env::var("REQUIRE_POSTGRES").as_deref() != Ok("1"),
                         "REQUIRE_POSTGRES=1 but DATABASE_URL is not a postgres:// URL"
@@ -54,7 +60,9 @@ impl TestDb {
                     .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .await
                     .expect("create test database");
-                let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base);
+                let base = server
+                    .rsplit_once('/')
+                    .map_or(server.as_str(), |(base, _)| base);
                 Some(Self {
                     url: format!("{base}/{name}"),
                     dir,
@@ -66,17 +74,21 @@ impl TestDb {
 
     /// A connected, migrated store on this database.
     pub async fn store(&self) -> Store {
-        Store::connect(&self.url).await.expect("connect and migrate")
+        Store::connect(&self.url)
+            .await
+            .expect("connect and migrate")
     }
 
     /// Drops the Postgres database and removes the directory.
     pub async fn cleanup(self) {
-        if let Some((server, name)) = self.postgres {
-            if let Ok(mut admin) = PgConnection::connect(&server).await {
-                let _ = admin
-                    .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                    .await;
-            }
+        if let Some((server, name)) = self.postgres
+            && let Ok(mut admin) = PgConnection::connect(&server).await
+        {
+            let _ = admin
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .await;
         }
         let _ = std::fs::remove_dir_all(self.dir);
     }

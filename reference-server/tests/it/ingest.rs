@@ -9,7 +9,8 @@ use crate::helpers::{Backend, TestApp, TestDb};
 
 const LEGACY_SECRET: &str = "R2ZLM2o0bFhBNVpyUnU2NG9mYXQ1MHNyR3pvSUhIVVg=";
 const STANDARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-const SECRETS: &str = "R2ZLM2o0bFhBNVpyUnU2NG9mYXQ1MHNyR3pvSUhIVVg=,whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const SECRETS: &str =
+    "R2ZLM2o0bFhBNVpyUnU2NG9mYXQ1MHNyR3pvSUhIVVg=,whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 const MESSAGE: &str = r#"{"id":"EV7","apiVersion":"2026-03-30","createdAt":"2026-04-13T12:00:00Z","type":"message.received","data":{"resource":{"id":"AC7","direction":"incoming","text":"Is bay 2 free?","media":[],"status":"received","createdAt":"2026-04-13T12:00:00Z"},"context":{"orgId":"OR1","senderIdentifier":"+15550001111","recipientIdentifiers":["+15550002222"]},"links":{"quo":null}}}"#;
 
@@ -33,17 +34,38 @@ async fn post_signed(
 }
 
 async fn stores_a_verified_delivery_once_and_acknowledges_duplicates(backend: Backend) {
-    let Some(db) = TestDb::new(backend).await else { return };
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
     let app = TestApp::spawn(&db, Some(SECRETS), None).await;
-    let (status, text) = post_signed(&app, "/api/openphone/webhook", STANDARD_SECRET, "msg_1", MESSAGE).await;
+    let (status, text) = post_signed(
+        &app,
+        "/api/openphone/webhook",
+        STANDARD_SECRET,
+        "msg_1",
+        MESSAGE,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{text}");
     assert!(text.contains("\"stored\""), "{text}");
     // OpenPhone retries the same delivery (same webhook-id), here on the alias path.
-    let (status, text) = post_signed(&app, "/api/openphone/inbound", STANDARD_SECRET, "msg_1", MESSAGE).await;
+    let (status, text) = post_signed(
+        &app,
+        "/api/openphone/inbound",
+        STANDARD_SECRET,
+        "msg_1",
+        MESSAGE,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert!(text.contains("\"duplicate\""), "{text}");
     assert_eq!(app.store.delivery_count().await.unwrap(), 1);
-    let stored = app.store.delivery("webhook-id:msg_1").await.unwrap().unwrap();
+    let stored = app
+        .store
+        .delivery("webhook-id:msg_1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.body, MESSAGE.as_bytes());
     assert_eq!(stored.event_id.as_deref(), Some("EV7"));
     assert_eq!(stored.event_type.as_deref(), Some("message.received"));
@@ -57,12 +79,20 @@ async fn stores_a_verified_delivery_once_and_acknowledges_duplicates(backend: Ba
 }
 
 async fn bad_signatures_get_401_and_write_nothing(backend: Backend) {
-    let Some(db) = TestDb::new(backend).await else { return };
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
     let app = TestApp::spawn(&db, Some(SECRETS), None).await;
     let other = "whsec_dGhpcyBpcyBhIGRpZmZlcmVudCBrZXkgZm9yIHRlc3Rz";
     let (status, _) = post_signed(&app, "/api/openphone/webhook", other, "msg_2", MESSAGE).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let unsigned = app.client.post(app.url("/api/openphone/webhook")).body(MESSAGE).send().await.unwrap();
+    let unsigned = app
+        .client
+        .post(app.url("/api/openphone/webhook"))
+        .body(MESSAGE)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(app.store.delivery_count().await.unwrap(), 0);
     app.stop().await;
@@ -70,9 +100,18 @@ async fn bad_signatures_get_401_and_write_nothing(backend: Backend) {
 }
 
 async fn oversized_bodies_get_413(backend: Backend) {
-    let Some(db) = TestDb::new(backend).await else { return };
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
     let app = TestApp::spawn(&db, Some(SECRETS), Some(128)).await;
-    let (status, _) = post_signed(&app, "/api/openphone/webhook", STANDARD_SECRET, "msg_3", MESSAGE).await;
+    let (status, _) = post_signed(
+        &app,
+        "/api/openphone/webhook",
+        STANDARD_SECRET,
+        "msg_3",
+        MESSAGE,
+    )
+    .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(app.store.delivery_count().await.unwrap(), 0);
     app.stop().await;
@@ -80,22 +119,44 @@ async fn oversized_bodies_get_413(backend: Backend) {
 }
 
 async fn unknown_and_unparseable_events_are_kept(backend: Backend) {
-    let Some(db) = TestDb::new(backend).await else { return };
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
     let app = TestApp::spawn(&db, Some(SECRETS), None).await;
     let unknown = r#"{"id":"EV8","type":"integration.created","data":{"resource":{"id":"IN1"}}}"#;
-    let (status, _) = post_signed(&app, "/api/openphone/webhook", STANDARD_SECRET, "msg_4", unknown).await;
+    let (status, _) = post_signed(
+        &app,
+        "/api/openphone/webhook",
+        STANDARD_SECRET,
+        "msg_4",
+        unknown,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    let stored = app.store.delivery("webhook-id:msg_4").await.unwrap().unwrap();
+    let stored = app
+        .store
+        .delivery("webhook-id:msg_4")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.event_type.as_deref(), Some("integration.created"));
     assert_eq!(stored.parse_error, None);
     // Authentic but malformed: recorded with the reason, acknowledged.
     let malformed = r#"{"id":"EV9","type":"message.received","data":{"object":{"to":5}}}"#;
-    let (status, _) = post_signed(&app, "/api/openphone/webhook", LEGACY_SECRET, "", malformed).await;
+    let (status, _) =
+        post_signed(&app, "/api/openphone/webhook", LEGACY_SECRET, "", malformed).await;
     assert_eq!(status, StatusCode::OK);
     let stored = app.store.delivery("event:EV9").await.unwrap().unwrap();
     assert!(stored.parse_error.unwrap().contains("$.data.object"));
     // Not even JSON: keyed by its hash.
-    let (status, text) = post_signed(&app, "/api/openphone/webhook", LEGACY_SECRET, "", "not json").await;
+    let (status, text) = post_signed(
+        &app,
+        "/api/openphone/webhook",
+        LEGACY_SECRET,
+        "",
+        "not json",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert!(text.contains("sha256:"), "{text}");
     assert_eq!(app.store.delivery_count().await.unwrap(), 3);
@@ -104,9 +165,18 @@ async fn unknown_and_unparseable_events_are_kept(backend: Backend) {
 }
 
 async fn without_secrets_deliveries_are_refused_with_503(backend: Backend) {
-    let Some(db) = TestDb::new(backend).await else { return };
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
     let app = TestApp::spawn(&db, None, None).await;
-    let (status, text) = post_signed(&app, "/api/openphone/webhook", STANDARD_SECRET, "msg_5", MESSAGE).await;
+    let (status, text) = post_signed(
+        &app,
+        "/api/openphone/webhook",
+        STANDARD_SECRET,
+        "msg_5",
+        MESSAGE,
+    )
+    .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(text.contains("OPENPHONE_WEBHOOK_SECRETS"), "{text}");
     assert_eq!(app.store.delivery_count().await.unwrap(), 0);

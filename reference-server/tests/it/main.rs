@@ -4,6 +4,9 @@
 //! database). Without it they print a skip line, unless `REQUIRE_POSTGRES=1`, which turns the
 //! skip into a failure (CI sets it).
 
+// Test cases unwrap freely: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod helpers;
 mod ingest;
 mod store;

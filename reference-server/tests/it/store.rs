@@ -20,15 +20,27 @@ fn delivery(key: &str, body: &[u8]) -> NewDelivery {
 }
 
 async fn records_a_delivery_once_and_keeps_its_exact_bytes(backend: Backend) {
-    let Some(db) = TestDb::new(backend).await else { return };
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
     let store = db.store().await;
     // Bytes that are not UTF-8 and not JSON survive unchanged.
     let body = b"{\"a\":1}\xff\x00 trailing";
-    let first = store.record_delivery(&delivery("webhook-id:msg_1", body)).await.unwrap();
+    let first = store
+        .record_delivery(&delivery("webhook-id:msg_1", body))
+        .await
+        .unwrap();
     assert!(matches!(first, Recorded::New(_)), "{first:?}");
-    let again = store.record_delivery(&delivery("webhook-id:msg_1", b"different")).await.unwrap();
+    let again = store
+        .record_delivery(&delivery("webhook-id:msg_1", b"different"))
+        .await
+        .unwrap();
     assert_eq!(again, Recorded::Duplicate);
-    let stored = store.delivery("webhook-id:msg_1").await.unwrap().expect("stored");
+    let stored = store
+        .delivery("webhook-id:msg_1")
+        .await
+        .unwrap()
+        .expect("stored");
     assert_eq!(stored.body, body);
     assert_eq!(stored.event_type.as_deref(), Some("message.received"));
     assert_eq!(stored.signed_at, datetime!(2026-04-13 12:00:00.123 UTC));
@@ -39,12 +51,18 @@ async fn records_a_delivery_once_and_keeps_its_exact_bytes(backend: Backend) {
 }
 
 async fn concurrent_duplicates_record_exactly_once(backend: Backend) {
-    let Some(db) = TestDb::new(backend).await else { return };
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
     let store = db.store().await;
     let tasks: Vec<_> = (0..16)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { store.record_delivery(&delivery("event:EV-race", b"{}")).await })
+            tokio::spawn(async move {
+                store
+                    .record_delivery(&delivery("event:EV-race", b"{}"))
+                    .await
+            })
         })
         .collect();
     let mut new = 0;
@@ -59,9 +77,14 @@ async fn concurrent_duplicates_record_exactly_once(backend: Backend) {
 }
 
 async fn migrations_are_idempotent_across_restarts(backend: Backend) {
-    let Some(db) = TestDb::new(backend).await else { return };
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
     let store = db.store().await;
-    store.record_delivery(&delivery("event:EV-keep", b"{}")).await.unwrap();
+    store
+        .record_delivery(&delivery("event:EV-keep", b"{}"))
+        .await
+        .unwrap();
     drop(store);
     let reopened = db.store().await;
     assert_eq!(reopened.delivery_count().await.unwrap(), 1);
