@@ -54,10 +54,31 @@ fn main() {
     let legacy = SigningSecret::parse("R2ZLM2o0bFhBNVpyUnU2NG9mYXQ1MHNyR3pvSUhIVVg=").unwrap();
     let standard = SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
     let now = OffsetDateTime::now_utc();
-    let legacy_headers = legacy.sign("", now, &body).unwrap();
-    let standard_headers = standard
-        .sign("msg_p5jXN8AQM9LWM0D4loKWxJek", now, &body)
-        .unwrap();
+    // The signature headers plus what a real delivery through a proxy carries.
+    let with_usual_headers = |mut headers: http::HeaderMap| {
+        for (name, value) in [
+            ("host", "crm.example.com"),
+            (
+                "user-agent",
+                "Svix-Webhooks/1.80.0 (sender-abc123; +https://www.svix.com/http-sender/)",
+            ),
+            ("content-type", "application/json"),
+            ("content-length", "1024"),
+            ("accept", "*/*"),
+            ("accept-encoding", "gzip, deflate"),
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-forwarded-proto", "https"),
+        ] {
+            headers.insert(name, http::HeaderValue::from_static(value));
+        }
+        headers
+    };
+    let legacy_headers = with_usual_headers(legacy.sign("", now, &body).unwrap());
+    let standard_headers = with_usual_headers(
+        standard
+            .sign("msg_p5jXN8AQM9LWM0D4loKWxJek", now, &body)
+            .unwrap(),
+    );
     let verifier = WebhookVerifier::new([legacy.clone(), standard]).unwrap();
     let rotation = WebhookVerifier::new([
         SigningSecret::parse("d3JvbmcgYnV0IHZhbGlkIGJhc2U2NCBrZXk=").unwrap(),
