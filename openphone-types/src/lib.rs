@@ -2,6 +2,7 @@
 
 mod error;
 mod ids;
+mod kinds;
 mod phone;
 
 pub use error::Error;
@@ -9,4 +10,10 @@ pub use ids::{
     ActivityId, CallId, ContactId, ConversationId, EventId, MessageId, OrgId, PhoneNumberId,
     TaskId, UserId, VoicemailId,
 };
+pub use kinds::{CallStatus, Direction, LookupStatus, MessageStatus, ProcessingStatus};
 pub use phone::{E164, PhoneAddress};
+
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+}

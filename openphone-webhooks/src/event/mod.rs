@@ -15,7 +15,6 @@
 
 mod call;
 mod contact;
-mod kinds;
 mod message;
 pub(crate) mod raw;
 mod summary;
@@ -29,8 +28,8 @@ use time::OffsetDateTime;
 
 pub use call::{Call, CallMenuSelection, CallOutcome, Recording, Voicemail};
 pub use contact::{Contact, ContactField, ContactNote, ContactValue};
-pub use kinds::{CallStatus, Direction, LookupStatus, MessageStatus, ProcessingStatus};
 pub use message::{Media, Message};
+pub use openphone_types::{CallStatus, Direction, LookupStatus, MessageStatus, ProcessingStatus};
 pub use summary::{CallSummary, CallTranscript, DialogueLine, SummaryJob};
 pub use task::{Task, TaskAction};
 

@@ -6,7 +6,7 @@ use super::raw::{RawContext, RawObject};
 use super::required;
 use crate::Error;
 
-super::kinds::string_enum! {
+openphone_types::string_enum! {
     /// What happened to a task: the part of the event type after `task.`.
     TaskAction {
         /// `task.created`.

@@ -412,3 +412,38 @@ fn malformed_known_events_name_the_path() {
     assert!(Event::parse(b"[1,2]").is_err());
     assert!(Event::parse(b"").is_err());
 }
+
+#[test]
+fn timestamps_accept_z_offsets_and_optional_fractions() {
+    let cases = [
+        ("2022-01-23T16:55:52Z", 1_642_956_952, 0),
+        ("2022-01-23T16:55:52.557Z", 1_642_956_952, 557_000_000),
+        ("2022-01-23T16:55:52.420123Z", 1_642_956_952, 420_123_000),
+        ("2025-11-25T05:14:12+00:00", 1_764_047_652, 0),
+        ("2025-11-25T00:14:12.5-05:00", 1_764_047_652, 500_000_000),
+    ];
+    for (text, seconds, nanos) in cases {
+        let body = format!(
+            r#"{{"id":"EV1","type":"call.completed","createdAt":"{text}","data":{{"object":{{"id":"AC1","status":"completed","answeredAt":"{text}"}}}}}}"#
+        );
+        let event = Event::parse(body.as_bytes()).unwrap_or_else(|error| panic!("{text}: {error}"));
+        let created = event.created_at.unwrap();
+        assert_eq!(created.unix_timestamp(), seconds, "{text}");
+        assert_eq!(created.nanosecond(), nanos, "{text}");
+        let EventData::Call(call) = event.data else {
+            panic!("a call")
+        };
+        assert_eq!(call.answered_at, Some(created));
+        assert_eq!(
+            call.outcome,
+            openphone_webhooks::event::CallOutcome::Answered
+        );
+    }
+    // (A space instead of `T` is accepted: RFC 3339 section 5.6 allows it.)
+    for bad in ["2022-01-23T16:55:52", "2022-01-23", "yesterday"] {
+        let body =
+            format!(r#"{{"id":"EV1","type":"message.received","createdAt":"{bad}","data":{{}}}}"#);
+        let error = Event::parse(body.as_bytes()).unwrap_err().to_string();
+        assert!(error.contains("$.createdAt"), "{bad}: {error}");
+    }
+}

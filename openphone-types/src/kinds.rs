@@ -1,5 +1,23 @@
 //! Small string enums that OpenPhone may extend: each keeps unknown values instead of failing.
 
+/// Defines an enum of the string values OpenPhone sends for a field, with an `Unknown(String)`
+/// variant that keeps any value not listed, so a new value never fails deserialization.
+///
+/// Each variant names its spelling and optional aliases; `as_str`, `Display`, `From<&str>`,
+/// `Serialize` and `Deserialize` follow from them.
+///
+/// ```
+/// openphone_types::string_enum! {
+///     /// A colour.
+///     Colour {
+///         /// Red.
+///         Red = "red" | "RED",
+///     }
+/// }
+/// assert_eq!(Colour::from("RED"), Colour::Red);
+/// assert_eq!(Colour::from("teal"), Colour::Unknown("teal".into()));
+/// ```
+#[macro_export]
 macro_rules! string_enum {
     (
         $(#[$doc:meta])*
@@ -39,24 +57,27 @@ macro_rules! string_enum {
             }
         }
 
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        impl $crate::__private::serde::Serialize for $name {
+            fn serialize<S: $crate::__private::serde::Serializer>(
+                &self,
+                serializer: S,
+            ) -> Result<S::Ok, S::Error> {
                 serializer.serialize_str(self.as_str())
             }
         }
 
-        impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        impl<'de> $crate::__private::serde::Deserialize<'de> for $name {
+            fn deserialize<D: $crate::__private::serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> Result<Self, D::Error> {
+                let text = <::std::borrow::Cow<'de, str> as $crate::__private::serde::Deserialize>::deserialize(deserializer)?;
                 Ok(Self::from(text.as_ref()))
             }
         }
     };
 }
 
-pub(crate) use string_enum;
-
-string_enum! {
+crate::string_enum! {
     /// Direction of a message or call, relative to the workspace's number.
     Direction {
         /// From a customer to the workspace.
@@ -66,7 +87,7 @@ string_enum! {
     }
 }
 
-string_enum! {
+crate::string_enum! {
     /// Status of a message, as the v1 API and the 2026-03-30 payloads spell it.
     MessageStatus {
         /// Waiting to be sent.
@@ -98,7 +119,7 @@ string_enum! {
     }
 }
 
-string_enum! {
+crate::string_enum! {
     /// Status of a call. Legacy payloads use the v1 values (`completed` even for missed calls);
     /// 2026-03-30 `call.completed` uses `answered`, `unanswered`, `ai-handled` and others.
     CallStatus {
@@ -110,7 +131,7 @@ string_enum! {
         Ringing = "ringing",
         /// In progress.
         InProgress = "in-progress",
-        /// Ended (answered or not: see [`CallOutcome`](crate::event::CallOutcome)).
+        /// Ended, answered or not: read `answeredAt` to tell.
         Completed = "completed",
         /// The line was busy.
         Busy = "busy",
@@ -135,7 +156,7 @@ string_enum! {
     }
 }
 
-string_enum! {
+crate::string_enum! {
     /// Processing state of a call summary or transcript.
     ProcessingStatus {
         /// Not produced (feature off or nothing to process).
@@ -149,7 +170,7 @@ string_enum! {
     }
 }
 
-string_enum! {
+crate::string_enum! {
     /// Whether OpenPhone looked up the contacts of a message or call (2026-03-30).
     LookupStatus {
         /// Contacts were found; their ids are given.
