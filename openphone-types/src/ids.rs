@@ -97,6 +97,14 @@ id_type!(
     /// A task id (`TK…`).
     TaskId
 );
+id_type!(
+    /// A v1 webhook id (`WH…`).
+    WebhookId
+);
+id_type!(
+    /// A phone number group id (`GR…`).
+    GroupId
+);
 
 #[cfg(test)]
 mod tests {

@@ -7,8 +7,8 @@ mod phone;
 
 pub use error::Error;
 pub use ids::{
-    ActivityId, CallId, ContactId, ConversationId, EventId, MessageId, OrgId, PhoneNumberId,
-    TaskId, UserId, VoicemailId,
+    ActivityId, CallId, ContactId, ConversationId, EventId, GroupId, MessageId, OrgId,
+    PhoneNumberId, TaskId, UserId, VoicemailId, WebhookId,
 };
 pub use kinds::{CallStatus, Direction, LookupStatus, MessageStatus, ProcessingStatus};
 pub use phone::{E164, PhoneAddress};

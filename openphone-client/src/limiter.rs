@@ -1,0 +1,170 @@
+//! One rate limiter per API key, shared by every client and task in the process.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+/// How many requests may start in any window of time.
+///
+/// OpenPhone allows 10 requests per second per API key; the default is exactly that. The
+/// limiter admits a request only when fewer than `requests` have started in the last `per`,
+/// so bursts of up to `requests` go out at once and the long-run rate reaches the limit, but
+/// no window of length `per` ever holds more. Network jitter can still bunch requests on
+/// arrival; lower `requests` or widen `per` for a margin, and rely on 429 retries for the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests allowed per window.
+    pub requests: u32,
+    /// The window.
+    pub per: Duration,
+}
+
+impl RateLimit {
+    /// `requests` per second.
+    pub fn per_second(requests: u32) -> Self {
+        Self {
+            requests,
+            per: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self::per_second(10)
+    }
+}
+
+/// A sliding-window limiter: the start times of the last `requests` requests.
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    limit: RateLimit,
+    started: Mutex<VecDeque<Instant>>,
+}
+
+impl Limiter {
+    fn new(limit: RateLimit) -> Self {
+        Self {
+            limit,
+            started: Mutex::new(VecDeque::with_capacity(limit.requests as usize)),
+        }
+    }
+
+    /// Waits until a request may start, and counts it as started.
+    pub(crate) async fn acquire(&self) {
+        if self.limit.requests == 0 {
+            return;
+        }
+        loop {
+            let wait = {
+                let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+                let now = Instant::now();
+                while started
+                    .front()
+                    .is_some_and(|&at| now.duration_since(at) >= self.limit.per)
+                {
+                    started.pop_front();
+                }
+                if started.len() < self.limit.requests as usize {
+                    started.push_back(now);
+                    return;
+                }
+                // Full: the oldest start leaves the window first.
+                started.front().map_or(Duration::ZERO, |&oldest| {
+                    self.limit.per - now.duration_since(oldest)
+                })
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    pub(crate) fn limit(&self) -> RateLimit {
+        self.limit
+    }
+}
+
+/// Limiters by API key digest (the key itself is not kept). An entry lives as long as some
+/// client holds its limiter.
+static LIMITERS: LazyLock<Mutex<HashMap<[u8; 32], Weak<Limiter>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The process-wide limiter of `api_key`. The first client built for a key sets its limit;
+/// later ones share that limiter whatever they ask for (the limit is the key's, not the
+/// client's).
+pub(crate) fn for_key(api_key: &str, limit: RateLimit) -> Arc<Limiter> {
+    let digest: [u8; 32] = Sha256::digest(api_key.as_bytes()).into();
+    let mut limiters = LIMITERS.lock().unwrap_or_else(|e| e.into_inner());
+    limiters.retain(|_, limiter| limiter.strong_count() > 0);
+    if let Some(limiter) = limiters.get(&digest).and_then(Weak::upgrade) {
+        return limiter;
+    }
+    let limiter = Arc::new(Limiter::new(limit));
+    limiters.insert(digest, Arc::downgrade(&limiter));
+    limiter
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn never_more_than_the_limit_in_any_window() {
+        let limiter = Limiter::new(RateLimit::per_second(10));
+        let start = Instant::now();
+        let mut starts = Vec::new();
+        for _ in 0..35 {
+            limiter.acquire().await;
+            starts.push(start.elapsed());
+        }
+        // The first 10 at once, then 10 per second.
+        assert!(starts[..10].iter().all(|at| at.is_zero()));
+        assert_eq!(starts[10], Duration::from_secs(1));
+        assert_eq!(starts[34], Duration::from_secs(3));
+        for (index, at) in starts.iter().enumerate() {
+            let in_window = starts
+                .iter()
+                .filter(|other| **other >= *at && **other < *at + Duration::from_secs(1))
+                .count();
+            assert!(
+                in_window <= 10,
+                "{in_window} requests in the second after #{index}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_tasks_share_the_limit() {
+        let limiter = Arc::new(Limiter::new(RateLimit::per_second(10)));
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..30)
+            .map(|_| {
+                let limiter = limiter.clone();
+                tokio::spawn(async move {
+                    limiter.acquire().await;
+                    start.elapsed()
+                })
+            })
+            .collect();
+        let mut starts = Vec::new();
+        for task in tasks {
+            starts.push(task.await.unwrap());
+        }
+        starts.sort();
+        assert_eq!(starts[9], Duration::ZERO);
+        assert_eq!(starts[10], Duration::from_secs(1));
+        assert_eq!(starts[29], Duration::from_secs(2));
+    }
+
+    #[test]
+    fn one_limiter_per_key() {
+        let a = for_key("key-shared-test", RateLimit::per_second(10));
+        let b = for_key("key-shared-test", RateLimit::per_second(99));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(b.limit(), RateLimit::per_second(10));
+        let other = for_key("key-other-test", RateLimit::per_second(5));
+        assert!(!Arc::ptr_eq(&a, &other));
+    }
+}
