@@ -217,10 +217,11 @@ impl Synth<'_> {
         if pattern.contains(r"\+[1-9]") {
             return "+15555555555".to_owned();
         }
-        if let Some(prefix) = pattern.strip_prefix('^').and_then(|p| p.split('(').next()) {
-            if !prefix.is_empty() && prefix.chars().all(|c| c.is_ascii_uppercase()) {
-                return format!("{prefix}123abc");
-            }
+        if let Some(prefix) = pattern.strip_prefix('^').and_then(|p| p.split('(').next())
+            && !prefix.is_empty()
+            && prefix.chars().all(|c| c.is_ascii_uppercase())
+        {
+            return format!("{prefix}123abc");
         }
         "text".to_owned()
     }
