@@ -1,6 +1,10 @@
 //! The simulated HTTP API: gatekeeping (auth, rate limit, faults), the v1 routes, the
 //! 2026-03-30 workspace reads, the media files, and the `/_sim` control routes.
 
+// Handlers reject with a finished `Response` carried in `Err`: built once per refused
+// request and returned as it is, so its size does not matter here.
+#![allow(clippy::result_large_err)]
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
