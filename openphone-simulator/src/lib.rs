@@ -197,18 +197,37 @@ impl Shared {
         });
     }
 
-    pub(crate) fn inbound_message(&self, inbound: InboundMessage) -> Result<String, String> {
-        if openphone_types::E164::parse(&inbound.from).is_err() {
+    /// Validates a scripted customer's number and finds (or opens) their conversation with
+    /// the workspace number `to`, returning the locked workspace to continue in.
+    fn open_inbound(
+        &self,
+        from: &str,
+        to: &str,
+        now: OffsetDateTime,
+    ) -> Result<
+        (
+            std::sync::MutexGuard<'_, Workspace>,
+            workspace::PhoneNumberRec,
+            String,
+        ),
+        String,
+    > {
+        if openphone_types::E164::parse(from).is_err() {
             return Err("from must be an E.164 number".to_owned());
         }
-        let now = OffsetDateTime::now_utc();
         let mut workspace = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
         let number = workspace
-            .number_by_ref(&inbound.to)
+            .number_by_ref(to)
             .cloned()
             .ok_or("to is not a number of this workspace")?;
-        let conversation_id =
-            workspace.conversation_for(&number.id, std::slice::from_ref(&inbound.from), now);
+        let conversation_id = workspace.conversation_for(&number.id, &[from.to_owned()], now);
+        Ok((workspace, number, conversation_id))
+    }
+
+    pub(crate) fn inbound_message(&self, inbound: InboundMessage) -> Result<String, String> {
+        let now = OffsetDateTime::now_utc();
+        let (mut workspace, number, conversation_id) =
+            self.open_inbound(&inbound.from, &inbound.to, now)?;
         let media = (0..inbound.media).map(|_| workspace.new_id("ME")).collect();
         let message = MessageRec {
             id: workspace.new_id("AC"),
@@ -247,17 +266,9 @@ impl Shared {
     }
 
     pub(crate) fn inbound_call(&self, inbound: InboundCall) -> Result<String, String> {
-        if openphone_types::E164::parse(&inbound.from).is_err() {
-            return Err("from must be an E.164 number".to_owned());
-        }
         let now = OffsetDateTime::now_utc();
-        let mut workspace = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
-        let number = workspace
-            .number_by_ref(&inbound.to)
-            .cloned()
-            .ok_or("to is not a number of this workspace")?;
-        let conversation_id =
-            workspace.conversation_for(&number.id, std::slice::from_ref(&inbound.from), now);
+        let (mut workspace, number, conversation_id) =
+            self.open_inbound(&inbound.from, &inbound.to, now)?;
         let call = CallRec {
             id: workspace.new_id("AC"),
             conversation_id: conversation_id.clone(),

@@ -284,13 +284,7 @@ pub(crate) fn normalize(
                 start_time: None,
             }),
     );
-    let (contact_ids, contact_lookup) = match context.contacts {
-        Some(contacts) => (
-            contacts.ids,
-            contacts.lookup_status.as_deref().map(LookupStatus::from),
-        ),
-        None => (object.contact_ids.unwrap_or_default(), None),
-    };
+    let (contact_ids, contact_lookup) = super::raw::contacts(context.contacts, object.contact_ids);
     Ok(Call {
         id: CallId::new(id),
         outcome: outcome(event, status.as_ref(), object.answered_at, ai_handled),
@@ -318,7 +312,7 @@ pub(crate) fn normalize(
             .conversation_id
             .or(object.conversation_id)
             .map(ConversationId::new),
-        contact_ids: contact_ids.into_iter().map(ContactId::new).collect(),
+        contact_ids,
         contact_lookup,
         voicemail: object.voicemail.and_then(Media::from_raw),
         has_voicemail: object.has_voicemail,

@@ -99,13 +99,7 @@ pub(crate) fn normalize(
             context.recipient_identifiers.unwrap_or_default(),
         ),
     };
-    let (contact_ids, contact_lookup) = match context.contacts {
-        Some(contacts) => (
-            contacts.ids,
-            contacts.lookup_status.as_deref().map(LookupStatus::from),
-        ),
-        None => (object.contact_ids.unwrap_or_default(), None),
-    };
+    let (contact_ids, contact_lookup) = super::raw::contacts(context.contacts, object.contact_ids);
     Ok(Message {
         id: MessageId::new(id),
         direction: object
@@ -128,7 +122,7 @@ pub(crate) fn normalize(
             .conversation_id
             .or(object.conversation_id)
             .map(ConversationId::new),
-        contact_ids: contact_ids.into_iter().map(ContactId::new).collect(),
+        contact_ids,
         contact_lookup,
     })
 }

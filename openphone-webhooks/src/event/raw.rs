@@ -293,6 +293,33 @@ pub(crate) struct RawContext {
     pub phone_number_group_id: Option<String>,
 }
 
+/// Contact ids and lookup status: from the 2026-03-30 context when present, else the legacy
+/// object's `contactIds` (with no lookup status).
+pub(crate) fn contacts(
+    context: Option<RawContacts>,
+    legacy_ids: Option<Vec<String>>,
+) -> (
+    Vec<openphone_types::ContactId>,
+    Option<openphone_types::LookupStatus>,
+) {
+    let (ids, lookup) = match context {
+        Some(contacts) => (
+            contacts.ids,
+            contacts
+                .lookup_status
+                .as_deref()
+                .map(openphone_types::LookupStatus::from),
+        ),
+        None => (legacy_ids.unwrap_or_default(), None),
+    };
+    (
+        ids.into_iter()
+            .map(openphone_types::ContactId::new)
+            .collect(),
+        lookup,
+    )
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RawContacts {
