@@ -258,7 +258,12 @@ impl Query {
 
 /// A v1 page: offset tokens `p<offset>`; `totalItems` is the page length, inaccurate like
 /// OpenPhone's.
-fn page(items: Vec<Value>, size: usize, token: Option<&str>) -> Result<Value, Response> {
+fn page<T>(
+    items: &[T],
+    size: usize,
+    token: Option<&str>,
+    render: impl Fn(&T) -> Value,
+) -> Result<Value, Response> {
     let start = match token {
         None => 0,
         Some(token) => token
@@ -269,11 +274,17 @@ fn page(items: Vec<Value>, size: usize, token: Option<&str>) -> Result<Value, Re
     };
     let end = (start + size).min(items.len());
     let next = (end < items.len()).then(|| format!("p{end}"));
-    Ok(json!({"data": items[start..end], "totalItems": end - start, "nextPageToken": next}))
+    let data: Vec<Value> = items[start..end].iter().map(render).collect();
+    Ok(json!({"data": data, "totalItems": end - start, "nextPageToken": next}))
 }
 
 /// A 2026-03-30 page: cursor `c<offset>`.
-fn cursor_page(items: Vec<Value>, size: usize, after: Option<&str>) -> Result<Value, Response> {
+fn cursor_page<T>(
+    items: &[T],
+    size: usize,
+    after: Option<&str>,
+    render: impl Fn(&T) -> Value,
+) -> Result<Value, Response> {
     let start = match after {
         None => 0,
         Some(cursor) => cursor
@@ -284,7 +295,8 @@ fn cursor_page(items: Vec<Value>, size: usize, after: Option<&str>) -> Result<Va
     };
     let end = (start + size).min(items.len());
     let next = (end < items.len()).then(|| format!("c{end}"));
-    Ok(json!({"data": items[start..end], "nextCursor": next}))
+    let data: Vec<Value> = items[start..end].iter().map(render).collect();
+    Ok(json!({"data": data, "nextCursor": next}))
 }
 
 fn respond(result: Result<Value, Response>) -> Response {
@@ -415,18 +427,17 @@ async fn list_messages(State(shared): Shard, RawQuery(raw): RawQuery) -> Respons
         }
         let (after, before) = (query.time("createdAfter")?, query.time("createdBefore")?);
         let workspace = shared.workspace.lock().unwrap_or_else(|e| e.into_inner());
-        let items = workspace
+        let items: Vec<&MessageRec> = workspace
             .conversation_with(number, &participants)
             .and_then(|conversation| workspace.messages.get(&conversation.id))
             .map(|messages| {
                 messages
                     .iter()
                     .filter(|message| within(message.created_at, after, before))
-                    .map(message_json)
                     .collect()
             })
             .unwrap_or_default();
-        page(items, size, query.one("pageToken"))
+        page(&items, size, query.one("pageToken"), |m| message_json(m))
     })())
 }
 
@@ -456,18 +467,17 @@ async fn list_calls(State(shared): Shard, RawQuery(raw): RawQuery) -> Response {
         }
         let (after, before) = (query.time("createdAfter")?, query.time("createdBefore")?);
         let workspace = shared.workspace.lock().unwrap_or_else(|e| e.into_inner());
-        let items = workspace
+        let items: Vec<_> = workspace
             .conversation_with(number, &participants)
             .and_then(|conversation| workspace.calls.get(&conversation.id))
             .map(|calls| {
                 calls
                     .iter()
                     .filter(|call| within(call.created_at, after, before))
-                    .map(call_json)
                     .collect()
             })
             .unwrap_or_default();
-        page(items, size, query.one("pageToken"))
+        page(&items, size, query.one("pageToken"), |c| call_json(c))
     })())
 }
 
@@ -557,9 +567,10 @@ async fn list_conversations(State(shared): Shard, RawQuery(raw): RawQuery) -> Re
             .filter(|c| numbers.is_empty() || ids.contains(&c.phone_number_id))
             .filter(|c| within(c.created_at, created_after, created_before))
             .filter(|c| within(c.updated_at, updated_after, updated_before))
-            .map(conversation_json)
-            .collect();
-        page(items, size, query.one("pageToken"))
+            .collect::<Vec<_>>();
+        page(&items, size, query.one("pageToken"), |c| {
+            conversation_json(c)
+        })
     })())
 }
 
@@ -723,9 +734,8 @@ async fn list_contacts(State(shared): Shard, RawQuery(raw): RawQuery) -> Respons
             .filter(|c| {
                 sources.is_empty() || c.source.as_ref().is_some_and(|s| sources.contains(s))
             })
-            .map(contact_json)
-            .collect();
-        page(items, size, query.one("pageToken"))
+            .collect::<Vec<_>>();
+        page(&items, size, query.one("pageToken"), |c| contact_json(c))
     })())
 }
 
@@ -769,11 +779,7 @@ async fn list_users(State(shared): Shard, RawQuery(raw): RawQuery) -> Response {
     respond((|| {
         let size = query.page_size("maxResults", 50, true)?;
         let workspace = shared.workspace.lock().unwrap_or_else(|e| e.into_inner());
-        page(
-            workspace.users.iter().map(user_json).collect(),
-            size,
-            query.one("pageToken"),
-        )
+        page(&workspace.users, size, query.one("pageToken"), user_json)
     })())
 }
 
@@ -935,11 +941,9 @@ async fn workspace_messages(
                 .cmp(&b.created_at)
                 .then_with(|| a.id.cmp(&b.id))
         });
-        let items = messages
-            .into_iter()
-            .map(|m| workspace_message_json(m, &shared.base_url))
-            .collect();
-        cursor_page(items, size, query.one("after"))
+        cursor_page(&messages, size, query.one("after"), |m| {
+            workspace_message_json(m, &shared.base_url)
+        })
     })())
 }
 
@@ -965,11 +969,7 @@ async fn workspace_calls(
                 .cmp(&b.created_at)
                 .then_with(|| a.id.cmp(&b.id))
         });
-        cursor_page(
-            calls.into_iter().map(workspace_call_json).collect(),
-            size,
-            query.one("after"),
-        )
+        cursor_page(&calls, size, query.one("after"), |c| workspace_call_json(c))
     })())
 }
 
