@@ -61,15 +61,16 @@ pub async fn receive(
     State(state): State<IngestState>,
     VerifiedWebhook { body, verified }: VerifiedWebhook,
 ) -> Result<Json<Ack>, Error> {
-    let (event_id, event_type, parse_error) = match Event::parse(&body) {
+    let (event_id, event_type, parse_error, changes) = match Event::parse(&body) {
         Ok(event) => (
-            Some(event.id.into_string()),
+            Some(event.id.to_string()),
             Some(event.event_type.to_string()),
             None,
+            crate::projection::changes(&event),
         ),
         Err(error) => {
             let (event_id, event_type) = envelope_fields(&body);
-            (event_id, event_type, Some(error.to_string()))
+            (event_id, event_type, Some(error.to_string()), Vec::new())
         }
     };
     let delivery_key = match (&verified.delivery_id, &event_id) {
@@ -89,6 +90,7 @@ pub async fn receive(
         signed_at: verified.signed_at,
         received_at: (state.clock)(),
         body: body.to_vec(),
+        changes,
     };
     let status = match state.store.record_delivery(&delivery).await? {
         Recorded::New(id) => {

@@ -4,7 +4,9 @@ pub mod app;
 pub mod config;
 mod error;
 pub mod ingest;
+pub mod projection;
 pub mod store;
+mod store_sql;
 
 pub use app::{Application, router};
 pub use config::Config;

@@ -6,11 +6,15 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::AssertSqlSafe;
 use sqlx::Row;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use time::OffsetDateTime;
+
+use crate::projection::Change;
+use crate::store_sql as sql;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -58,6 +62,8 @@ pub struct NewDelivery {
     pub received_at: OffsetDateTime,
     /// The exact bytes received.
     pub body: Vec<u8>,
+    /// The normalized records the event changes, applied in the same transaction.
+    pub changes: Vec<Change>,
 }
 
 /// The outcome of recording a delivery.
@@ -67,6 +73,46 @@ pub enum Recorded {
     New(i64),
     /// Already stored: nothing changed.
     Duplicate,
+}
+
+/// A call as projected from its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    /// Its conversation key.
+    pub conversation_key: Option<String>,
+    /// `incoming` or `outgoing`.
+    pub direction: Option<String>,
+    /// The highest-ranked status reported.
+    pub status: Option<String>,
+    /// `missed`, `answered`, `ai-handled`, `forwarded`, `failed` or `in-progress`.
+    pub outcome: Option<String>,
+    /// Creation, answer and end times, unix milliseconds.
+    pub times_ms: (Option<i64>, Option<i64>, Option<i64>),
+    /// Length in seconds.
+    pub duration_s: Option<i64>,
+    /// Whether a voicemail was left, and where OpenPhone serves it.
+    pub voicemail: (bool, Option<String>),
+    /// Recording URLs, sorted.
+    pub recordings: Vec<String>,
+    /// The summary's points (JSON), when there is one.
+    pub summary: Option<String>,
+    /// The transcript's dialogue (JSON), when there is one.
+    pub transcript: Option<String>,
+}
+
+/// A message as projected from its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    /// Its conversation key.
+    pub conversation_key: Option<String>,
+    /// Text.
+    pub body: Option<String>,
+    /// The current status: the highest-ranked reported.
+    pub status: Option<String>,
+    /// Every status reported, by name, sorted.
+    pub history: Vec<String>,
+    /// Media (JSON array).
+    pub media: String,
 }
 
 /// A stored delivery.
@@ -90,6 +136,149 @@ pub struct StoredDelivery {
     pub received_at: OffsetDateTime,
     /// The exact bytes received.
     pub body: Vec<u8>,
+}
+
+/// Applies projection changes on a connection of either backend; `$dialect` turns the
+/// PostgreSQL text into the backend's.
+macro_rules! apply {
+    ($conn:expr, $changes:expr, $dialect:expr) => {
+        for change in $changes {
+            match change {
+                Change::Conversation {
+                    key,
+                    phone_number_id,
+                    participants,
+                    openphone_id,
+                    activity_ms,
+                } => {
+                    sqlx::query(AssertSqlSafe($dialect(sql::CONVERSATION)))
+                        .bind(key)
+                        .bind(phone_number_id)
+                        .bind(participants)
+                        .bind(openphone_id)
+                        .bind(activity_ms)
+                        .execute(&mut *$conn)
+                        .await?;
+                }
+                Change::Message {
+                    id,
+                    conversation_key,
+                    direction,
+                    from,
+                    to,
+                    body,
+                    media,
+                    status,
+                    status_rank,
+                    error_code,
+                    created_ms,
+                } => {
+                    sqlx::query(AssertSqlSafe($dialect(sql::MESSAGE)))
+                        .bind(id)
+                        .bind(conversation_key)
+                        .bind(direction)
+                        .bind(from)
+                        .bind(to)
+                        .bind(body)
+                        .bind(media)
+                        .bind(status)
+                        .bind(status_rank)
+                        .bind(error_code)
+                        .bind(created_ms)
+                        .execute(&mut *$conn)
+                        .await?;
+                }
+                Change::MessageStatus {
+                    message_id,
+                    status,
+                    reported_ms,
+                } => {
+                    sqlx::query(AssertSqlSafe($dialect(sql::MESSAGE_STATUS)))
+                        .bind(message_id)
+                        .bind(status)
+                        .bind(reported_ms)
+                        .execute(&mut *$conn)
+                        .await?;
+                }
+                Change::Call {
+                    id,
+                    conversation_key,
+                    direction,
+                    status,
+                    status_rank,
+                    outcome,
+                    outcome_rank,
+                    created_ms,
+                    answered_ms,
+                    completed_ms,
+                    duration_s,
+                    voicemail_url,
+                    has_voicemail,
+                } => {
+                    sqlx::query(AssertSqlSafe($dialect(sql::CALL)))
+                        .bind(id)
+                        .bind(conversation_key)
+                        .bind(direction)
+                        .bind(status)
+                        .bind(status_rank)
+                        .bind(outcome)
+                        .bind(outcome_rank)
+                        .bind(created_ms)
+                        .bind(answered_ms)
+                        .bind(completed_ms)
+                        .bind(duration_s)
+                        .bind(voicemail_url)
+                        .bind(i32::from(*has_voicemail))
+                        .execute(&mut *$conn)
+                        .await?;
+                }
+                Change::Recording {
+                    call_id,
+                    url,
+                    content_type,
+                    duration_s,
+                } => {
+                    sqlx::query(AssertSqlSafe($dialect(sql::RECORDING)))
+                        .bind(call_id)
+                        .bind(url)
+                        .bind(content_type)
+                        .bind(duration_s)
+                        .execute(&mut *$conn)
+                        .await?;
+                }
+                Change::Summary {
+                    call_id,
+                    status,
+                    status_rank,
+                    summary,
+                    next_steps,
+                } => {
+                    sqlx::query(AssertSqlSafe($dialect(sql::SUMMARY)))
+                        .bind(call_id)
+                        .bind(status)
+                        .bind(status_rank)
+                        .bind(summary)
+                        .bind(next_steps)
+                        .execute(&mut *$conn)
+                        .await?;
+                }
+                Change::Transcript {
+                    call_id,
+                    status,
+                    status_rank,
+                    dialogue,
+                } => {
+                    sqlx::query(AssertSqlSafe($dialect(sql::TRANSCRIPT)))
+                        .bind(call_id)
+                        .bind(status)
+                        .bind(status_rank)
+                        .bind(dialogue)
+                        .execute(&mut *$conn)
+                        .await?;
+                }
+            }
+        }
+    };
 }
 
 impl Store {
@@ -164,7 +353,8 @@ impl Store {
             ON CONFLICT (delivery_key) DO NOTHING RETURNING id";
         let id: Option<i64> = match self {
             Self::Sqlite(pool) => {
-                sqlx::query_scalar(SQLITE)
+                let mut tx = pool.begin().await?;
+                let id: Option<i64> = sqlx::query_scalar(SQLITE)
                     .bind(&delivery.delivery_key)
                     .bind(delivery.scheme)
                     .bind(&delivery.event_id)
@@ -173,11 +363,17 @@ impl Store {
                     .bind(delivery.signed_at)
                     .bind(delivery.received_at)
                     .bind(&delivery.body)
-                    .fetch_optional(pool)
-                    .await?
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if id.is_some() {
+                    apply!(&mut *tx, &delivery.changes, sql::sqlite);
+                }
+                tx.commit().await?;
+                id
             }
             Self::Postgres(pool) => {
-                sqlx::query_scalar(POSTGRES)
+                let mut tx = pool.begin().await?;
+                let id: Option<i64> = sqlx::query_scalar(POSTGRES)
                     .bind(&delivery.delivery_key)
                     .bind(delivery.scheme)
                     .bind(&delivery.event_id)
@@ -186,8 +382,13 @@ impl Store {
                     .bind(delivery.signed_at)
                     .bind(delivery.received_at)
                     .bind(&delivery.body)
-                    .fetch_optional(pool)
-                    .await?
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if id.is_some() {
+                    apply!(&mut *tx, &delivery.changes, str::to_owned);
+                }
+                tx.commit().await?;
+                id
             }
         };
         Ok(id.map_or(Recorded::Duplicate, Recorded::New))
@@ -219,6 +420,105 @@ impl Store {
             .transpose()?,
         };
         Ok(delivery)
+    }
+
+    /// A projected call with its artefacts.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn call(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {
+        const CALL: &str = "SELECT conversation_key, direction, status, outcome, created_ms, answered_ms, \
+            completed_ms, duration_s, voicemail_url, has_voicemail FROM calls WHERE id = $1";
+        const RECORDINGS: &str = "SELECT url FROM call_recordings WHERE call_id = $1 ORDER BY url";
+        const SUMMARY: &str = "SELECT summary FROM call_summaries WHERE call_id = $1";
+        const TRANSCRIPT: &str = "SELECT dialogue FROM call_transcripts WHERE call_id = $1";
+        type Row = (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            i32,
+        );
+        macro_rules! read {
+            ($pool:expr, $dialect:expr) => {{
+                let row: Option<Row> = sqlx::query_as(AssertSqlSafe($dialect(CALL)))
+                    .bind(id)
+                    .fetch_optional($pool)
+                    .await?;
+                let recordings: Vec<String> =
+                    sqlx::query_scalar(AssertSqlSafe($dialect(RECORDINGS)))
+                        .bind(id)
+                        .fetch_all($pool)
+                        .await?;
+                let summary: Option<String> = sqlx::query_scalar(AssertSqlSafe($dialect(SUMMARY)))
+                    .bind(id)
+                    .fetch_optional($pool)
+                    .await?;
+                let transcript: Option<String> =
+                    sqlx::query_scalar(AssertSqlSafe($dialect(TRANSCRIPT)))
+                        .bind(id)
+                        .fetch_optional($pool)
+                        .await?;
+                (row, recordings, summary, transcript)
+            }};
+        }
+        let (row, recordings, summary, transcript) = match self {
+            Self::Sqlite(pool) => read!(pool, sql::sqlite),
+            Self::Postgres(pool) => read!(pool, str::to_owned),
+        };
+        Ok(row.map(|r| CallRecord {
+            conversation_key: r.0,
+            direction: r.1,
+            status: r.2,
+            outcome: r.3,
+            times_ms: (r.4, r.5, r.6),
+            duration_s: r.7,
+            voicemail: (r.9 != 0, r.8),
+            recordings,
+            summary,
+            transcript,
+        }))
+    }
+
+    /// A projected message with its status history.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn message(&self, id: &str) -> Result<Option<MessageRecord>, StoreError> {
+        const MESSAGE: &str =
+            "SELECT conversation_key, body, status, media FROM messages WHERE id = $1";
+        const HISTORY: &str =
+            "SELECT status FROM message_statuses WHERE message_id = $1 ORDER BY status";
+        type Row = (Option<String>, Option<String>, Option<String>, String);
+        macro_rules! read {
+            ($pool:expr, $dialect:expr) => {{
+                let row: Option<Row> = sqlx::query_as(AssertSqlSafe($dialect(MESSAGE)))
+                    .bind(id)
+                    .fetch_optional($pool)
+                    .await?;
+                let history: Vec<String> = sqlx::query_scalar(AssertSqlSafe($dialect(HISTORY)))
+                    .bind(id)
+                    .fetch_all($pool)
+                    .await?;
+                (row, history)
+            }};
+        }
+        let (row, history) = match self {
+            Self::Sqlite(pool) => read!(pool, sql::sqlite),
+            Self::Postgres(pool) => read!(pool, str::to_owned),
+        };
+        Ok(row.map(|r| MessageRecord {
+            conversation_key: r.0,
+            body: r.1,
+            status: r.2,
+            history,
+            media: r.3,
+        }))
     }
 
     /// How many deliveries are stored.

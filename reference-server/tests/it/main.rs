@@ -9,6 +9,7 @@
 
 mod helpers;
 mod ingest;
+mod projection;
 mod store;
 
 /// Stamps one `#[tokio::test]` per backend for each listed case `async fn(Backend)`.

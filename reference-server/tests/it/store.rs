@@ -16,6 +16,7 @@ fn delivery(key: &str, body: &[u8]) -> NewDelivery {
         signed_at: datetime!(2026-04-13 12:00:00.123 UTC),
         received_at: datetime!(2026-04-13 12:00:01.456 UTC),
         body: body.to_vec(),
+        changes: Vec::new(),
     }
 }
 

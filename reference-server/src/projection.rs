@@ -1,0 +1,361 @@
+//! From a webhook event to changes of the normalized records.
+//!
+//! Every change is a merge that gives the same result in any order (a join): statuses keep the
+//! highest rank (ties broken by name), a call keeps its earliest answer, latest completion and
+//! longest duration, text fields keep the first value known. Events arriving out of order
+//! (a recording before its call completed, `sent` after `delivered`) therefore converge to the
+//! same records, and a duplicate changes nothing.
+
+use openphone_webhooks::event::{
+    Call, CallOutcome, CallSummary, CallTranscript, Message, Voicemail,
+};
+use openphone_webhooks::types::{CallStatus, MessageStatus, PhoneAddress, ProcessingStatus};
+use openphone_webhooks::{Event, EventData};
+use serde_json::json;
+use time::OffsetDateTime;
+
+/// One merge into the normalized records.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// A conversation, keyed by our number and the other participants.
+    Conversation {
+        /// `<phone number id>|<sorted participants>`.
+        key: String,
+        /// Our number.
+        phone_number_id: String,
+        /// The other participants, as a JSON array.
+        participants: String,
+        /// OpenPhone's conversation id, when the event carries it.
+        openphone_id: Option<String>,
+        /// When the activity happened.
+        activity_ms: i64,
+    },
+    /// A message's fields.
+    Message {
+        /// The message id.
+        id: String,
+        /// Its conversation.
+        conversation_key: Option<String>,
+        /// `incoming` or `outgoing`.
+        direction: Option<String>,
+        /// Sender.
+        from: Option<String>,
+        /// Recipients, as a JSON array.
+        to: String,
+        /// Text.
+        body: Option<String>,
+        /// Media URLs and types, as a JSON array.
+        media: String,
+        /// Status.
+        status: Option<String>,
+        /// The status's rank: a lower rank never replaces a higher one.
+        status_rank: i32,
+        /// Carrier error code.
+        error_code: Option<String>,
+        /// Creation time.
+        created_ms: Option<i64>,
+    },
+    /// One status a message was reported in.
+    MessageStatus {
+        /// The message id.
+        message_id: String,
+        /// The status.
+        status: String,
+        /// When it was reported (the event's time).
+        reported_ms: i64,
+    },
+    /// A call's fields.
+    Call {
+        /// The call id.
+        id: String,
+        /// Its conversation.
+        conversation_key: Option<String>,
+        /// `incoming` or `outgoing`.
+        direction: Option<String>,
+        /// Status as sent.
+        status: Option<String>,
+        /// The status's rank.
+        status_rank: i32,
+        /// What happened (`missed`, `answered`...).
+        outcome: Option<String>,
+        /// The outcome's rank: evidence of an answer outranks a missed report.
+        outcome_rank: i32,
+        /// Creation time.
+        created_ms: Option<i64>,
+        /// Answer time.
+        answered_ms: Option<i64>,
+        /// End time.
+        completed_ms: Option<i64>,
+        /// Length in seconds.
+        duration_s: Option<i64>,
+        /// Voicemail audio URL.
+        voicemail_url: Option<String>,
+        /// Whether a voicemail was left.
+        has_voicemail: bool,
+    },
+    /// A call recording.
+    Recording {
+        /// The call.
+        call_id: String,
+        /// Where OpenPhone serves it.
+        url: String,
+        /// MIME type.
+        content_type: Option<String>,
+        /// Length in seconds.
+        duration_s: Option<i64>,
+    },
+    /// An AI summary.
+    Summary {
+        /// The call.
+        call_id: String,
+        /// Processing status.
+        status: Option<String>,
+        /// The status's rank.
+        status_rank: i32,
+        /// Points, as a JSON array.
+        summary: String,
+        /// Next steps, as a JSON array.
+        next_steps: String,
+    },
+    /// A transcript.
+    Transcript {
+        /// The call.
+        call_id: String,
+        /// Processing status.
+        status: Option<String>,
+        /// The status's rank.
+        status_rank: i32,
+        /// The dialogue, as a JSON array of `{speaker, user_id, content, start, end}`.
+        dialogue: String,
+    },
+}
+
+fn millis(time: OffsetDateTime) -> i64 {
+    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn message_rank(status: &MessageStatus) -> i32 {
+    match status {
+        MessageStatus::Queued | MessageStatus::Accepted | MessageStatus::Scheduled => 1,
+        MessageStatus::Sending => 2,
+        MessageStatus::Sent => 3,
+        MessageStatus::Failed | MessageStatus::Canceled => 4,
+        MessageStatus::Undelivered => 5,
+        MessageStatus::Delivered
+        | MessageStatus::PartiallyDelivered
+        | MessageStatus::Receiving
+        | MessageStatus::Received => 6,
+        MessageStatus::Read => 7,
+        _ => 0,
+    }
+}
+
+fn call_rank(status: &CallStatus) -> i32 {
+    match status {
+        CallStatus::Queued | CallStatus::Initiated => 1,
+        CallStatus::Ringing => 2,
+        CallStatus::InProgress | CallStatus::Answered => 3,
+        CallStatus::Unknown(_) => 0,
+        _ => 4,
+    }
+}
+
+fn outcome(outcome: CallOutcome) -> (Option<String>, i32) {
+    let (name, rank) = match outcome {
+        CallOutcome::InProgress => ("in-progress", 1),
+        CallOutcome::Missed => ("missed", 2),
+        CallOutcome::Failed => ("failed", 3),
+        CallOutcome::Forwarded => ("forwarded", 3),
+        CallOutcome::Answered => ("answered", 4),
+        CallOutcome::AiHandled => ("ai-handled", 5),
+        _ => return (None, 0),
+    };
+    (Some(name.to_owned()), rank)
+}
+
+fn processing_rank(status: Option<&ProcessingStatus>) -> i32 {
+    match status {
+        Some(ProcessingStatus::Absent) => 1,
+        Some(ProcessingStatus::InProgress) => 2,
+        Some(ProcessingStatus::Failed) => 3,
+        Some(ProcessingStatus::Completed) => 4,
+        _ => 0,
+    }
+}
+
+/// The conversation change for our number and the other participants, if both are known.
+fn conversation(
+    phone_number_id: Option<&str>,
+    counterparts: &[&PhoneAddress],
+    openphone_id: Option<&str>,
+    activity: Option<OffsetDateTime>,
+) -> Option<(String, Change)> {
+    let phone_number_id = phone_number_id?;
+    if counterparts.is_empty() {
+        return None;
+    }
+    let mut participants: Vec<&str> = counterparts.iter().map(|p| p.as_str()).collect();
+    participants.sort_unstable();
+    participants.dedup();
+    let key = format!("{phone_number_id}|{}", participants.join(","));
+    let change = Change::Conversation {
+        key: key.clone(),
+        phone_number_id: phone_number_id.to_owned(),
+        participants: json!(participants).to_string(),
+        openphone_id: openphone_id.map(str::to_owned),
+        activity_ms: activity.map_or(0, millis),
+    };
+    Some((key, change))
+}
+
+/// The changes an event makes. Unknown types, contacts and tasks make none yet (they stay in
+/// the raw log, from which `replay` can project them later).
+pub fn changes(event: &Event) -> Vec<Change> {
+    let at = event.created_at.map(millis);
+    match &event.data {
+        EventData::Message(message) => message_changes(message, at),
+        EventData::Call(call) => call_changes(call),
+        EventData::Voicemail(voicemail) => voicemail_changes(voicemail),
+        EventData::CallSummary(summary) => vec![summary_change(summary)],
+        EventData::CallTranscript(transcript) => vec![transcript_change(transcript)],
+        _ => Vec::new(),
+    }
+}
+
+fn message_changes(message: &Message, at: Option<i64>) -> Vec<Change> {
+    let mut changes = Vec::new();
+    let conversation = conversation(
+        message.phone_number_id.as_ref().map(|id| id.as_str()),
+        &message.counterparts(),
+        message.conversation_id.as_ref().map(|id| id.as_str()),
+        message.created_at,
+    );
+    let key = conversation.as_ref().map(|(key, _)| key.clone());
+    changes.extend(conversation.map(|(_, change)| change));
+    let status = message.status.as_ref();
+    changes.push(Change::Message {
+        id: message.id.to_string(),
+        conversation_key: key,
+        direction: Some(message.direction.to_string()).filter(|d| !d.is_empty()),
+        from: message.from.as_ref().map(ToString::to_string),
+        to: json!(
+            message
+                .to
+                .iter()
+                .map(PhoneAddress::as_str)
+                .collect::<Vec<_>>()
+        )
+        .to_string(),
+        body: message.text.clone(),
+        media: json!(
+            message
+                .media
+                .iter()
+                .map(|m| json!({"url": m.url, "type": m.content_type}))
+                .collect::<Vec<_>>()
+        )
+        .to_string(),
+        status: status.map(ToString::to_string),
+        status_rank: status.map_or(0, message_rank),
+        error_code: message.error_code.clone(),
+        created_ms: message.created_at.map(millis),
+    });
+    if let Some(status) = status {
+        changes.push(Change::MessageStatus {
+            message_id: message.id.to_string(),
+            status: status.to_string(),
+            reported_ms: at.or(message.created_at.map(millis)).unwrap_or(0),
+        });
+    }
+    changes
+}
+
+fn call_changes(call: &Call) -> Vec<Change> {
+    let mut changes = Vec::new();
+    let conversation = conversation(
+        call.phone_number_id.as_ref().map(|id| id.as_str()),
+        &call.external.iter().collect::<Vec<_>>(),
+        call.conversation_id.as_ref().map(|id| id.as_str()),
+        call.created_at,
+    );
+    let key = conversation.as_ref().map(|(key, _)| key.clone());
+    changes.extend(conversation.map(|(_, change)| change));
+    let (outcome, outcome_rank) = outcome(call.outcome);
+    changes.push(Change::Call {
+        id: call.id.to_string(),
+        conversation_key: key,
+        direction: call.direction.as_ref().map(ToString::to_string),
+        status: call.status.as_ref().map(ToString::to_string),
+        status_rank: call.status.as_ref().map_or(0, call_rank),
+        outcome,
+        outcome_rank,
+        created_ms: call.created_at.map(millis),
+        answered_ms: call.answered_at.map(millis),
+        completed_ms: call.completed_at.map(millis),
+        duration_s: call.duration.map(i64::from),
+        voicemail_url: call.voicemail.as_ref().map(|v| v.url.clone()),
+        has_voicemail: call.voicemail.is_some() || call.has_voicemail == Some(true),
+    });
+    for recording in &call.recordings {
+        changes.push(Change::Recording {
+            call_id: call.id.to_string(),
+            url: recording.url.clone(),
+            content_type: recording.content_type.clone(),
+            duration_s: recording.duration.map(i64::from),
+        });
+    }
+    changes
+}
+
+fn voicemail_changes(voicemail: &Voicemail) -> Vec<Change> {
+    let Some(call_id) = &voicemail.call_id else {
+        return Vec::new();
+    };
+    vec![Change::Call {
+        id: call_id.to_string(),
+        conversation_key: None,
+        direction: voicemail.direction.as_ref().map(ToString::to_string),
+        status: None,
+        status_rank: 0,
+        outcome: None,
+        outcome_rank: 0,
+        created_ms: None,
+        answered_ms: None,
+        completed_ms: None,
+        duration_s: None,
+        voicemail_url: voicemail.recording_url.clone(),
+        has_voicemail: true,
+    }]
+}
+
+fn summary_change(summary: &CallSummary) -> Change {
+    Change::Summary {
+        call_id: summary.call_id.to_string(),
+        status: summary.status.as_ref().map(ToString::to_string),
+        status_rank: processing_rank(summary.status.as_ref()),
+        summary: json!(summary.summary).to_string(),
+        next_steps: json!(summary.next_steps).to_string(),
+    }
+}
+
+fn transcript_change(transcript: &CallTranscript) -> Change {
+    let dialogue: Vec<_> = transcript
+        .dialogue
+        .iter()
+        .map(|line| {
+            json!({
+                "speaker": line.identifier.as_ref().map(ToString::to_string),
+                "user_id": line.user_id.as_ref().map(ToString::to_string),
+                "content": line.content,
+                "start": line.start,
+                "end": line.end,
+            })
+        })
+        .collect();
+    Change::Transcript {
+        call_id: transcript.call_id.to_string(),
+        status: transcript.status.as_ref().map(ToString::to_string),
+        status_rank: processing_rank(transcript.status.as_ref()),
+        dialogue: json!(dialogue).to_string(),
+    }
+}
