@@ -7,7 +7,7 @@
 //! same records, and a duplicate changes nothing.
 
 use openphone_webhooks::event::{
-    Call, CallOutcome, CallSummary, CallTranscript, Message, Voicemail,
+    Call, CallOutcome, CallSummary, CallTranscript, Contact, Message, Voicemail,
 };
 use openphone_webhooks::types::{CallStatus, MessageStatus, PhoneAddress, ProcessingStatus};
 use openphone_webhooks::{Event, EventData};
@@ -117,6 +117,27 @@ pub enum Change {
         /// Next steps, as a JSON array.
         next_steps: String,
     },
+    /// A version of a contact.
+    Contact {
+        /// The contact id.
+        id: String,
+        /// First name.
+        first_name: Option<String>,
+        /// Last name.
+        last_name: Option<String>,
+        /// Company.
+        company: Option<String>,
+        /// The integration's id for it.
+        external_id: Option<String>,
+        /// Whether this version is a deletion.
+        deleted: bool,
+        /// The version's time (the contact's `updatedAt`, else the event's).
+        updated_ms: i64,
+        /// The whole version as JSON, to break ties and keep every field.
+        content: String,
+        /// Its phone numbers, E.164 when they parse.
+        phones: Vec<String>,
+    },
     /// A transcript.
     Transcript {
         /// The call.
@@ -208,8 +229,7 @@ fn conversation(
     Some((key, change))
 }
 
-/// The changes an event makes. Unknown types, contacts and tasks make none yet (they stay in
-/// the raw log, from which `replay` can project them later).
+/// The changes an event makes. Unknown types and tasks make none (they stay in the raw log).
 pub fn changes(event: &Event) -> Vec<Change> {
     let at = event.created_at.map(millis);
     match &event.data {
@@ -218,6 +238,11 @@ pub fn changes(event: &Event) -> Vec<Change> {
         EventData::Voicemail(voicemail) => voicemail_changes(voicemail),
         EventData::CallSummary(summary) => vec![summary_change(summary)],
         EventData::CallTranscript(transcript) => vec![transcript_change(transcript)],
+        EventData::Contact(contact) => vec![contact_change(
+            contact,
+            event.event_type == openphone_webhooks::EventType::ContactDeleted,
+            at,
+        )],
         _ => Vec::new(),
     }
 }
@@ -357,5 +382,42 @@ fn transcript_change(transcript: &CallTranscript) -> Change {
         status: transcript.status.as_ref().map(ToString::to_string),
         status_rank: processing_rank(transcript.status.as_ref()),
         dialogue: json!(dialogue).to_string(),
+    }
+}
+
+fn contact_change(contact: &Contact, deleted: bool, at: Option<i64>) -> Change {
+    let mut phones: Vec<String> = contact
+        .phone_numbers
+        .iter()
+        .map(|phone| {
+            let digits: String = phone
+                .value
+                .chars()
+                .filter(|c| c.is_ascii_digit() || *c == '+')
+                .collect();
+            PhoneAddress::from(digits.as_str())
+                .as_e164()
+                .map_or_else(|| phone.value.trim().to_owned(), ToString::to_string)
+        })
+        .filter(|phone| !phone.is_empty())
+        .collect();
+    phones.sort();
+    phones.dedup();
+    let content = json!({
+        "first_name": contact.first_name, "last_name": contact.last_name, "company": contact.company,
+        "role": contact.role, "external_id": contact.external_id, "phones": phones,
+        "emails": contact.emails.iter().map(|e| &e.value).collect::<Vec<_>>(),
+        "fields": contact.fields.iter().map(|f| json!({"name": f.name, "value": f.value})).collect::<Vec<_>>(),
+    });
+    Change::Contact {
+        id: contact.id.to_string(),
+        first_name: contact.first_name.clone(),
+        last_name: contact.last_name.clone(),
+        company: contact.company.clone(),
+        external_id: contact.external_id.clone(),
+        deleted,
+        updated_ms: contact.updated_at.map(millis).or(at).unwrap_or(0),
+        content: content.to_string(),
+        phones,
     }
 }

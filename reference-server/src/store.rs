@@ -262,6 +262,53 @@ macro_rules! apply {
                         .execute(&mut *$conn)
                         .await?;
                 }
+                Change::Contact {
+                    id,
+                    first_name,
+                    last_name,
+                    company,
+                    external_id,
+                    deleted,
+                    updated_ms,
+                    content,
+                    phones,
+                } => {
+                    let deleted = i32::from(*deleted);
+                    sqlx::query(AssertSqlSafe($dialect(sql::CONTACT)))
+                        .bind(id)
+                        .bind(first_name)
+                        .bind(last_name)
+                        .bind(company)
+                        .bind(external_id)
+                        .bind(deleted)
+                        .bind(updated_ms)
+                        .bind(content)
+                        .execute(&mut *$conn)
+                        .await?;
+                    let current: i64 =
+                        sqlx::query_scalar(AssertSqlSafe($dialect(sql::CONTACT_IS_CURRENT)))
+                            .bind(id)
+                            .bind(updated_ms)
+                            .bind(deleted)
+                            .bind(content)
+                            .fetch_one(&mut *$conn)
+                            .await?;
+                    if current > 0 {
+                        sqlx::query(AssertSqlSafe($dialect(sql::CONTACT_PHONES_CLEAR)))
+                            .bind(id)
+                            .execute(&mut *$conn)
+                            .await?;
+                        if deleted == 0 {
+                            for phone in phones {
+                                sqlx::query(AssertSqlSafe($dialect(sql::CONTACT_PHONE)))
+                                    .bind(id)
+                                    .bind(phone)
+                                    .execute(&mut *$conn)
+                                    .await?;
+                            }
+                        }
+                    }
+                }
                 Change::Transcript {
                     call_id,
                     status,
@@ -519,6 +566,25 @@ impl Store {
             history,
             media: r.3,
         }))
+    }
+
+    /// The ids of the live contacts with this phone number, sorted.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn contacts_by_phone(&self, phone: &str) -> Result<Vec<String>, StoreError> {
+        const SQL: &str = "SELECT contact_phones.contact_id FROM contact_phones \
+            JOIN contacts ON contacts.id = contact_phones.contact_id \
+            WHERE contact_phones.phone = $1 AND contacts.deleted = 0 ORDER BY contact_phones.contact_id";
+        Ok(match self {
+            Self::Sqlite(pool) => {
+                sqlx::query_scalar(AssertSqlSafe(sql::sqlite(SQL)))
+                    .bind(phone)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Self::Postgres(pool) => sqlx::query_scalar(SQL).bind(phone).fetch_all(pool).await?,
+        })
     }
 
     /// How many deliveries are stored.

@@ -185,6 +185,48 @@ pub(crate) const TRANSCRIPT: &str = concat!(
     "status_rank = GREATEST(call_transcripts.status_rank, excluded.status_rank)"
 );
 
+/// Whether the incoming contact version beats the stored one: later, or as late and a
+/// deletion, or as late, as deleted, and larger content.
+macro_rules! newer_contact {
+    () => {
+        "(excluded.updated_ms > contacts.updated_ms OR (excluded.updated_ms = contacts.updated_ms AND \
+         (excluded.deleted > contacts.deleted OR (excluded.deleted = contacts.deleted AND excluded.content > contacts.content))))"
+    };
+}
+
+pub(crate) const CONTACT: &str = concat!(
+    "INSERT INTO contacts (id, first_name, last_name, company, external_id, deleted, updated_ms, content) ",
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET ",
+    "first_name = CASE WHEN ",
+    newer_contact!(),
+    " THEN excluded.first_name ELSE contacts.first_name END, ",
+    "last_name = CASE WHEN ",
+    newer_contact!(),
+    " THEN excluded.last_name ELSE contacts.last_name END, ",
+    "company = CASE WHEN ",
+    newer_contact!(),
+    " THEN excluded.company ELSE contacts.company END, ",
+    "external_id = CASE WHEN ",
+    newer_contact!(),
+    " THEN excluded.external_id ELSE contacts.external_id END, ",
+    "deleted = CASE WHEN ",
+    newer_contact!(),
+    " THEN excluded.deleted ELSE contacts.deleted END, ",
+    "content = CASE WHEN ",
+    newer_contact!(),
+    " THEN excluded.content ELSE contacts.content END, ",
+    "updated_ms = CASE WHEN ",
+    newer_contact!(),
+    " THEN excluded.updated_ms ELSE contacts.updated_ms END"
+);
+
+/// Whether the stored version is the one just written (then its phones are the current ones).
+pub(crate) const CONTACT_IS_CURRENT: &str = "SELECT COUNT(*) FROM contacts WHERE id = $1 AND updated_ms = $2 AND deleted = $3 AND content = $4";
+
+pub(crate) const CONTACT_PHONES_CLEAR: &str = "DELETE FROM contact_phones WHERE contact_id = $1";
+
+pub(crate) const CONTACT_PHONE: &str = "INSERT INTO contact_phones (contact_id, phone) VALUES ($1, $2) ON CONFLICT (contact_id, phone) DO NOTHING";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -216,7 +216,90 @@ async fn message_status_never_regresses_and_keeps_its_history(backend: Backend) 
     db.cleanup().await;
 }
 
+/// A contact's life in the 2026-03-30 shape: created, renamed with a new number, deleted.
+fn contact_events(id: &str) -> Vec<Value> {
+    let version = |n: usize, kind: &str, updated: &str, name: &str, phone: &str| {
+        json!({"id": format!("EV{id}-{n}"), "apiVersion": "2026-03-30", "createdAt": updated, "type": kind,
+            "data": {"resource": {"id": id, "firstName": name, "lastName": null, "company": null, "role": null,
+                "location": null, "source": null, "externalId": "crm-1", "emails": [],
+                "phoneNumbers": [{"value": phone, "type": "phone-number"}], "customFields": [],
+                "createdAt": "2026-04-01T00:00:00Z", "updatedAt": updated},
+                "context": {"orgId": "OR1", "userId": "US1", "sharedWithIds": []}, "links": {"quo": null}}})
+    };
+    vec![
+        version(
+            0,
+            "contact.updated",
+            "2026-04-01T00:00:00Z",
+            "Pat",
+            "+1 (555) 555-0100",
+        ),
+        version(
+            1,
+            "contact.updated",
+            "2026-04-02T00:00:00Z",
+            "Patricia",
+            "+15555550199",
+        ),
+        version(
+            2,
+            "contact.deleted",
+            "2026-04-03T00:00:00Z",
+            "Patricia",
+            "+15555550199",
+        ),
+    ]
+}
+
+async fn contacts_converge_and_are_found_by_number(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    // Without the deletion: every order ends on the latest version and its number.
+    for (index, order) in permutations(2).iter().enumerate() {
+        let id = format!("live{index}");
+        let events = contact_events(&id);
+        for &n in order {
+            deliver(&store, &format!("event:{id}-{n}"), &events[n]).await;
+        }
+    }
+    assert_eq!(
+        store.contacts_by_phone("+15555550199").await.unwrap(),
+        ["live0", "live1"]
+    );
+    assert!(
+        store
+            .contacts_by_phone("+15555550100")
+            .await
+            .unwrap()
+            .is_empty(),
+        "the old number left"
+    );
+    // With the deletion, in every order (an old update after the deletion changes nothing).
+    for (index, order) in permutations(3).iter().enumerate() {
+        let id = format!("gone{index}");
+        let events = contact_events(&id);
+        for &n in order {
+            deliver(&store, &format!("event:{id}-{n}"), &events[n]).await;
+        }
+    }
+    assert_eq!(
+        store.contacts_by_phone("+15555550199").await.unwrap(),
+        ["live0", "live1"],
+        "deleted contacts are not found"
+    );
+    // A number entered with punctuation is found by its E.164 form.
+    deliver(&store, "event:fmt", &contact_events("fmt")[0]).await;
+    assert_eq!(
+        store.contacts_by_phone("+15555550100").await.unwrap(),
+        ["fmt"]
+    );
+    db.cleanup().await;
+}
+
 backend_tests!(
+    contacts_converge_and_are_found_by_number,
     every_order_of_a_calls_events_converges,
     a_missed_call_with_its_voicemail_in_either_order,
     message_status_never_regresses_and_keeps_its_history,
