@@ -109,9 +109,15 @@ impl ClientBuilder {
                 "the API key contains characters a header cannot carry".to_owned(),
             ));
         }
-        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
+        let parsed = reqwest::Url::parse(&self.base_url).map_err(|error| {
+            Error::Config(format!(
+                "the base URL {} is not a URL: {error}",
+                self.base_url
+            ))
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
             return Err(Error::Config(format!(
-                "the base URL must start with http:// or https://, got {}",
+                "the base URL must be http:// or https:// with a host, got {}",
                 self.base_url
             )));
         }
@@ -234,10 +240,21 @@ impl Client {
         &self.inner.base_url
     }
 
-    /// Sends a request and decodes its 2xx body.
+    /// Sends a request and decodes its 2xx body. A non-idempotent request whose success
+    /// answer cannot be read took effect: that is reported as ambiguous, not as a failure.
     pub(crate) async fn execute<T: DeserializeOwned>(&self, request: Request) -> Result<T, Error> {
         let (status, body) = self.send(&request).await?;
-        decode(status, &body)
+        decode(status, &body).map_err(|error| {
+            if request.idempotent {
+                error
+            } else {
+                Error::Ambiguous {
+                    reason: "the API accepted the request but its answer could not be read"
+                        .to_owned(),
+                    source: Box::new(error),
+                }
+            }
+        })
     }
 
     /// Sends a request whose success has no body worth reading (204).
@@ -271,9 +288,11 @@ impl Client {
                         .get(http::header::RETRY_AFTER)
                         .and_then(|value| value.to_str().ok())
                         .and_then(|value| parse_retry_after(value, SystemTime::now()));
-                    match response.text().await {
-                        Ok(body) if (200..300).contains(&status) => return Ok((status, body)),
-                        Ok(_) if status == 429 => (
+                    let body = response.text().await;
+                    match (status, body) {
+                        (200..=299, Ok(body)) => return Ok((status, body)),
+                        // Refused before processing, whatever became of the body.
+                        (429, _) => (
                             Failure::Status(429),
                             Error::RateLimited {
                                 retry_after,
@@ -281,13 +300,21 @@ impl Client {
                             },
                             retry_after,
                         ),
-                        Ok(body) => (
+                        (503, body) => (
+                            Failure::Status(503),
+                            error::from_response(503, body.as_deref().unwrap_or_default()),
+                            retry_after,
+                        ),
+                        (_, Ok(body)) => (
                             Failure::Status(status),
                             error::from_response(status, &body),
                             retry_after,
                         ),
-                        Err(source) => (Failure::AfterSend, transport(source), None),
+                        (_, Err(source)) => (Failure::AfterSend, transport(source), None),
                     }
+                }
+                Err(source) if source.is_builder() || source.is_redirect() => {
+                    (Failure::Unsendable, Error::Transport(source), None)
                 }
                 Err(source) if source.is_connect() => (Failure::Connect, transport(source), None),
                 Err(source) => (Failure::AfterSend, transport(source), None),
@@ -332,7 +359,7 @@ fn ambiguous_if_unsent_unknown(request: &Request, failure: Failure, error: Error
     let unknown = match failure {
         Failure::AfterSend => true,
         Failure::Status(status) => (500..600).contains(&status) && status != 503,
-        Failure::Connect => false,
+        Failure::Connect | Failure::Unsendable => false,
     };
     if request.idempotent || !unknown {
         return error;

@@ -1,13 +1,13 @@
 //! One rate limiter per API key, shared by every client and task in the process.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-/// How many requests may start in any window of time.
+/// How many requests may start in any window of time (`requests: 0` means unlimited).
 ///
 /// OpenPhone allows 10 requests per second per API key; the default is exactly that. The
 /// limiter admits a request only when fewer than `requests` have started in the last `per`
@@ -56,7 +56,7 @@ impl Limiter {
 
     /// The window the limiter enforces: `per` and its guard band.
     fn window(&self) -> Duration {
-        self.limit.per + self.limit.per / 40
+        self.limit.per.saturating_add(self.limit.per / 40)
     }
 
     /// Waits until a request may start, and counts it as started.
@@ -95,9 +95,10 @@ impl Limiter {
     }
 }
 
-/// Limiters by API key digest (the key itself is not kept). An entry lives as long as some
-/// client holds its limiter.
-static LIMITERS: LazyLock<Mutex<HashMap<[u8; 32], Weak<Limiter>>>> =
+/// Limiters by API key digest (the key itself is not kept). Entries are kept for the life of
+/// the process, so a client built after every earlier one was dropped still sees the key's
+/// recent requests. An entry is a few hundred bytes per key.
+static LIMITERS: LazyLock<Mutex<HashMap<[u8; 32], Arc<Limiter>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// The process-wide limiter of `api_key`. The first client built for a key sets its limit;
@@ -106,13 +107,10 @@ static LIMITERS: LazyLock<Mutex<HashMap<[u8; 32], Weak<Limiter>>>> =
 pub(crate) fn for_key(api_key: &str, limit: RateLimit) -> Arc<Limiter> {
     let digest: [u8; 32] = Sha256::digest(api_key.as_bytes()).into();
     let mut limiters = LIMITERS.lock().unwrap_or_else(|e| e.into_inner());
-    limiters.retain(|_, limiter| limiter.strong_count() > 0);
-    if let Some(limiter) = limiters.get(&digest).and_then(Weak::upgrade) {
-        return limiter;
-    }
-    let limiter = Arc::new(Limiter::new(limit));
-    limiters.insert(digest, Arc::downgrade(&limiter));
-    limiter
+    limiters
+        .entry(digest)
+        .or_insert_with(|| Arc::new(Limiter::new(limit)))
+        .clone()
 }
 
 #[cfg(test)]
@@ -174,6 +172,15 @@ mod tests {
             "{:?}",
             starts[29]
         );
+    }
+
+    #[test]
+    fn the_limiter_outlives_its_clients() {
+        let first = for_key("key-outlives-test", RateLimit::per_second(3));
+        let address = Arc::as_ptr(&first);
+        drop(first);
+        let again = for_key("key-outlives-test", RateLimit::per_second(3));
+        assert_eq!(Arc::as_ptr(&again), address);
     }
 
     #[test]

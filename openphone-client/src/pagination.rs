@@ -1,5 +1,6 @@
 //! Pages and the streams that follow them.
 
+use std::collections::HashSet;
 use std::future::Future;
 
 use futures_util::stream::{self, Stream, StreamExt, TryStreamExt};
@@ -34,9 +35,9 @@ pub struct CursorPage<T> {
     pub next_cursor: Option<String>,
 }
 
-/// Follows page tokens from the first page until one comes back without a next token. A token
-/// returned twice in a row ends the stream too (an old API bug returned a token on the last
-/// page), so a listing never loops forever.
+/// Follows page tokens from the first page until one comes back without a next token (or an
+/// empty one). A token already followed ends the stream too (an old API bug returned a token on
+/// the last page), so a listing never loops forever.
 pub(crate) fn follow<T, F, Fut>(fetch: F) -> impl Stream<Item = Result<T, Error>> + Send
 where
     T: Send + 'static,
@@ -47,20 +48,22 @@ where
         Next(Option<String>),
         Done,
     }
-    let pages = stream::try_unfold((State::Next(None), fetch), |(state, fetch)| async move {
+    let start = (State::Next(None), fetch, HashSet::new());
+    let pages = stream::try_unfold(start, |(state, fetch, mut seen)| async move {
         let State::Next(token) = state else {
             return Ok(None);
         };
-        let (items, next) = fetch(token.clone()).await?;
+        let (items, next) = fetch(token).await?;
         let state = match next {
-            Some(next) if Some(&next) == token.as_ref() => {
-                tracing::warn!("OpenPhone returned the same page token twice; stopping");
+            Some(next) if next.is_empty() => State::Done,
+            Some(next) if !seen.insert(next.clone()) => {
+                tracing::warn!("OpenPhone returned a page token already followed; stopping");
                 State::Done
             }
             Some(next) => State::Next(Some(next)),
             None => State::Done,
         };
-        Ok(Some((items, (state, fetch))))
+        Ok(Some((items, (state, fetch, seen))))
     });
     pages
         .map_ok(|items| stream::iter(items.into_iter().map(Ok)))

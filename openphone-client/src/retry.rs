@@ -49,6 +49,8 @@ pub(crate) enum Failure {
     Connect,
     /// The request may have been sent: timeout, reset, incomplete response.
     AfterSend,
+    /// The request could not be built or followed (bad URL, redirect loop): not retried.
+    Unsendable,
 }
 
 /// What to do next.
@@ -78,9 +80,14 @@ impl RetryPolicy {
         let retryable = match failure {
             Failure::Status(429 | 503) | Failure::Connect => true,
             Failure::Status(500..=599) | Failure::AfterSend => idempotent,
-            Failure::Status(_) => false,
+            Failure::Status(_) | Failure::Unsendable => false,
         };
         if !retryable {
+            return Decision::Stop;
+        }
+        // Asked to wait longer than we would: give up now and report how long, rather than
+        // come back early and be refused again.
+        if retry_after.is_some_and(|wait| wait > self.max_delay) {
             return Decision::Stop;
         }
         let delay = retry_after.unwrap_or_else(|| {
@@ -188,7 +195,7 @@ mod tests {
             policy.decide(4, true, Failure::Status(500), None, 0.5),
             Decision::Stop
         );
-        // A huge Retry-After is capped too.
+        // A Retry-After beyond the longest wait stops the retries (the caller sees it).
         assert_eq!(
             policy.decide(
                 0,
@@ -197,7 +204,7 @@ mod tests {
                 Some(Duration::from_secs(3600)),
                 0.5
             ),
-            Decision::Retry(Duration::from_secs(30))
+            Decision::Stop
         );
     }
 

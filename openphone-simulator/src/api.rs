@@ -189,7 +189,10 @@ fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
         while index < bytes.len() {
             match bytes[index] {
                 b'+' => out.push(b' '),
-                b'%' if index + 2 < bytes.len() => {
+                b'%' if index + 2 < bytes.len()
+                    && bytes[index + 1].is_ascii_hexdigit()
+                    && bytes[index + 2].is_ascii_hexdigit() =>
+                {
                     match u8::from_str_radix(
                         std::str::from_utf8(&bytes[index + 1..index + 3]).unwrap_or("zz"),
                         16,

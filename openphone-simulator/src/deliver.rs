@@ -58,22 +58,34 @@ impl Deliverer {
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_default();
+        let options = Arc::new(options);
         tokio::spawn(async move {
             let mut rng = Rng::new(seed ^ 0xD311_7E41);
             while let Some(mut batch) = receiver.recv().await {
                 if options.reorder {
                     batch.reverse();
                 }
-                for delivery in batch {
-                    let copies = if rng.chance(options.duplicate_rate) {
-                        2
-                    } else {
-                        1
-                    };
-                    for _ in 0..copies {
-                        send(&http, &delivery, &options, &stats, &queue).await;
+                let copies: Vec<usize> = batch
+                    .iter()
+                    .map(|_| {
+                        if rng.chance(options.duplicate_rate) {
+                            2
+                        } else {
+                            1
+                        }
+                    })
+                    .collect();
+                // One task per activity: a slow receiver delays only its own events, and the
+                // events of one activity keep their order.
+                let (http, options, stats, queue) =
+                    (http.clone(), options.clone(), stats.clone(), queue.clone());
+                tokio::spawn(async move {
+                    for (delivery, copies) in batch.iter().zip(copies) {
+                        for _ in 0..copies {
+                            send(&http, delivery, &options, &stats, &queue).await;
+                        }
                     }
-                }
+                });
             }
         });
         deliverer

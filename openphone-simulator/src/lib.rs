@@ -74,7 +74,7 @@ pub struct InboundMessage {
     pub to: String,
     /// The text.
     pub text: String,
-    /// Attach this many images (served by the simulator at `/media/{id}`).
+    /// Attach this many images (served by the simulator at `/media/{id}`), at most 10.
     #[serde(default)]
     pub media: usize,
 }
@@ -225,6 +225,9 @@ impl Shared {
     }
 
     pub(crate) fn inbound_message(&self, inbound: InboundMessage) -> Result<String, String> {
+        if inbound.media > 10 {
+            return Err("media: at most 10 attachments".to_owned());
+        }
         let now = OffsetDateTime::now_utc();
         let (mut workspace, number, conversation_id) =
             self.open_inbound(&inbound.from, &inbound.to, now)?;

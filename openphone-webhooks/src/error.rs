@@ -25,8 +25,9 @@ pub enum Error {
     /// The request has neither an `openphone-signature` nor a `webhook-signature` header.
     #[error("missing signature: no openphone-signature or webhook-signature header")]
     MissingSignature,
-    /// The request carries headers of both schemes, which OpenPhone never sends.
-    #[error("both openphone-signature and webhook-* headers are present")]
+    /// The request carries both signature headers (`openphone-signature` and
+    /// `webhook-signature`), which OpenPhone never sends.
+    #[error("both openphone-signature and webhook-signature headers are present")]
     ConflictingSchemes,
     /// A required header is missing.
     #[error("missing header {0}")]

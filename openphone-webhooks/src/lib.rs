@@ -16,4 +16,6 @@ pub use secret::{
     LEGACY_SIGNATURE_HEADER, Scheme, SigningSecret, WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER,
     WEBHOOK_TIMESTAMP_HEADER,
 };
-pub use verify::{DEFAULT_MAX_BODY_SIZE, DEFAULT_TOLERANCE, Verified, WebhookVerifier};
+pub use verify::{
+    DEFAULT_MAX_BODY_SIZE, DEFAULT_TOLERANCE, MAX_SIGNATURES, Verified, WebhookVerifier,
+};

@@ -26,6 +26,10 @@ const MILLISECOND_DIGITS: usize = 12;
 /// Length of an HMAC-SHA256 digest.
 const DIGEST_LEN: usize = 32;
 
+/// The most signatures one header may carry. Each costs an HMAC over the body per secret, so
+/// an unbounded list would let anyone burn CPU without a valid signature. Rotation needs two.
+pub const MAX_SIGNATURES: usize = 8;
+
 // Pre-parsed header names: comparing two `HeaderName`s is a plain byte comparison.
 static LEGACY_SIGNATURE: HeaderName = HeaderName::from_static(LEGACY_SIGNATURE_HEADER);
 static WEBHOOK_ID: HeaderName = HeaderName::from_static(WEBHOOK_ID_HEADER);
@@ -188,9 +192,17 @@ impl WebhookVerifier {
         let secrets = self.secrets_for(Scheme::Legacy)?;
         // "Future versions may include multiple signatures separated by commas."
         let mut first_error = None;
-        for candidate in split_ascii(header, b',').map(str::trim) {
+        for (index, candidate) in split_ascii(header, b',').map(str::trim).enumerate() {
+            if index == MAX_SIGNATURES {
+                return Err(Error::MalformedHeader {
+                    header: LEGACY_SIGNATURE_HEADER,
+                    reason: "too many signatures",
+                });
+            }
             let outcome = parse_legacy_candidate(candidate).and_then(|(timestamp, signature)| {
                 let signed_at = self.check_timestamp(LEGACY_SIGNATURE_HEADER, timestamp, now)?;
+                // A signature that cannot be a digest never matches: no HMAC is spent on it.
+                let signature = signature.ok_or(Error::SignatureMismatch)?;
                 let matched = secrets.clone().any(|secret| {
                     digest_matches(&secret.mac(&[timestamp.as_bytes(), b".", body]), &signature)
                 });
@@ -243,7 +255,13 @@ impl WebhookVerifier {
         // `version,signature` entries separated by spaces; only `v1` is defined.
         let entries = || split_ascii(signatures, b' ').filter(|entry| !entry.is_empty());
         let mut saw_v1 = false;
-        for entry in entries() {
+        for (index, entry) in entries().enumerate() {
+            if index == MAX_SIGNATURES {
+                return Err(Error::MalformedHeader {
+                    header: WEBHOOK_SIGNATURE_HEADER,
+                    reason: "too many signatures",
+                });
+            }
             match entry.split_once(',') {
                 Some(("v1", _)) => saw_v1 = true,
                 Some(_) => {}
@@ -380,7 +398,7 @@ impl<'h> Occurrence<'h> {
 }
 
 /// Splits one legacy candidate `hmac;1;<timestamp>;<base64>` into timestamp and signature.
-fn parse_legacy_candidate(candidate: &str) -> Result<(&str, Signature), Error> {
+fn parse_legacy_candidate(candidate: &str) -> Result<(&str, Option<Signature>), Error> {
     let mut fields = split_ascii(candidate, b';');
     let (Some(scheme), Some(version), Some(timestamp), Some(signature), None) = (
         fields.next(),
@@ -401,8 +419,7 @@ fn parse_legacy_candidate(candidate: &str) -> Result<(&str, Signature), Error> {
         return Err(Error::UnsupportedVersion);
     }
     // An undecodable signature cannot match; it is reported as a mismatch, like a wrong one.
-    let signature = decode_signature(signature).unwrap_or([0; DIGEST_LEN + 1]);
-    Ok((timestamp, signature))
+    Ok((timestamp, decode_signature(signature)))
 }
 
 /// Splits on an ASCII separator by scanning bytes. Signature headers are a few dozen bytes:

@@ -15,7 +15,8 @@ impl Client {
     pub async fn list_webhooks(&self, user: Option<&UserId>) -> Result<Vec<Webhook>, Error> {
         let Data { data } = self
             .execute(Request::get("/v1/webhooks").query_opt("userId", user))
-            .await?;
+            .await
+            .map_err(redact_body)?;
         Ok(data)
     }
 
@@ -30,7 +31,8 @@ impl Client {
                 "/v1/webhooks/{}",
                 segment(id.as_str())
             )))
-            .await?;
+            .await
+            .map_err(redact_body)?;
         Ok(data)
     }
 
@@ -58,7 +60,8 @@ impl Client {
             .map_err(|error| Error::validation("webhook", error.to_string()))?;
         let Data { data } = self
             .execute(Request::post(webhook.kind.path(), body))
-            .await?;
+            .await
+            .map_err(redact_body)?;
         Ok(data)
     }
 
@@ -72,5 +75,27 @@ impl Client {
             segment(id.as_str())
         )))
         .await
+    }
+}
+
+/// Webhook bodies carry signing keys: an undecodable one is not kept in the error.
+fn redact_body(error: Error) -> Error {
+    match error {
+        Error::Decode {
+            status,
+            path,
+            reason,
+            ..
+        } => Error::Decode {
+            status,
+            path,
+            reason,
+            body: "[withheld: webhook bodies carry signing keys]".to_owned(),
+        },
+        Error::Ambiguous { reason, source } => Error::Ambiguous {
+            reason,
+            source: Box::new(redact_body(*source)),
+        },
+        other => other,
     }
 }

@@ -691,3 +691,32 @@ async fn validation_refuses_bad_input_before_sending() {
         "nothing was sent"
     );
 }
+
+#[tokio::test]
+async fn a_token_cycle_ends_the_listing() {
+    let server = MockServer::start().await;
+    let (client, _) = client(&server);
+    let page = |token: Option<&str>, next: &str, id: &str| {
+        let mut mock = Mock::given(method("GET")).and(path("/v1/users"));
+        mock = match token {
+            Some(token) => mock.and(query_param("pageToken", token)),
+            None => mock.and(wiremock::matchers::query_param_is_missing("pageToken")),
+        };
+        mock.respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": [{"id": id, "email": "a@example.com", "firstName": null, "lastName": null, "pictureUrl": null,
+                      "role": "member", "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"}],
+            "totalItems": 1, "nextPageToken": next
+        })))
+        .expect(1)
+    };
+    page(None, "a", "US1").mount(&server).await;
+    page(Some("a"), "b", "US2").mount(&server).await;
+    page(Some("b"), "a", "US3").mount(&server).await;
+    unmatched(&server).await;
+    let users: Vec<_> = client.list_users().try_collect().await.unwrap();
+    assert_eq!(
+        users.len(),
+        3,
+        "three pages, then the repeated token stops the stream"
+    );
+}

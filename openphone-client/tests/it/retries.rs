@@ -282,3 +282,73 @@ async fn the_api_key_never_shows() {
         Err(Error::Config(_))
     ));
 }
+
+#[tokio::test]
+async fn an_unreadable_success_after_a_send_is_ambiguous() {
+    let server = MockServer::start().await;
+    let (client, _) = client(&server);
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(ResponseTemplate::new(202).set_body_string("{\"data\": {\"id\""))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let error = client.send_message(&send()).await.unwrap_err();
+    assert!(error.is_ambiguous(), "{error:?}");
+    match error {
+        Error::Ambiguous { source, .. } => {
+            assert!(matches!(*source, Error::Decode { status: 202, .. }))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn webhook_keys_never_reach_a_decode_error() {
+    let server = MockServer::start().await;
+    let (client, _) = client(&server);
+    Mock::given(method("GET"))
+        .and(path("/v1/webhooks"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            r#"{"data":[{"id":"WH1","key":"super-secret-key","status":"enabled"}]}"#,
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let error = client.list_webhooks(None).await.unwrap_err();
+    let shown = format!("{error:?} {error}");
+    assert!(matches!(error, Error::Decode { .. }), "{shown}");
+    assert!(!shown.contains("super-secret-key"), "{shown}");
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_longest_wait_is_reported_not_hammered() {
+    let server = MockServer::start().await;
+    let (client, _) = client(&server);
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "3600"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let error = client
+        .get_message(&MessageId::from("AC1"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::RateLimited { retry_after: Some(wait), attempts: 1 } if wait == Duration::from_secs(3600)),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn base_urls_must_parse_with_a_host() {
+    for bad in ["http://", "https://:80", "not a url", "ftp://example.com"] {
+        assert!(
+            matches!(
+                Client::builder("k").base_url(bad).build(),
+                Err(Error::Config(_))
+            ),
+            "{bad}"
+        );
+    }
+}

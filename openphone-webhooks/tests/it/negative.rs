@@ -331,3 +331,36 @@ fn base64_decode(text: &str) -> Vec<u8> {
         .decode(text)
         .unwrap()
 }
+
+#[test]
+fn long_signature_lists_are_refused_before_hashing() {
+    let candidate = format!("hmac;1;{LEGACY_TIMESTAMP_MS};x");
+    let header = [candidate.as_str(); openphone_webhooks::MAX_SIGNATURES + 1].join(",");
+    let err = legacy(&header, LEGACY_BODY).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::MalformedHeader {
+                reason: "too many signatures",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // At the limit, with the valid signature last, it still verifies.
+    let mut list = vec![candidate.as_str(); openphone_webhooks::MAX_SIGNATURES - 1];
+    list.push(LEGACY_HEADER);
+    assert!(legacy(&list.join(","), LEGACY_BODY).is_ok());
+    let entries = ["v1,AAAA"; openphone_webhooks::MAX_SIGNATURES + 1].join(" ");
+    let err = standard(&standard_headers(&entries), STANDARD_BODY).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::MalformedHeader {
+                reason: "too many signatures",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
