@@ -50,11 +50,17 @@ async fn serve(config: Config) -> Result<(), reference_server::Error> {
     let app = Application::build(&config).await?;
     let address = app.local_addr()?;
     let database = app.store().backend();
-    println!("reference-server listening on http://{address} (database: {database})");
+    // Written without `println!`: a closed stdout (a supervisor that stopped reading) must not
+    // take the server down.
+    let mut banner =
+        format!("reference-server listening on http://{address} (database: {database})\n");
     for path in reference_server::app::WEBHOOK_PATHS {
-        println!("  webhooks: POST http://{address}{path}");
+        banner.push_str(&format!("  webhooks: POST http://{address}{path}\n"));
     }
-    println!("  health:   GET  http://{address}/healthz");
+    banner.push_str(&format!("  health:   GET  http://{address}/healthz\n"));
+    let mut stdout = std::io::stdout();
+    let _ = std::io::Write::write_all(&mut stdout, banner.as_bytes());
+    let _ = std::io::Write::flush(&mut stdout);
     app.run_until_stopped(shutdown_signal()).await
 }
 
