@@ -18,6 +18,22 @@ struct Cli {
 enum Command {
     /// Run the server (the default when no command is given).
     Serve(Config),
+    /// Rebuild the normalized records from the raw event log (idempotent).
+    Replay {
+        #[command(flatten)]
+        config: Config,
+        /// Only events received at or after this time (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<time::OffsetDateTime>,
+        /// Report what would change, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn parse_time(text: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| "expected an RFC 3339 time, e.g. 2026-04-01T00:00:00Z".to_owned())
 }
 
 #[tokio::main]
@@ -28,11 +44,16 @@ async fn main() -> std::process::ExitCode {
         )
         .init();
     let cli = Cli::parse();
-    let config = match cli.command {
-        Some(Command::Serve(config)) => config,
-        None => cli.serve,
+    let result = match cli.command {
+        Some(Command::Serve(config)) => serve(config).await,
+        Some(Command::Replay {
+            config,
+            since,
+            dry_run,
+        }) => replay(config, since, dry_run).await,
+        None => serve(cli.serve).await,
     };
-    match serve(config).await {
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");
@@ -62,6 +83,30 @@ async fn serve(config: Config) -> Result<(), reference_server::Error> {
     let _ = std::io::Write::write_all(&mut stdout, banner.as_bytes());
     let _ = std::io::Write::flush(&mut stdout);
     app.run_until_stopped(shutdown_signal()).await
+}
+
+async fn replay(
+    config: Config,
+    since: Option<time::OffsetDateTime>,
+    dry_run: bool,
+) -> Result<(), reference_server::Error> {
+    let store = reference_server::store::Store::connect(&config.database_url()?).await?;
+    let report = store.replay(since, dry_run).await?;
+    let mut out = format!(
+        "{} {} raw deliveries: {} projected, {} not events\n",
+        if dry_run { "dry run over" } else { "replayed" },
+        report.deliveries,
+        report.projected,
+        report.unparsed
+    );
+    for (table, before, after) in &report.tables {
+        out.push_str(&format!("  {table:<18} {before:>9} -> {after:>9}\n"));
+    }
+    if dry_run {
+        out.push_str("nothing was changed (dry run)\n");
+    }
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -115,6 +115,32 @@ pub struct MessageRecord {
     pub media: String,
 }
 
+/// What a replay did (or, dry, would do).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReplayReport {
+    /// Raw deliveries read.
+    pub deliveries: u64,
+    /// Of those, events projected.
+    pub projected: u64,
+    /// Of those, bodies that do not parse as events (kept raw, not projected).
+    pub unparsed: u64,
+    /// Rows per normalized table before and after, as `(table, before, after)`.
+    pub tables: Vec<(&'static str, i64, i64)>,
+}
+
+/// The normalized tables a replay rebuilds.
+const PROJECTED_TABLES: [&str; 9] = [
+    "conversations",
+    "messages",
+    "message_statuses",
+    "calls",
+    "call_recordings",
+    "call_summaries",
+    "call_transcripts",
+    "contacts",
+    "contact_phones",
+];
+
 /// A stored delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredDelivery {
@@ -585,6 +611,76 @@ impl Store {
             }
             Self::Postgres(pool) => sqlx::query_scalar(SQL).bind(phone).fetch_all(pool).await?,
         })
+    }
+
+    /// Re-projects the raw log (from `since`, by received time, in arrival order) into the
+    /// normalized records, in one transaction. Projection merges are joins, so a replay is
+    /// idempotent and converges with what ingestion already wrote. With `dry_run` the
+    /// transaction is rolled back: the report says what would change.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when a read or write fails; nothing is changed then.
+    pub async fn replay(
+        &self,
+        since: Option<OffsetDateTime>,
+        dry_run: bool,
+    ) -> Result<ReplayReport, StoreError> {
+        const PAGE: &str = "SELECT id, body FROM webhook_deliveries \
+            WHERE id > $1 AND ($2 OR received_at >= $3) ORDER BY id LIMIT 500";
+        let since_or_epoch = since.unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let mut report = ReplayReport::default();
+        macro_rules! replay {
+            ($pool:expr, $dialect:expr) => {{
+                let mut tx = $pool.begin().await?;
+                let mut before = Vec::new();
+                for table in PROJECTED_TABLES {
+                    let count: i64 =
+                        sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    before.push(count);
+                }
+                let mut last_id = 0i64;
+                loop {
+                    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(AssertSqlSafe($dialect(PAGE)))
+                        .bind(last_id)
+                        .bind(since.is_none())
+                        .bind(since_or_epoch)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let Some((id, _)) = rows.last() else { break };
+                    last_id = *id;
+                    for (_, body) in &rows {
+                        report.deliveries += 1;
+                        match openphone_webhooks::Event::parse(body) {
+                            Ok(event) => {
+                                let changes = crate::projection::changes(&event);
+                                apply!(&mut *tx, &changes, $dialect);
+                                report.projected += 1;
+                            }
+                            Err(_) => report.unparsed += 1,
+                        }
+                    }
+                }
+                for (table, before) in PROJECTED_TABLES.into_iter().zip(before) {
+                    let after: i64 =
+                        sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    report.tables.push((table, before, after));
+                }
+                if dry_run {
+                    tx.rollback().await?;
+                } else {
+                    tx.commit().await?;
+                }
+            }};
+        }
+        match self {
+            Self::Sqlite(pool) => replay!(pool, sql::sqlite),
+            Self::Postgres(pool) => replay!(pool, str::to_owned),
+        }
+        Ok(report)
     }
 
     /// How many deliveries are stored.

@@ -298,7 +298,94 @@ async fn contacts_converge_and_are_found_by_number(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Stores an event raw only, as ingestion did before the projection existed.
+async fn store_raw(store: &Store, key: &str, payload: &Value, received_at: OffsetDateTime) {
+    store
+        .record_delivery(&NewDelivery {
+            delivery_key: key.to_owned(),
+            scheme: "legacy",
+            event_id: None,
+            event_type: None,
+            parse_error: None,
+            signed_at: received_at,
+            received_at,
+            changes: Vec::new(),
+            body: payload.to_string().into_bytes(),
+        })
+        .await
+        .unwrap();
+}
+
+async fn replay_projects_the_raw_log_idempotently(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    let old = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    let new = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    for (n, event) in call_events("ACold").iter().enumerate() {
+        store_raw(&store, &format!("old{n}"), event, old).await;
+    }
+    store_raw(&store, "new0", &contact_events("CTnew")[0], new).await;
+    store_raw(&store, "junk", &json!("not an event"), new).await;
+
+    let dry = store.replay(None, true).await.unwrap();
+    assert_eq!((dry.deliveries, dry.projected, dry.unparsed), (7, 6, 1));
+    let calls = dry
+        .tables
+        .iter()
+        .find(|(table, ..)| *table == "calls")
+        .unwrap();
+    assert_eq!(
+        (calls.1, calls.2),
+        (0, 1),
+        "the dry run says one call would appear"
+    );
+    assert!(
+        store.call("ACold").await.unwrap().is_none(),
+        "and changes nothing"
+    );
+
+    let since = store.replay(Some(new), false).await.unwrap();
+    assert_eq!(
+        (since.deliveries, since.projected),
+        (2, 1),
+        "only what arrived since"
+    );
+    assert!(store.call("ACold").await.unwrap().is_none());
+    assert_eq!(
+        store.contacts_by_phone("+15555550100").await.unwrap(),
+        ["CTnew"]
+    );
+
+    let full = store.replay(None, false).await.unwrap();
+    assert_eq!(
+        store
+            .call("ACold")
+            .await
+            .unwrap()
+            .unwrap()
+            .outcome
+            .as_deref(),
+        Some("answered")
+    );
+    let again = store.replay(None, false).await.unwrap();
+    assert!(
+        again
+            .tables
+            .iter()
+            .all(|(_, before, after)| before == after),
+        "idempotent: {again:?}"
+    );
+    assert_eq!(
+        full.tables.iter().map(|t| t.2).collect::<Vec<_>>(),
+        again.tables.iter().map(|t| t.2).collect::<Vec<_>>()
+    );
+    db.cleanup().await;
+}
+
 backend_tests!(
+    replay_projects_the_raw_log_idempotently,
     contacts_converge_and_are_found_by_number,
     every_order_of_a_calls_events_converges,
     a_missed_call_with_its_voicemail_in_either_order,
