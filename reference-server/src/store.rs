@@ -416,18 +416,15 @@ impl Store {
     /// # Errors
     /// [`StoreError::Backend`] when the write fails; nothing is recorded then.
     pub async fn record_delivery(&self, delivery: &NewDelivery) -> Result<Recorded, StoreError> {
-        const SQLITE: &str = "INSERT INTO webhook_deliveries \
-            (delivery_key, scheme, event_id, event_type, parse_error, signed_at, received_at, body) \
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-            ON CONFLICT (delivery_key) DO NOTHING RETURNING id";
-        const POSTGRES: &str = "INSERT INTO webhook_deliveries \
+        const INSERT: &str = "INSERT INTO webhook_deliveries \
             (delivery_key, scheme, event_id, event_type, parse_error, signed_at, received_at, body) \
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
             ON CONFLICT (delivery_key) DO NOTHING RETURNING id";
-        let id: Option<i64> = match self {
-            Self::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                let id: Option<i64> = sqlx::query_scalar(SQLITE)
+        // The raw row and its projection commit together, or not at all.
+        macro_rules! record {
+            ($pool:expr, $dialect:expr) => {{
+                let mut tx = $pool.begin().await?;
+                let id: Option<i64> = sqlx::query_scalar(AssertSqlSafe($dialect(INSERT)))
                     .bind(&delivery.delivery_key)
                     .bind(delivery.scheme)
                     .bind(&delivery.event_id)
@@ -439,30 +436,15 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
                 if id.is_some() {
-                    apply!(&mut *tx, &delivery.changes, sql::sqlite);
+                    apply!(&mut *tx, &delivery.changes, $dialect);
                 }
                 tx.commit().await?;
                 id
-            }
-            Self::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let id: Option<i64> = sqlx::query_scalar(POSTGRES)
-                    .bind(&delivery.delivery_key)
-                    .bind(delivery.scheme)
-                    .bind(&delivery.event_id)
-                    .bind(&delivery.event_type)
-                    .bind(&delivery.parse_error)
-                    .bind(delivery.signed_at)
-                    .bind(delivery.received_at)
-                    .bind(&delivery.body)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if id.is_some() {
-                    apply!(&mut *tx, &delivery.changes, str::to_owned);
-                }
-                tx.commit().await?;
-                id
-            }
+            }};
+        }
+        let id = match self {
+            Self::Sqlite(pool) => record!(pool, sql::sqlite),
+            Self::Postgres(pool) => record!(pool, str::to_owned),
         };
         Ok(id.map_or(Recorded::Duplicate, Recorded::New))
     }
