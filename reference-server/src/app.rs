@@ -43,8 +43,9 @@ pub fn router(store: Store, verifier: Option<WebhookVerifier>, clock: Clock) -> 
     };
     Router::new()
         .route("/healthz", get(health))
-        .with_state(store)
+        .with_state(store.clone())
         .merge(webhooks)
+        .merge(crate::api::routes(crate::api::ApiState { store }))
 }
 
 async fn health(State(store): State<Store>) -> (StatusCode, Json<serde_json::Value>) {

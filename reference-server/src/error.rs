@@ -1,7 +1,9 @@
 //! The server's one error type, and how it becomes an HTTP response.
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde_json::json;
 
 /// Everything that can fail in the reference server.
 #[derive(Debug, thiserror::Error)]
@@ -16,17 +18,48 @@ pub enum Error {
     /// The listener could not be bound, or the server failed while running.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// The request carries no live bearer token.
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    /// The token's role is below the one the endpoint requires.
+    #[error("this endpoint requires the {0} role")]
+    Forbidden(crate::auth::Role),
+    /// The named thing does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A parameter of the request is invalid; the message says which and why.
+    #[error("{0}")]
+    BadRequest(String),
 }
 
-/// Store failures inside a request answer 503, so OpenPhone retries the delivery later
-/// rather than losing it. The cause is logged, not returned.
+/// Every error response is `{"error": "..."}`. Store failures answer 503, so OpenPhone
+/// retries a delivery later rather than losing it; their cause is logged, not returned.
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        tracing::error!(error = %self, "request failed");
-        let status = match self {
-            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Config(_) | Self::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        let (status, message) = match &self {
+            Self::Store(_) | Self::Config(_) | Self::Io(_) => {
+                tracing::error!(error = %self, "request failed");
+                let status = match self {
+                    Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                (
+                    status,
+                    status.canonical_reason().unwrap_or("error").to_owned(),
+                )
+            }
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, self.to_string()),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, self.to_string()),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, self.to_string()),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, self.to_string()),
         };
-        (status, status.canonical_reason().unwrap_or("error")).into_response()
+        let mut response = (status, Json(json!({ "error": message }))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }

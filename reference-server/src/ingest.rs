@@ -134,6 +134,6 @@ fn envelope_fields(body: &[u8]) -> (Option<String>, Option<String>) {
     (text("id"), text("type"))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }

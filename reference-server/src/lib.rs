@@ -1,10 +1,13 @@
 #![doc = include_str!("../README.md")]
 
+pub mod api;
 pub mod app;
+pub mod auth;
 pub mod config;
 mod error;
 pub mod ingest;
 pub mod projection;
+pub mod reads;
 pub mod store;
 mod store_sql;
 

@@ -1,6 +1,8 @@
 //! The `reference-server` binary: `serve` (the default) runs the server.
 
 use clap::{Parser, Subcommand};
+use reference_server::auth::Role;
+use reference_server::store::Store;
 use reference_server::{Application, Config};
 use tracing_subscriber::EnvFilter;
 
@@ -29,6 +31,38 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Create, list and revoke the bearer tokens of the management API.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it (the only time it is shown).
+    Create {
+        #[command(flatten)]
+        config: Config,
+        /// What the token may do.
+        #[arg(long, value_enum)]
+        role: Role,
+        /// A label, such as who or what uses it.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Revoke a token by its id (the part after `rs_`, as `token list` shows it).
+    Revoke {
+        #[command(flatten)]
+        config: Config,
+        /// The token's id.
+        id: String,
+    },
+    /// List tokens (ids, roles, labels; never the secrets).
+    List {
+        #[command(flatten)]
+        config: Config,
+    },
 }
 
 fn parse_time(text: &str) -> Result<time::OffsetDateTime, String> {
@@ -51,6 +85,7 @@ async fn main() -> std::process::ExitCode {
             since,
             dry_run,
         }) => replay(config, since, dry_run).await,
+        Some(Command::Token { command }) => token(command).await,
         None => serve(cli.serve).await,
     };
     match result {
@@ -90,7 +125,7 @@ async fn replay(
     since: Option<time::OffsetDateTime>,
     dry_run: bool,
 ) -> Result<(), reference_server::Error> {
-    let store = reference_server::store::Store::connect(&config.database_url()?).await?;
+    let store = Store::connect(&config.database_url()?).await?;
     let report = store.replay(since, dry_run).await?;
     let mut out = format!(
         "{} {} raw deliveries: {} projected, {} not events\n",
@@ -105,6 +140,61 @@ async fn replay(
     if dry_run {
         out.push_str("nothing was changed (dry run)\n");
     }
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+    Ok(())
+}
+
+async fn token(command: TokenCommand) -> Result<(), reference_server::Error> {
+    let now = time::OffsetDateTime::now_utc();
+    let out = match command {
+        TokenCommand::Create { config, role, name } => {
+            let store = Store::connect(&config.database_url()?).await?;
+            let token = store.create_token(role, name.as_deref(), now).await?;
+            eprintln!(
+                "created token {} with role {}; it is shown once, store it now:",
+                token.id, token.role
+            );
+            format!("{}\n", token.token)
+        }
+        TokenCommand::Revoke { config, id } => {
+            let store = Store::connect(&config.database_url()?).await?;
+            let id = id.trim_start_matches("rs_");
+            if !store.revoke_token(id, now).await? {
+                return Err(reference_server::Error::NotFound("live token with this id"));
+            }
+            format!("revoked token {id}\n")
+        }
+        TokenCommand::List { config } => {
+            let store = Store::connect(&config.database_url()?).await?;
+            let mut out = format!(
+                "{:<12}  {:<8}  {:<20}  {:<20}  name\n",
+                "id", "role", "created", "revoked"
+            );
+            for token in store.tokens().await? {
+                let format = |time: time::OffsetDateTime| {
+                    time.format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
+                };
+                out.push_str(&format!(
+                    "{:<12}  {:<8}  {:<20}  {:<20}  {}\n",
+                    token.id,
+                    token.role,
+                    format(
+                        token
+                            .created_at
+                            .replace_nanosecond(0)
+                            .unwrap_or(token.created_at)
+                    ),
+                    token
+                        .revoked_at
+                        .map(format)
+                        .unwrap_or_else(|| "-".to_owned()),
+                    token.name.unwrap_or_default()
+                ));
+            }
+            out
+        }
+    };
     let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
     Ok(())
 }

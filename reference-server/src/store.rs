@@ -9,8 +9,10 @@ use std::time::Duration;
 use sqlx::AssertSqlSafe;
 use sqlx::Row;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+};
 use time::OffsetDateTime;
 
 use crate::projection::Change;
@@ -96,6 +98,8 @@ pub struct CallRecord {
     pub recordings: Vec<String>,
     /// The summary's points (JSON), when there is one.
     pub summary: Option<String>,
+    /// The summary's next steps (JSON), when there is one.
+    pub next_steps: Option<String>,
     /// The transcript's dialogue (JSON), when there is one.
     pub transcript: Option<String>,
 }
@@ -394,6 +398,14 @@ impl Store {
         }
     }
 
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(pool) => pool.close().await,
+            Self::Postgres(pool) => pool.close().await,
+        }
+    }
+
     /// Checks that the database answers.
     ///
     /// # Errors
@@ -485,7 +497,7 @@ impl Store {
         const CALL: &str = "SELECT conversation_key, direction, status, outcome, created_ms, answered_ms, \
             completed_ms, duration_s, voicemail_url, has_voicemail FROM calls WHERE id = $1";
         const RECORDINGS: &str = "SELECT url FROM call_recordings WHERE call_id = $1 ORDER BY url";
-        const SUMMARY: &str = "SELECT summary FROM call_summaries WHERE call_id = $1";
+        const SUMMARY: &str = "SELECT summary, next_steps FROM call_summaries WHERE call_id = $1";
         const TRANSCRIPT: &str = "SELECT dialogue FROM call_transcripts WHERE call_id = $1";
         type Row = (
             Option<String>,
@@ -510,10 +522,11 @@ impl Store {
                         .bind(id)
                         .fetch_all($pool)
                         .await?;
-                let summary: Option<String> = sqlx::query_scalar(AssertSqlSafe($dialect(SUMMARY)))
-                    .bind(id)
-                    .fetch_optional($pool)
-                    .await?;
+                let summary: Option<(Option<String>, Option<String>)> =
+                    sqlx::query_as(AssertSqlSafe($dialect(SUMMARY)))
+                        .bind(id)
+                        .fetch_optional($pool)
+                        .await?;
                 let transcript: Option<String> =
                     sqlx::query_scalar(AssertSqlSafe($dialect(TRANSCRIPT)))
                         .bind(id)
@@ -535,7 +548,8 @@ impl Store {
             duration_s: r.7,
             voicemail: (r.9 != 0, r.8),
             recordings,
-            summary,
+            summary: summary.as_ref().and_then(|s| s.0.clone()),
+            next_steps: summary.and_then(|s| s.1),
             transcript,
         }))
     }
@@ -674,6 +688,142 @@ impl Store {
         Ok(match self {
             Self::Sqlite(pool) => sqlx::query_scalar(SQL).fetch_one(pool).await?,
             Self::Postgres(pool) => sqlx::query_scalar(SQL).fetch_one(pool).await?,
+        })
+    }
+}
+
+/// A bind parameter of the generic query helpers.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    /// Text (or NULL).
+    Text(Option<String>),
+    /// An integer (or NULL).
+    Int(Option<i64>),
+    /// A timestamp.
+    Time(OffsetDateTime),
+}
+
+impl From<&str> for Arg {
+    fn from(text: &str) -> Self {
+        Self::Text(Some(text.to_owned()))
+    }
+}
+
+impl From<String> for Arg {
+    fn from(text: String) -> Self {
+        Self::Text(Some(text))
+    }
+}
+
+impl From<Option<String>> for Arg {
+    fn from(text: Option<String>) -> Self {
+        Self::Text(text)
+    }
+}
+
+impl From<i64> for Arg {
+    fn from(value: i64) -> Self {
+        Self::Int(Some(value))
+    }
+}
+
+impl From<Option<i64>> for Arg {
+    fn from(value: Option<i64>) -> Self {
+        Self::Int(value)
+    }
+}
+
+impl From<OffsetDateTime> for Arg {
+    fn from(value: OffsetDateTime) -> Self {
+        Self::Time(value)
+    }
+}
+
+/// Binds `args` in order to a query of either backend.
+macro_rules! bind_all {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match arg {
+                Arg::Text(value) => query.bind(value.clone()),
+                Arg::Int(value) => query.bind(*value),
+                Arg::Time(value) => query.bind(*value),
+            };
+        }
+        query
+    }};
+}
+
+/// Rows decodable on both backends.
+pub(crate) trait AnyRow:
+    Send + Unpin + for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow>
+{
+}
+
+impl<T> AnyRow for T where
+    T: Send + Unpin + for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow>
+{
+}
+
+impl Store {
+    /// Runs a query written in PostgreSQL's dialect (translated for SQLite) and decodes every
+    /// row.
+    pub(crate) async fn fetch_all<T: AnyRow>(
+        &self,
+        sql: &str,
+        args: &[Arg],
+    ) -> Result<Vec<T>, StoreError> {
+        Ok(match self {
+            Self::Sqlite(pool) => {
+                bind_all!(
+                    sqlx::query_as::<_, T>(AssertSqlSafe(sql::sqlite(sql))),
+                    args
+                )
+                .fetch_all(pool)
+                .await?
+            }
+            Self::Postgres(pool) => {
+                bind_all!(sqlx::query_as::<_, T>(AssertSqlSafe(sql.to_owned())), args)
+                    .fetch_all(pool)
+                    .await?
+            }
+        })
+    }
+
+    /// [`Store::fetch_all`] for at most one row.
+    pub(crate) async fn fetch_optional<T: AnyRow>(
+        &self,
+        sql: &str,
+        args: &[Arg],
+    ) -> Result<Option<T>, StoreError> {
+        Ok(match self {
+            Self::Sqlite(pool) => {
+                bind_all!(
+                    sqlx::query_as::<_, T>(AssertSqlSafe(sql::sqlite(sql))),
+                    args
+                )
+                .fetch_optional(pool)
+                .await?
+            }
+            Self::Postgres(pool) => {
+                bind_all!(sqlx::query_as::<_, T>(AssertSqlSafe(sql.to_owned())), args)
+                    .fetch_optional(pool)
+                    .await?
+            }
+        })
+    }
+
+    /// Runs a statement; returns the rows it affected.
+    pub(crate) async fn execute(&self, sql: &str, args: &[Arg]) -> Result<u64, StoreError> {
+        Ok(match self {
+            Self::Sqlite(pool) => bind_all!(sqlx::query(AssertSqlSafe(sql::sqlite(sql))), args)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Self::Postgres(pool) => bind_all!(sqlx::query(AssertSqlSafe(sql.to_owned())), args)
+                .execute(pool)
+                .await?
+                .rows_affected(),
         })
     }
 }

@@ -7,6 +7,7 @@ pub(crate) fn sqlite(sql: &str) -> String {
     sql.replace('$', "?")
         .replace("GREATEST(", "max(")
         .replace("LEAST(", "min(")
+        .replace("strpos(", "instr(")
 }
 
 /// The earliest of two nullable values (NULL only when both are).

@@ -8,6 +8,9 @@ use reference_server::store::Store;
 use reference_server::{Application, Config};
 use sqlx::{Connection, Executor, PgConnection};
 
+/// The `whsec_` secret [`TestApp::webhook`] signs with.
+pub const STANDARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
 /// Which database a case runs on.
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
@@ -138,6 +141,57 @@ impl TestApp {
     /// The URL of `path` on this server.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// Posts `body` to the webhook path, signed with [`STANDARD_SECRET`] under `delivery_id`.
+    pub async fn webhook(
+        &self,
+        delivery_id: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::StatusCode {
+        let body = body.to_string();
+        let headers = openphone_webhooks::SigningSecret::parse(STANDARD_SECRET)
+            .unwrap()
+            .sign(
+                delivery_id,
+                time::OffsetDateTime::now_utc(),
+                body.as_bytes(),
+            )
+            .unwrap();
+        let mut request = self
+            .client
+            .post(self.url("/api/openphone/webhook"))
+            .body(body);
+        for (name, value) in &headers {
+            request = request.header(name.as_str(), value.to_str().unwrap());
+        }
+        request.send().await.unwrap().status()
+    }
+
+    /// A new bearer token with `role`.
+    pub async fn token(&self, role: reference_server::auth::Role) -> String {
+        self.store
+            .create_token(role, Some("test"), time::OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+            .token
+    }
+
+    /// `GET path` with `token`: the status and the JSON body (`null` when not JSON).
+    pub async fn get(&self, path: &str, token: &str) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     /// Stops the server and waits for it.

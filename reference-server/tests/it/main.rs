@@ -7,6 +7,8 @@
 // Test cases unwrap freely: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
+mod api;
+mod cli;
 mod crash;
 mod helpers;
 mod ingest;

@@ -1,0 +1,293 @@
+//! The management API under `/api/v1`: every route needs a bearer token (see [`crate::auth`]).
+//!
+//! Listings answer `{"items": [...], "next_cursor": "..."}`; pass `cursor` back to get the next
+//! page, until `next_cursor` is `null`. `limit` is 1 to 200 (default 50).
+
+use axum::extract::{FromRef, Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::Error;
+use crate::auth::{Caller, Role};
+use crate::reads::{ConversationSummary, TimelineEntry};
+use crate::store::{Store, StoredDelivery};
+
+/// State of the management routes.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The database.
+    pub store: Store,
+}
+
+impl FromRef<ApiState> for Store {
+    fn from_ref(state: &ApiState) -> Self {
+        state.store.clone()
+    }
+}
+
+/// The `/api/v1` routes.
+pub fn routes(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/conversations", get(conversations))
+        .route("/api/v1/conversations/{id}", get(conversation))
+        .route("/api/v1/calls/{id}", get(call))
+        .route("/api/v1/stats", get(stats))
+        .with_state(state)
+}
+
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 200;
+
+/// Paging parameters shared by the listings.
+#[derive(Debug, Deserialize)]
+pub struct Paging {
+    /// Where the previous page ended.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 200.
+    pub limit: Option<i64>,
+}
+
+impl Paging {
+    fn limit(&self) -> Result<i64, Error> {
+        match self.limit {
+            None => Ok(DEFAULT_LIMIT),
+            Some(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
+            Some(_) => Err(Error::BadRequest(format!(
+                "limit must be between 1 and {MAX_LIMIT}"
+            ))),
+        }
+    }
+
+    /// The `(number, text)` position the cursor holds.
+    fn position(&self) -> Result<Option<(i64, String)>, Error> {
+        let Some(cursor) = &self.cursor else {
+            return Ok(None);
+        };
+        let invalid = || Error::BadRequest("cursor is not one this API returned".to_owned());
+        let text = URL_SAFE_NO_PAD
+            .decode(cursor)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(invalid)?;
+        let (number, rest) = text.split_once('|').ok_or_else(invalid)?;
+        Ok(Some((
+            number.parse().map_err(|_| invalid())?,
+            rest.to_owned(),
+        )))
+    }
+}
+
+fn cursor(number: i64, text: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{number}|{text}"))
+}
+
+/// A page of items, with the cursor of the next page when there may be one.
+fn page(items: Vec<Value>, limit: i64, next: impl FnOnce() -> String) -> Json<Value> {
+    let next_cursor = (items.len() as i64 >= limit).then(next);
+    Json(json!({ "items": items, "next_cursor": next_cursor }))
+}
+
+/// The public id of a conversation: its key, base64url-encoded (keys hold `|` and `+`).
+pub fn conversation_id(key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(key)
+}
+
+fn conversation_key(id: &str) -> Option<String> {
+    URL_SAFE_NO_PAD
+        .decode(id)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+}
+
+fn rfc3339(time: OffsetDateTime) -> String {
+    time.format(&Rfc3339).unwrap_or_default()
+}
+
+fn from_ms(ms: i64) -> Option<String> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .map(rfc3339)
+}
+
+fn json_text(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+/// Filters of `GET /api/v1/events`.
+#[derive(Debug, Deserialize)]
+pub struct EventFilter {
+    /// Only events of this type (`message.received`...).
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+}
+
+fn event_json(delivery: StoredDelivery) -> Value {
+    let body = serde_json::from_slice::<Value>(&delivery.body).ok();
+    json!({
+        "id": delivery.id,
+        "delivery_key": delivery.delivery_key,
+        "scheme": delivery.scheme,
+        "event_id": delivery.event_id,
+        "type": delivery.event_type,
+        "parse_error": delivery.parse_error,
+        "signed_at": rfc3339(delivery.signed_at),
+        "received_at": rfc3339(delivery.received_at),
+        "body_base64": body.is_none().then(|| base64::engine::general_purpose::STANDARD.encode(&delivery.body)),
+        "body": body,
+    })
+}
+
+/// `GET /api/v1/events`: the raw log, newest first (operator and admin).
+async fn events(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Query(paging): Query<Paging>,
+    Query(filter): Query<EventFilter>,
+) -> Result<Json<Value>, Error> {
+    caller.require(Role::Operator)?;
+    let limit = paging.limit()?;
+    let before = paging.position()?.map(|(id, _)| id);
+    let rows = state
+        .store
+        .events(filter.event_type.as_deref(), before, limit)
+        .await?;
+    let last = rows.last().map(|row| row.id);
+    let items = rows.into_iter().map(event_json).collect();
+    Ok(page(items, limit, || cursor(last.unwrap_or_default(), "")))
+}
+
+fn conversation_json(conversation: &ConversationSummary) -> Value {
+    json!({
+        "id": conversation_id(&conversation.key),
+        "phone_number_id": conversation.phone_number_id,
+        "participants": json_text(&conversation.participants),
+        "openphone_id": conversation.openphone_id,
+        "last_activity_at": from_ms(conversation.last_activity_ms),
+        "unread_count": conversation.unread,
+        "last_message": conversation.last_message.as_ref().map(|last| json!({
+            "id": last.id,
+            "direction": last.direction,
+            "text": last.text,
+            "created_at": last.created_ms.and_then(from_ms),
+        })),
+    })
+}
+
+/// Search of `GET /api/v1/conversations`.
+#[derive(Debug, Deserialize)]
+pub struct ConversationSearch {
+    /// A part of a participant's number, or of a contact's name or company.
+    pub q: Option<String>,
+}
+
+/// `GET /api/v1/conversations`: by latest activity, with the last message and unread count.
+async fn conversations(
+    _caller: Caller,
+    State(state): State<ApiState>,
+    Query(paging): Query<Paging>,
+    Query(search): Query<ConversationSearch>,
+) -> Result<Json<Value>, Error> {
+    let limit = paging.limit()?;
+    let search = search.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    let rows = state
+        .store
+        .conversations(search, paging.position()?, limit)
+        .await?;
+    let last = rows
+        .last()
+        .map(|row| (row.last_activity_ms, row.key.clone()));
+    let items = rows.iter().map(conversation_json).collect();
+    Ok(page(items, limit, || {
+        let (ms, key) = last.unwrap_or_default();
+        cursor(ms, &key)
+    }))
+}
+
+fn entry_json(entry: &TimelineEntry) -> Value {
+    let mut value = json!({
+        "kind": entry.kind,
+        "id": entry.id,
+        "created_at": (entry.created_ms > 0).then(|| from_ms(entry.created_ms)).flatten(),
+        "direction": entry.direction,
+        "status": entry.status,
+    });
+    if entry.kind == "message" {
+        value["text"] = json!(entry.body);
+        value["media"] = entry.media.as_deref().map_or(json!([]), json_text);
+    } else {
+        value["outcome"] = json!(entry.outcome);
+        value["duration_seconds"] = json!(entry.duration_s);
+    }
+    value
+}
+
+/// `GET /api/v1/conversations/{id}`: the conversation and a page of its timeline (messages
+/// and calls, newest first).
+async fn conversation(
+    _caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Query(paging): Query<Paging>,
+) -> Result<Json<Value>, Error> {
+    let limit = paging.limit()?;
+    let key = conversation_key(&id).ok_or(Error::NotFound("conversation"))?;
+    let summary = state
+        .store
+        .conversation(&key)
+        .await?
+        .ok_or(Error::NotFound("conversation"))?;
+    let entries = state
+        .store
+        .timeline(&key, paging.position()?, limit)
+        .await?;
+    let next_cursor = (entries.len() as i64 >= limit)
+        .then(|| entries.last().map(|e| cursor(e.created_ms, &e.id)))
+        .flatten();
+    let mut value = conversation_json(&summary);
+    value["timeline"] = Value::Array(entries.iter().map(entry_json).collect());
+    value["next_cursor"] = json!(next_cursor);
+    Ok(Json(value))
+}
+
+/// `GET /api/v1/calls/{id}`: a call with its recordings, voicemail, transcript and summary.
+async fn call(
+    _caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Error> {
+    let call = state
+        .store
+        .call(&id)
+        .await?
+        .ok_or(Error::NotFound("call"))?;
+    let (created, answered, completed) = call.times_ms;
+    Ok(Json(json!({
+        "id": id,
+        "conversation_id": call.conversation_key.as_deref().map(conversation_id),
+        "direction": call.direction,
+        "status": call.status,
+        "outcome": call.outcome,
+        "created_at": created.and_then(from_ms),
+        "answered_at": answered.and_then(from_ms),
+        "completed_at": completed.and_then(from_ms),
+        "duration_seconds": call.duration_s,
+        "voicemail": call.voicemail.0.then(|| json!({ "url": call.voicemail.1 })),
+        "recordings": call.recordings.iter().map(|url| json!({ "url": url })).collect::<Vec<_>>(),
+        "summary": call.summary.as_deref().map(json_text),
+        "next_steps": call.next_steps.as_deref().map(json_text),
+        "transcript": call.transcript.as_deref().map(json_text),
+    })))
+}
+
+/// `GET /api/v1/stats`: counts of everything stored (operator and admin).
+async fn stats(caller: Caller, State(state): State<ApiState>) -> Result<Json<Value>, Error> {
+    caller.require(Role::Operator)?;
+    Ok(Json(json!(state.store.stats().await?)))
+}

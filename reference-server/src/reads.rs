@@ -1,0 +1,311 @@
+//! The management API's reads: the raw log, conversations with their timelines, and counts.
+//!
+//! Every listing is keyset-paginated on an index: newest first, resuming strictly after the
+//! last row of the previous page, so rows written meanwhile neither repeat nor shift pages.
+
+use time::OffsetDateTime;
+
+use crate::store::{Arg, Store, StoreError, StoredDelivery};
+
+/// A conversation as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationSummary {
+    /// `<phone number id>|<participants>`.
+    pub key: String,
+    /// Our number.
+    pub phone_number_id: String,
+    /// The other participants (JSON array text).
+    pub participants: String,
+    /// OpenPhone's id, when known.
+    pub openphone_id: Option<String>,
+    /// Last activity, unix milliseconds.
+    pub last_activity_ms: i64,
+    /// Inbound messages after the read mark.
+    pub unread: i64,
+    /// The latest message.
+    pub last_message: Option<LastMessage>,
+}
+
+/// The latest message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastMessage {
+    /// Its id.
+    pub id: String,
+    /// `incoming` or `outgoing`.
+    pub direction: Option<String>,
+    /// Its text.
+    pub text: Option<String>,
+    /// Creation time, unix milliseconds.
+    pub created_ms: Option<i64>,
+}
+
+/// One entry of a conversation's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineEntry {
+    /// `message` or `call`.
+    pub kind: String,
+    /// The message or call id.
+    pub id: String,
+    /// Creation time, unix milliseconds (0 when not reported yet).
+    pub created_ms: i64,
+    /// `incoming` or `outgoing`.
+    pub direction: Option<String>,
+    /// The current status.
+    pub status: Option<String>,
+    /// A message's text.
+    pub body: Option<String>,
+    /// A message's media (JSON array text).
+    pub media: Option<String>,
+    /// A call's outcome.
+    pub outcome: Option<String>,
+    /// A call's duration in seconds.
+    pub duration_s: Option<i64>,
+}
+
+/// Counts over the whole store.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Stats {
+    /// Raw deliveries in the log.
+    pub events: i64,
+    /// Conversations.
+    pub conversations: i64,
+    /// Messages.
+    pub messages: i64,
+    /// Calls.
+    pub calls: i64,
+    /// Media files copied into the blob store.
+    pub media_stored: i64,
+    /// Media downloads that gave up.
+    pub media_failed: i64,
+    /// Media downloads still to do.
+    pub media_pending: i64,
+    /// Numbers currently opted out.
+    pub opted_out: i64,
+}
+
+type ConversationRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
+const CONVERSATION_COLUMNS: &str = "c.conversation_key, c.phone_number_id, c.participants, c.openphone_id, c.last_activity_ms, \
+    (SELECT COUNT(*) FROM messages m WHERE m.conversation_key = c.conversation_key AND m.direction = 'incoming' AND COALESCE(m.created_ms, 0) > c.read_through_ms), \
+    l.id, l.direction, l.body, l.created_ms";
+
+/// The latest message of `c`, as a lateral-free join both backends plan on the
+/// `(conversation_key, created_ms)` index.
+const LAST_MESSAGE_JOIN: &str = "LEFT JOIN messages l ON l.id = (SELECT m.id FROM messages m \
+    WHERE m.conversation_key = c.conversation_key ORDER BY m.created_ms DESC, m.id DESC LIMIT 1)";
+
+fn summary(row: ConversationRow) -> ConversationSummary {
+    ConversationSummary {
+        key: row.0,
+        phone_number_id: row.1,
+        participants: row.2,
+        openphone_id: row.3,
+        last_activity_ms: row.4,
+        unread: row.5,
+        last_message: row.6.map(|id| LastMessage {
+            id,
+            direction: row.7,
+            text: row.8,
+            created_ms: row.9,
+        }),
+    }
+}
+
+impl Store {
+    /// The raw log, newest first: at most `limit` deliveries with ids below `before`, of
+    /// `event_type` when given.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn events(
+        &self,
+        event_type: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<StoredDelivery>, StoreError> {
+        type Row = (
+            i64,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            OffsetDateTime,
+            OffsetDateTime,
+            Vec<u8>,
+        );
+        let columns = "id, delivery_key, scheme, event_id, event_type, parse_error, signed_at, received_at, body";
+        let before = before.unwrap_or(i64::MAX);
+        let rows: Vec<Row> = match event_type {
+            Some(event_type) => {
+                self.fetch_all(
+                    &format!("SELECT {columns} FROM webhook_deliveries WHERE event_type = $1 AND id < $2 ORDER BY id DESC LIMIT $3"),
+                    &[event_type.into(), before.into(), limit.into()],
+                )
+                .await?
+            }
+            None => {
+                self.fetch_all(
+                    &format!("SELECT {columns} FROM webhook_deliveries WHERE id < $1 ORDER BY id DESC LIMIT $2"),
+                    &[before.into(), limit.into()],
+                )
+                .await?
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .map(|r| StoredDelivery {
+                id: r.0,
+                delivery_key: r.1,
+                scheme: r.2,
+                event_id: r.3,
+                event_type: r.4,
+                parse_error: r.5,
+                signed_at: r.6,
+                received_at: r.7,
+                body: r.8,
+            })
+            .collect())
+    }
+
+    /// Conversations by latest activity: at most `limit` after the `(activity, key)` cursor,
+    /// matching `search` (a substring of a participant's number, or of a contact's name whose
+    /// number takes part) when given.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn conversations(
+        &self,
+        search: Option<&str>,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        let (after_ms, after_key) = after.unwrap_or((i64::MAX, String::new()));
+        let mut sql = format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations c {LAST_MESSAGE_JOIN} \
+             WHERE (c.last_activity_ms < $1 OR (c.last_activity_ms = $1 AND c.conversation_key < $2 AND $2 <> ''))"
+        );
+        let mut args: Vec<Arg> = vec![after_ms.into(), after_key.into(), limit.into()];
+        if let Some(search) = search {
+            let pattern = format!(
+                "%{}%",
+                search
+                    .to_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            sql.push_str(
+                " AND (lower(c.participants) LIKE $4 ESCAPE '\\' OR EXISTS (SELECT 1 FROM contacts ct \
+                 JOIN contact_phones cp ON cp.contact_id = ct.id WHERE ct.deleted = 0 \
+                 AND lower(COALESCE(ct.first_name, '') || ' ' || COALESCE(ct.last_name, '') || ' ' || COALESCE(ct.company, '')) LIKE $4 ESCAPE '\\' \
+                 AND strpos(c.participants, cp.phone) > 0))",
+            );
+            args.push(pattern.into());
+        }
+        sql.push_str(" ORDER BY c.last_activity_ms DESC, c.conversation_key DESC LIMIT $3");
+        let rows: Vec<ConversationRow> = self.fetch_all(&sql, &args).await?;
+        Ok(rows.into_iter().map(summary).collect())
+    }
+
+    /// One conversation by key.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn conversation(&self, key: &str) -> Result<Option<ConversationSummary>, StoreError> {
+        let row: Option<ConversationRow> = self
+            .fetch_optional(
+                &format!(
+                    "SELECT {CONVERSATION_COLUMNS} FROM conversations c {LAST_MESSAGE_JOIN} WHERE c.conversation_key = $1"
+                ),
+                &[key.into()],
+            )
+            .await?;
+        Ok(row.map(summary))
+    }
+
+    /// A conversation's messages and calls as one timeline, newest first: at most `limit`
+    /// entries after the `(created, id)` cursor.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn timeline(
+        &self,
+        key: &str,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<TimelineEntry>, StoreError> {
+        type Row = (
+            String,
+            String,
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+        );
+        let (after_ms, after_id) = after.unwrap_or((i64::MAX, String::new()));
+        let rows: Vec<Row> = self
+            .fetch_all(
+                "SELECT kind, id, created_ms, direction, status, body, media, outcome, duration_s FROM ( \
+                 SELECT 'message' AS kind, id, COALESCE(created_ms, 0) AS created_ms, direction, status, body, media, \
+                 CAST(NULL AS TEXT) AS outcome, CAST(NULL AS BIGINT) AS duration_s FROM messages WHERE conversation_key = $1 \
+                 UNION ALL \
+                 SELECT 'call', id, COALESCE(created_ms, 0), direction, status, CAST(NULL AS TEXT), CAST(NULL AS TEXT), outcome, duration_s \
+                 FROM calls WHERE conversation_key = $1) t \
+                 WHERE t.created_ms < $2 OR (t.created_ms = $2 AND t.id < $3 AND $3 <> '') \
+                 ORDER BY t.created_ms DESC, t.id DESC LIMIT $4",
+                &[key.into(), after_ms.into(), after_id.into(), limit.into()],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| TimelineEntry {
+                kind: r.0,
+                id: r.1,
+                created_ms: r.2,
+                direction: r.3,
+                status: r.4,
+                body: r.5,
+                media: r.6,
+                outcome: r.7,
+                duration_s: r.8,
+            })
+            .collect())
+    }
+
+    /// Counts of everything stored.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn stats(&self) -> Result<Stats, StoreError> {
+        let row: Option<(i64, i64, i64, i64)> = self
+            .fetch_optional(
+                "SELECT (SELECT COUNT(*) FROM webhook_deliveries), (SELECT COUNT(*) FROM conversations), \
+                 (SELECT COUNT(*) FROM messages), (SELECT COUNT(*) FROM calls)",
+                &[],
+            )
+            .await?;
+        let (events, conversations, messages, calls) = row.unwrap_or_default();
+        Ok(Stats {
+            events,
+            conversations,
+            messages,
+            calls,
+            ..Stats::default()
+        })
+    }
+}

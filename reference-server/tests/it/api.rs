@@ -1,0 +1,280 @@
+//! The management API over HTTP: bearer tokens and roles, the raw log, conversations with
+//! their timelines, calls and counts, on every backend.
+
+use reference_server::auth::Role;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::helpers::{Backend, STANDARD_SECRET, TestApp, TestDb};
+
+/// A legacy (v4) message event on our number PN1.
+fn message(n: u32, from: &str, to: &str, direction: &str, text: &str, minute: u32) -> Value {
+    json!({"id": format!("EVm{n}"), "object": "event", "apiVersion": "v4",
+        "createdAt": format!("2026-04-13T12:{minute:02}:00Z"),
+        "type": if direction == "incoming" { "message.received" } else { "message.delivered" },
+        "data": {"object": {"id": format!("AC{n}"), "object": "message", "from": from, "to": [to],
+        "direction": direction, "text": text, "status": if direction == "incoming" { "received" } else { "delivered" },
+        "createdAt": format!("2026-04-13T12:{minute:02}:00Z"), "userId": "US1", "phoneNumberId": "PN1",
+        "conversationId": "CN1"}}})
+}
+
+fn call(id: &str, from: &str, minute: u32) -> Value {
+    json!({"id": format!("EV{id}"), "object": "event", "apiVersion": "v3",
+        "createdAt": format!("2026-04-13T12:{minute:02}:30Z"), "type": "call.completed",
+        "data": {"object": {"id": id, "object": "call", "from": from, "to": "+15550000001",
+        "direction": "incoming", "media": [], "voicemail": null, "status": "completed",
+        "createdAt": format!("2026-04-13T12:{minute:02}:00Z"), "answeredAt": format!("2026-04-13T12:{minute:02}:05Z"),
+        "completedAt": format!("2026-04-13T12:{minute:02}:30Z"), "duration": 25,
+        "userId": "US1", "phoneNumberId": "PN1", "conversationId": "CN1"}}})
+}
+
+const OURS: &str = "+15550000001";
+const ALICE: &str = "+15550001111";
+const BOB: &str = "+15550002222";
+
+/// Two conversations (Alice: two inbound, one reply, one call; Bob: one inbound later) and a
+/// contact named Alice.
+async fn seed(app: &TestApp) {
+    let events = [
+        message(1, ALICE, OURS, "incoming", "Is bay 2 free?", 0),
+        message(2, OURS, ALICE, "outgoing", "Yes, from 6pm", 1),
+        message(3, ALICE, OURS, "incoming", "Great, booking it", 2),
+        message(4, ALICE, OURS, "incoming", "Thanks!", 3),
+        call("CAL1", ALICE, 4),
+        message(5, BOB, OURS, "incoming", "Do you sell gift cards?", 10),
+        json!({"id": "EVc1", "object": "event", "apiVersion": "v3", "createdAt": "2026-04-13T11:00:00Z",
+            "type": "contact.updated", "data": {"object": {"id": "CT1", "object": "contact",
+            "firstName": "Alice", "lastName": "Nguyen", "company": null, "role": null,
+            "phoneNumbers": [{"name": "mobile", "value": ALICE}], "emails": [],
+            "createdAt": "2026-04-13T11:00:00Z", "updatedAt": "2026-04-13T11:00:00Z"}}}),
+    ];
+    for (n, event) in events.iter().enumerate() {
+        assert_eq!(
+            app.webhook(&format!("msg_{n}"), event).await,
+            StatusCode::OK
+        );
+    }
+}
+
+async fn tokens_and_roles_guard_every_endpoint(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let app = TestApp::spawn(&db, Some(STANDARD_SECRET), None).await;
+    let paths = [
+        "/api/v1/events",
+        "/api/v1/conversations",
+        "/api/v1/conversations/eA",
+        "/api/v1/calls/CA1",
+        "/api/v1/stats",
+    ];
+    for path in paths {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        let (status, body) = app.get(path, "rs_nope_nope").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(body["error"].as_str().unwrap().contains("token"), "{body}");
+    }
+    let support = app.token(Role::Support).await;
+    let operator = app.token(Role::Operator).await;
+    assert_eq!(
+        app.get("/api/v1/conversations", &support).await.0,
+        StatusCode::OK
+    );
+    let (status, body) = app.get("/api/v1/events", &support).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"], "this endpoint requires the operator role");
+    assert_eq!(
+        app.get("/api/v1/stats", &support).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(app.get("/api/v1/events", &operator).await.0, StatusCode::OK);
+    assert_eq!(app.get("/api/v1/stats", &operator).await.0, StatusCode::OK);
+
+    // Revoked tokens stop working at once; the hash, not the token, is stored.
+    let tokens = app.store.tokens().await.unwrap();
+    assert_eq!(tokens.len(), 2);
+    let operator_id = operator.split('_').nth(1).unwrap();
+    assert!(
+        app.store
+            .revoke_token(operator_id, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        app.get("/api/v1/events", &operator).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(
+        !app.store
+            .revoke_token(operator_id, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+    );
+    app.stop().await;
+    db.cleanup().await;
+}
+
+async fn the_raw_log_pages_newest_first_and_filters_by_type(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let app = TestApp::spawn(&db, Some(STANDARD_SECRET), None).await;
+    seed(&app).await;
+    let token = app.token(Role::Admin).await;
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/events?limit=3".to_owned();
+    loop {
+        let (status, page) = app.get(&path, &token).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for item in page["items"].as_array().unwrap() {
+            seen.push(item["id"].as_i64().unwrap());
+            assert!(item["body"].is_object(), "{item}");
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/events?limit=3&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 7);
+    assert!(seen.windows(2).all(|pair| pair[0] > pair[1]), "{seen:?}");
+
+    let (_, page) = app
+        .get("/api/v1/events?type=message.received", &token)
+        .await;
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 4);
+    assert!(items.iter().all(|item| item["type"] == "message.received"));
+    assert_eq!(items[0]["body"]["data"]["object"]["id"], "AC5");
+
+    for bad in ["limit=0", "limit=201", "cursor=!!", "limit=x"] {
+        let (status, body) = app.get(&format!("/api/v1/events?{bad}"), &token).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    app.stop().await;
+    db.cleanup().await;
+}
+
+async fn conversations_list_search_and_show_one_timeline(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let app = TestApp::spawn(&db, Some(STANDARD_SECRET), None).await;
+    seed(&app).await;
+    let token = app.token(Role::Support).await;
+
+    let (status, page) = app.get("/api/v1/conversations", &token).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{page}");
+    assert_eq!(items[0]["participants"], json!([BOB]));
+    assert_eq!(items[0]["unread_count"], 1);
+    assert_eq!(items[1]["participants"], json!([ALICE]));
+    assert_eq!(items[1]["unread_count"], 3);
+    assert_eq!(items[1]["last_message"]["text"], "Thanks!");
+    assert_eq!(items[1]["last_message"]["direction"], "incoming");
+    assert!(page["next_cursor"].is_null());
+
+    // Pages of one.
+    let (_, first) = app.get("/api/v1/conversations?limit=1", &token).await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = app
+        .get(
+            &format!("/api/v1/conversations?limit=1&cursor={cursor}"),
+            &token,
+        )
+        .await;
+    assert_eq!(second["items"][0]["participants"], json!([ALICE]));
+
+    // Search by number and by contact name.
+    for (q, expected) in [("2222", BOB), ("alice", ALICE), ("NGUYEN", ALICE)] {
+        let (_, page) = app
+            .get(&format!("/api/v1/conversations?q={q}"), &token)
+            .await;
+        let items = page["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{q}: {page}");
+        assert_eq!(items[0]["participants"], json!([expected]), "{q}");
+    }
+    let (_, page) = app.get("/api/v1/conversations?q=%25", &token).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 0, "% is literal");
+
+    // One conversation: its messages and its call, newest first, in pages.
+    let id = items_id(&app, &token, ALICE).await;
+    let (status, detail) = app
+        .get(&format!("/api/v1/conversations/{id}?limit=3"), &token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    let kinds: Vec<(&str, &str)> = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("call", "CAL1"), ("message", "AC4"), ("message", "AC3")]
+    );
+    assert_eq!(detail["timeline"][0]["outcome"], "answered");
+    assert_eq!(detail["timeline"][1]["text"], "Thanks!");
+    let cursor = detail["next_cursor"].as_str().unwrap();
+    let (_, rest) = app
+        .get(
+            &format!("/api/v1/conversations/{id}?limit=3&cursor={cursor}"),
+            &token,
+        )
+        .await;
+    let ids: Vec<&str> = rest["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["AC2", "AC1"]);
+    assert!(rest["next_cursor"].is_null());
+
+    let (status, _) = app.get("/api/v1/conversations/bm9uZQ", &token).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The call with its details.
+    let (status, call) = app.get("/api/v1/calls/CAL1", &token).await;
+    assert_eq!(status, StatusCode::OK, "{call}");
+    assert_eq!(call["outcome"], "answered");
+    assert_eq!(call["duration_seconds"], 25);
+    assert_eq!(call["conversation_id"], id.as_str());
+    assert_eq!(
+        app.get("/api/v1/calls/CAnone", &token).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Counts.
+    let admin = app.token(Role::Admin).await;
+    let (_, stats) = app.get("/api/v1/stats", &admin).await;
+    assert_eq!(stats["events"], 7);
+    assert_eq!(stats["conversations"], 2);
+    assert_eq!(stats["messages"], 5);
+    assert_eq!(stats["calls"], 1);
+    app.stop().await;
+    db.cleanup().await;
+}
+
+/// The id of the conversation with `participant`.
+async fn items_id(app: &TestApp, token: &str, participant: &str) -> String {
+    let (_, page) = app.get("/api/v1/conversations", token).await;
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["participants"] == json!([participant]))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+backend_tests!(
+    tokens_and_roles_guard_every_endpoint,
+    the_raw_log_pages_newest_first_and_filters_by_type,
+    conversations_list_search_and_show_one_timeline,
+);
