@@ -3,8 +3,9 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use openphone_webhooks::WebhookVerifier;
@@ -12,21 +13,58 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::Error;
+use crate::auth::{Caller, Role};
 use crate::config::Config;
-use crate::ingest::{Clock, IngestState, not_configured, receive, system_clock};
+use crate::group_commit::{Ingestor, Writers};
+use crate::ingest::{Clock, IngestState, count_webhooks, not_configured, receive, system_clock};
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// The webhook paths OpenPhone can be pointed at (both are accepted).
 pub const WEBHOOK_PATHS: [&str; 2] = ["/api/openphone/webhook", "/api/openphone/inbound"];
 
-/// The server's routes over `store`. Without a verifier (no secrets configured), webhook
-/// deliveries are refused with 503. Embed it in another axum app with `Router::merge` or
-/// `Router::nest`.
-pub fn router(store: Store, verifier: Option<WebhookVerifier>, clock: Clock) -> Router {
+/// What the routes and workers need.
+#[derive(Clone)]
+pub struct Services {
+    /// The database.
+    pub store: Store,
+    /// The verifier of the configured secrets; without it (no secrets configured), webhook
+    /// deliveries are refused with 503.
+    pub verifier: Option<WebhookVerifier>,
+    /// The clock that stamps received times.
+    pub clock: Clock,
+    /// The process's metrics.
+    pub metrics: Metrics,
+}
+
+/// The background tasks behind a router: the group-commit writers. Drain them after the
+/// router stops serving.
+pub struct Workers {
+    writers: Writers,
+}
+
+impl Workers {
+    /// Waits until every queued delivery is committed and the writers have stopped (they
+    /// stop once the router, and with it every handle to them, is dropped).
+    pub async fn drain(self) {
+        self.writers.drained().await;
+    }
+}
+
+/// The server's routes and their workers. Embed the router in another axum app with
+/// `Router::merge`; after it stops serving, call [`Workers::drain`].
+pub fn router(services: Services) -> (Router, Workers) {
+    let Services {
+        store,
+        verifier,
+        clock,
+        metrics,
+    } = services;
+    let (ingestor, writers) = Ingestor::start(store.clone(), metrics.clone());
     let webhooks = match verifier {
         Some(verifier) => {
             let state = IngestState {
-                store: store.clone(),
+                ingestor,
                 verifier,
                 clock,
             };
@@ -40,15 +78,41 @@ pub fn router(store: Store, verifier: Option<WebhookVerifier>, clock: Clock) -> 
         None => WEBHOOK_PATHS.iter().fold(Router::new(), |router, path| {
             router.route(path, post(not_configured))
         }),
+    }
+    .layer(axum::middleware::from_fn_with_state(
+        metrics.clone(),
+        count_webhooks,
+    ));
+    let operations = OperationsState {
+        store: store.clone(),
+        metrics,
     };
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(health))
-        .with_state(store.clone())
+        .route("/readyz", get(ready))
+        .route("/metrics", get(prometheus))
+        .with_state(operations)
         .merge(webhooks)
-        .merge(crate::api::routes(crate::api::ApiState { store }))
+        .merge(crate::api::routes(crate::api::ApiState { store }));
+    (router, Workers { writers })
 }
 
-async fn health(State(store): State<Store>) -> (StatusCode, Json<serde_json::Value>) {
+/// State of the operational routes.
+#[derive(Clone)]
+struct OperationsState {
+    store: Store,
+    metrics: Metrics,
+}
+
+impl FromRef<OperationsState> for Store {
+    fn from_ref(state: &OperationsState) -> Self {
+        state.store.clone()
+    }
+}
+
+/// `GET /healthz`: the process is alive and the database answers.
+async fn health(State(state): State<OperationsState>) -> (StatusCode, Json<serde_json::Value>) {
+    let store = &state.store;
     match store.ping().await {
         Ok(()) => (
             StatusCode::OK,
@@ -64,10 +128,74 @@ async fn health(State(store): State<Store>) -> (StatusCode, Json<serde_json::Val
     }
 }
 
+/// `GET /readyz`: the database answers and every embedded migration is applied.
+async fn ready(State(state): State<OperationsState>) -> (StatusCode, Json<serde_json::Value>) {
+    let store = &state.store;
+    match store.migrations_applied().await {
+        Ok(true) => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "database": store.backend()})),
+        ),
+        Ok(false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "migrations pending", "database": store.backend()})),
+        ),
+        Err(error) => {
+            tracing::error!(%error, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "database unavailable", "database": store.backend()})),
+            )
+        }
+    }
+}
+
+/// `GET /metrics`: Prometheus text format (operator and admin tokens).
+async fn prometheus(
+    caller: Caller,
+    State(state): State<OperationsState>,
+) -> Result<Response, Error> {
+    caller.require(Role::Operator)?;
+    let (size, idle) = state.store.pool_connections();
+    let mut gauges = vec![
+        (
+            "db_pool_connections",
+            "Connections open in the database pool.",
+            i64::from(size),
+        ),
+        (
+            "db_pool_idle_connections",
+            "Idle connections in the database pool.",
+            i64::try_from(idle).unwrap_or(i64::MAX),
+        ),
+    ];
+    let stats = state.store.stats().await?;
+    gauges.push((
+        "media_pending",
+        "Media downloads waiting or retrying.",
+        stats.media_pending,
+    ));
+    gauges.push((
+        "media_failed",
+        "Media downloads that gave up.",
+        stats.media_failed,
+    ));
+    let body = state.metrics.render(&gauges);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
+}
+
 /// A bound, migrated, ready-to-run server.
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    workers: Workers,
     store: Store,
 }
 
@@ -104,9 +232,16 @@ impl Application {
         };
         let store = Store::connect(&database_url).await?;
         let listener = TcpListener::bind(config.listen_addr).await?;
+        let (router, workers) = router(Services {
+            store: store.clone(),
+            verifier,
+            clock,
+            metrics: Metrics::default(),
+        });
         Ok(Self {
             listener,
-            router: router(store.clone(), verifier, clock),
+            router,
+            workers,
             store,
         })
     }
@@ -124,7 +259,8 @@ impl Application {
         &self.store
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    /// Serves until `shutdown` completes; then stops accepting connections, finishes the
+    /// requests in flight, commits what is queued, and returns.
     ///
     /// # Errors
     /// [`Error::Io`] when serving fails.
@@ -132,9 +268,12 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        axum::serve(self.listener, self.router)
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
-            .await?;
-        Ok(())
+            .await;
+        self.workers.drain().await;
+        tracing::info!("drained: every acknowledged delivery is committed");
+        self.store.close().await;
+        Ok(served?)
     }
 }

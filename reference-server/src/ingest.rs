@@ -2,10 +2,12 @@
 //! acknowledging.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Json;
-use axum::extract::{FromRef, State};
+use axum::extract::{FromRef, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use openphone_webhooks::extract::VerifiedWebhook;
 use openphone_webhooks::{Event, Scheme, WebhookVerifier};
@@ -14,7 +16,9 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::Error;
-use crate::store::{NewDelivery, Recorded, Store};
+use crate::group_commit::Ingestor;
+use crate::metrics::{Metrics, WebhookOutcome};
+use crate::store::{NewDelivery, Recorded};
 
 /// Where the time comes from: the system clock in production, a fixed one in tests.
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
@@ -27,12 +31,44 @@ pub fn system_clock() -> Clock {
 /// State of the ingestion routes.
 #[derive(Clone)]
 pub struct IngestState {
-    /// Where deliveries are recorded.
-    pub store: Store,
+    /// Where deliveries are recorded, in group commits.
+    pub ingestor: Ingestor,
     /// The verifier built from the configured secrets.
     pub verifier: WebhookVerifier,
     /// The clock that stamps `received_at`.
     pub clock: Clock,
+}
+
+/// What the handler tells the metrics layer about a delivery it answered.
+#[derive(Debug, Clone)]
+struct Answered {
+    outcome: WebhookOutcome,
+    event_type: Option<String>,
+}
+
+/// Counts every webhook request (by outcome and event type) and its latency, including the
+/// ones the verifier refused before the handler ran.
+pub async fn count_webhooks(
+    State(metrics): State<Metrics>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let (outcome, event_type) = match response.extensions().get::<Answered>() {
+        Some(answered) => (answered.outcome, answered.event_type.as_deref()),
+        None => (
+            match response.status() {
+                StatusCode::UNAUTHORIZED => WebhookOutcome::Unauthorized,
+                StatusCode::PAYLOAD_TOO_LARGE => WebhookOutcome::TooLarge,
+                status if status.is_client_error() => WebhookOutcome::BadRequest,
+                _ => WebhookOutcome::Unavailable,
+            },
+            None,
+        ),
+    };
+    metrics.webhook(outcome, event_type, started.elapsed());
+    response
 }
 
 impl FromRef<IngestState> for WebhookVerifier {
@@ -60,7 +96,7 @@ pub struct Ack {
 pub async fn receive(
     State(state): State<IngestState>,
     VerifiedWebhook { body, verified }: VerifiedWebhook,
-) -> Result<Json<Ack>, Error> {
+) -> Result<Response, Error> {
     let (event_id, event_type, parse_error, changes) = match Event::parse(&body) {
         Ok(event) => (
             Some(event.id.to_string()),
@@ -92,13 +128,15 @@ pub async fn receive(
         body: body.to_vec(),
         changes,
     };
-    let status = match state.store.record_delivery(&delivery).await? {
+    let event_type = delivery.event_type.clone();
+    let parse_error = delivery.parse_error.clone();
+    let status = match state.ingestor.record(delivery).await? {
         Recorded::New(id) => {
             tracing::info!(
                 id,
-                event_type = delivery.event_type.as_deref().unwrap_or("?"),
+                event_type = event_type.as_deref().unwrap_or("?"),
                 %delivery_key,
-                parse_error = delivery.parse_error.as_deref(),
+                parse_error = parse_error.as_deref(),
                 "webhook delivery stored"
             );
             "stored"
@@ -108,10 +146,21 @@ pub async fn receive(
             "duplicate"
         }
     };
-    Ok(Json(Ack {
+    let outcome = if status == "stored" {
+        WebhookOutcome::Stored
+    } else {
+        WebhookOutcome::Duplicate
+    };
+    let mut response = Json(Ack {
         status,
         delivery_key,
-    }))
+    })
+    .into_response();
+    response.extensions_mut().insert(Answered {
+        outcome,
+        event_type,
+    });
+    Ok(response)
 }
 
 /// Answers every delivery with 503 while no signing secret is configured, so OpenPhone keeps

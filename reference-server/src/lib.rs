@@ -5,12 +5,14 @@ pub mod app;
 pub mod auth;
 pub mod config;
 mod error;
+pub mod group_commit;
 pub mod ingest;
+pub mod metrics;
 pub mod projection;
 pub mod reads;
 pub mod store;
 mod store_sql;
 
-pub use app::{Application, router};
+pub use app::{Application, Services, Workers, router};
 pub use config::Config;
 pub use error::Error;

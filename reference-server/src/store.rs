@@ -36,6 +36,20 @@ pub enum StoreError {
     Backend(#[from] sqlx::Error),
 }
 
+impl StoreError {
+    /// Whether trying the same transaction again may succeed: a PostgreSQL deadlock or
+    /// serialization failure, or a busy SQLite database.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Backend(sqlx::Error::Database(error)) => matches!(
+                error.code().as_deref(),
+                Some("40P01" | "40001" | "5" | "517")
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// The database behind the server.
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -406,6 +420,36 @@ impl Store {
         }
     }
 
+    /// Connections open in the pool, and how many of them are idle.
+    pub fn pool_connections(&self) -> (u32, usize) {
+        match self {
+            Self::Sqlite(pool) => (pool.size(), pool.num_idle()),
+            Self::Postgres(pool) => (pool.size(), pool.num_idle()),
+        }
+    }
+
+    /// Whether every migration embedded in this binary is applied.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the database does not answer.
+    pub async fn migrations_applied(&self) -> Result<bool, StoreError> {
+        let migrator = match self {
+            Self::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Self::Postgres(_) => &POSTGRES_MIGRATIONS,
+        };
+        let applied: Vec<(i64,)> = self
+            .fetch_all(
+                "SELECT version FROM _sqlx_migrations WHERE success = TRUE",
+                &[],
+            )
+            .await?;
+        Ok(migrator.iter().all(|migration| {
+            applied
+                .iter()
+                .any(|(version,)| *version == migration.version)
+        }))
+    }
+
     /// Checks that the database answers.
     ///
     /// # Errors
@@ -422,43 +466,70 @@ impl Store {
         Ok(())
     }
 
-    /// Appends a delivery to the log unless one with the same key is already there. The row
-    /// is committed when this returns.
+    /// Appends a delivery to the log unless one with the same key is already there, with its
+    /// projection. The row is committed when this returns.
     ///
     /// # Errors
     /// [`StoreError::Backend`] when the write fails; nothing is recorded then.
     pub async fn record_delivery(&self, delivery: &NewDelivery) -> Result<Recorded, StoreError> {
+        let mut recorded = self.record_batch(std::slice::from_ref(delivery)).await?;
+        Ok(recorded.pop().unwrap_or(Recorded::Duplicate))
+    }
+
+    /// Records several deliveries in one transaction (a group commit): each is appended unless
+    /// its key is already stored (earlier, or earlier in this batch), with its projection.
+    /// Returns one outcome per delivery, in order. Keys are written in sorted order, so
+    /// concurrent batches on PostgreSQL wait on each other instead of deadlocking on the log.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the write fails; nothing of the batch is recorded then.
+    pub async fn record_batch(
+        &self,
+        deliveries: &[NewDelivery],
+    ) -> Result<Vec<Recorded>, StoreError> {
         const INSERT: &str = "INSERT INTO webhook_deliveries \
             (delivery_key, scheme, event_id, event_type, parse_error, signed_at, received_at, body) \
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
             ON CONFLICT (delivery_key) DO NOTHING RETURNING id";
-        // The raw row and its projection commit together, or not at all.
+        let mut order: Vec<usize> = (0..deliveries.len()).collect();
+        order.sort_by(|&a, &b| deliveries[a].delivery_key.cmp(&deliveries[b].delivery_key));
+        let mut recorded = vec![Recorded::Duplicate; deliveries.len()];
+        // The raw rows and their projections commit together, or not at all.
         macro_rules! record {
             ($pool:expr, $dialect:expr) => {{
+                let insert = $dialect(INSERT);
                 let mut tx = $pool.begin().await?;
-                let id: Option<i64> = sqlx::query_scalar(AssertSqlSafe($dialect(INSERT)))
-                    .bind(&delivery.delivery_key)
-                    .bind(delivery.scheme)
-                    .bind(&delivery.event_id)
-                    .bind(&delivery.event_type)
-                    .bind(&delivery.parse_error)
-                    .bind(delivery.signed_at)
-                    .bind(delivery.received_at)
-                    .bind(&delivery.body)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if id.is_some() {
-                    apply!(&mut *tx, &delivery.changes, $dialect);
+                for &index in &order {
+                    let delivery = &deliveries[index];
+                    let id: Option<i64> = sqlx::query_scalar(AssertSqlSafe(insert.clone()))
+                        .bind(&delivery.delivery_key)
+                        .bind(delivery.scheme)
+                        .bind(&delivery.event_id)
+                        .bind(&delivery.event_type)
+                        .bind(&delivery.parse_error)
+                        .bind(delivery.signed_at)
+                        .bind(delivery.received_at)
+                        .bind(&delivery.body)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if let Some(id) = id {
+                        recorded[index] = Recorded::New(id);
+                    }
+                }
+                // Projections in arrival order, after every raw row.
+                for (delivery, outcome) in deliveries.iter().zip(&recorded) {
+                    if matches!(outcome, Recorded::New(_)) {
+                        apply!(&mut *tx, &delivery.changes, $dialect);
+                    }
                 }
                 tx.commit().await?;
-                id
             }};
         }
-        let id = match self {
+        match self {
             Self::Sqlite(pool) => record!(pool, sql::sqlite),
             Self::Postgres(pool) => record!(pool, str::to_owned),
-        };
-        Ok(id.map_or(Recorded::Duplicate, Recorded::New))
+        }
+        Ok(recorded)
     }
 
     /// The stored delivery with this key, if any.

@@ -20,7 +20,7 @@ const EVENTS: usize = 300;
 const KILL_AFTER: usize = 100;
 
 /// Starts the server binary on `db` and returns it with its base URL.
-fn start_server(db: &TestDb) -> (Child, String) {
+pub(crate) fn start_server(db: &TestDb) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_reference-server"))
         .env("DATABASE_URL", &db.url)
         .env("DATA_DIR", &db.dir)
@@ -44,7 +44,7 @@ fn start_server(db: &TestDb) -> (Child, String) {
     (child, url)
 }
 
-fn event(index: usize) -> String {
+pub(crate) fn event(index: usize) -> String {
     format!(
         r#"{{"id":"EV{index}","apiVersion":"2026-03-30","createdAt":"2026-04-13T12:00:00Z","type":"message.received","data":{{"resource":{{"id":"AC{index:05}","direction":"incoming","text":"event {index}","media":[],"status":"received","createdAt":"2026-04-13T12:00:00Z"}},"context":{{"orgId":"OR1","phoneNumberId":"PN1","senderIdentifier":"+1555000{index:04}","recipientIdentifiers":["+15550009999"]}},"links":{{"quo":null}}}}}}"#
     )

@@ -12,6 +12,7 @@ mod cli;
 mod crash;
 mod helpers;
 mod ingest;
+mod operations;
 mod projection;
 mod store;
 
