@@ -3,6 +3,7 @@
 //! Both backends run the same operations with hand-written SQL per backend, and the same test
 //! suite (`tests/it/store.rs`) runs against each.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -182,130 +183,36 @@ pub struct StoredDelivery {
     pub body: Vec<u8>,
 }
 
-/// Applies projection changes on a connection of either backend; `$dialect` turns the
-/// PostgreSQL text into the backend's.
+/// Binds `args` in order to a query of either backend.
+macro_rules! bind_all {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match arg {
+                Arg::Text(value) => query.bind(value.clone()),
+                Arg::Int(value) => query.bind(*value),
+                Arg::Time(value) => query.bind(*value),
+            };
+        }
+        query
+    }};
+}
+
+/// Applies projection changes on a connection of either backend, one statement each;
+/// `$dialect` turns the PostgreSQL text into the backend's.
 macro_rules! apply {
     ($conn:expr, $changes:expr, $dialect:expr) => {
         for change in $changes {
+            if let Some(upsert) = sql::upsert(change) {
+                bind_all!(
+                    sqlx::query(AssertSqlSafe($dialect(upsert.sql))),
+                    &upsert.args
+                )
+                .execute(&mut *$conn)
+                .await?;
+                continue;
+            }
             match change {
-                Change::Conversation {
-                    key,
-                    phone_number_id,
-                    participants,
-                    openphone_id,
-                    activity_ms,
-                } => {
-                    sqlx::query(AssertSqlSafe($dialect(sql::CONVERSATION)))
-                        .bind(key)
-                        .bind(phone_number_id)
-                        .bind(participants)
-                        .bind(openphone_id)
-                        .bind(activity_ms)
-                        .execute(&mut *$conn)
-                        .await?;
-                }
-                Change::Message {
-                    id,
-                    conversation_key,
-                    direction,
-                    from,
-                    to,
-                    body,
-                    media,
-                    status,
-                    status_rank,
-                    error_code,
-                    created_ms,
-                } => {
-                    sqlx::query(AssertSqlSafe($dialect(sql::MESSAGE)))
-                        .bind(id)
-                        .bind(conversation_key)
-                        .bind(direction)
-                        .bind(from)
-                        .bind(to)
-                        .bind(body)
-                        .bind(media)
-                        .bind(status)
-                        .bind(status_rank)
-                        .bind(error_code)
-                        .bind(created_ms)
-                        .execute(&mut *$conn)
-                        .await?;
-                }
-                Change::MessageStatus {
-                    message_id,
-                    status,
-                    reported_ms,
-                } => {
-                    sqlx::query(AssertSqlSafe($dialect(sql::MESSAGE_STATUS)))
-                        .bind(message_id)
-                        .bind(status)
-                        .bind(reported_ms)
-                        .execute(&mut *$conn)
-                        .await?;
-                }
-                Change::Call {
-                    id,
-                    conversation_key,
-                    direction,
-                    status,
-                    status_rank,
-                    outcome,
-                    outcome_rank,
-                    created_ms,
-                    answered_ms,
-                    completed_ms,
-                    duration_s,
-                    voicemail_url,
-                    has_voicemail,
-                } => {
-                    sqlx::query(AssertSqlSafe($dialect(sql::CALL)))
-                        .bind(id)
-                        .bind(conversation_key)
-                        .bind(direction)
-                        .bind(status)
-                        .bind(status_rank)
-                        .bind(outcome)
-                        .bind(outcome_rank)
-                        .bind(created_ms)
-                        .bind(answered_ms)
-                        .bind(completed_ms)
-                        .bind(duration_s)
-                        .bind(voicemail_url)
-                        .bind(i32::from(*has_voicemail))
-                        .execute(&mut *$conn)
-                        .await?;
-                }
-                Change::Recording {
-                    call_id,
-                    url,
-                    content_type,
-                    duration_s,
-                } => {
-                    sqlx::query(AssertSqlSafe($dialect(sql::RECORDING)))
-                        .bind(call_id)
-                        .bind(url)
-                        .bind(content_type)
-                        .bind(duration_s)
-                        .execute(&mut *$conn)
-                        .await?;
-                }
-                Change::Summary {
-                    call_id,
-                    status,
-                    status_rank,
-                    summary,
-                    next_steps,
-                } => {
-                    sqlx::query(AssertSqlSafe($dialect(sql::SUMMARY)))
-                        .bind(call_id)
-                        .bind(status)
-                        .bind(status_rank)
-                        .bind(summary)
-                        .bind(next_steps)
-                        .execute(&mut *$conn)
-                        .await?;
-                }
                 Change::Contact {
                     id,
                     first_name,
@@ -353,20 +260,7 @@ macro_rules! apply {
                         }
                     }
                 }
-                Change::Transcript {
-                    call_id,
-                    status,
-                    status_rank,
-                    dialogue,
-                } => {
-                    sqlx::query(AssertSqlSafe($dialect(sql::TRANSCRIPT)))
-                        .bind(call_id)
-                        .bind(status)
-                        .bind(status_rank)
-                        .bind(dialogue)
-                        .execute(&mut *$conn)
-                        .await?;
-                }
+                _ => {}
             }
         }
     };
@@ -527,7 +421,9 @@ impl Store {
         }
         match self {
             Self::Sqlite(pool) => record!(pool, sql::sqlite),
-            Self::Postgres(pool) => record!(pool, str::to_owned),
+            // On PostgreSQL every statement is a round trip: a batch is written in one
+            // statement when it can be (arrays unnested), not one per row.
+            Self::Postgres(pool) => return record_batch_unnested(pool, deliveries).await,
         }
         Ok(recorded)
     }
@@ -763,6 +659,194 @@ impl Store {
     }
 }
 
+/// Binds one array per parameter of the round's upserts (`&[(&str, Upsert)]`).
+macro_rules! bind_columns {
+    ($query:expr, $round:expr) => {{
+        let round = $round;
+        let mut query = $query;
+        let width = round.first().map_or(0, |(_, upsert)| upsert.args.len());
+        for position in 0..width {
+            let values = round.iter().map(|(_, upsert)| &upsert.args[position]);
+            query = match round[0].1.args[position] {
+                Arg::Int(_) => query.bind(
+                    values
+                        .map(|arg| match arg {
+                            Arg::Int(value) => *value,
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+                Arg::Time(_) => query.bind(
+                    values
+                        .map(|arg| match arg {
+                            Arg::Time(value) => Some(*value),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+                Arg::Text(_) => query.bind(
+                    values
+                        .map(|arg| match arg {
+                            Arg::Text(value) => value.clone(),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+            };
+        }
+        query
+    }};
+}
+
+/// [`Store::record_batch`] on PostgreSQL in as few round trips as possible. One statement
+/// inserts the raw rows (`INSERT ... SELECT FROM UNNEST(...)`) and, in data-modifying CTEs,
+/// applies each kind of upsert to the rows of the deliveries it inserted, with the same
+/// conflict clauses as row by row; alone, it runs in autocommit (one round trip for the
+/// batch). One statement must not touch a row twice, so a key repeated in the batch goes to a
+/// later round, run after it in one transaction (as are contacts); merges are
+/// order-independent, so rounds give what one row at a time gives.
+async fn record_batch_unnested(
+    pool: &PgPool,
+    deliveries: &[NewDelivery],
+) -> Result<Vec<Recorded>, StoreError> {
+    // The first delivery of each key, in key order (so concurrent batches wait, not deadlock).
+    let mut first: BTreeMap<&str, usize> = BTreeMap::new();
+    for (index, delivery) in deliveries.iter().enumerate() {
+        first.entry(delivery.delivery_key.as_str()).or_insert(index);
+    }
+    let rows: Vec<&NewDelivery> = first.values().map(|&index| &deliveries[index]).collect();
+    // Their upserts by statement and round, each with its delivery key.
+    let mut groups: BTreeMap<&'static str, Vec<Vec<(&str, sql::Upsert)>>> = BTreeMap::new();
+    let mut contacts: Vec<(&str, &Change)> = Vec::new();
+    for (index, delivery) in deliveries.iter().enumerate() {
+        if first.get(delivery.delivery_key.as_str()) != Some(&index) {
+            continue;
+        }
+        for change in &delivery.changes {
+            let Some(upsert) = sql::upsert(change) else {
+                contacts.push((&delivery.delivery_key, change));
+                continue;
+            };
+            let rounds = groups.entry(upsert.sql).or_default();
+            match rounds
+                .iter_mut()
+                .find(|round| !round.iter().any(|(_, other)| other.key == upsert.key))
+            {
+                Some(round) => round.push((&delivery.delivery_key, upsert)),
+                None => rounds.push(vec![(&delivery.delivery_key, upsert)]),
+            }
+        }
+    }
+    for rounds in groups.values_mut() {
+        for round in rounds.iter_mut() {
+            round.sort_by(|a, b| a.1.key.cmp(&b.1.key));
+        }
+    }
+
+    let mut statement = "WITH raw AS (INSERT INTO webhook_deliveries \
+        (delivery_key, scheme, event_id, event_type, parse_error, signed_at, received_at, body) \
+        SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+        $6::timestamptz[], $7::timestamptz[], $8::bytea[]) \
+        ON CONFLICT (delivery_key) DO NOTHING RETURNING id, delivery_key)"
+        .to_owned();
+    let mut next_parameter = 9;
+    for (n, (sql_text, rounds)) in groups.iter().enumerate() {
+        let columns = column_types(&rounds[0]);
+        statement.push_str(&format!(
+            ", u{n} AS ({})",
+            sql::unnest(sql_text, &columns, next_parameter, true)
+        ));
+        next_parameter += columns.len() + 1;
+    }
+    statement.push_str(" SELECT id, delivery_key FROM raw");
+    let mut query = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(statement))
+        .bind(
+            rows.iter()
+                .map(|d| d.delivery_key.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|d| d.scheme.to_owned()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|d| d.event_id.clone()).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|d| d.event_type.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|d| d.parse_error.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|d| d.signed_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|d| d.received_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|d| d.body.clone()).collect::<Vec<_>>());
+    for rounds in groups.values() {
+        query = bind_columns!(query, &rounds[0]);
+        query = query.bind(
+            rounds[0]
+                .iter()
+                .map(|(key, _)| (*key).to_owned())
+                .collect::<Vec<_>>(),
+        );
+    }
+
+    let single = contacts.is_empty() && groups.values().all(|rounds| rounds.len() == 1);
+    let inserted: Vec<(i64, String)> = if single {
+        query.fetch_all(pool).await?
+    } else {
+        let mut tx = pool.begin().await?;
+        let inserted = query.fetch_all(&mut *tx).await?;
+        let new: std::collections::HashSet<&str> =
+            inserted.iter().map(|(_, key)| key.as_str()).collect();
+        for (sql_text, rounds) in &groups {
+            for round in rounds.iter().skip(1) {
+                let round: Vec<(&str, sql::Upsert)> = round
+                    .iter()
+                    .filter(|(key, _)| new.contains(key))
+                    .map(|(key, upsert)| (*key, upsert.clone()))
+                    .collect();
+                if round.is_empty() {
+                    continue;
+                }
+                let columns = column_types(&round);
+                let text = sql::unnest(sql_text, &columns, 1, false);
+                bind_columns!(sqlx::query(AssertSqlSafe(text)), &round)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let contacts: Vec<Change> = contacts
+            .iter()
+            .filter(|(key, _)| new.contains(key))
+            .map(|(_, change)| (*change).clone())
+            .collect();
+        apply!(&mut *tx, &contacts, str::to_owned);
+        tx.commit().await?;
+        inserted
+    };
+    let mut recorded = vec![Recorded::Duplicate; deliveries.len()];
+    for (id, key) in inserted {
+        if let Some(&index) = first.get(key.as_str()) {
+            recorded[index] = Recorded::New(id);
+        }
+    }
+    Ok(recorded)
+}
+
+/// The PostgreSQL array type of each parameter of an upsert.
+fn column_types(round: &[(&str, sql::Upsert)]) -> Vec<&'static str> {
+    round[0]
+        .1
+        .args
+        .iter()
+        .map(|arg| match arg {
+            Arg::Int(_) => "int8",
+            Arg::Time(_) => "timestamptz",
+            Arg::Text(_) => "text",
+        })
+        .collect()
+}
+
 /// A bind parameter of the generic query helpers.
 #[derive(Debug, Clone)]
 pub(crate) enum Arg {
@@ -808,21 +892,6 @@ impl From<OffsetDateTime> for Arg {
     fn from(value: OffsetDateTime) -> Self {
         Self::Time(value)
     }
-}
-
-/// Binds `args` in order to a query of either backend.
-macro_rules! bind_all {
-    ($query:expr, $args:expr) => {{
-        let mut query = $query;
-        for arg in $args {
-            query = match arg {
-                Arg::Text(value) => query.bind(value.clone()),
-                Arg::Int(value) => query.bind(*value),
-                Arg::Time(value) => query.bind(*value),
-            };
-        }
-        query
-    }};
 }
 
 /// Rows decodable on both backends.

@@ -2,6 +2,9 @@
 //!
 //! Every upsert is a join: applying the same changes in any order gives the same row.
 
+use crate::projection::Change;
+use crate::store::Arg;
+
 /// SQLite spells numbered parameters `?1` and the two-argument extremes `max`/`min`.
 pub(crate) fn sqlite(sql: &str) -> String {
     sql.replace('$', "?")
@@ -88,7 +91,10 @@ pub(crate) const CONVERSATION: &str = concat!(
     "openphone_id = ",
     earliest!("conversations.openphone_id", "excluded.openphone_id"),
     ", ",
-    "last_activity_ms = GREATEST(conversations.last_activity_ms, excluded.last_activity_ms)"
+    "last_activity_ms = GREATEST(conversations.last_activity_ms, excluded.last_activity_ms) ",
+    // Skip the write (and its index entries) when nothing would change.
+    "WHERE excluded.last_activity_ms > conversations.last_activity_ms ",
+    "OR (excluded.openphone_id IS NOT NULL AND (conversations.openphone_id IS NULL OR excluded.openphone_id < conversations.openphone_id))"
 );
 
 pub(crate) const MESSAGE: &str = concat!(
@@ -228,9 +234,228 @@ pub(crate) const CONTACT_PHONES_CLEAR: &str = "DELETE FROM contact_phones WHERE 
 
 pub(crate) const CONTACT_PHONE: &str = "INSERT INTO contact_phones (contact_id, phone) VALUES ($1, $2) ON CONFLICT (contact_id, phone) DO NOTHING";
 
+/// One projection upsert: its SQL, the key it conflicts on, and its parameters.
+#[derive(Clone)]
+pub(crate) struct Upsert {
+    pub(crate) sql: &'static str,
+    pub(crate) key: String,
+    pub(crate) args: Vec<Arg>,
+}
+
+fn int(value: impl Into<i64>) -> Arg {
+    Arg::Int(Some(value.into()))
+}
+
+/// The single upsert a change makes, or `None` for a contact (which also rewrites its phone
+/// numbers, see `apply!`).
+pub(crate) fn upsert(change: &Change) -> Option<Upsert> {
+    let (sql, key, args) = match change.clone() {
+        Change::Conversation {
+            key,
+            phone_number_id,
+            participants,
+            openphone_id,
+            activity_ms,
+        } => (
+            CONVERSATION,
+            key.clone(),
+            vec![
+                key.into(),
+                phone_number_id.into(),
+                participants.into(),
+                openphone_id.into(),
+                activity_ms.into(),
+            ],
+        ),
+        Change::Message {
+            id,
+            conversation_key,
+            direction,
+            from,
+            to,
+            body,
+            media,
+            status,
+            status_rank,
+            error_code,
+            created_ms,
+        } => (
+            MESSAGE,
+            id.clone(),
+            vec![
+                id.into(),
+                conversation_key.into(),
+                direction.into(),
+                from.into(),
+                to.into(),
+                body.into(),
+                media.into(),
+                status.into(),
+                int(status_rank),
+                error_code.into(),
+                created_ms.into(),
+            ],
+        ),
+        Change::MessageStatus {
+            message_id,
+            status,
+            reported_ms,
+        } => (
+            MESSAGE_STATUS,
+            format!("{message_id}|{status}"),
+            vec![message_id.into(), status.into(), reported_ms.into()],
+        ),
+        Change::Call {
+            id,
+            conversation_key,
+            direction,
+            status,
+            status_rank,
+            outcome,
+            outcome_rank,
+            created_ms,
+            answered_ms,
+            completed_ms,
+            duration_s,
+            voicemail_url,
+            has_voicemail,
+        } => (
+            CALL,
+            id.clone(),
+            vec![
+                id.into(),
+                conversation_key.into(),
+                direction.into(),
+                status.into(),
+                int(status_rank),
+                outcome.into(),
+                int(outcome_rank),
+                created_ms.into(),
+                answered_ms.into(),
+                completed_ms.into(),
+                duration_s.into(),
+                voicemail_url.into(),
+                int(i32::from(has_voicemail)),
+            ],
+        ),
+        Change::Recording {
+            call_id,
+            url,
+            content_type,
+            duration_s,
+        } => (
+            RECORDING,
+            format!("{call_id}|{url}"),
+            vec![
+                call_id.into(),
+                url.into(),
+                content_type.into(),
+                duration_s.into(),
+            ],
+        ),
+        Change::Summary {
+            call_id,
+            status,
+            status_rank,
+            summary,
+            next_steps,
+        } => (
+            SUMMARY,
+            call_id.clone(),
+            vec![
+                call_id.into(),
+                status.into(),
+                int(status_rank),
+                summary.into(),
+                next_steps.into(),
+            ],
+        ),
+        Change::Transcript {
+            call_id,
+            status,
+            status_rank,
+            dialogue,
+        } => (
+            TRANSCRIPT,
+            call_id.clone(),
+            vec![
+                call_id.into(),
+                status.into(),
+                int(status_rank),
+                dialogue.into(),
+            ],
+        ),
+        Change::Contact { .. } => return None,
+    };
+    Some(Upsert { sql, key, args })
+}
+
+/// The PostgreSQL statement applying one upsert to many rows at once: `VALUES ($1, ...)`
+/// becomes `SELECT ... FROM UNNEST($1::text[], ...)`, with the same conflict clause, so the
+/// merge is the one each row would get alone. `columns` gives each parameter's array type;
+/// parameters are numbered from `first`. With `only_new`, one more text array gives each
+/// row's delivery key, and only rows whose delivery the `raw` CTE inserted are applied.
+pub(crate) fn unnest(sql: &str, columns: &[&str], first: usize, only_new: bool) -> String {
+    let start = sql.find("VALUES (").unwrap_or(sql.len());
+    let end = sql[start..]
+        .find(')')
+        .map_or(sql.len(), |end| start + end + 1);
+    let mut arrays: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(index, column)| format!("${}::{column}[]", first + index))
+        .collect();
+    let names: Vec<String> = (1..=columns.len()).map(|n| format!("u.c{n}")).collect();
+    let mut aliases: Vec<String> = (1..=columns.len()).map(|n| format!("c{n}")).collect();
+    let filter = if only_new {
+        arrays.push(format!("${}::text[]", first + columns.len()));
+        aliases.push("dk".to_owned());
+        " WHERE u.dk IN (SELECT delivery_key FROM raw)"
+    } else {
+        ""
+    };
+    format!(
+        "{}SELECT {} FROM UNNEST({}) AS u({}){filter}{}",
+        &sql[..start],
+        names.join(", "),
+        arrays.join(", "),
+        aliases.join(", "),
+        &sql[end..]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unnest_keeps_the_conflict_clause() {
+        assert_eq!(
+            unnest(MESSAGE_STATUS, &["text", "text", "int8"], 1, false),
+            "INSERT INTO message_statuses (message_id, status, reported_ms) \
+             SELECT u.c1, u.c2, u.c3 FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS u(c1, c2, c3) \
+             ON CONFLICT (message_id, status) DO UPDATE SET \
+             reported_ms = LEAST(message_statuses.reported_ms, excluded.reported_ms)"
+        );
+        assert!(
+            unnest(RECORDING, &["text", "text", "text", "int8"], 9, true).contains(
+                "UNNEST($9::text[], $10::text[], $11::text[], $12::int8[], $13::text[]) \
+                 AS u(c1, c2, c3, c4, dk) WHERE u.dk IN (SELECT delivery_key FROM raw) ON CONFLICT"
+            )
+        );
+        for sql in [
+            CONVERSATION,
+            MESSAGE,
+            MESSAGE_STATUS,
+            CALL,
+            RECORDING,
+            SUMMARY,
+            TRANSCRIPT,
+        ] {
+            let values = sql.find("VALUES (").unwrap();
+            assert!(sql[values..].find(')').unwrap() < sql.find("ON CONFLICT").unwrap() - values);
+        }
+    }
 
     #[test]
     fn translates_placeholders_and_extremes_for_sqlite() {

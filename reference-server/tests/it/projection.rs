@@ -384,7 +384,74 @@ async fn replay_projects_the_raw_log_idempotently(backend: Backend) {
     db.cleanup().await;
 }
 
+fn new_delivery(key: &str, payload: &Value) -> NewDelivery {
+    let body = payload.to_string().into_bytes();
+    let event = Event::parse(&body).unwrap();
+    NewDelivery {
+        delivery_key: key.to_owned(),
+        scheme: "legacy",
+        event_id: Some(event.id.to_string()),
+        event_type: Some(event.event_type.to_string()),
+        parse_error: None,
+        signed_at: OffsetDateTime::UNIX_EPOCH,
+        received_at: OffsetDateTime::UNIX_EPOCH,
+        changes: changes(&event),
+        body,
+    }
+}
+
+/// One batch (one statement per table on PostgreSQL, with repeated keys in rounds) projects
+/// what the same events give one at a time.
+async fn a_batch_projects_like_one_delivery_at_a_time(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let one_by_one = db.store().await;
+    let other = TestDb::new(backend).await.unwrap();
+    let batched = other.store().await;
+    let mut events = call_events("ACb");
+    events.extend(call_events("ACc"));
+    events.extend(contact_events("CTb"));
+    let mut deliveries: Vec<NewDelivery> = events
+        .iter()
+        .enumerate()
+        .map(|(n, event)| new_delivery(&format!("k{n}"), event))
+        .collect();
+    // A redelivery inside the batch, and one of an event stored before.
+    deliveries.push(new_delivery("k3", &events[3]));
+    for delivery in &deliveries {
+        one_by_one.record_delivery(delivery).await.unwrap();
+    }
+    batched.record_delivery(&deliveries[0]).await.unwrap();
+    let outcomes = batched.record_batch(&deliveries).await.unwrap();
+    let new = outcomes
+        .iter()
+        .filter(|o| matches!(o, Recorded::New(_)))
+        .count();
+    assert_eq!(new, deliveries.len() - 2, "{outcomes:?}");
+    assert_eq!(
+        batched.delivery_count().await.unwrap(),
+        one_by_one.delivery_count().await.unwrap()
+    );
+    for call in ["ACb", "ACc"] {
+        let expected = one_by_one.call(call).await.unwrap().unwrap();
+        assert_eq!(batched.call(call).await.unwrap().unwrap(), expected);
+        assert_eq!(expected.outcome.as_deref(), Some("answered"));
+    }
+    for phone in ["+15555550100", "+15555550199"] {
+        assert_eq!(
+            batched.contacts_by_phone(phone).await.unwrap(),
+            one_by_one.contacts_by_phone(phone).await.unwrap()
+        );
+    }
+    let tables = |store: Store| async move { store.replay(None, true).await.unwrap().tables };
+    assert_eq!(tables(batched).await, tables(one_by_one).await);
+    other.cleanup().await;
+    db.cleanup().await;
+}
+
 backend_tests!(
+    a_batch_projects_like_one_delivery_at_a_time,
     replay_projects_the_raw_log_idempotently,
     contacts_converge_and_are_found_by_number,
     every_order_of_a_calls_events_converges,
