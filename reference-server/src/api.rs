@@ -4,6 +4,8 @@
 //! page, until `next_cursor` is `null`. `limit` is 1 to 200 (default 50).
 
 use axum::extract::{FromRef, Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
@@ -15,6 +17,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::Error;
 use crate::auth::{Caller, Role};
+use crate::media::{BlobStore, MediaRecord};
 use crate::reads::{ConversationSummary, TimelineEntry};
 use crate::store::{Store, StoredDelivery};
 
@@ -23,6 +26,8 @@ use crate::store::{Store, StoredDelivery};
 pub struct ApiState {
     /// The database.
     pub store: Store,
+    /// The media blobs.
+    pub blobs: BlobStore,
 }
 
 impl FromRef<ApiState> for Store {
@@ -39,6 +44,8 @@ pub fn routes(state: ApiState) -> Router {
         .route("/api/v1/conversations/{id}", get(conversation))
         .route("/api/v1/calls/{id}", get(call))
         .route("/api/v1/stats", get(stats))
+        .route("/api/v1/media", get(media_list))
+        .route("/api/v1/media/{id}", get(media_bytes))
         .with_state(state)
 }
 
@@ -251,7 +258,16 @@ async fn conversation(
         .then(|| entries.last().map(|e| cursor(e.created_ms, &e.id)))
         .flatten();
     let mut value = conversation_json(&summary);
-    value["timeline"] = Value::Array(entries.iter().map(entry_json).collect());
+    let mut timeline = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        let mut item = entry_json(entry);
+        if entry.kind == "call" || entry.media.as_deref().is_some_and(|media| media != "[]") {
+            let stored = state.store.media_of(&entry.id).await?;
+            item["stored_media"] = stored.iter().map(media_json).collect();
+        }
+        timeline.push(item);
+    }
+    value["timeline"] = Value::Array(timeline);
     value["next_cursor"] = json!(next_cursor);
     Ok(Json(value))
 }
@@ -283,7 +299,98 @@ async fn call(
         "summary": call.summary.as_deref().map(json_text),
         "next_steps": call.next_steps.as_deref().map(json_text),
         "transcript": call.transcript.as_deref().map(json_text),
+        "media": state.store.media_of(&id).await?.iter().map(media_json).collect::<Vec<_>>(),
     })))
+}
+
+fn media_json(media: &MediaRecord) -> Value {
+    json!({
+        "id": media.id,
+        "kind": media.owner_kind,
+        "owner_id": media.owner_id,
+        "url": media.url,
+        "status": media.status,
+        "attempts": media.attempts,
+        "content_type": media.content_type,
+        "size_bytes": media.size_bytes,
+        "sha256": media.sha256,
+        "last_error": media.last_error,
+        "href": (media.status == "stored").then(|| format!("/api/v1/media/{}", media.id)),
+    })
+}
+
+/// Filter of `GET /api/v1/media`.
+#[derive(Debug, Deserialize)]
+pub struct MediaFilter {
+    /// `pending`, `stored` or `failed`.
+    pub status: Option<String>,
+}
+
+/// `GET /api/v1/media`: media jobs newest first, by status (operator and admin): failed
+/// downloads are found here.
+async fn media_list(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Query(paging): Query<Paging>,
+    Query(filter): Query<MediaFilter>,
+) -> Result<Json<Value>, Error> {
+    caller.require(Role::Operator)?;
+    let limit = paging.limit()?;
+    if let Some(status) = &filter.status
+        && !["pending", "stored", "failed"].contains(&status.as_str())
+    {
+        return Err(Error::BadRequest(
+            "status must be pending, stored or failed".to_owned(),
+        ));
+    }
+    let rows = state
+        .store
+        .media_list(
+            filter.status.as_deref(),
+            paging.position()?.map(|(id, _)| id),
+            limit,
+        )
+        .await?;
+    let last = rows.last().map(|row| row.id);
+    let items = rows.iter().map(media_json).collect();
+    Ok(page(items, limit, || cursor(last.unwrap_or_default(), "")))
+}
+
+/// `GET /api/v1/media/{id}`: the stored bytes, with their content type.
+async fn media_bytes(
+    _caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<i64>,
+) -> Result<Response, Error> {
+    let media = state
+        .store
+        .media(id)
+        .await?
+        .ok_or(Error::NotFound("media"))?;
+    let Some(sha256) = media.sha256.filter(|_| media.status == "stored") else {
+        return Err(Error::NotFound(
+            "stored copy of this media (see its status)",
+        ));
+    };
+    let bytes = state.blobs.read(&sha256).await.map_err(|error| {
+        tracing::error!(id, %error, "stored media is missing from the blob store");
+        Error::NotFound("stored copy of this media")
+    })?;
+    let content_type = media
+        .content_type
+        .unwrap_or_else(|| "application/octet-stream".to_owned());
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::ETAG, format!("\"{sha256}\"")),
+            (
+                header::CACHE_CONTROL,
+                "private, max-age=31536000, immutable".to_owned(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// `GET /api/v1/stats`: counts of everything stored (operator and admin).

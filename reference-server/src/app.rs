@@ -11,12 +11,16 @@ use axum::{Json, Router};
 use openphone_webhooks::WebhookVerifier;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::Error;
 use crate::auth::{Caller, Role};
+use crate::compliance::{ReplySender, ReplyTexts};
 use crate::config::Config;
 use crate::group_commit::{Ingestor, Writers};
 use crate::ingest::{Clock, IngestState, count_webhooks, not_configured, receive, system_clock};
+use crate::media::{BlobStore, MediaFetcher, MediaPolicy};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -35,19 +39,49 @@ pub struct Services {
     pub clock: Clock,
     /// The process's metrics.
     pub metrics: Metrics,
+    /// Where media blobs are stored.
+    pub blobs: BlobStore,
+    /// What media downloads may fetch.
+    pub media_policy: MediaPolicy,
+    /// The OpenPhone client for compliance replies; without it replies wait in the outbox.
+    pub openphone: Option<openphone_client::Client>,
+    /// The compliance reply texts.
+    pub reply_texts: ReplyTexts,
 }
 
-/// The background tasks behind a router: the group-commit writers. Drain them after the
-/// router stops serving.
+impl Services {
+    /// Services over `store` with defaults: no verifier, the system clock, blobs under
+    /// `data_dir/blobs`, the default media policy, no OpenPhone client.
+    pub fn new(store: Store, data_dir: &std::path::Path) -> Self {
+        Self {
+            store,
+            verifier: None,
+            clock: crate::ingest::system_clock(),
+            metrics: Metrics::default(),
+            blobs: BlobStore::new(data_dir.join("blobs")),
+            media_policy: MediaPolicy::default(),
+            openphone: None,
+            reply_texts: ReplyTexts::default(),
+        }
+    }
+}
+
+/// The background tasks behind a router: the group-commit writers, the media downloader and
+/// the compliance reply sender. Drain them after the router stops serving.
 pub struct Workers {
     writers: Writers,
+    stop: watch::Sender<bool>,
+    background: JoinSet<()>,
 }
 
 impl Workers {
     /// Waits until every queued delivery is committed and the writers have stopped (they
-    /// stop once the router, and with it every handle to them, is dropped).
-    pub async fn drain(self) {
+    /// stop once the router, and with it every handle to them, is dropped), then stops the
+    /// media and reply workers after the job each has in hand.
+    pub async fn drain(mut self) {
         self.writers.drained().await;
+        let _ = self.stop.send(true);
+        while self.background.join_next().await.is_some() {}
     }
 }
 
@@ -59,8 +93,41 @@ pub fn router(services: Services) -> (Router, Workers) {
         verifier,
         clock,
         metrics,
+        blobs,
+        media_policy,
+        openphone,
+        reply_texts,
     } = services;
     let (ingestor, writers) = Ingestor::start(store.clone(), metrics.clone());
+    let (stop, stopped) = watch::channel(false);
+    let mut background = JoinSet::new();
+    background.spawn(
+        MediaFetcher {
+            store: store.clone(),
+            blobs: blobs.clone(),
+            policy: media_policy,
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+        }
+        .run(stopped.clone()),
+    );
+    match openphone {
+        Some(client) => {
+            background.spawn(
+                ReplySender {
+                    store: store.clone(),
+                    client,
+                    texts: reply_texts,
+                    clock: clock.clone(),
+                    metrics: metrics.clone(),
+                }
+                .run(stopped),
+            );
+        }
+        None => tracing::warn!(
+            "OPENPHONE_API_KEY is not set: compliance replies (STOP, START, HELP) wait in the outbox until it is"
+        ),
+    }
     let webhooks = match verifier {
         Some(verifier) => {
             let state = IngestState {
@@ -93,8 +160,15 @@ pub fn router(services: Services) -> (Router, Workers) {
         .route("/metrics", get(prometheus))
         .with_state(operations)
         .merge(webhooks)
-        .merge(crate::api::routes(crate::api::ApiState { store }));
-    (router, Workers { writers })
+        .merge(crate::api::routes(crate::api::ApiState { store, blobs }));
+    (
+        router,
+        Workers {
+            writers,
+            stop,
+            background,
+        },
+    )
 }
 
 /// State of the operational routes.
@@ -217,6 +291,9 @@ impl Application {
         // Settings first, so a configuration mistake is reported before any connection.
         let secrets = config.webhook_secrets()?;
         let database_url = config.database_url()?;
+        let media_policy = config.media_policy()?;
+        let openphone = config.openphone_client()?;
+        let reply_texts = config.reply_texts()?;
         let verifier = match secrets {
             Some(secrets) => Some(
                 WebhookVerifier::new(secrets)
@@ -233,10 +310,12 @@ impl Application {
         let store = Store::connect(&database_url).await?;
         let listener = TcpListener::bind(config.listen_addr).await?;
         let (router, workers) = router(Services {
-            store: store.clone(),
             verifier,
             clock,
-            metrics: Metrics::default(),
+            media_policy,
+            openphone,
+            reply_texts,
+            ..Services::new(store.clone(), &config.data_dir)
         });
         Ok(Self {
             listener,

@@ -31,6 +31,46 @@ pub struct Config {
     /// Largest webhook body accepted, in bytes; larger ones get 413.
     #[arg(long, env = "MAX_WEBHOOK_BODY_BYTES", default_value_t = openphone_webhooks::DEFAULT_MAX_BODY_SIZE)]
     pub max_webhook_body_bytes: usize,
+
+    /// OpenPhone API key, for compliance replies. Without it, replies wait in the outbox.
+    #[arg(long, env = "OPENPHONE_API_KEY", hide_env_values = true)]
+    pub openphone_api_key: Option<Redacted>,
+
+    /// OpenPhone API base URL (point it at the simulator in tests).
+    #[arg(
+        long,
+        env = "OPENPHONE_BASE_URL",
+        default_value = "https://api.quo.com"
+    )]
+    pub openphone_base_url: String,
+
+    /// Hosts (optionally with a path prefix) media may be downloaded from, comma-separated.
+    #[arg(long, env = "MEDIA_ALLOWED_HOSTS", value_delimiter = ',', default_values_t = crate::media::DEFAULT_ALLOWED.map(str::to_owned))]
+    pub media_allowed_hosts: Vec<String>,
+
+    /// Hosts media may be downloaded from over plain http (test servers only), comma-separated.
+    #[arg(long, env = "MEDIA_HTTP_HOSTS", value_delimiter = ',')]
+    pub media_http_hosts: Vec<String>,
+
+    /// Largest media download, in bytes.
+    #[arg(long, env = "MEDIA_MAX_BYTES", default_value_t = crate::media::DEFAULT_MAX_BYTES)]
+    pub media_max_bytes: u64,
+
+    /// Time limit of one media download, in seconds.
+    #[arg(long, env = "MEDIA_TIMEOUT_SECS", default_value_t = 120)]
+    pub media_timeout_secs: u64,
+
+    /// Reply to STOP and the other opt-out keywords.
+    #[arg(long, env = "REPLY_OPT_OUT")]
+    pub reply_opt_out: Option<String>,
+
+    /// Reply to START, UNSTOP and YES.
+    #[arg(long, env = "REPLY_OPT_IN")]
+    pub reply_opt_in: Option<String>,
+
+    /// Reply to HELP and INFO.
+    #[arg(long, env = "REPLY_HELP")]
+    pub reply_help: Option<String>,
 }
 
 /// A setting that may hold a secret (a signing secret, a database password): `Debug` never
@@ -117,6 +157,76 @@ impl Config {
             .transpose()
     }
 
+    /// The OpenPhone client of `OPENPHONE_API_KEY` and `OPENPHONE_BASE_URL`, or `None` when
+    /// no key is set.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable when the key or URL is unusable.
+    pub fn openphone_client(&self) -> Result<Option<openphone_client::Client>, Error> {
+        let Some(key) = &self.openphone_api_key else {
+            return Ok(None);
+        };
+        let base = &self.openphone_base_url;
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(Error::Config(
+                "OPENPHONE_BASE_URL must be an http(s) URL".to_owned(),
+            ));
+        }
+        openphone_client::Client::builder(key.0.trim())
+            .base_url(base.as_str())
+            .build()
+            .map(Some)
+            .map_err(|error| Error::Config(format!("OPENPHONE_API_KEY: {error}")))
+    }
+
+    /// The media download policy of the `MEDIA_*` settings.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the allowlist is empty or the limits are zero.
+    pub fn media_policy(&self) -> Result<crate::media::MediaPolicy, Error> {
+        let clean = |list: &[String]| -> Vec<String> {
+            list.iter()
+                .map(|entry| entry.trim().to_owned())
+                .filter(|entry| !entry.is_empty())
+                .collect()
+        };
+        let allowed = clean(&self.media_allowed_hosts);
+        if allowed.is_empty() {
+            return Err(Error::Config("MEDIA_ALLOWED_HOSTS is empty".to_owned()));
+        }
+        if self.media_max_bytes == 0 || self.media_timeout_secs == 0 {
+            return Err(Error::Config(
+                "MEDIA_MAX_BYTES and MEDIA_TIMEOUT_SECS must be above zero".to_owned(),
+            ));
+        }
+        Ok(crate::media::MediaPolicy {
+            allowed,
+            http_hosts: clean(&self.media_http_hosts),
+            max_bytes: self.media_max_bytes,
+            timeout: std::time::Duration::from_secs(self.media_timeout_secs),
+        })
+    }
+
+    /// The compliance reply texts: the configured ones, else the defaults.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable when a text is blank or over 1,600 characters.
+    pub fn reply_texts(&self) -> Result<crate::compliance::ReplyTexts, Error> {
+        let defaults = crate::compliance::ReplyTexts::default();
+        let pick = |name: &str, value: &Option<String>, default: String| match value {
+            None => Ok(default),
+            Some(text) if text.trim().is_empty() || text.chars().count() > 1600 => Err(
+                Error::Config(format!("{name} must be 1 to 1,600 characters")),
+            ),
+            Some(text) => Ok(text.clone()),
+        };
+        Ok(crate::compliance::ReplyTexts {
+            opt_out: pick("REPLY_OPT_OUT", &self.reply_opt_out, defaults.opt_out)?,
+            opt_in: pick("REPLY_OPT_IN", &self.reply_opt_in, defaults.opt_in)?,
+            help: pick("REPLY_HELP", &self.reply_help, defaults.help)?,
+        })
+    }
+
     /// A configuration with every default, listening on `listen_addr`, for tests and
     /// embedding.
     pub fn with_defaults(listen_addr: SocketAddr, data_dir: PathBuf) -> Self {
@@ -126,6 +236,15 @@ impl Config {
             webhook_secrets: None,
             data_dir,
             max_webhook_body_bytes: openphone_webhooks::DEFAULT_MAX_BODY_SIZE,
+            openphone_api_key: None,
+            openphone_base_url: "https://api.quo.com".to_owned(),
+            media_allowed_hosts: crate::media::DEFAULT_ALLOWED.map(str::to_owned).to_vec(),
+            media_http_hosts: Vec::new(),
+            media_max_bytes: crate::media::DEFAULT_MAX_BYTES,
+            media_timeout_secs: 120,
+            reply_opt_out: None,
+            reply_opt_in: None,
+            reply_help: None,
         }
     }
 }

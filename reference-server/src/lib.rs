@@ -3,10 +3,12 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod compliance;
 pub mod config;
 mod error;
 pub mod group_commit;
 pub mod ingest;
+pub mod media;
 pub mod metrics;
 pub mod projection;
 pub mod reads;

@@ -9,10 +9,14 @@
 use openphone_webhooks::event::{
     Call, CallOutcome, CallSummary, CallTranscript, Contact, Message, Voicemail,
 };
-use openphone_webhooks::types::{CallStatus, MessageStatus, PhoneAddress, ProcessingStatus};
+use openphone_webhooks::types::{
+    CallStatus, Direction, MessageStatus, PhoneAddress, ProcessingStatus,
+};
 use openphone_webhooks::{Event, EventData};
 use serde_json::json;
 use time::OffsetDateTime;
+
+use crate::compliance::Keyword;
 
 /// One merge into the normalized records.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +141,55 @@ pub enum Change {
         content: String,
         /// Its phone numbers, E.164 when they parse.
         phones: Vec<String>,
+    },
+    /// A media file (message attachment, call recording, voicemail) to copy into the blob
+    /// store.
+    Media {
+        /// `message`, `recording` or `voicemail`.
+        owner_kind: &'static str,
+        /// The message or call id.
+        owner_id: String,
+        /// Where OpenPhone serves it.
+        url: String,
+        /// The MIME type the event declared.
+        declared_type: Option<String>,
+    },
+    /// An opt-out or opt-in keyword received: appended to the consent ledger.
+    Consent {
+        /// The inbound message.
+        message_id: String,
+        /// The number that sent it.
+        phone: String,
+        /// `opt_out` or `opt_in`.
+        action: &'static str,
+        /// The keyword, upper-cased.
+        keyword: String,
+        /// When the message was sent.
+        at_ms: i64,
+    },
+    /// A message that mentions an opt-out keyword without being one: flagged for review.
+    ReviewFlag {
+        /// The inbound message.
+        message_id: String,
+        /// The number that sent it.
+        phone: String,
+        /// Why it was flagged.
+        reason: String,
+        /// When the message was sent.
+        at_ms: i64,
+    },
+    /// A compliance reply to send once (opt-out or opt-in confirmation, help text).
+    Reply {
+        /// The inbound message it answers.
+        message_id: String,
+        /// `opt_out`, `opt_in` or `help`.
+        kind: &'static str,
+        /// The number to answer.
+        to: String,
+        /// Our number that received it (a phone number id or E.164).
+        sender: String,
+        /// When the inbound message was sent.
+        created_ms: i64,
     },
     /// A transcript.
     Transcript {
@@ -292,6 +345,66 @@ fn message_changes(message: &Message, at: Option<i64>) -> Vec<Change> {
             reported_ms: at.or(message.created_at.map(millis)).unwrap_or(0),
         });
     }
+    changes.extend(message_side_effects(message, at));
+    changes
+}
+
+/// Media and compliance changes of a message: every attachment to copy, and for an inbound
+/// text its keyword (see [`crate::compliance::classify`]).
+fn message_side_effects(message: &Message, at: Option<i64>) -> Vec<Change> {
+    let mut changes: Vec<Change> = message
+        .media
+        .iter()
+        .map(|media| Change::Media {
+            owner_kind: "message",
+            owner_id: message.id.to_string(),
+            url: media.url.clone(),
+            declared_type: media.content_type.clone(),
+        })
+        .collect();
+    if message.direction != Direction::Incoming {
+        return changes;
+    }
+    let (Some(text), Some(from)) = (&message.text, &message.from) else {
+        return changes;
+    };
+    let at_ms = message.created_at.map(millis).or(at).unwrap_or(0);
+    let message_id = message.id.to_string();
+    let phone = from.to_string();
+    let sender = message
+        .phone_number_id
+        .as_ref()
+        .map(ToString::to_string)
+        .or_else(|| message.to.first().map(ToString::to_string));
+    match crate::compliance::classify(text) {
+        Keyword::None => {}
+        Keyword::Mentions(word) => changes.push(Change::ReviewFlag {
+            message_id,
+            phone,
+            reason: format!("mentions the opt-out keyword {word} in a longer message"),
+            at_ms,
+        }),
+        Keyword::Exact(action, word) => {
+            if let Some(consent) = action.consent() {
+                changes.push(Change::Consent {
+                    message_id: message_id.clone(),
+                    phone: phone.clone(),
+                    action: consent,
+                    keyword: word,
+                    at_ms,
+                });
+            }
+            if let Some(sender) = sender {
+                changes.push(Change::Reply {
+                    message_id,
+                    kind: action.as_str(),
+                    to: phone,
+                    sender,
+                    created_ms: at_ms,
+                });
+            }
+        }
+    }
     changes
 }
 
@@ -328,6 +441,20 @@ fn call_changes(call: &Call) -> Vec<Change> {
             content_type: recording.content_type.clone(),
             duration_s: recording.duration.map(i64::from),
         });
+        changes.push(Change::Media {
+            owner_kind: "recording",
+            owner_id: call.id.to_string(),
+            url: recording.url.clone(),
+            declared_type: recording.content_type.clone(),
+        });
+    }
+    if let Some(voicemail) = &call.voicemail {
+        changes.push(Change::Media {
+            owner_kind: "voicemail",
+            owner_id: call.id.to_string(),
+            url: voicemail.url.clone(),
+            declared_type: voicemail.content_type.clone(),
+        });
     }
     changes
 }
@@ -351,6 +478,14 @@ fn voicemail_changes(voicemail: &Voicemail) -> Vec<Change> {
         voicemail_url: voicemail.recording_url.clone(),
         has_voicemail: true,
     }]
+    .into_iter()
+    .chain(voicemail.recording_url.iter().map(|url| Change::Media {
+        owner_kind: "voicemail",
+        owner_id: call_id.to_string(),
+        url: url.clone(),
+        declared_type: None,
+    }))
+    .collect()
 }
 
 fn summary_change(summary: &CallSummary) -> Change {

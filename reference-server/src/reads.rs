@@ -300,12 +300,27 @@ impl Store {
             )
             .await?;
         let (events, conversations, messages, calls) = row.unwrap_or_default();
+        let media: Option<(i64, i64, i64, i64)> = self
+            .fetch_optional(
+                "SELECT (SELECT COUNT(*) FROM media WHERE status = 'stored'), \
+                 (SELECT COUNT(*) FROM media WHERE status = 'failed'), \
+                 (SELECT COUNT(*) FROM media WHERE status = 'pending'), \
+                 (SELECT COUNT(*) FROM (SELECT phone, MAX(at_ms) AS at_ms FROM consent_ledger GROUP BY phone) latest \
+                  WHERE (SELECT action FROM consent_ledger c WHERE c.phone = latest.phone AND c.at_ms = latest.at_ms \
+                  ORDER BY c.id DESC LIMIT 1) = 'opt_out')",
+                &[],
+            )
+            .await?;
+        let (media_stored, media_failed, media_pending, opted_out) = media.unwrap_or_default();
         Ok(Stats {
             events,
             conversations,
             messages,
             calls,
-            ..Stats::default()
+            media_stored,
+            media_failed,
+            media_pending,
+            opted_out,
         })
     }
 }

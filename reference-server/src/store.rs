@@ -148,7 +148,7 @@ pub struct ReplayReport {
 }
 
 /// The normalized tables a replay rebuilds.
-const PROJECTED_TABLES: [&str; 9] = [
+const PROJECTED_TABLES: [&str; 13] = [
     "conversations",
     "messages",
     "message_statuses",
@@ -158,6 +158,10 @@ const PROJECTED_TABLES: [&str; 9] = [
     "call_transcripts",
     "contacts",
     "contact_phones",
+    "media",
+    "consent_ledger",
+    "review_flags",
+    "outbox",
 ];
 
 /// A stored delivery.

@@ -11,6 +11,7 @@ pub(crate) fn sqlite(sql: &str) -> String {
         .replace("GREATEST(", "max(")
         .replace("LEAST(", "min(")
         .replace("strpos(", "instr(")
+        .replace(" FOR UPDATE SKIP LOCKED", "")
 }
 
 /// The earliest of two nullable values (NULL only when both are).
@@ -234,6 +235,18 @@ pub(crate) const CONTACT_PHONES_CLEAR: &str = "DELETE FROM contact_phones WHERE 
 
 pub(crate) const CONTACT_PHONE: &str = "INSERT INTO contact_phones (contact_id, phone) VALUES ($1, $2) ON CONFLICT (contact_id, phone) DO NOTHING";
 
+pub(crate) const MEDIA: &str = "INSERT INTO media (owner_kind, owner_id, url, declared_type) \
+    VALUES ($1, $2, $3, $4) ON CONFLICT (owner_id, url) DO NOTHING";
+
+pub(crate) const CONSENT: &str = "INSERT INTO consent_ledger (message_id, phone, action, keyword, at_ms) \
+    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING";
+
+pub(crate) const REVIEW_FLAG: &str = "INSERT INTO review_flags (message_id, phone, reason, at_ms) \
+    VALUES ($1, $2, $3, $4) ON CONFLICT (message_id) DO NOTHING";
+
+pub(crate) const REPLY: &str = "INSERT INTO outbox (message_id, kind, to_phone, sender, created_ms) \
+    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id, kind) DO NOTHING";
+
 /// One projection upsert: its SQL, the key it conflicts on, and its parameters.
 #[derive(Clone)]
 pub(crate) struct Upsert {
@@ -383,6 +396,65 @@ pub(crate) fn upsert(change: &Change) -> Option<Upsert> {
                 status.into(),
                 int(status_rank),
                 dialogue.into(),
+            ],
+        ),
+        Change::Media {
+            owner_kind,
+            owner_id,
+            url,
+            declared_type,
+        } => (
+            MEDIA,
+            format!("{owner_id}|{url}"),
+            vec![
+                owner_kind.into(),
+                owner_id.into(),
+                url.into(),
+                declared_type.into(),
+            ],
+        ),
+        Change::Consent {
+            message_id,
+            phone,
+            action,
+            keyword,
+            at_ms,
+        } => (
+            CONSENT,
+            message_id.clone(),
+            vec![
+                message_id.into(),
+                phone.into(),
+                action.into(),
+                keyword.into(),
+                at_ms.into(),
+            ],
+        ),
+        Change::ReviewFlag {
+            message_id,
+            phone,
+            reason,
+            at_ms,
+        } => (
+            REVIEW_FLAG,
+            message_id.clone(),
+            vec![message_id.into(), phone.into(), reason.into(), at_ms.into()],
+        ),
+        Change::Reply {
+            message_id,
+            kind,
+            to,
+            sender,
+            created_ms,
+        } => (
+            REPLY,
+            format!("{message_id}|{kind}"),
+            vec![
+                message_id.into(),
+                kind.into(),
+                to.into(),
+                sender.into(),
+                created_ms.into(),
             ],
         ),
         Change::Contact { .. } => return None,

@@ -112,13 +112,33 @@ pub struct TestApp {
 impl TestApp {
     /// Starts the server on `db` with the given `OPENPHONE_WEBHOOK_SECRETS` value.
     pub async fn spawn(db: &TestDb, secrets: Option<&str>, max_body: Option<usize>) -> Self {
+        Self::spawn_with(db, |config| {
+            config.webhook_secrets = secrets.map(|secrets| Redacted(secrets.to_owned()));
+            if let Some(max_body) = max_body {
+                config.max_webhook_body_bytes = max_body;
+            }
+        })
+        .await
+    }
+
+    /// Starts the server on `db` with [`STANDARD_SECRET`] and the changes `configure` makes.
+    pub async fn spawn_with(db: &TestDb, configure: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_with_clock(db, reference_server::ingest::system_clock(), configure).await
+    }
+
+    /// [`TestApp::spawn_with`] with the server's clock.
+    pub async fn spawn_with_clock(
+        db: &TestDb,
+        clock: reference_server::ingest::Clock,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = Config::with_defaults("127.0.0.1:0".parse().unwrap(), db.dir.clone());
         config.database_url = Some(Redacted(db.url.clone()));
-        config.webhook_secrets = secrets.map(|secrets| Redacted(secrets.to_owned()));
-        if let Some(max_body) = max_body {
-            config.max_webhook_body_bytes = max_body;
-        }
-        let app = Application::build(&config).await.expect("build");
+        config.webhook_secrets = Some(Redacted(STANDARD_SECRET.to_owned()));
+        configure(&mut config);
+        let app = Application::build_with_clock(&config, clock)
+            .await
+            .expect("build");
         let address = app.local_addr().unwrap();
         let store = app.store().clone();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
@@ -192,6 +212,25 @@ impl TestApp {
             status,
             serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
         )
+    }
+
+    /// Polls `check` every 20 ms until it returns `Some`, for at most 15 s.
+    pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            if let Some(value) = check().await {
+                return value;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// Stops the server and waits for it.

@@ -9,9 +9,11 @@
 
 mod api;
 mod cli;
+mod compliance;
 mod crash;
 mod helpers;
 mod ingest;
+mod media;
 mod operations;
 mod projection;
 mod store;

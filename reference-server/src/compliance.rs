@@ -1,0 +1,446 @@
+//! Compliance keywords: STOP and friends opt a number out, START opts it back in, HELP gets
+//! a help text; each gets one reply, sent by a durable outbox.
+//!
+//! Projection (in the webhook's transaction) appends the keyword to the consent ledger and
+//! queues the reply, both keyed by the inbound message id, so a redelivered or replayed event
+//! changes nothing. [`ReplySender`] sends what is queued through the OpenPhone client.
+
+use std::time::Duration;
+
+use openphone_client::Client;
+use openphone_client::model::message::{SendMessage, Sender};
+use openphone_types::{E164, PhoneNumberId};
+use tokio::sync::watch;
+
+use crate::ingest::Clock;
+use crate::metrics::Metrics;
+use crate::store::{Arg, Store, StoreError};
+
+/// Keywords that opt a number out.
+pub const OPT_OUT: [&str; 8] = [
+    "STOP",
+    "STOPALL",
+    "UNSUBSCRIBE",
+    "CANCEL",
+    "END",
+    "QUIT",
+    "REVOKE",
+    "OPTOUT",
+];
+/// Keywords that opt a number back in.
+pub const OPT_IN: [&str; 3] = ["START", "UNSTOP", "YES"];
+/// Keywords that ask for help.
+pub const HELP: [&str; 2] = ["HELP", "INFO"];
+
+/// What a compliance keyword asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Stop messaging this number.
+    OptOut,
+    /// Messaging this number may resume.
+    OptIn,
+    /// Send the help text.
+    Help,
+}
+
+impl Action {
+    /// `opt_out`, `opt_in` or `help`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OptOut => "opt_out",
+            Self::OptIn => "opt_in",
+            Self::Help => "help",
+        }
+    }
+
+    /// The consent ledger's action, for opt-outs and opt-ins.
+    pub fn consent(self) -> Option<&'static str> {
+        match self {
+            Self::OptOut | Self::OptIn => Some(self.as_str()),
+            Self::Help => None,
+        }
+    }
+}
+
+/// How an inbound text relates to the keywords.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Keyword {
+    /// The whole message is a keyword (the keyword, upper-cased).
+    Exact(Action, String),
+    /// A longer message contains an opt-out keyword as a word: for a person to review.
+    Mentions(String),
+    /// Neither.
+    None,
+}
+
+/// Classifies an inbound text. The whole message must be the keyword, ignoring case,
+/// surrounding whitespace and trailing `.` or `!` ("Stop." and "STOP!" opt out: a missed
+/// opt-out is the costly mistake). A longer message containing an opt-out keyword as a word
+/// is only flagged.
+pub fn classify(text: &str) -> Keyword {
+    let word = text
+        .trim()
+        .trim_end_matches(['.', '!'])
+        .trim()
+        .to_uppercase();
+    if OPT_OUT.contains(&word.as_str()) {
+        return Keyword::Exact(Action::OptOut, word);
+    }
+    if OPT_IN.contains(&word.as_str()) {
+        return Keyword::Exact(Action::OptIn, word);
+    }
+    if HELP.contains(&word.as_str()) {
+        return Keyword::Exact(Action::Help, word);
+    }
+    text.split(|c: char| !c.is_alphanumeric())
+        .map(str::to_uppercase)
+        .find(|word| OPT_OUT.contains(&word.as_str()))
+        .map_or(Keyword::None, Keyword::Mentions)
+}
+
+/// The texts of the replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyTexts {
+    /// Confirms an opt-out.
+    pub opt_out: String,
+    /// Confirms an opt-in.
+    pub opt_in: String,
+    /// Answers HELP and INFO.
+    pub help: String,
+}
+
+impl Default for ReplyTexts {
+    fn default() -> Self {
+        Self {
+            opt_out: "You have been unsubscribed and will receive no more messages from us. Reply START to resubscribe.".to_owned(),
+            opt_in: "You have been resubscribed. Reply STOP to unsubscribe.".to_owned(),
+            help: "Reply STOP to unsubscribe, START to resubscribe. Msg & data rates may apply.".to_owned(),
+        }
+    }
+}
+
+impl ReplyTexts {
+    fn for_kind(&self, kind: &str) -> &str {
+        match kind {
+            "opt_out" => &self.opt_out,
+            "opt_in" => &self.opt_in,
+            _ => &self.help,
+        }
+    }
+}
+
+/// A consent ledger entry.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ConsentEntry {
+    /// The inbound message that carried the keyword.
+    pub message_id: String,
+    /// The number.
+    pub phone: String,
+    /// `opt_out` or `opt_in`.
+    pub action: String,
+    /// The keyword.
+    pub keyword: String,
+    /// When it was sent, unix milliseconds.
+    pub at_ms: i64,
+}
+
+/// A queued reply.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct QueuedReply {
+    /// Row id.
+    pub id: i64,
+    /// The inbound message it answers.
+    pub message_id: String,
+    /// `opt_out`, `opt_in` or `help`.
+    pub kind: String,
+    /// The number to answer.
+    pub to_phone: String,
+    /// Our number (phone number id or E.164).
+    pub sender: String,
+    /// When the inbound message was sent.
+    pub created_ms: i64,
+    /// `pending`, `sent`, `failed`, `ambiguous` or `stale`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// The sent message's id.
+    pub sent_message_id: Option<String>,
+    /// The last failure.
+    pub last_error: Option<String>,
+}
+
+const REPLY_COLUMNS: &str = "id, message_id, kind, to_phone, sender, created_ms, status, CAST(attempts AS BIGINT) AS attempts, sent_message_id, last_error";
+
+impl Store {
+    /// The number's consent ledger, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn consent_history(&self, phone: &str) -> Result<Vec<ConsentEntry>, StoreError> {
+        self.fetch_all(
+            "SELECT message_id, phone, action, keyword, at_ms FROM consent_ledger WHERE phone = $1 ORDER BY at_ms, id",
+            &[phone.into()],
+        )
+        .await
+    }
+
+    /// Whether the number's latest consent entry is an opt-out.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn is_opted_out(&self, phone: &str) -> Result<bool, StoreError> {
+        let latest: Option<(String,)> = self
+            .fetch_optional(
+                "SELECT action FROM consent_ledger WHERE phone = $1 ORDER BY at_ms DESC, id DESC LIMIT 1",
+                &[phone.into()],
+            )
+            .await?;
+        Ok(latest.is_some_and(|(action,)| action == "opt_out"))
+    }
+
+    /// The replies queued for an inbound message.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn replies_for(&self, message_id: &str) -> Result<Vec<QueuedReply>, StoreError> {
+        self.fetch_all(
+            &format!("SELECT {REPLY_COLUMNS} FROM outbox WHERE message_id = $1 ORDER BY id"),
+            &[message_id.into()],
+        )
+        .await
+    }
+
+    /// The messages flagged for review (they mention an opt-out keyword): `(message id,
+    /// phone, reason)`, newest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn review_flags(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        self.fetch_all(
+            "SELECT message_id, phone, reason FROM review_flags ORDER BY at_ms DESC, message_id",
+            &[],
+        )
+        .await
+    }
+
+    /// Claims up to `limit` due replies for `lease_ms` (other replicas skip them meanwhile).
+    async fn claim_replies(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<QueuedReply>, StoreError> {
+        self.fetch_all(
+            &format!(
+                "UPDATE outbox SET lease_until_ms = $1 + $2 WHERE id IN (SELECT id FROM outbox \
+                 WHERE status = 'pending' AND next_attempt_ms <= $1 AND lease_until_ms <= $1 \
+                 ORDER BY next_attempt_ms, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING {REPLY_COLUMNS}"
+            ),
+            &[now_ms.into(), lease_ms.into(), limit.into()],
+        )
+        .await
+    }
+
+    async fn finish_reply(
+        &self,
+        id: i64,
+        status: &str,
+        next_attempt_ms: i64,
+        sent_message_id: Option<String>,
+        error: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE outbox SET status = $1, attempts = attempts + 1, next_attempt_ms = $2, lease_until_ms = 0, \
+             sent_message_id = $3, last_error = $4 WHERE id = $5",
+            &[
+                status.into(),
+                next_attempt_ms.into(),
+                sent_message_id.into(),
+                error.into(),
+                Arg::from(id),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Replies to keywords older than this are not sent (an import or a replay of old events
+/// must not text people about what they wrote months ago); they are marked `stale`.
+pub const REPLY_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// Attempts before a reply is marked `failed`.
+pub const REPLY_MAX_ATTEMPTS: i64 = 6;
+
+/// Sends queued compliance replies.
+pub struct ReplySender {
+    /// The database.
+    pub store: Store,
+    /// The OpenPhone client (`OPENPHONE_API_KEY`).
+    pub client: Client,
+    /// The texts.
+    pub texts: ReplyTexts,
+    /// The clock.
+    pub clock: Clock,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+impl ReplySender {
+    /// Sends due replies every second until `stop` turns true.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            match self.send_due().await {
+                Ok(0) => {}
+                Ok(_) => continue,
+                Err(error) => tracing::error!(%error, "compliance replies: database failed"),
+            }
+            tokio::select! {
+                _ = stop.changed() => return,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// Sends the replies that are due now; returns how many it handled.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the outbox cannot be read or updated.
+    pub async fn send_due(&self) -> Result<usize, StoreError> {
+        let now = (self.clock)();
+        let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+        let due = self.store.claim_replies(now_ms, 60_000, 10).await?;
+        for reply in &due {
+            self.send(reply, now_ms).await?;
+        }
+        Ok(due.len())
+    }
+
+    async fn send(&self, reply: &QueuedReply, now_ms: i64) -> Result<(), StoreError> {
+        let age_ms = now_ms.saturating_sub(reply.created_ms);
+        if age_ms > i64::try_from(REPLY_MAX_AGE.as_millis()).unwrap_or(i64::MAX) {
+            tracing::info!(message_id = %reply.message_id, kind = %reply.kind, "compliance reply not sent: the keyword is older than a day");
+            return self
+                .store
+                .finish_reply(reply.id, "stale", 0, None, None)
+                .await;
+        }
+        let message = E164::parse(&reply.to_phone)
+            .map_err(|error| error.to_string())
+            .and_then(|to| {
+                let sender = if reply.sender.starts_with("PN") {
+                    Sender::from(PhoneNumberId::from(reply.sender.as_str()))
+                } else {
+                    Sender::from(E164::parse(&reply.sender).map_err(|error| error.to_string())?)
+                };
+                SendMessage::new(sender, to, self.texts.for_kind(&reply.kind))
+                    .map_err(|error| error.to_string())
+            });
+        let message = match message {
+            Ok(message) => message,
+            Err(reason) => {
+                tracing::error!(message_id = %reply.message_id, %reason, "compliance reply cannot be sent");
+                self.metrics.compliance_reply("failed");
+                return self
+                    .store
+                    .finish_reply(reply.id, "failed", 0, None, Some(reason))
+                    .await;
+            }
+        };
+        match self.client.send_message(&message).await {
+            Ok(sent) => {
+                tracing::info!(message_id = %reply.message_id, kind = %reply.kind, "compliance reply sent");
+                self.metrics.compliance_reply("sent");
+                self.store
+                    .finish_reply(reply.id, "sent", 0, Some(sent.id.to_string()), None)
+                    .await
+            }
+            Err(error) if error.is_ambiguous() => {
+                // It may have been sent: never risk texting twice.
+                tracing::error!(message_id = %reply.message_id, %error, "compliance reply outcome unknown; not retried");
+                self.metrics.compliance_reply("ambiguous");
+                self.store
+                    .finish_reply(reply.id, "ambiguous", 0, None, Some(error.to_string()))
+                    .await
+            }
+            Err(error) => {
+                let permanent = error
+                    .status()
+                    .is_some_and(|status| (400..500).contains(&status) && status != 429);
+                if permanent || reply.attempts + 1 >= REPLY_MAX_ATTEMPTS {
+                    tracing::error!(message_id = %reply.message_id, %error, "compliance reply failed");
+                    self.metrics.compliance_reply("failed");
+                    self.store
+                        .finish_reply(reply.id, "failed", 0, None, Some(error.to_string()))
+                        .await
+                } else {
+                    let backoff = 30_000i64 << reply.attempts.clamp(0, 10);
+                    tracing::warn!(message_id = %reply.message_id, %error, "compliance reply will be retried");
+                    self.metrics.compliance_reply("retry");
+                    self.store
+                        .finish_reply(
+                            reply.id,
+                            "pending",
+                            now_ms + backoff,
+                            None,
+                            Some(error.to_string()),
+                        )
+                        .await
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_keywords_ignore_case_whitespace_and_trailing_punctuation() {
+        for text in [
+            "STOP",
+            " stop ",
+            "Stop.",
+            "stop!",
+            "\tUnsubscribe\n",
+            "optout",
+        ] {
+            assert!(
+                matches!(classify(text), Keyword::Exact(Action::OptOut, _)),
+                "{text:?}"
+            );
+        }
+        assert_eq!(
+            classify("start"),
+            Keyword::Exact(Action::OptIn, "START".into())
+        );
+        assert_eq!(
+            classify("Unstop"),
+            Keyword::Exact(Action::OptIn, "UNSTOP".into())
+        );
+        assert_eq!(classify("yes"), Keyword::Exact(Action::OptIn, "YES".into()));
+        assert_eq!(
+            classify("info"),
+            Keyword::Exact(Action::Help, "INFO".into())
+        );
+    }
+
+    #[test]
+    fn longer_messages_are_flagged_not_obeyed() {
+        assert_eq!(
+            classify("Please stop texting me"),
+            Keyword::Mentions("STOP".into())
+        );
+        assert_eq!(
+            classify("I want to cancel my booking"),
+            Keyword::Mentions("CANCEL".into())
+        );
+        assert_eq!(classify("stopping by at 6"), Keyword::None);
+        assert_eq!(classify("Yes please, 6pm works"), Keyword::None);
+        assert_eq!(classify("STOP STOP"), Keyword::Mentions("STOP".into()));
+    }
+}

@@ -1,0 +1,511 @@
+//! Media copying: every attachment, recording and voicemail URL is downloaded into a
+//! content-addressed blob store under `DATA_DIR/blobs` by a durable background job.
+//!
+//! Projection queues a job per `(owner, url)` in the webhook's transaction; [`MediaFetcher`]
+//! claims due jobs (with a lease, so replicas share the work), downloads under guards (https
+//! only unless a host is configured for plain http, an allowlist of hosts and path prefixes,
+//! no redirect off the allowlist, a size cap, a timeout), writes the bytes to
+//! `blobs/<first two hex digits>/<sha256>` (written to a temporary file, synced, renamed), and
+//! records hash, size and content type. Transient failures retry with exponential backoff; a
+//! download that keeps failing, or fails for good (refused host, 4xx, too large), is marked
+//! `failed`, logged at error level, and shown by the API and metrics.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+
+use crate::ingest::Clock;
+use crate::metrics::Metrics;
+use crate::store::{Arg, Store, StoreError};
+
+/// The hosts (and path prefixes) OpenPhone serves media from, as seen in webhooks.
+pub const DEFAULT_ALLOWED: [&str; 4] = [
+    "storage.googleapis.com/opstatics/",
+    "storage.googleapis.com/opstatics-dev/",
+    "opstatics-dev.s3.amazonaws.com",
+    "files.openphone.co",
+];
+
+/// Default largest download, in bytes (an hour-long call recording fits).
+pub const DEFAULT_MAX_BYTES: u64 = 100 * 1024 * 1024;
+
+/// Attempts before a download is marked `failed`.
+pub const MAX_ATTEMPTS: i64 = 8;
+
+/// What downloads may fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaPolicy {
+    /// `host` or `host/path-prefix` entries; a URL must match one.
+    pub allowed: Vec<String>,
+    /// Hosts that may be fetched over plain http (test servers only).
+    pub http_hosts: Vec<String>,
+    /// Largest download, in bytes.
+    pub max_bytes: u64,
+    /// Time limit of one download.
+    pub timeout: Duration,
+}
+
+impl Default for MediaPolicy {
+    fn default() -> Self {
+        Self {
+            allowed: DEFAULT_ALLOWED.iter().map(|s| (*s).to_owned()).collect(),
+            http_hosts: Vec::new(),
+            max_bytes: DEFAULT_MAX_BYTES,
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+impl MediaPolicy {
+    /// Why `url` may not be fetched, if it may not.
+    pub fn refusal(&self, url: &reqwest::Url) -> Option<String> {
+        let host = url.host_str().unwrap_or_default();
+        match url.scheme() {
+            "https" => {}
+            "http" if self.http_hosts.iter().any(|allowed| allowed == host) => {}
+            scheme => return Some(format!("scheme {scheme} is not allowed (https only)")),
+        }
+        let port = url
+            .port()
+            .map(|port| format!(":{port}"))
+            .unwrap_or_default();
+        let target = format!("{host}{port}{}", url.path());
+        let allowed = self.allowed.iter().any(|entry| {
+            target.starts_with(entry.as_str())
+                && (target.len() == entry.len()
+                    || entry.contains('/')
+                    || target[entry.len()..].starts_with(['/', ':']))
+        });
+        (!allowed).then(|| format!("host {host} is not in MEDIA_ALLOWED_HOSTS"))
+    }
+}
+
+/// A media job.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MediaRecord {
+    /// Its id (`GET /api/v1/media/{id}`).
+    pub id: i64,
+    /// `message`, `recording` or `voicemail`.
+    pub owner_kind: String,
+    /// The message or call id.
+    pub owner_id: String,
+    /// Where OpenPhone serves it.
+    pub url: String,
+    /// `pending`, `stored` or `failed`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// The content's SHA-256 (hex), once stored.
+    pub sha256: Option<String>,
+    /// Content type: the server's, else the event's.
+    pub content_type: Option<String>,
+    /// Size in bytes, once stored.
+    pub size_bytes: Option<i64>,
+    /// The last failure.
+    pub last_error: Option<String>,
+}
+
+const COLUMNS: &str = "id, owner_kind, owner_id, url, status, CAST(attempts AS BIGINT) AS attempts, sha256, COALESCE(content_type, declared_type) AS content_type, size_bytes, last_error";
+
+impl Store {
+    /// One media job.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn media(&self, id: i64) -> Result<Option<MediaRecord>, StoreError> {
+        self.fetch_optional(
+            &format!("SELECT {COLUMNS} FROM media WHERE id = $1"),
+            &[id.into()],
+        )
+        .await
+    }
+
+    /// The media of a message or call, by id.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn media_of(&self, owner_id: &str) -> Result<Vec<MediaRecord>, StoreError> {
+        self.fetch_all(
+            &format!("SELECT {COLUMNS} FROM media WHERE owner_id = $1 ORDER BY id"),
+            &[owner_id.into()],
+        )
+        .await
+    }
+
+    /// Media jobs newest first, below id `before`, of `status` when given.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn media_list(
+        &self,
+        status: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<MediaRecord>, StoreError> {
+        self.fetch_all(
+            &format!(
+                "SELECT {COLUMNS} FROM media WHERE id < $1 AND ($2 = '' OR status = $2) ORDER BY id DESC LIMIT $3"
+            ),
+            &[
+                before.unwrap_or(i64::MAX).into(),
+                status.unwrap_or_default().into(),
+                limit.into(),
+            ],
+        )
+        .await
+    }
+
+    async fn claim_media(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<MediaRecord>, StoreError> {
+        self.fetch_all(
+            &format!(
+                "UPDATE media SET lease_until_ms = $1 + $2 WHERE id IN (SELECT id FROM media \
+                 WHERE status = 'pending' AND next_attempt_ms <= $1 AND lease_until_ms <= $1 \
+                 ORDER BY next_attempt_ms, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING {COLUMNS}"
+            ),
+            &[now_ms.into(), lease_ms.into(), limit.into()],
+        )
+        .await
+    }
+
+    async fn media_stored(
+        &self,
+        id: i64,
+        blob: &Blob,
+        content_type: Option<String>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE media SET status = 'stored', attempts = attempts + 1, lease_until_ms = 0, sha256 = $1, \
+             size_bytes = $2, content_type = $3, stored_ms = $4, last_error = NULL WHERE id = $5",
+            &[
+                blob.sha256.clone().into(),
+                blob.size.into(),
+                content_type.into(),
+                now_ms.into(),
+                Arg::from(id),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn media_attempt_failed(
+        &self,
+        id: i64,
+        status: &str,
+        next_attempt_ms: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE media SET status = $1, attempts = attempts + 1, lease_until_ms = 0, next_attempt_ms = $2, \
+             last_error = $3 WHERE id = $4",
+            &[
+                status.into(),
+                next_attempt_ms.into(),
+                error.into(),
+                Arg::from(id),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// A blob written to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    /// SHA-256 of the content, hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: i64,
+}
+
+/// Content-addressed files under a directory.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+impl BlobStore {
+    /// Blobs under `root` (created when first written).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// Where the blob with this hash lives.
+    pub fn path(&self, sha256: &str) -> PathBuf {
+        let prefix = sha256.get(..2).unwrap_or("xx");
+        self.root.join(prefix).join(sha256)
+    }
+
+    /// Reads a blob.
+    ///
+    /// # Errors
+    /// The I/O error, `NotFound` when it is missing.
+    pub async fn read(&self, sha256: &str) -> std::io::Result<Vec<u8>> {
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(std::io::ErrorKind::NotFound.into());
+        }
+        tokio::fs::read(self.path(sha256)).await
+    }
+
+    fn temporary(&self) -> PathBuf {
+        self.root
+            .join("tmp")
+            .join(uuid::Uuid::new_v4().simple().to_string())
+    }
+}
+
+/// Why a download failed.
+#[derive(Debug)]
+enum Failure {
+    /// Trying again may work (network, 5xx, 429, timeout).
+    Transient(String),
+    /// It will not (refused URL, 4xx, too large).
+    Permanent(String),
+}
+
+/// Downloads queued media into the blob store.
+pub struct MediaFetcher {
+    /// The database.
+    pub store: Store,
+    /// Where blobs go.
+    pub blobs: BlobStore,
+    /// What may be fetched.
+    pub policy: MediaPolicy,
+    /// The clock.
+    pub clock: Clock,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+impl MediaFetcher {
+    fn http(&self) -> reqwest::Client {
+        let policy = self.policy.clone();
+        reqwest::Client::builder()
+            .timeout(self.policy.timeout)
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= 5 {
+                    attempt.error("too many redirects")
+                } else if let Some(reason) = policy.refusal(attempt.url()) {
+                    attempt.error(format!("redirect refused: {reason}"))
+                } else {
+                    attempt.follow()
+                }
+            }))
+            .build()
+            .unwrap_or_default()
+    }
+
+    /// Downloads due media every second until `stop` turns true.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let http = self.http();
+        loop {
+            match self.fetch_due(&http).await {
+                Ok(0) => {}
+                Ok(_) => continue,
+                Err(error) => tracing::error!(%error, "media: database failed"),
+            }
+            tokio::select! {
+                _ = stop.changed() => return,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// Downloads the media due now (up to 4 at once); returns how many it handled.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the jobs cannot be read or updated.
+    pub async fn fetch_due(&self, http: &reqwest::Client) -> Result<usize, StoreError> {
+        let now_ms = self.now_ms();
+        let lease_ms = i64::try_from(self.policy.timeout.as_millis()).unwrap_or(i64::MAX) + 60_000;
+        let due = self.store.claim_media(now_ms, lease_ms, 4).await?;
+        let results =
+            futures_util::future::join_all(due.iter().map(|job| self.fetch(http, job))).await;
+        for (job, result) in due.iter().zip(results) {
+            let now_ms = self.now_ms();
+            match result {
+                Ok((blob, content_type)) => {
+                    tracing::info!(id = job.id, owner = %job.owner_id, size = blob.size, "media stored");
+                    self.metrics.media_download("stored");
+                    self.store
+                        .media_stored(job.id, &blob, content_type, now_ms)
+                        .await?;
+                }
+                Err(Failure::Transient(reason)) if job.attempts + 1 < MAX_ATTEMPTS => {
+                    let backoff = 5_000i64 << job.attempts.clamp(0, 12);
+                    tracing::warn!(id = job.id, owner = %job.owner_id, %reason, "media download will be retried");
+                    self.metrics.media_download("retry");
+                    self.store
+                        .media_attempt_failed(job.id, "pending", now_ms + backoff, &reason)
+                        .await?;
+                }
+                Err(Failure::Transient(reason) | Failure::Permanent(reason)) => {
+                    tracing::error!(id = job.id, owner = %job.owner_id, url_host = %host_of(&job.url), %reason, "media download failed for good");
+                    self.metrics.media_download("failed");
+                    self.store
+                        .media_attempt_failed(job.id, "failed", 0, &reason)
+                        .await?;
+                }
+            }
+        }
+        Ok(due.len())
+    }
+
+    fn now_ms(&self) -> i64 {
+        i64::try_from((self.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    }
+
+    async fn fetch(
+        &self,
+        http: &reqwest::Client,
+        job: &MediaRecord,
+    ) -> Result<(Blob, Option<String>), Failure> {
+        let url = reqwest::Url::parse(&job.url)
+            .map_err(|error| Failure::Permanent(format!("invalid URL: {error}")))?;
+        if let Some(reason) = self.policy.refusal(&url) {
+            return Err(Failure::Permanent(reason));
+        }
+        let mut response = http.get(url).send().await.map_err(|error| {
+            if error.is_redirect() {
+                Failure::Permanent(format!("redirect: {error}"))
+            } else {
+                Failure::Transient(format!("request failed: {error}"))
+            }
+        })?;
+        let status = response.status();
+        if !status.is_success() {
+            let reason = format!("HTTP {status}");
+            return Err(
+                if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
+                    Failure::Permanent(reason)
+                } else {
+                    Failure::Transient(reason)
+                },
+            );
+        }
+        if response
+            .content_length()
+            .is_some_and(|length| length > self.policy.max_bytes)
+        {
+            return Err(Failure::Permanent(format!(
+                "larger than MEDIA_MAX_BYTES ({} bytes)",
+                self.policy.max_bytes
+            )));
+        }
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| job.content_type.clone());
+        let temporary = self.blobs.temporary();
+        let written = self.write(&mut response, &temporary).await;
+        match written {
+            Ok(blob) => Ok((blob, content_type)),
+            Err(failure) => {
+                let _ = tokio::fs::remove_file(&temporary).await;
+                Err(failure)
+            }
+        }
+    }
+
+    async fn write(
+        &self,
+        response: &mut reqwest::Response,
+        temporary: &Path,
+    ) -> Result<Blob, Failure> {
+        let io = |error: std::io::Error| Failure::Transient(format!("blob store: {error}"));
+        if let Some(parent) = temporary.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(io)?;
+        }
+        let mut file = tokio::fs::File::create(temporary).await.map_err(io)?;
+        let mut hasher = Sha256::new();
+        let mut size: u64 = 0;
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| Failure::Transient(format!("download interrupted: {error}")))?
+        {
+            size += chunk.len() as u64;
+            if size > self.policy.max_bytes {
+                return Err(Failure::Permanent(format!(
+                    "larger than MEDIA_MAX_BYTES ({} bytes)",
+                    self.policy.max_bytes
+                )));
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(io)?;
+        }
+        file.sync_all().await.map_err(io)?;
+        drop(file);
+        let sha256 = crate::ingest::hex(&hasher.finalize());
+        let path = self.blobs.path(&sha256);
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(io)?;
+        }
+        tokio::fs::rename(temporary, &path).await.map_err(io)?;
+        Ok(Blob {
+            sha256,
+            size: i64::try_from(size).unwrap_or(i64::MAX),
+        })
+    }
+}
+
+fn host_of(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(policy: &MediaPolicy, url: &str) -> Option<String> {
+        policy.refusal(&reqwest::Url::parse(url).unwrap())
+    }
+
+    #[test]
+    fn only_https_urls_on_allowed_hosts_and_prefixes_pass() {
+        let policy = MediaPolicy::default();
+        assert_eq!(
+            refusal(&policy, "https://storage.googleapis.com/opstatics/abc.jpg"),
+            None
+        );
+        assert_eq!(
+            refusal(&policy, "https://storage.googleapis.com/opstatics-dev/abc"),
+            None
+        );
+        assert_eq!(refusal(&policy, "https://files.openphone.co/x.mp3"), None);
+        assert!(refusal(&policy, "https://storage.googleapis.com/evil/abc.jpg").is_some());
+        assert!(refusal(&policy, "https://storage.googleapis.com/opstatics-evil/a").is_some());
+        assert!(refusal(&policy, "https://files.openphone.co.evil.com/x").is_some());
+        assert!(
+            refusal(&policy, "http://files.openphone.co/x.mp3")
+                .unwrap()
+                .contains("https only")
+        );
+        assert!(refusal(&policy, "file:///etc/passwd").is_some());
+        let test = MediaPolicy {
+            allowed: vec!["127.0.0.1".into()],
+            http_hosts: vec!["127.0.0.1".into()],
+            ..MediaPolicy::default()
+        };
+        assert_eq!(refusal(&test, "http://127.0.0.1:4567/a.jpg"), None);
+        assert!(refusal(&test, "http://localhost:4567/a.jpg").is_some());
+    }
+}

@@ -1,0 +1,255 @@
+//! Media copying end to end: attachments and recordings downloaded into the blob store,
+//! served back, with retries, refusals and failures visible.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use reference_server::auth::Role;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::backend_tests;
+use crate::helpers::{Backend, TestApp, TestDb};
+
+fn message_with_media(id: &str, urls: &[String]) -> Value {
+    let media: Vec<Value> = urls
+        .iter()
+        .map(|url| json!({"url": url, "type": "image/jpeg"}))
+        .collect();
+    json!({"id": format!("EV{id}"), "object": "event", "apiVersion": "v4", "createdAt": "2026-04-13T12:00:00Z",
+        "type": "message.received", "data": {"object": {"id": id, "object": "message", "from": "+15550001111",
+        "to": ["+15550000001"], "direction": "incoming", "text": "crack photos", "status": "received",
+        "media": media, "createdAt": "2026-04-13T12:00:00Z", "phoneNumberId": "PN1"}}})
+}
+
+fn recording(call: &str, url: &str) -> Value {
+    json!({"id": format!("EV{call}r"), "object": "event", "apiVersion": "v3", "createdAt": "2026-04-13T12:05:00Z",
+        "type": "call.recording.completed", "data": {"object": {"id": call, "object": "call",
+        "from": "+15550001111", "to": "+15550000001", "direction": "incoming",
+        "media": [{"url": url, "type": "audio/mpeg", "duration": 30}], "voicemail": null,
+        "status": "completed", "createdAt": "2026-04-13T12:00:00Z", "answeredAt": "2026-04-13T12:00:05Z",
+        "completedAt": "2026-04-13T12:00:35Z", "duration": 30, "userId": "US1", "phoneNumberId": "PN1"}}})
+}
+
+async fn media_is_copied_served_retried_and_refused(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let storage = MockServer::start().await;
+    let photo = b"\xff\xd8\xff\xe0 a photo of a foundation crack".to_vec();
+    Mock::given(method("GET"))
+        .and(path("/opstatics/photo.jpg"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(photo.clone(), "image/jpeg"))
+        .mount(&storage)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/opstatics/gone.jpg"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&storage)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/opstatics/flaky.mp3"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&storage)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/opstatics/flaky.mp3"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(b"ID3 audio".to_vec(), "audio/mpeg"))
+        .mount(&storage)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/opstatics/huge.jpg"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(vec![7u8; 5000], "image/jpeg"))
+        .mount(&storage)
+        .await;
+    let base = storage.uri();
+    let host = "127.0.0.1";
+    // The server's clock runs `offset` ms ahead of real time; the test moves it to skip backoff.
+    let offset = Arc::new(AtomicI64::new(0));
+    let clock_offset = offset.clone();
+    let clock: reference_server::ingest::Clock = Arc::new(move || {
+        OffsetDateTime::now_utc()
+            + time::Duration::milliseconds(clock_offset.load(Ordering::SeqCst))
+    });
+    let app = TestApp::spawn_with_clock(&db, clock, |config| {
+        config.media_allowed_hosts =
+            vec![format!("{}/opstatics/", base.trim_start_matches("http://"))];
+        config.media_http_hosts = vec![host.to_owned()];
+        config.media_max_bytes = 1000;
+    })
+    .await;
+    let urls: Vec<String> = ["photo.jpg", "gone.jpg", "huge.jpg"]
+        .iter()
+        .map(|name| format!("{base}/opstatics/{name}"))
+        .collect();
+    assert_eq!(
+        app.webhook("m1", &message_with_media("ACm", &urls)).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.webhook(
+            "r1",
+            &recording("CAr", &format!("{base}/opstatics/flaky.mp3"))
+        )
+        .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.webhook(
+            "r2",
+            &recording("CAevil", &format!("{base}/elsewhere/x.mp3"))
+        )
+        .await,
+        StatusCode::OK
+    );
+
+    let settled = |owner: &'static str, count: usize| {
+        let store = app.store.clone();
+        async move {
+            TestApp::eventually(owner, || {
+                let store = store.clone();
+                async move {
+                    let media = store.media_of(owner).await.unwrap();
+                    (media.len() == count
+                        && media
+                            .iter()
+                            .all(|m| m.status != "pending" || m.attempts > 0))
+                    .then_some(media)
+                }
+            })
+            .await
+        }
+    };
+    let message_media = settled("ACm", 3).await;
+    let by_url = |name: &str| {
+        message_media
+            .iter()
+            .find(|m| m.url.ends_with(name))
+            .unwrap()
+            .clone()
+    };
+    let stored = by_url("photo.jpg");
+    assert_eq!(stored.status, "stored");
+    assert_eq!(stored.content_type.as_deref(), Some("image/jpeg"));
+    assert_eq!(stored.size_bytes, Some(photo.len() as i64));
+    let expected_hash: String = Sha256::digest(&photo)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(stored.sha256.as_deref(), Some(expected_hash.as_str()));
+    assert!(
+        db.dir
+            .join("blobs")
+            .join(&expected_hash[..2])
+            .join(&expected_hash)
+            .exists()
+    );
+    let gone = by_url("gone.jpg");
+    assert_eq!(
+        (gone.status.as_str(), gone.last_error.as_deref()),
+        ("failed", Some("HTTP 404 Not Found"))
+    );
+    let huge = by_url("huge.jpg");
+    assert_eq!(huge.status, "failed");
+    assert!(huge.last_error.unwrap().contains("MEDIA_MAX_BYTES"));
+    let evil = settled("CAevil", 1).await;
+    assert_eq!(evil[0].status, "failed");
+    assert!(
+        evil[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("MEDIA_ALLOWED_HOSTS")
+    );
+
+    // The flaky recording failed once (503) and waits for its retry; an hour later it is stored.
+    let flaky = settled("CAr", 1).await;
+    assert_eq!(
+        (flaky[0].status.as_str(), flaky[0].attempts),
+        ("pending", 1)
+    );
+    assert_eq!(
+        flaky[0].last_error.as_deref(),
+        Some("HTTP 503 Service Unavailable")
+    );
+    offset.store(3_600_000, Ordering::SeqCst);
+    let retried = TestApp::eventually("the retried recording", || {
+        let store = app.store.clone();
+        async move {
+            store
+                .media_of("CAr")
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|m| m.status == "stored")
+        }
+    })
+    .await;
+    assert_eq!(retried.attempts, 2);
+
+    // Served back through the API, listed by status, counted.
+    let support = app.token(Role::Support).await;
+    let response = app
+        .client
+        .get(app.url(&format!("/api/v1/media/{}", stored.id)))
+        .bearer_auth(&support)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "image/jpeg");
+    assert_eq!(response.bytes().await.unwrap().to_vec(), photo);
+    let (status, _) = app
+        .get(&format!("/api/v1/media/{}", gone.id), &support)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get("/api/v1/media?status=failed", &support).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let operator = app.token(Role::Operator).await;
+    let (_, failed) = app.get("/api/v1/media?status=failed", &operator).await;
+    assert_eq!(failed["items"].as_array().unwrap().len(), 3, "{failed}");
+    let (_, call) = app.get("/api/v1/calls/CAr", &operator).await;
+    assert_eq!(call["media"][0]["status"], "stored", "{call}");
+    assert_eq!(
+        call["media"][0]["href"],
+        format!("/api/v1/media/{}", retried.id)
+    );
+    let (_, stats) = app.get("/api/v1/stats", &operator).await;
+    assert_eq!(
+        (
+            stats["media_stored"].as_i64(),
+            stats["media_failed"].as_i64()
+        ),
+        (Some(2), Some(3))
+    );
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("media_downloads_total{outcome=\"failed\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("media_downloads_total{outcome=\"retry\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("media_failed 3"), "{metrics}");
+    app.stop().await;
+    db.cleanup().await;
+}
+
+backend_tests!(media_is_copied_served_retried_and_refused);
