@@ -16,6 +16,7 @@ mod ingest;
 mod media;
 mod operations;
 mod projection;
+mod replicas;
 mod store;
 
 /// Stamps one `#[tokio::test]` per backend for each listed case `async fn(Backend)`.
