@@ -294,6 +294,7 @@ impl Application {
         let media_policy = config.media_policy()?;
         let openphone = config.openphone_client()?;
         let reply_texts = config.reply_texts()?;
+        let blobs = config.blob_store()?;
         let verifier = match secrets {
             Some(secrets) => Some(
                 WebhookVerifier::new(secrets)
@@ -315,6 +316,7 @@ impl Application {
             media_policy,
             openphone,
             reply_texts,
+            blobs,
             ..Services::new(store.clone(), &config.data_dir)
         });
         Ok(Self {

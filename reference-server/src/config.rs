@@ -60,6 +60,11 @@ pub struct Config {
     #[arg(long, env = "MEDIA_TIMEOUT_SECS", default_value_t = 120)]
     pub media_timeout_secs: u64,
 
+    /// Object store for media blobs shared by replicas (`s3://bucket/prefix`; credentials
+    /// from `AWS_*`). Default: files under `DATA_DIR/blobs`.
+    #[arg(long, env = "BLOB_STORE_URL")]
+    pub blob_store_url: Option<String>,
+
     /// Reply to STOP and the other opt-out keywords.
     #[arg(long, env = "REPLY_OPT_OUT")]
     pub reply_opt_out: Option<String>,
@@ -207,6 +212,19 @@ impl Config {
         })
     }
 
+    /// The blob store of `BLOB_STORE_URL`, or files under `DATA_DIR/blobs`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable when the URL is unusable.
+    pub fn blob_store(&self) -> Result<crate::media::BlobStore, Error> {
+        let root = self.data_dir.join("blobs");
+        match &self.blob_store_url {
+            None => Ok(crate::media::BlobStore::new(root)),
+            Some(url) => crate::media::BlobStore::with_object_store(root, url)
+                .map_err(|reason| Error::Config(format!("BLOB_STORE_URL: {reason}"))),
+        }
+    }
+
     /// The compliance reply texts: the configured ones, else the defaults.
     ///
     /// # Errors
@@ -242,6 +260,7 @@ impl Config {
             media_http_hosts: Vec::new(),
             media_max_bytes: crate::media::DEFAULT_MAX_BYTES,
             media_timeout_secs: 120,
+            blob_store_url: None,
             reply_opt_out: None,
             reply_opt_in: None,
             reply_help: None,

@@ -11,7 +11,10 @@
 //! `failed`, logged at error level, and shown by the API and metrics.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
@@ -228,22 +231,53 @@ pub struct Blob {
     pub size: i64,
 }
 
-/// Content-addressed files under a directory.
+/// Content-addressed blobs: files under `DATA_DIR/blobs` by default, or objects in an object
+/// store (S3 and compatible, via `BLOB_STORE_URL`) that every replica shares. Downloads are
+/// staged in `DATA_DIR/blobs/tmp` either way.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     root: PathBuf,
+    remote: Option<(Arc<dyn ObjectStore>, object_store::path::Path)>,
 }
 
 impl BlobStore {
     /// Blobs under `root` (created when first written).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            remote: None,
+        }
     }
 
-    /// Where the blob with this hash lives.
+    /// Blobs in the object store at `url` (`s3://bucket/prefix`, `memory:///`), staged under
+    /// `root`. Credentials and endpoint come from the `AWS_*` environment variables
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT` for
+    /// S3-compatible services).
+    ///
+    /// # Errors
+    /// The reason the URL or its settings are unusable.
+    pub fn with_object_store(root: impl Into<PathBuf>, url: &str) -> Result<Self, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|error| error.to_string())?;
+        let options = std::env::vars()
+            .filter(|(key, _)| key.starts_with("AWS_"))
+            .map(|(key, value)| (key.to_ascii_lowercase(), value));
+        let (store, prefix) =
+            object_store::parse_url_opts(&parsed, options).map_err(|error| error.to_string())?;
+        Ok(Self {
+            root: root.into(),
+            remote: Some((Arc::from(store), prefix)),
+        })
+    }
+
+    /// Where the blob with this hash lives on the local disk (when no object store is used).
     pub fn path(&self, sha256: &str) -> PathBuf {
         let prefix = sha256.get(..2).unwrap_or("xx");
         self.root.join(prefix).join(sha256)
+    }
+
+    fn object(prefix: &object_store::path::Path, sha256: &str) -> object_store::path::Path {
+        let shard = sha256.get(..2).unwrap_or("xx");
+        prefix.clone().join(shard).join(sha256)
     }
 
     /// Reads a blob.
@@ -254,13 +288,50 @@ impl BlobStore {
         if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(std::io::ErrorKind::NotFound.into());
         }
-        tokio::fs::read(self.path(sha256)).await
+        match &self.remote {
+            None => tokio::fs::read(self.path(sha256)).await,
+            Some((store, prefix)) => {
+                let object = store
+                    .get(&Self::object(prefix, sha256))
+                    .await
+                    .map_err(object_error)?;
+                Ok(object.bytes().await.map_err(object_error)?.to_vec())
+            }
+        }
+    }
+
+    /// Moves a staged, synced file into the store under its hash.
+    async fn commit(&self, staged: &Path, sha256: &str) -> std::io::Result<()> {
+        match &self.remote {
+            None => {
+                let path = self.path(sha256);
+                if let Some(parent) = path.parent() {
+                    tokio::fs::create_dir_all(parent).await?;
+                }
+                tokio::fs::rename(staged, &path).await
+            }
+            Some((store, prefix)) => {
+                let bytes = tokio::fs::read(staged).await?;
+                store
+                    .put(&Self::object(prefix, sha256), bytes.into())
+                    .await
+                    .map_err(object_error)?;
+                tokio::fs::remove_file(staged).await
+            }
+        }
     }
 
     fn temporary(&self) -> PathBuf {
         self.root
             .join("tmp")
             .join(uuid::Uuid::new_v4().simple().to_string())
+    }
+}
+
+fn object_error(error: object_store::Error) -> std::io::Error {
+    match error {
+        object_store::Error::NotFound { .. } => std::io::ErrorKind::NotFound.into(),
+        other => std::io::Error::other(other),
     }
 }
 
@@ -452,11 +523,7 @@ impl MediaFetcher {
         file.sync_all().await.map_err(io)?;
         drop(file);
         let sha256 = crate::ingest::hex(&hasher.finalize());
-        let path = self.blobs.path(&sha256);
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(io)?;
-        }
-        tokio::fs::rename(temporary, &path).await.map_err(io)?;
+        self.blobs.commit(temporary, &sha256).await.map_err(io)?;
         Ok(Blob {
             sha256,
             size: i64::try_from(size).unwrap_or(i64::MAX),

@@ -252,4 +252,67 @@ async fn media_is_copied_served_retried_and_refused(backend: Backend) {
     db.cleanup().await;
 }
 
-backend_tests!(media_is_copied_served_retried_and_refused);
+/// With `BLOB_STORE_URL` (here the in-memory object store; `s3://` in production) blobs go to
+/// the object store, not to the local disk, and are served from it.
+async fn media_goes_to_the_configured_object_store(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let storage = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/opstatics/plan.pdf"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(b"%PDF-1.7 plan".to_vec(), "application/pdf"),
+        )
+        .mount(&storage)
+        .await;
+    let base = storage.uri();
+    let app = TestApp::spawn_with(&db, |config| {
+        config.media_allowed_hosts =
+            vec![format!("{}/opstatics/", base.trim_start_matches("http://"))];
+        config.media_http_hosts = vec!["127.0.0.1".to_owned()];
+        config.blob_store_url = Some("memory:///".to_owned());
+    })
+    .await;
+    let url = format!("{base}/opstatics/plan.pdf");
+    assert_eq!(
+        app.webhook("m1", &message_with_media("ACpdf", &[url]))
+            .await,
+        StatusCode::OK
+    );
+    let stored = TestApp::eventually("the stored plan", || {
+        let store = app.store.clone();
+        async move {
+            store
+                .media_of("ACpdf")
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|m| m.status == "stored")
+        }
+    })
+    .await;
+    let hash = stored.sha256.unwrap();
+    assert!(
+        !db.dir.join("blobs").join(&hash[..2]).join(&hash).exists(),
+        "not on local disk"
+    );
+    let token = app.token(Role::Support).await;
+    let response = app
+        .client
+        .get(app.url(&format!("/api/v1/media/{}", stored.id)))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/pdf");
+    assert_eq!(response.bytes().await.unwrap().as_ref(), b"%PDF-1.7 plan");
+    app.stop().await;
+    db.cleanup().await;
+}
+
+backend_tests!(
+    media_is_copied_served_retried_and_refused,
+    media_goes_to_the_configured_object_store,
+);

@@ -61,7 +61,11 @@ async fn three_replicas_share_one_postgres_database() {
     assert!(statuses.iter().all(|status| *status == StatusCode::OK));
     assert_eq!(replicas[0].store.delivery_count().await.unwrap(), 200);
     for index in [0, 99, 199] {
-        let message = replicas[1].store.message(&format!("AC{index:05}")).await.unwrap();
+        let message = replicas[1]
+            .store
+            .message(&format!("AC{index:05}"))
+            .await
+            .unwrap();
         assert!(message.is_some(), "message {index} projected");
     }
 
@@ -74,7 +78,10 @@ async fn three_replicas_share_one_postgres_database() {
             "media": [{"url": format!("{}/p{n}.jpg", storage.uri()), "type": "image/jpeg"}],
             "createdAt": "2026-04-13T12:00:00Z", "phoneNumberId": "PN1"}}});
         for replica in &replicas {
-            assert_eq!(replica.webhook(&format!("p{n}"), &body).await, StatusCode::OK);
+            assert_eq!(
+                replica.webhook(&format!("p{n}"), &body).await,
+                StatusCode::OK
+            );
         }
     }
     TestApp::eventually("every photo stored", || {
@@ -85,7 +92,11 @@ async fn three_replicas_share_one_postgres_database() {
         }
     })
     .await;
-    assert_eq!(downloads.load(Ordering::SeqCst), 10, "each photo fetched once");
+    assert_eq!(
+        downloads.load(Ordering::SeqCst),
+        10,
+        "each photo fetched once"
+    );
     for replica in replicas {
         replica.stop().await;
     }
