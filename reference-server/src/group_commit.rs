@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinSet;
 
+use crate::event_log::EventLog;
 use crate::metrics::Metrics;
-use crate::store::{NewDelivery, Recorded, Store, StoreError};
+use crate::store::{NewDelivery, Recorded, StoreError};
 
 /// The most deliveries one transaction records.
 pub const MAX_BATCH: usize = 128;
@@ -52,19 +53,16 @@ impl Writers {
 }
 
 impl Ingestor {
-    /// Starts the writers on `store`: one on SQLite (it has one writer anyway), four on
-    /// PostgreSQL.
-    pub fn start(store: Store, metrics: Metrics) -> (Self, Writers) {
-        let writers = match store {
-            Store::Sqlite(_) => 1,
-            Store::Postgres(_) => 4,
-        };
+    /// Starts the writers on `log`: as many as [`EventLog::writers`] suggests (one on
+    /// SQLite, two on PostgreSQL).
+    pub fn start<L: EventLog>(log: L, metrics: Metrics) -> (Self, Writers) {
+        let writers = log.writers().max(1);
         let (queue, receiver) = mpsc::channel::<Job>(MAX_BATCH * writers * 4);
         let receiver = Arc::new(Mutex::new(receiver));
         let mut tasks = JoinSet::new();
         for _ in 0..writers {
             tasks.spawn(write_batches(
-                store.clone(),
+                log.clone(),
                 Arc::clone(&receiver),
                 metrics.clone(),
             ));
@@ -87,7 +85,11 @@ impl Ingestor {
     }
 }
 
-async fn write_batches(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Job>>>, metrics: Metrics) {
+async fn write_batches<L: EventLog>(
+    log: L,
+    receiver: Arc<Mutex<mpsc::Receiver<Job>>>,
+    metrics: Metrics,
+) {
     loop {
         let mut jobs = Vec::with_capacity(MAX_BATCH);
         {
@@ -98,7 +100,7 @@ async fn write_batches(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Job>>>, 
         }
         let started = Instant::now();
         let deliveries: Vec<NewDelivery> = jobs.iter().map(|job| job.delivery.clone()).collect();
-        let outcome = record_with_retries(&store, &deliveries).await;
+        let outcome = record_with_retries(&log, &deliveries).await;
         metrics.batch_committed(jobs.len(), started.elapsed());
         match outcome {
             Ok(recorded) => {
@@ -114,7 +116,7 @@ async fn write_batches(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Job>>>, 
             Err(error) => {
                 tracing::warn!(%error, size = jobs.len(), "batch failed; recording its deliveries one by one");
                 for job in jobs {
-                    let result = record_with_retries(&store, std::slice::from_ref(&job.delivery))
+                    let result = record_with_retries(&log, std::slice::from_ref(&job.delivery))
                         .await
                         .map(|mut recorded| recorded.pop().unwrap_or(Recorded::Duplicate));
                     let _ = job.reply.send(result);
@@ -124,13 +126,13 @@ async fn write_batches(store: Store, receiver: Arc<Mutex<mpsc::Receiver<Job>>>, 
     }
 }
 
-async fn record_with_retries(
-    store: &Store,
+async fn record_with_retries<L: EventLog>(
+    log: &L,
     deliveries: &[NewDelivery],
 ) -> Result<Vec<Recorded>, StoreError> {
     let mut attempt = 0;
     loop {
-        match store.record_batch(deliveries).await {
+        match log.append(deliveries).await {
             Err(error) if error.is_transient() && attempt < DEADLOCK_RETRIES => {
                 attempt += 1;
                 tracing::debug!(%error, attempt, "batch conflicted; retrying");

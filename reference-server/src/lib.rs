@@ -6,6 +6,7 @@ pub mod auth;
 pub mod compliance;
 pub mod config;
 mod error;
+pub mod event_log;
 pub mod group_commit;
 pub mod ingest;
 pub mod media;

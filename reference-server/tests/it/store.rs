@@ -93,7 +93,18 @@ async fn migrations_are_idempotent_across_restarts(backend: Backend) {
     db.cleanup().await;
 }
 
+/// The [`EventLog`](reference_server::event_log::EventLog) conformance suite, which the
+/// memory log also passes (unit test in `event_log.rs`).
+async fn the_event_log_conformance_suite_passes(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    reference_server::event_log::conformance::run(db.store().await).await;
+    db.cleanup().await;
+}
+
 backend_tests!(
+    the_event_log_conformance_suite_passes,
     records_a_delivery_once_and_keeps_its_exact_bytes,
     concurrent_duplicates_record_exactly_once,
     migrations_are_idempotent_across_restarts,
