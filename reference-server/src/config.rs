@@ -300,6 +300,46 @@ mod tests {
     }
 
     #[test]
+    fn openphone_media_and_reply_settings_are_checked_naming_the_variable() {
+        let mut config = Config::with_defaults("127.0.0.1:0".parse().unwrap(), "data".into());
+        assert!(config.openphone_client().unwrap().is_none());
+        config.openphone_api_key = Some(Redacted("key-123".into()));
+        config.openphone_base_url = "ftp://example".into();
+        let error = config.openphone_client().unwrap_err().to_string();
+        assert!(error.contains("OPENPHONE_BASE_URL"), "{error}");
+        config.openphone_base_url = "http://127.0.0.1:9".into();
+        assert!(config.openphone_client().unwrap().is_some());
+        config.openphone_api_key = Some(Redacted("bad\nkey".into()));
+        let error = config.openphone_client().unwrap_err().to_string();
+        assert!(
+            error.contains("OPENPHONE_API_KEY") && !error.contains("bad"),
+            "{error}"
+        );
+
+        config.media_allowed_hosts = vec![" ".into()];
+        let error = config.media_policy().unwrap_err().to_string();
+        assert!(error.contains("MEDIA_ALLOWED_HOSTS"), "{error}");
+        config.media_allowed_hosts = vec![" files.openphone.co ".into()];
+        config.media_max_bytes = 0;
+        assert!(config.media_policy().is_err());
+        config.media_max_bytes = 10;
+        assert_eq!(
+            config.media_policy().unwrap().allowed,
+            ["files.openphone.co"]
+        );
+
+        config.reply_help = Some("  ".into());
+        let error = config.reply_texts().unwrap_err().to_string();
+        assert!(error.contains("REPLY_HELP"), "{error}");
+        config.reply_help = Some("Acme: call 555-0100".into());
+        assert_eq!(config.reply_texts().unwrap().help, "Acme: call 555-0100");
+
+        config.blob_store_url = Some("nonsense".into());
+        let error = config.blob_store().unwrap_err().to_string();
+        assert!(error.contains("BLOB_STORE_URL"), "{error}");
+    }
+
+    #[test]
     fn secrets_never_show_in_debug_or_errors() {
         let mut config = Config::with_defaults("127.0.0.1:0".parse().unwrap(), "data".into());
         config.webhook_secrets = Some(Redacted("whsec_!!secret!!".into()));
