@@ -237,6 +237,7 @@ async fn main() {
     let mut config = Config::with_defaults("127.0.0.1:0".parse().unwrap(), db.dir.clone());
     config.database_url = Some(Redacted(db.url.clone()));
     config.webhook_secrets = Some(Redacted(SECRET.to_owned()));
+    config.self_check_interval_secs = 0;
     let app = Application::build(&config).await.unwrap();
     let url = format!("http://{}/api/openphone/webhook", app.local_addr().unwrap());
     let store = app.store().clone();

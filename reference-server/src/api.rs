@@ -44,6 +44,7 @@ pub fn routes(state: ApiState) -> Router {
         .route("/api/v1/conversations/{id}", get(conversation))
         .route("/api/v1/calls/{id}", get(call))
         .route("/api/v1/stats", get(stats))
+        .route("/api/v1/jobs", get(jobs))
         .route("/api/v1/media", get(media_list))
         .route("/api/v1/media/{id}", get(media_bytes))
         .with_state(state)
@@ -391,6 +392,48 @@ async fn media_bytes(
         bytes,
     )
         .into_response())
+}
+
+/// Filter of `GET /api/v1/jobs`.
+#[derive(Debug, Deserialize)]
+pub struct JobFilter {
+    /// Only runs of this job.
+    pub job: Option<String>,
+}
+
+/// `GET /api/v1/jobs`: scheduled job runs, newest first (operator and admin).
+async fn jobs(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Query(paging): Query<Paging>,
+    Query(filter): Query<JobFilter>,
+) -> Result<Json<Value>, Error> {
+    caller.require(Role::Operator)?;
+    let limit = paging.limit()?;
+    let runs = state
+        .store
+        .job_runs(filter.job.as_deref(), paging.position()?, limit)
+        .await?;
+    let last = runs.last().map(|run| (run.started_ms, run.job.clone()));
+    let items = runs
+        .iter()
+        .map(|run| {
+            json!({
+                "job": run.job,
+                "slot": from_ms(run.slot_ms),
+                "replica": run.replica,
+                "started_at": from_ms(run.started_ms),
+                "finished_at": run.finished_ms.and_then(from_ms),
+                "outcome": run.outcome,
+                "figures": run.figures.as_deref().map(json_text),
+                "error": run.error,
+            })
+        })
+        .collect();
+    Ok(page(items, limit, || {
+        let (ms, job) = last.unwrap_or_default();
+        cursor(ms, &job)
+    }))
 }
 
 /// `GET /api/v1/stats`: counts of everything stored (operator and admin).

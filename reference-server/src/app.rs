@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
@@ -22,6 +23,8 @@ use crate::group_commit::{Ingestor, Writers};
 use crate::ingest::{Clock, IngestState, count_webhooks, not_configured, receive, system_clock};
 use crate::media::{BlobStore, MediaFetcher, MediaPolicy};
 use crate::metrics::Metrics;
+use crate::scheduler::{Job, Scheduler};
+use crate::self_check::SelfCheck;
 use crate::store::Store;
 
 /// The webhook paths OpenPhone can be pointed at (both are accepted).
@@ -47,6 +50,8 @@ pub struct Services {
     pub openphone: Option<openphone_client::Client>,
     /// The compliance reply texts.
     pub reply_texts: ReplyTexts,
+    /// The periodic jobs the scheduler runs (once per slot across replicas).
+    pub jobs: Vec<Arc<dyn Job>>,
 }
 
 impl Services {
@@ -62,6 +67,7 @@ impl Services {
             media_policy: MediaPolicy::default(),
             openphone: None,
             reply_texts: ReplyTexts::default(),
+            jobs: Vec::new(),
         }
     }
 }
@@ -97,6 +103,7 @@ pub fn router(services: Services) -> (Router, Workers) {
         media_policy,
         openphone,
         reply_texts,
+        jobs,
     } = services;
     let (ingestor, writers) = Ingestor::start(store.clone(), metrics.clone());
     let (stop, stopped) = watch::channel(false);
@@ -111,6 +118,13 @@ pub fn router(services: Services) -> (Router, Workers) {
         }
         .run(stopped.clone()),
     );
+    let replica = format!(
+        "{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned()),
+        std::process::id()
+    );
+    background
+        .spawn(Scheduler::new(store.clone(), jobs, clock.clone(), replica).run(stopped.clone()));
     match openphone {
         Some(client) => {
             background.spawn(
@@ -290,6 +304,9 @@ impl Application {
     pub async fn build_with_clock(config: &Config, clock: Clock) -> Result<Self, Error> {
         // Settings first, so a configuration mistake is reported before any connection.
         let secrets = config.webhook_secrets()?;
+        let signing_secret = secrets
+            .as_ref()
+            .and_then(|secrets| secrets.first().cloned());
         let database_url = config.database_url()?;
         let media_policy = config.media_policy()?;
         let openphone = config.openphone_client()?;
@@ -310,6 +327,19 @@ impl Application {
         };
         let store = Store::connect(&database_url).await?;
         let listener = TcpListener::bind(config.listen_addr).await?;
+        let mut jobs: Vec<Arc<dyn Job>> = Vec::new();
+        if let Some(secret) = signing_secret
+            && config.self_check_interval_secs > 0
+        {
+            let address = listener.local_addr()?;
+            jobs.push(Arc::new(SelfCheck {
+                url: format!("http://{address}{}", WEBHOOK_PATHS[0]),
+                secret,
+                store: store.clone(),
+                every: std::time::Duration::from_secs(config.self_check_interval_secs),
+                clock: clock.clone(),
+            }));
+        }
         let (router, workers) = router(Services {
             verifier,
             clock,
@@ -317,6 +347,7 @@ impl Application {
             openphone,
             reply_texts,
             blobs,
+            jobs,
             ..Services::new(store.clone(), &config.data_dir)
         });
         Ok(Self {

@@ -65,6 +65,11 @@ pub struct Config {
     #[arg(long, env = "BLOB_STORE_URL")]
     pub blob_store_url: Option<String>,
 
+    /// Seconds between self-checks (a signed test event posted to this server); 0 turns
+    /// them off. They need `OPENPHONE_WEBHOOK_SECRETS`.
+    #[arg(long, env = "SELF_CHECK_INTERVAL_SECS", default_value_t = 3600)]
+    pub self_check_interval_secs: u64,
+
     /// Reply to STOP and the other opt-out keywords.
     #[arg(long, env = "REPLY_OPT_OUT")]
     pub reply_opt_out: Option<String>,
@@ -261,6 +266,7 @@ impl Config {
             media_max_bytes: crate::media::DEFAULT_MAX_BYTES,
             media_timeout_secs: 120,
             blob_store_url: None,
+            self_check_interval_secs: 3600,
             reply_opt_out: None,
             reply_opt_in: None,
             reply_help: None,

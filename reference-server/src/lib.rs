@@ -13,6 +13,8 @@ pub mod media;
 pub mod metrics;
 pub mod projection;
 pub mod reads;
+pub mod scheduler;
+pub mod self_check;
 pub mod store;
 mod store_sql;
 

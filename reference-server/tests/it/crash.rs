@@ -27,6 +27,7 @@ pub(crate) fn start_server(db: &TestDb) -> (Child, String) {
         .env("LISTEN_ADDR", "127.0.0.1:0")
         .env("OPENPHONE_WEBHOOK_SECRETS", SECRET)
         .env("RUST_LOG", "error")
+        .env("SELF_CHECK_INTERVAL_SECS", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

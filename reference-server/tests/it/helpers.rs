@@ -135,6 +135,8 @@ impl TestApp {
         let mut config = Config::with_defaults("127.0.0.1:0".parse().unwrap(), db.dir.clone());
         config.database_url = Some(Redacted(db.url.clone()));
         config.webhook_secrets = Some(Redacted(STANDARD_SECRET.to_owned()));
+        // No self-check event in the log unless a test asks for it.
+        config.self_check_interval_secs = 0;
         configure(&mut config);
         let app = Application::build_with_clock(&config, clock)
             .await

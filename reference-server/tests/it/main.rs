@@ -17,6 +17,7 @@ mod media;
 mod operations;
 mod projection;
 mod replicas;
+mod scheduler;
 mod store;
 
 /// Stamps one `#[tokio::test]` per backend for each listed case `async fn(Backend)`.

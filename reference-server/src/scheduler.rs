@@ -1,0 +1,359 @@
+//! Periodic jobs that run once per slot across replicas.
+//!
+//! A [`Job`] has a [`Schedule`]: every fixed interval, or daily at a local time in an IANA
+//! timezone. Time is cut into slots (`12:00`, `12:05`, ... or one per local day), and a slot
+//! runs on the replica that first inserts its `(job, slot)` row into `job_runs`, a primary
+//! key, so with any number of replicas on one database each slot runs exactly once. When a
+//! replica starts, the latest slot that is due runs if no replica ran it (a slot missed while
+//! every replica was down runs once); older missed slots are not replayed. Runs record start,
+//! end, outcome and the figures the job returns; `GET /api/v1/jobs` lists them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use crate::ingest::Clock;
+use crate::store::{Arg, Store, StoreError};
+
+/// When a job runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    /// Every interval, in slots aligned on the Unix epoch (every 5 minutes: at :00, :05, ...).
+    Every(Duration),
+    /// Once a day at a local time in a timezone (DST-aware: a time skipped by a spring-forward
+    /// runs at the first instant after the gap; a repeated time runs at its first occurrence).
+    Daily {
+        /// Hour, 0 to 23.
+        hour: i8,
+        /// Minute, 0 to 59.
+        minute: i8,
+        /// The IANA timezone.
+        timezone: jiff::tz::TimeZone,
+    },
+}
+
+/// Why a schedule is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid schedule: {0}")]
+pub struct ScheduleError(String);
+
+impl Schedule {
+    /// Daily at `HH:MM` in the IANA timezone `timezone` (such as `America/Chicago`).
+    ///
+    /// # Errors
+    /// [`ScheduleError`] for a malformed time or an unknown timezone.
+    pub fn daily(at: &str, timezone: &str) -> Result<Self, ScheduleError> {
+        let (hour, minute) = at
+            .split_once(':')
+            .and_then(|(h, m)| Some((h.parse::<i8>().ok()?, m.parse::<i8>().ok()?)))
+            .filter(|(h, m)| (0..24).contains(h) && (0..60).contains(m))
+            .ok_or_else(|| ScheduleError(format!("{at:?} is not a time HH:MM")))?;
+        let timezone = jiff::tz::TimeZone::get(timezone)
+            .map_err(|_| ScheduleError(format!("{timezone:?} is not an IANA timezone")))?;
+        Ok(Self::Daily {
+            hour,
+            minute,
+            timezone,
+        })
+    }
+
+    /// The start of the latest slot at or before `now` (unix milliseconds).
+    pub fn due_slot(&self, now_ms: i64) -> i64 {
+        match self {
+            Self::Every(interval) => {
+                let step = i64::try_from(interval.as_millis())
+                    .unwrap_or(i64::MAX)
+                    .max(1);
+                now_ms.div_euclid(step) * step
+            }
+            Self::Daily {
+                hour,
+                minute,
+                timezone,
+            } => {
+                let Ok(now) = jiff::Timestamp::from_millisecond(now_ms) else {
+                    return 0;
+                };
+                let today = now.to_zoned(timezone.clone()).date();
+                let slot_on = |date: jiff::civil::Date| {
+                    date.at(*hour, *minute, 0, 0)
+                        .to_zoned(timezone.clone())
+                        .map(|zoned| zoned.timestamp().as_millisecond())
+                        .ok()
+                };
+                match slot_on(today) {
+                    Some(slot) if slot <= now_ms => slot,
+                    _ => today.yesterday().ok().and_then(slot_on).unwrap_or_default(),
+                }
+            }
+        }
+    }
+}
+
+/// A periodic job.
+pub trait Job: Send + Sync + 'static {
+    /// Its unique name (the key of its runs).
+    fn name(&self) -> &str;
+
+    /// When it runs.
+    fn schedule(&self) -> Schedule;
+
+    /// Runs the slot starting at `slot`; returns figures to record (JSON), or why it failed.
+    fn run(&self, slot: OffsetDateTime) -> BoxFuture<'_, Result<serde_json::Value, String>>;
+}
+
+/// A recorded run.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct JobRun {
+    /// The job's name.
+    pub job: String,
+    /// The slot's start, unix milliseconds.
+    pub slot_ms: i64,
+    /// Which replica ran it.
+    pub replica: String,
+    /// When it started, unix milliseconds.
+    pub started_ms: i64,
+    /// When it ended.
+    pub finished_ms: Option<i64>,
+    /// `running`, `succeeded` or `failed`.
+    pub outcome: String,
+    /// What the job reported (JSON).
+    pub figures: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl Store {
+    /// Claims a slot: `true` when this call inserted its run (so the caller runs it).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the write fails.
+    pub async fn claim_slot(
+        &self,
+        job: &str,
+        slot_ms: i64,
+        replica: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let inserted = self
+            .execute(
+                "INSERT INTO job_runs (job, slot_ms, replica, started_ms, outcome) VALUES ($1, $2, $3, $4, 'running') \
+                 ON CONFLICT (job, slot_ms) DO NOTHING",
+                &[job.into(), slot_ms.into(), replica.into(), now_ms.into()],
+            )
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    /// Records how a claimed run ended.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the write fails.
+    pub async fn finish_run(
+        &self,
+        job: &str,
+        slot_ms: i64,
+        now_ms: i64,
+        result: &Result<serde_json::Value, String>,
+    ) -> Result<(), StoreError> {
+        let (outcome, figures, error) = match result {
+            Ok(figures) => ("succeeded", Some(figures.to_string()), None),
+            Err(error) => ("failed", None, Some(error.clone())),
+        };
+        self.execute(
+            "UPDATE job_runs SET finished_ms = $1, outcome = $2, figures = $3, error = $4 WHERE job = $5 AND slot_ms = $6",
+            &[
+                now_ms.into(),
+                outcome.into(),
+                figures.into(),
+                error.into(),
+                job.into(),
+                Arg::from(slot_ms),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Runs newest first (by start), of `job` when given, started before `before`.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn job_runs(
+        &self,
+        job: Option<&str>,
+        before: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<JobRun>, StoreError> {
+        let (before_ms, before_job) = before.unwrap_or((i64::MAX, String::new()));
+        self.fetch_all(
+            "SELECT job, slot_ms, replica, started_ms, finished_ms, outcome, figures, error FROM job_runs \
+             WHERE ($1 = '' OR job = $1) AND (started_ms < $2 OR (started_ms = $2 AND job < $3 AND $3 <> '')) \
+             ORDER BY started_ms DESC, job DESC LIMIT $4",
+            &[
+                job.unwrap_or_default().into(),
+                before_ms.into(),
+                before_job.into(),
+                limit.into(),
+            ],
+        )
+        .await
+    }
+}
+
+/// Runs jobs in their slots.
+pub struct Scheduler {
+    store: Store,
+    jobs: Vec<Arc<dyn Job>>,
+    clock: Clock,
+    replica: String,
+    /// The last slot each job was checked for, so a tick costs no query until a new slot.
+    checked: HashMap<String, i64>,
+}
+
+impl Scheduler {
+    /// A scheduler of `jobs` on `store`; `replica` names this process in the runs.
+    pub fn new(store: Store, jobs: Vec<Arc<dyn Job>>, clock: Clock, replica: String) -> Self {
+        Self {
+            store,
+            jobs,
+            clock,
+            replica,
+            checked: HashMap::new(),
+        }
+    }
+
+    /// Claims and runs every job whose due slot at `now` no replica has run; returns the
+    /// `(job, slot)` pairs this call ran, after they finished.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when a claim cannot be written. A failing job is recorded as
+    /// `failed`, not returned as an error.
+    pub async fn tick(&mut self, now: OffsetDateTime) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut ran = Vec::new();
+        for job in self.jobs.clone() {
+            if let Some(slot) = self.tick_job(job.as_ref(), now).await? {
+                ran.push((job.name().to_owned(), slot));
+            }
+        }
+        Ok(ran)
+    }
+
+    async fn tick_job(
+        &mut self,
+        job: &dyn Job,
+        now: OffsetDateTime,
+    ) -> Result<Option<i64>, StoreError> {
+        let now_ms = millis(now);
+        let slot = job.schedule().due_slot(now_ms);
+        if self.checked.get(job.name()) == Some(&slot) {
+            return Ok(None);
+        }
+        let claimed = self
+            .store
+            .claim_slot(job.name(), slot, &self.replica, now_ms)
+            .await?;
+        if claimed {
+            let slot_time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(slot) * 1_000_000)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            tracing::info!(job = job.name(), slot = %slot_time, "job started");
+            let result = job.run(slot_time).await;
+            match &result {
+                Ok(figures) => tracing::info!(job = job.name(), %figures, "job succeeded"),
+                Err(error) => tracing::error!(job = job.name(), %error, "job failed"),
+            }
+            self.store
+                .finish_run(job.name(), slot, millis((self.clock)()), &result)
+                .await?;
+        }
+        self.checked.insert(job.name().to_owned(), slot);
+        Ok(claimed.then_some(slot))
+    }
+
+    /// Runs each job in its own task, checking for a new slot every second, until `stop`
+    /// turns true (a job in progress finishes first). A long job never delays another.
+    pub async fn run(self, stop: watch::Receiver<bool>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for job in &self.jobs {
+            let mut single = Self::new(
+                self.store.clone(),
+                vec![job.clone()],
+                self.clock.clone(),
+                self.replica.clone(),
+            );
+            let mut stop = stop.clone();
+            tasks.spawn(async move {
+                loop {
+                    let now = (single.clock)();
+                    if let Err(error) = single.tick(now).await {
+                        tracing::error!(%error, "scheduler: database failed");
+                    }
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    if *stop.borrow() {
+                        return;
+                    }
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+fn millis(time: OffsetDateTime) -> i64 {
+    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(text: &str) -> i64 {
+        text.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+    }
+
+    #[test]
+    fn interval_slots_align_on_the_epoch() {
+        let every = Schedule::Every(Duration::from_secs(300));
+        assert_eq!(
+            every.due_slot(ms("2026-11-22T05:07:59Z")),
+            ms("2026-11-22T05:05:00Z")
+        );
+        assert_eq!(
+            every.due_slot(ms("2026-11-22T05:10:00Z")),
+            ms("2026-11-22T05:10:00Z")
+        );
+    }
+
+    #[test]
+    fn daily_slots_follow_the_timezone_and_its_daylight_saving() {
+        let daily = Schedule::daily("02:00", "America/Chicago").unwrap();
+        // 07:59 UTC on 22 November is 01:59 in Chicago (CST): yesterday's 02:00 is due.
+        assert_eq!(
+            daily.due_slot(ms("2026-11-22T07:59:00Z")),
+            ms("2026-11-21T08:00:00Z")
+        );
+        assert_eq!(
+            daily.due_slot(ms("2026-11-22T08:00:00Z")),
+            ms("2026-11-22T08:00:00Z")
+        );
+        // Summer (CDT, UTC-5).
+        assert_eq!(
+            daily.due_slot(ms("2026-07-01T12:00:00Z")),
+            ms("2026-07-01T07:00:00Z")
+        );
+        // 8 March 2026: 02:00 does not exist in Chicago; the slot is the instant after the gap.
+        assert_eq!(
+            daily.due_slot(ms("2026-03-08T09:00:00Z")),
+            ms("2026-03-08T08:00:00Z")
+        );
+        assert!(Schedule::daily("25:00", "UTC").is_err());
+        assert!(Schedule::daily("02:00", "Mars/Olympus").is_err());
+    }
+}

@@ -1,0 +1,183 @@
+//! The scheduler: each slot runs once across racing replicas, a missed slot runs once after a
+//! restart, failures are recorded, runs are listed by the API, and the self-check job works.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_util::future::{BoxFuture, join_all};
+use reference_server::auth::Role;
+use reference_server::scheduler::{Job, Schedule, Scheduler};
+use reference_server::store::Store;
+use reqwest::StatusCode;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+use crate::backend_tests;
+use crate::helpers::{Backend, TestApp, TestDb};
+
+/// Counts its runs; fails when `fail` is set.
+struct Counting {
+    name: &'static str,
+    runs: Arc<AtomicUsize>,
+    fail: bool,
+}
+
+impl Job for Counting {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn schedule(&self) -> Schedule {
+        Schedule::Every(Duration::from_secs(300))
+    }
+
+    fn run(&self, _slot: OffsetDateTime) -> BoxFuture<'_, Result<serde_json::Value, String>> {
+        Box::pin(async move {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if self.fail {
+                Err("the API answered 503".to_owned())
+            } else {
+                Ok(serde_json::json!({"checked": 3}))
+            }
+        })
+    }
+}
+
+fn scheduler(store: &Store, jobs: Vec<Arc<dyn Job>>, replica: &str) -> Scheduler {
+    Scheduler::new(
+        store.clone(),
+        jobs,
+        reference_server::ingest::system_clock(),
+        replica.to_owned(),
+    )
+}
+
+async fn three_racing_schedulers_run_each_slot_once(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let runs = Arc::new(AtomicUsize::new(0));
+    let job: Arc<dyn Job> = Arc::new(Counting {
+        name: "reconcile",
+        runs: runs.clone(),
+        fail: false,
+    });
+    // Three replicas, each with its own connection pool, tick at the same moments.
+    let mut replicas = Vec::new();
+    for n in 0..3 {
+        replicas.push(scheduler(
+            &db.store().await,
+            vec![job.clone()],
+            &format!("replica-{n}"),
+        ));
+    }
+    let start = datetime!(2026-11-22 05:00:00 UTC);
+    for minute in 0..60 {
+        let now = start + time::Duration::minutes(minute) + time::Duration::seconds(7);
+        let ticks = replicas.iter_mut().map(|replica| replica.tick(now));
+        for ran in join_all(ticks).await {
+            ran.unwrap();
+        }
+    }
+    // 05:00 to 05:59: twelve 5-minute slots, each run once.
+    assert_eq!(runs.load(Ordering::SeqCst), 12);
+    let store = db.store().await;
+    let recorded = store.job_runs(Some("reconcile"), None, 100).await.unwrap();
+    assert_eq!(recorded.len(), 12);
+    assert!(recorded.iter().all(|run| run.outcome == "succeeded"));
+    assert_eq!(recorded[0].figures.as_deref(), Some(r#"{"checked":3}"#));
+    db.cleanup().await;
+}
+
+async fn a_slot_missed_while_down_runs_once_on_restart(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let job: Arc<dyn Job> = Arc::new(Counting {
+        name: "sweep",
+        runs: runs.clone(),
+        fail: false,
+    });
+    let mut first = scheduler(&store, vec![job.clone()], "a");
+    let ran = first
+        .tick(datetime!(2026-11-22 05:01:00 UTC))
+        .await
+        .unwrap();
+    assert_eq!(ran.len(), 1);
+    drop(first);
+    // Every replica was down for 17 minutes (three slots); on restart the latest runs, once.
+    let mut restarted = scheduler(&store, vec![job.clone()], "b");
+    let ran = restarted
+        .tick(datetime!(2026-11-22 05:18:00 UTC))
+        .await
+        .unwrap();
+    let expected = datetime!(2026-11-22 05:15:00 UTC).unix_timestamp() * 1000;
+    assert_eq!(ran, [("sweep".to_owned(), expected)]);
+    assert!(
+        restarted
+            .tick(datetime!(2026-11-22 05:19:00 UTC))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    db.cleanup().await;
+}
+
+async fn failed_runs_are_recorded_and_listed_by_the_api(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let app = TestApp::spawn_with(&db, |config| config.self_check_interval_secs = 3600).await;
+    let job: Arc<dyn Job> = Arc::new(Counting {
+        name: "health",
+        runs: Arc::new(AtomicUsize::new(0)),
+        fail: true,
+    });
+    scheduler(&app.store, vec![job], "x")
+        .tick(OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let operator = app.token(Role::Operator).await;
+    let (status, page) = app.get("/api/v1/jobs?job=health", &operator).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["items"][0]["outcome"], "failed");
+    assert_eq!(page["items"][0]["error"], "the API answered 503");
+    let support = app.token(Role::Support).await;
+    assert_eq!(
+        app.get("/api/v1/jobs", &support).await.0,
+        StatusCode::FORBIDDEN
+    );
+
+    // The server's own self-check ran at start: a signed event posted to itself and stored.
+    let run = TestApp::eventually("the self-check run", || {
+        let store = app.store.clone();
+        async move {
+            store
+                .job_runs(Some("self-check"), None, 1)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|run| run.outcome != "running")
+        }
+    })
+    .await;
+    assert_eq!(run.outcome, "succeeded", "{run:?}");
+    assert!(run.figures.unwrap().contains("latency_ms"));
+    let (_, events) = app
+        .get("/api/v1/events?type=reference-server.self-check", &operator)
+        .await;
+    assert_eq!(events["items"].as_array().unwrap().len(), 1);
+    app.stop().await;
+    db.cleanup().await;
+}
+
+backend_tests!(
+    three_racing_schedulers_run_each_slot_once,
+    a_slot_missed_while_down_runs_once_on_restart,
+    failed_runs_are_recorded_and_listed_by_the_api,
+);
