@@ -6,7 +6,7 @@
 use axum::extract::{FromRef, Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -28,6 +28,8 @@ pub struct ApiState {
     pub store: Store,
     /// The media blobs.
     pub blobs: BlobStore,
+    /// The clock (acknowledgement times).
+    pub clock: crate::ingest::Clock,
 }
 
 impl FromRef<ApiState> for Store {
@@ -45,6 +47,8 @@ pub fn routes(state: ApiState) -> Router {
         .route("/api/v1/calls/{id}", get(call))
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/jobs", get(jobs))
+        .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/alerts/{id}/ack", post(acknowledge))
         .route("/api/v1/media", get(media_list))
         .route("/api/v1/media/{id}", get(media_bytes))
         .with_state(state)
@@ -392,6 +396,74 @@ async fn media_bytes(
         bytes,
     )
         .into_response())
+}
+
+/// Filter of `GET /api/v1/alerts`.
+#[derive(Debug, Deserialize)]
+pub struct AlertFilter {
+    /// Only alerts not acknowledged yet.
+    #[serde(default)]
+    pub open: bool,
+}
+
+/// `GET /api/v1/alerts?open=true`: alerts newest first, as banners for any role.
+async fn alerts(
+    _caller: Caller,
+    State(state): State<ApiState>,
+    Query(paging): Query<Paging>,
+    Query(filter): Query<AlertFilter>,
+) -> Result<Json<Value>, Error> {
+    let limit = paging.limit()?;
+    let before = match paging.position()? {
+        Some((ms, id)) => Some((
+            ms,
+            id.parse()
+                .map_err(|_| Error::BadRequest("cursor is not one this API returned".to_owned()))?,
+        )),
+        None => None,
+    };
+    let rows = state.store.alerts(filter.open, before, limit).await?;
+    let last = rows.last().map(|row| (row.last_ms, row.id));
+    let items = rows
+        .iter()
+        .map(|alert| {
+            json!({
+                "id": alert.id,
+                "kind": alert.kind,
+                "summary": alert.summary,
+                "detail": alert.detail,
+                "count": alert.count,
+                "first_at": from_ms(alert.first_ms),
+                "last_at": from_ms(alert.last_ms),
+                "acknowledged_at": alert.acknowledged_ms.and_then(from_ms),
+                "acknowledged_by": alert.acknowledged_by,
+            })
+        })
+        .collect();
+    Ok(page(items, limit, || {
+        let (ms, id) = last.unwrap_or_default();
+        cursor(ms, &id.to_string())
+    }))
+}
+
+/// `POST /api/v1/alerts/{id}/ack`: acknowledges an open alert (operator and admin); the next
+/// occurrence opens a new one.
+async fn acknowledge(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, Error> {
+    caller.require(Role::Operator)?;
+    let now_ms =
+        i64::try_from((state.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    if !state
+        .store
+        .acknowledge_alert(id, &caller.token_id, now_ms)
+        .await?
+    {
+        return Err(Error::NotFound("open alert"));
+    }
+    Ok(Json(json!({"id": id, "acknowledged": true})))
 }
 
 /// Filter of `GET /api/v1/jobs`.

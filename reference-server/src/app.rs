@@ -16,11 +16,14 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::Error;
+use crate::alerts::Alerter;
 use crate::auth::{Caller, Role};
 use crate::compliance::{ReplySender, ReplyTexts};
 use crate::config::Config;
 use crate::group_commit::{Ingestor, Writers};
-use crate::ingest::{Clock, IngestState, count_webhooks, not_configured, receive, system_clock};
+use crate::ingest::{
+    Clock, IngestState, WebhookObservers, count_webhooks, not_configured, receive, system_clock,
+};
 use crate::media::{BlobStore, MediaFetcher, MediaPolicy};
 use crate::metrics::Metrics;
 use crate::scheduler::{Job, Scheduler};
@@ -52,16 +55,26 @@ pub struct Services {
     pub reply_texts: ReplyTexts,
     /// The periodic jobs the scheduler runs (once per slot across replicas).
     pub jobs: Vec<Arc<dyn Job>>,
+    /// Where alerts go (always recorded for `GET /api/v1/alerts`).
+    pub alerter: Alerter,
 }
 
 impl Services {
     /// Services over `store` with defaults: no verifier, the system clock, blobs under
     /// `data_dir/blobs`, the default media policy, no OpenPhone client.
     pub fn new(store: Store, data_dir: &std::path::Path) -> Self {
+        let clock = crate::ingest::system_clock();
         Self {
+            alerter: Alerter::new(
+                store.clone(),
+                Vec::new(),
+                std::time::Duration::from_secs(3600),
+                20,
+                clock.clone(),
+            ),
             store,
             verifier: None,
-            clock: crate::ingest::system_clock(),
+            clock,
             metrics: Metrics::default(),
             blobs: BlobStore::new(data_dir.join("blobs")),
             media_policy: MediaPolicy::default(),
@@ -104,6 +117,7 @@ pub fn router(services: Services) -> (Router, Workers) {
         openphone,
         reply_texts,
         jobs,
+        alerter,
     } = services;
     let (ingestor, writers) = Ingestor::start(store.clone(), metrics.clone());
     let (stop, stopped) = watch::channel(false);
@@ -115,6 +129,7 @@ pub fn router(services: Services) -> (Router, Workers) {
             policy: media_policy,
             clock: clock.clone(),
             metrics: metrics.clone(),
+            alerter: alerter.clone(),
         }
         .run(stopped.clone()),
     );
@@ -134,6 +149,7 @@ pub fn router(services: Services) -> (Router, Workers) {
                     texts: reply_texts,
                     clock: clock.clone(),
                     metrics: metrics.clone(),
+                    alerter: alerter.clone(),
                 }
                 .run(stopped),
             );
@@ -147,7 +163,7 @@ pub fn router(services: Services) -> (Router, Workers) {
             let state = IngestState {
                 ingestor,
                 verifier,
-                clock,
+                clock: clock.clone(),
             };
             WEBHOOK_PATHS
                 .iter()
@@ -161,7 +177,10 @@ pub fn router(services: Services) -> (Router, Workers) {
         }),
     }
     .layer(axum::middleware::from_fn_with_state(
-        metrics.clone(),
+        WebhookObservers {
+            metrics: metrics.clone(),
+            alerter: alerter.clone(),
+        },
         count_webhooks,
     ));
     let operations = OperationsState {
@@ -174,7 +193,11 @@ pub fn router(services: Services) -> (Router, Workers) {
         .route("/metrics", get(prometheus))
         .with_state(operations)
         .merge(webhooks)
-        .merge(crate::api::routes(crate::api::ApiState { store, blobs }));
+        .merge(crate::api::routes(crate::api::ApiState {
+            store,
+            blobs,
+            clock,
+        }));
     (
         router,
         Workers {
@@ -312,6 +335,7 @@ impl Application {
         let openphone = config.openphone_client()?;
         let reply_texts = config.reply_texts()?;
         let blobs = config.blob_store()?;
+        let alert_sinks = config.alert_sinks()?;
         let verifier = match secrets {
             Some(secrets) => Some(
                 WebhookVerifier::new(secrets)
@@ -342,12 +366,19 @@ impl Application {
         }
         let (router, workers) = router(Services {
             verifier,
-            clock,
+            clock: clock.clone(),
             media_policy,
             openphone,
             reply_texts,
             blobs,
             jobs,
+            alerter: Alerter::new(
+                store.clone(),
+                alert_sinks,
+                std::time::Duration::from_secs(config.alert_repeat_minutes.max(1) * 60),
+                config.alert_verification_failures,
+                clock.clone(),
+            ),
             ..Services::new(store.clone(), &config.data_dir)
         });
         Ok(Self {

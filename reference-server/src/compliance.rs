@@ -284,6 +284,8 @@ pub struct ReplySender {
     pub clock: Clock,
     /// Metrics.
     pub metrics: Metrics,
+    /// Where failures are reported.
+    pub alerter: crate::alerts::Alerter,
 }
 
 impl ReplySender {
@@ -371,8 +373,15 @@ impl ReplySender {
                     .status()
                     .is_some_and(|status| (400..500).contains(&status) && status != 429);
                 if permanent || reply.attempts + 1 >= REPLY_MAX_ATTEMPTS {
-                    tracing::error!(message_id = %reply.message_id, %error, "compliance reply failed");
                     self.metrics.compliance_reply("failed");
+                    self.alerter
+                        .raise(
+                            "compliance_reply_failed",
+                            "compliance_reply_failed",
+                            "Compliance replies (STOP/START/HELP confirmations) are failing",
+                            Some(format!("Reply to message {}: {error}", reply.message_id)),
+                        )
+                        .await?;
                     self.store
                         .finish_reply(reply.id, "failed", 0, None, Some(error.to_string()))
                         .await

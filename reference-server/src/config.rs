@@ -70,6 +70,31 @@ pub struct Config {
     #[arg(long, env = "SELF_CHECK_INTERVAL_SECS", default_value_t = 3600)]
     pub self_check_interval_secs: u64,
 
+    /// URL alerts are posted to as JSON (`{"text": ...}`: a Slack incoming webhook works).
+    #[arg(long, env = "ALERT_WEBHOOK_URL", hide_env_values = true)]
+    pub alert_webhook_url: Option<Redacted>,
+
+    /// SMTP server for alert emails: `smtp://host:25`, `smtp://host:587?tls=required`,
+    /// `smtps://user:password@host:465`.
+    #[arg(long, env = "ALERT_SMTP_URL", hide_env_values = true)]
+    pub alert_smtp_url: Option<Redacted>,
+
+    /// Sender of alert emails.
+    #[arg(long, env = "ALERT_EMAIL_FROM")]
+    pub alert_email_from: Option<String>,
+
+    /// Recipients of alert emails, comma-separated.
+    #[arg(long, env = "ALERT_EMAIL_TO", value_delimiter = ',')]
+    pub alert_email_to: Vec<String>,
+
+    /// Minutes before channels hear again of an alert still open.
+    #[arg(long, env = "ALERT_REPEAT_MINUTES", default_value_t = 60)]
+    pub alert_repeat_minutes: u64,
+
+    /// Webhook verification failures within 5 minutes that raise an alert.
+    #[arg(long, env = "ALERT_VERIFICATION_FAILURES", default_value_t = 20)]
+    pub alert_verification_failures: usize,
+
     /// Reply to STOP and the other opt-out keywords.
     #[arg(long, env = "REPLY_OPT_OUT")]
     pub reply_opt_out: Option<String>,
@@ -230,6 +255,48 @@ impl Config {
         }
     }
 
+    /// The alert channels of the `ALERT_*` settings.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable when a URL or address is unusable, or email is
+    /// half configured.
+    pub fn alert_sinks(&self) -> Result<Vec<std::sync::Arc<dyn crate::alerts::AlertSink>>, Error> {
+        let mut sinks: Vec<std::sync::Arc<dyn crate::alerts::AlertSink>> = Vec::new();
+        if let Some(url) = &self.alert_webhook_url {
+            if !(url.0.starts_with("https://") || url.0.starts_with("http://")) {
+                return Err(Error::Config(
+                    "ALERT_WEBHOOK_URL must be an http(s) URL".to_owned(),
+                ));
+            }
+            sinks.push(std::sync::Arc::new(crate::alerts::WebhookSink::new(
+                url.0.clone(),
+            )));
+        }
+        match (&self.alert_smtp_url, &self.alert_email_from) {
+            (Some(url), Some(from)) => {
+                let sink = crate::alerts::EmailSink::new(&url.0, from, &self.alert_email_to)
+                    .map_err(|reason| {
+                        // The URL may carry a password: name the setting, never echo it.
+                        let reason = if reason.starts_with("invalid SMTP URL") {
+                            "ALERT_SMTP_URL is not a usable smtp:// or smtps:// URL".to_owned()
+                        } else {
+                            format!("ALERT_EMAIL_FROM/ALERT_EMAIL_TO: {reason}")
+                        };
+                        Error::Config(reason)
+                    })?;
+                sinks.push(std::sync::Arc::new(sink));
+            }
+            (None, None) if self.alert_email_to.is_empty() => {}
+            _ => {
+                return Err(Error::Config(
+                    "alert email needs ALERT_SMTP_URL, ALERT_EMAIL_FROM and ALERT_EMAIL_TO"
+                        .to_owned(),
+                ));
+            }
+        }
+        Ok(sinks)
+    }
+
     /// The compliance reply texts: the configured ones, else the defaults.
     ///
     /// # Errors
@@ -267,6 +334,12 @@ impl Config {
             media_timeout_secs: 120,
             blob_store_url: None,
             self_check_interval_secs: 3600,
+            alert_webhook_url: None,
+            alert_smtp_url: None,
+            alert_email_from: None,
+            alert_email_to: Vec::new(),
+            alert_repeat_minutes: 60,
+            alert_verification_failures: 20,
             reply_opt_out: None,
             reply_opt_in: None,
             reply_help: None,
@@ -343,6 +416,38 @@ mod tests {
         config.blob_store_url = Some("nonsense".into());
         let error = config.blob_store().unwrap_err().to_string();
         assert!(error.contains("BLOB_STORE_URL"), "{error}");
+    }
+
+    #[test]
+    fn alert_settings_are_checked_without_echoing_passwords() {
+        let mut config = Config::with_defaults("127.0.0.1:0".parse().unwrap(), "data".into());
+        assert!(config.alert_sinks().unwrap().is_empty());
+        config.alert_webhook_url = Some(Redacted("hooks.slack.com/x".into()));
+        assert!(
+            config
+                .alert_sinks()
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("ALERT_WEBHOOK_URL")
+        );
+        config.alert_webhook_url = Some(Redacted("https://hooks.slack.com/x".into()));
+        assert_eq!(config.alert_sinks().unwrap().len(), 1);
+        config.alert_email_to = vec!["ops@example.com".into()];
+        let error = config.alert_sinks().err().unwrap().to_string();
+        assert!(
+            error.contains("ALERT_SMTP_URL, ALERT_EMAIL_FROM"),
+            "{error}"
+        );
+        config.alert_smtp_url = Some(Redacted("ftp://user:hunter2@mail".into()));
+        config.alert_email_from = Some("alerts@example.com".into());
+        let error = config.alert_sinks().err().unwrap().to_string();
+        assert!(
+            error.contains("ALERT_SMTP_URL") && !error.contains("hunter2"),
+            "{error}"
+        );
+        config.alert_smtp_url = Some(Redacted("smtps://user:hunter2@mail.example.com:465".into()));
+        assert_eq!(config.alert_sinks().unwrap().len(), 2);
     }
 
     #[test]

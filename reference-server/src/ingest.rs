@@ -49,7 +49,7 @@ struct Answered {
 /// Counts every webhook request (by outcome and event type) and its latency, including the
 /// ones the verifier refused before the handler ran.
 pub async fn count_webhooks(
-    State(metrics): State<Metrics>,
+    State(observers): State<WebhookObservers>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -67,8 +67,22 @@ pub async fn count_webhooks(
             None,
         ),
     };
-    metrics.webhook(outcome, event_type, started.elapsed());
+    observers
+        .metrics
+        .webhook(outcome, event_type, started.elapsed());
+    if outcome == WebhookOutcome::Unauthorized {
+        observers.alerter.verification_failed().await;
+    }
     response
+}
+
+/// What watches webhook requests: metrics, and the alerter (verification failures).
+#[derive(Clone)]
+pub struct WebhookObservers {
+    /// Counts requests.
+    pub metrics: Metrics,
+    /// Raises an alert when verification keeps failing.
+    pub alerter: crate::alerts::Alerter,
 }
 
 impl FromRef<IngestState> for WebhookVerifier {

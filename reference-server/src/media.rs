@@ -356,6 +356,8 @@ pub struct MediaFetcher {
     pub clock: Clock,
     /// Metrics.
     pub metrics: Metrics,
+    /// Where failures are reported.
+    pub alerter: crate::alerts::Alerter,
 }
 
 impl MediaFetcher {
@@ -428,6 +430,17 @@ impl MediaFetcher {
                     self.metrics.media_download("failed");
                     self.store
                         .media_attempt_failed(job.id, "failed", 0, &reason)
+                        .await?;
+                    self.alerter
+                        .raise(
+                            "media_download_failed",
+                            "media_download_failed",
+                            "Media downloads are failing",
+                            Some(format!(
+                                "Media {} of {} {} ({}): {reason}. Failed media: GET /api/v1/media?status=failed",
+                                job.id, job.owner_kind, job.owner_id, host_of(&job.url)
+                            )),
+                        )
                         .await?;
                 }
             }

@@ -16,6 +16,7 @@ use futures_util::future::BoxFuture;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
+use crate::alerts::Alerter;
 use crate::ingest::Clock;
 use crate::store::{Arg, Store, StoreError};
 
@@ -213,6 +214,7 @@ pub struct Scheduler {
     replica: String,
     /// The last slot each job was checked for, so a tick costs no query until a new slot.
     checked: HashMap<String, i64>,
+    alerter: Option<Alerter>,
 }
 
 impl Scheduler {
@@ -224,7 +226,14 @@ impl Scheduler {
             clock,
             replica,
             checked: HashMap::new(),
+            alerter: None,
         }
+    }
+
+    /// Raises an alert (grouped per job) when a run fails.
+    pub fn with_alerter(mut self, alerter: Alerter) -> Self {
+        self.alerter = Some(alerter);
+        self
     }
 
     /// Claims and runs every job whose due slot at `now` no replica has run; returns the
@@ -264,7 +273,19 @@ impl Scheduler {
             let result = job.run(slot_time).await;
             match &result {
                 Ok(figures) => tracing::info!(job = job.name(), %figures, "job succeeded"),
-                Err(error) => tracing::error!(job = job.name(), %error, "job failed"),
+                Err(error) => {
+                    tracing::error!(job = job.name(), %error, "job failed");
+                    if let Some(alerter) = &self.alerter {
+                        alerter
+                            .raise(
+                                "job_failed",
+                                &format!("job_failed:{}", job.name()),
+                                &format!("Scheduled job {} failed", job.name()),
+                                Some(error.clone()),
+                            )
+                            .await?;
+                    }
+                }
             }
             self.store
                 .finish_run(job.name(), slot, millis((self.clock)()), &result)
@@ -285,6 +306,7 @@ impl Scheduler {
                 self.clock.clone(),
                 self.replica.clone(),
             );
+            single.alerter = self.alerter.clone();
             let mut stop = stop.clone();
             tasks.spawn(async move {
                 loop {

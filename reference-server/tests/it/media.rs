@@ -248,6 +248,13 @@ async fn media_is_copied_served_retried_and_refused(backend: Backend) {
         "{metrics}"
     );
     assert!(metrics.contains("media_failed 3"), "{metrics}");
+    // The three failures are one open alert.
+    let alerts = app.store.alerts(true, None, 10).await.unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(
+        (alerts[0].kind.as_str(), alerts[0].count),
+        ("media_download_failed", 3)
+    );
     app.stop().await;
     db.cleanup().await;
 }

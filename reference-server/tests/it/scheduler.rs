@@ -138,7 +138,15 @@ async fn failed_runs_are_recorded_and_listed_by_the_api(backend: Backend) {
         runs: Arc::new(AtomicUsize::new(0)),
         fail: true,
     });
+    let alerter = reference_server::alerts::Alerter::new(
+        app.store.clone(),
+        Vec::new(),
+        Duration::from_secs(3600),
+        20,
+        reference_server::ingest::system_clock(),
+    );
     scheduler(&app.store, vec![job], "x")
+        .with_alerter(alerter)
         .tick(OffsetDateTime::now_utc())
         .await
         .unwrap();
@@ -152,6 +160,9 @@ async fn failed_runs_are_recorded_and_listed_by_the_api(backend: Backend) {
         app.get("/api/v1/jobs", &support).await.0,
         StatusCode::FORBIDDEN
     );
+    let (_, alerts) = app.get("/api/v1/alerts?open=true", &support).await;
+    assert_eq!(alerts["items"][0]["kind"], "job_failed", "{alerts}");
+    assert_eq!(alerts["items"][0]["detail"], "the API answered 503");
 
     // The server's own self-check ran at start: a signed event posted to itself and stored.
     let run = TestApp::eventually("the self-check run", || {
