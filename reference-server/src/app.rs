@@ -336,6 +336,7 @@ impl Application {
         let reply_texts = config.reply_texts()?;
         let blobs = config.blob_store()?;
         let alert_sinks = config.alert_sinks()?;
+        let reconcile_schedule = config.reconcile_schedule()?;
         let verifier = match secrets {
             Some(secrets) => Some(
                 WebhookVerifier::new(secrets)
@@ -364,6 +365,24 @@ impl Application {
                 clock: clock.clone(),
             }));
         }
+        let alerter = Alerter::new(
+            store.clone(),
+            alert_sinks,
+            std::time::Duration::from_secs(config.alert_repeat_minutes.max(1) * 60),
+            config.alert_verification_failures,
+            clock.clone(),
+        );
+        if let Some(client) = &openphone {
+            jobs.push(Arc::new(crate::reconcile::Reconciliation {
+                client: client.clone(),
+                store: store.clone(),
+                clock: clock.clone(),
+                schedule: reconcile_schedule,
+                overlap: std::time::Duration::from_secs(config.reconcile_overlap_hours * 3600),
+                pending_after: std::time::Duration::from_secs(config.pending_delivery_minutes * 60),
+                alerter: alerter.clone(),
+            }));
+        }
         let (router, workers) = router(Services {
             verifier,
             clock: clock.clone(),
@@ -372,13 +391,7 @@ impl Application {
             reply_texts,
             blobs,
             jobs,
-            alerter: Alerter::new(
-                store.clone(),
-                alert_sinks,
-                std::time::Duration::from_secs(config.alert_repeat_minutes.max(1) * 60),
-                config.alert_verification_failures,
-                clock.clone(),
-            ),
+            alerter,
             ..Services::new(store.clone(), &config.data_dir)
         });
         Ok(Self {

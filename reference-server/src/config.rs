@@ -70,6 +70,23 @@ pub struct Config {
     #[arg(long, env = "SELF_CHECK_INTERVAL_SECS", default_value_t = 3600)]
     pub self_check_interval_secs: u64,
 
+    /// IANA timezone of daily schedules (reconciliation).
+    #[arg(long, env = "TIMEZONE", default_value = "UTC")]
+    pub timezone: String,
+
+    /// Local time of the daily reconciliation (HH:MM); needs `OPENPHONE_API_KEY`.
+    #[arg(long, env = "RECONCILE_AT", default_value = "02:00")]
+    pub reconcile_at: String,
+
+    /// Hours before the last successful reconciliation that the next one reads again.
+    #[arg(long, env = "RECONCILE_OVERLAP_HOURS", default_value_t = 2)]
+    pub reconcile_overlap_hours: u64,
+
+    /// Minutes after which an outgoing message without a delivery status is flagged as
+    /// possibly failed.
+    #[arg(long, env = "PENDING_DELIVERY_MINUTES", default_value_t = 60)]
+    pub pending_delivery_minutes: u64,
+
     /// URL alerts are posted to as JSON (`{"text": ...}`: a Slack incoming webhook works).
     #[arg(long, env = "ALERT_WEBHOOK_URL", hide_env_values = true)]
     pub alert_webhook_url: Option<Redacted>,
@@ -255,6 +272,15 @@ impl Config {
         }
     }
 
+    /// The reconciliation schedule of `RECONCILE_AT` and `TIMEZONE`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variables when the time or the timezone is invalid.
+    pub fn reconcile_schedule(&self) -> Result<crate::scheduler::Schedule, Error> {
+        crate::scheduler::Schedule::daily(&self.reconcile_at, &self.timezone)
+            .map_err(|error| Error::Config(format!("RECONCILE_AT/TIMEZONE: {error}")))
+    }
+
     /// The alert channels of the `ALERT_*` settings.
     ///
     /// # Errors
@@ -334,6 +360,10 @@ impl Config {
             media_timeout_secs: 120,
             blob_store_url: None,
             self_check_interval_secs: 3600,
+            timezone: "UTC".to_owned(),
+            reconcile_at: "02:00".to_owned(),
+            reconcile_overlap_hours: 2,
+            pending_delivery_minutes: 60,
             alert_webhook_url: None,
             alert_smtp_url: None,
             alert_email_from: None,

@@ -31,6 +31,28 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Import the history the OpenPhone API holds (resumable: rerun it to continue).
+    Import {
+        #[command(flatten)]
+        config: Config,
+        /// Only messages and calls created at or after this time (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<time::OffsetDateTime>,
+        /// Only these phone number ids (PN...); repeat the flag for several.
+        #[arg(long = "phone-number")]
+        phone_numbers: Vec<String>,
+        /// Forget the saved progress and start over.
+        #[arg(long)]
+        restart: bool,
+    },
+    /// Compare the API with what was stored since a time and insert what is missing.
+    Reconcile {
+        #[command(flatten)]
+        config: Config,
+        /// From this time (RFC 3339); default: 48 hours ago.
+        #[arg(long, value_parser = parse_time)]
+        since: Option<time::OffsetDateTime>,
+    },
     /// Create, list and revoke the bearer tokens of the management API.
     Token {
         #[command(subcommand)]
@@ -91,6 +113,13 @@ async fn main() -> std::process::ExitCode {
             dry_run,
         }) => replay(config, since, dry_run).await,
         Some(Command::Token { command }) => token(command).await,
+        Some(Command::Import {
+            config,
+            since,
+            phone_numbers,
+            restart,
+        }) => import(config, since, phone_numbers, restart).await,
+        Some(Command::Reconcile { config, since }) => reconcile(config, since).await,
         None => serve(cli.serve).await,
     };
     match result {
@@ -147,6 +176,102 @@ async fn replay(
     }
     let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
     Ok(())
+}
+
+async fn import(
+    config: Config,
+    since: Option<time::OffsetDateTime>,
+    phone_numbers: Vec<String>,
+    restart: bool,
+) -> Result<(), reference_server::Error> {
+    let client = config.openphone_client()?.ok_or_else(|| {
+        reference_server::Error::Config("OPENPHONE_API_KEY is required to import".to_owned())
+    })?;
+    let store = Store::connect(&config.database_url()?).await?;
+    if restart {
+        store.reset_import("import").await?;
+    }
+    let importer = reference_server::import::Importer::new(
+        client,
+        store,
+        reference_server::ingest::system_clock(),
+        reference_server::import::ImportOptions {
+            since,
+            phone_numbers,
+            checkpoint: "import".to_owned(),
+            only_missing: false,
+        },
+    );
+    let report = run_with_progress(&importer).await?;
+    print_report("import", &report);
+    Ok(())
+}
+
+async fn reconcile(
+    config: Config,
+    since: Option<time::OffsetDateTime>,
+) -> Result<(), reference_server::Error> {
+    let client = config.openphone_client()?.ok_or_else(|| {
+        reference_server::Error::Config("OPENPHONE_API_KEY is required to reconcile".to_owned())
+    })?;
+    let store = Store::connect(&config.database_url()?).await?;
+    let since =
+        since.unwrap_or_else(|| time::OffsetDateTime::now_utc() - time::Duration::hours(48));
+    let report = reference_server::reconcile::reconcile(
+        &client,
+        &store,
+        reference_server::ingest::system_clock(),
+        since,
+        "reconcile-cli",
+    )
+    .await?;
+    print_report("reconciliation", &report);
+    Ok(())
+}
+
+async fn run_with_progress(
+    importer: &reference_server::import::Importer,
+) -> Result<reference_server::import::ImportReport, reference_server::Error> {
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let progress = tokio::spawn(reference_server::import::show_progress(
+        importer.progress.clone(),
+        terminal,
+        std::time::Duration::from_secs(if terminal { 1 } else { 10 }),
+        finished,
+    ));
+    let result = importer.run().await;
+    let _ = done.send(());
+    let _ = progress.await;
+    Ok(result?)
+}
+
+fn print_report(what: &str, report: &reference_server::import::ImportReport) {
+    let mut out = format!(
+        "{what}: {} requests in {:.1} s ({:.2}/s)\n  {:<12} {:>9} {:>9} {:>9}\n",
+        report.requests,
+        report.seconds,
+        report.rate(),
+        "kind",
+        "checked",
+        "created",
+        "present"
+    );
+    for (kind, counts) in &report.kinds {
+        out.push_str(&format!(
+            "  {kind:<12} {:>9} {:>9} {:>9}\n",
+            counts.checked, counts.created, counts.already_present
+        ));
+    }
+    if report.failures.is_empty() {
+        out.push_str("  no failures\n");
+    } else {
+        out.push_str(&format!("  {} failures:\n", report.failures.len()));
+        for failure in &report.failures {
+            out.push_str(&format!("    {failure}\n"));
+        }
+    }
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
 }
 
 async fn token(command: TokenCommand) -> Result<(), reference_server::Error> {

@@ -13,6 +13,7 @@ mod cli;
 mod compliance;
 mod crash;
 mod helpers;
+mod import;
 mod ingest;
 mod media;
 mod operations;

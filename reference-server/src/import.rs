@@ -1,0 +1,669 @@
+//! Historical import and reconciliation: what the API holds, through the same normalization as
+//! webhooks.
+//!
+//! Each object read from the API becomes a synthetic event in the 2026-03-30 webhook shape
+//! (`message.received`/`message.delivered`, `call.completed`, `call.recording.completed`,
+//! `call.summary.completed`, `call.transcript.completed`, `call.voicemail.completed`,
+//! `contact.updated`), recorded in the raw log under the key `import:<kind>:<id>` and projected
+//! like a webhook. An imported message and the webhook of the same message therefore converge
+//! to one record, keyed by OpenPhone's id; the log stays the system of record (`replay`
+//! rebuilds imported records too); and importing twice stores nothing twice.
+//!
+//! Three streams run at once behind the client's one rate limiter: workspace messages
+//! (2026-03-30 `GET /messages`, which carries media), workspace calls (2026-03-30 `GET /calls`),
+//! and contacts. Per call, artefacts are fetched only when the call can have them: recordings,
+//! summary and transcript for answered calls that lasted, the voicemail when it has one; up to
+//! eight such fetches run concurrently. After each page is committed its cursor is saved in
+//! `import_state`, so a killed import continues where it stopped, with no gaps (pages are
+//! committed before their cursor) and no duplicates (keys are unique).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use openphone_client::Client;
+use openphone_client::model::contact::{Contact, ListContacts};
+use openphone_client::model::workspace::{WorkspaceCall, WorkspaceMessage, WorkspaceQuery};
+use openphone_types::CallId;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::Mutex;
+
+use crate::ingest::Clock;
+use crate::store::{NewDelivery, Recorded, Store, StoreError};
+
+/// What to import.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Only messages and calls created at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Only these phone number ids (`PN...`); all when empty.
+    pub phone_numbers: Vec<String>,
+    /// Checkpoint name: `import` for the historical import; reconciliation uses its own, so
+    /// each resumes independently.
+    pub checkpoint: String,
+    /// Record only objects whose OpenPhone id is not stored yet (reconciliation: existing
+    /// records are never modified).
+    pub only_missing: bool,
+}
+
+/// Counts of one kind of object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KindReport {
+    /// Read from the API.
+    pub checked: u64,
+    /// Recorded now.
+    pub created: u64,
+    /// Already stored (imported before, or delivered by webhook).
+    pub already_present: u64,
+    /// Ids of the objects recorded now (at most 100 kept).
+    pub created_ids: Vec<String>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ImportReport {
+    /// Per kind (`message`, `call`, `recording`, `summary`, `transcript`, `voicemail`,
+    /// `contact`).
+    pub kinds: BTreeMap<String, KindReport>,
+    /// API requests made.
+    pub requests: u64,
+    /// Failures, with reasons (the import goes on past a failed artefact).
+    pub failures: Vec<String>,
+    /// Wall time, seconds.
+    pub seconds: f64,
+}
+
+impl ImportReport {
+    /// Achieved requests per second.
+    pub fn rate(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.requests as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// Objects recorded now, over all kinds.
+    pub fn created(&self) -> u64 {
+        self.kinds.values().map(|kind| kind.created).sum()
+    }
+}
+
+/// Why an import stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// The API failed (after the client's retries).
+    #[error("OpenPhone API: {0}")]
+    Api(#[from] openphone_client::Error),
+    /// The database failed.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl Store {
+    /// The saved cursor of a stream (`None` when it has not started), and whether it is done.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn import_cursor(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Option<String>, bool)>, StoreError> {
+        let row: Option<(Option<String>, i64)> = self
+            .fetch_optional(
+                "SELECT cursor, done FROM import_state WHERE name = $1",
+                &[name.into()],
+            )
+            .await?;
+        Ok(row.map(|(cursor, done)| (cursor, done != 0)))
+    }
+
+    async fn save_cursor(
+        &self,
+        name: &str,
+        cursor: Option<&str>,
+        done: bool,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO import_state (name, cursor, done, updated_ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, done = excluded.done, updated_ms = excluded.updated_ms",
+            &[
+                name.into(),
+                cursor.map(str::to_owned).into(),
+                i64::from(done).into(),
+                now_ms.into(),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets a checkpoint, so the next run starts over.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the write fails.
+    pub async fn reset_import(&self, checkpoint: &str) -> Result<(), StoreError> {
+        self.execute(
+            "DELETE FROM import_state WHERE name LIKE $1",
+            &[format!("{checkpoint}:%").into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn exists(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
+        let sql = match kind {
+            "message" => "SELECT COUNT(*) FROM messages WHERE id = $1",
+            "call" => "SELECT COUNT(*) FROM calls WHERE id = $1 AND status IS NOT NULL",
+            "contact" => "SELECT COUNT(*) FROM contacts WHERE id = $1",
+            "summary" => "SELECT COUNT(*) FROM call_summaries WHERE call_id = $1",
+            "transcript" => "SELECT COUNT(*) FROM call_transcripts WHERE call_id = $1",
+            "recording" => "SELECT COUNT(*) FROM call_recordings WHERE call_id = $1",
+            _ => "SELECT COUNT(*) FROM calls WHERE id = $1 AND has_voicemail = 1",
+        };
+        let (count,): (i64,) = self
+            .fetch_optional(sql, &[id.into()])
+            .await?
+            .unwrap_or((0,));
+        Ok(count > 0)
+    }
+}
+
+/// Live counts, readable while the import runs (for a progress display).
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Requests made.
+    pub requests: AtomicU64,
+    /// Messages read.
+    pub messages: AtomicU64,
+    /// Calls read.
+    pub calls: AtomicU64,
+    /// Contacts read.
+    pub contacts: AtomicU64,
+    /// Objects recorded now.
+    pub created: AtomicU64,
+}
+
+/// Imports from the API into the store.
+pub struct Importer {
+    client: Client,
+    store: Store,
+    clock: Clock,
+    options: ImportOptions,
+    /// Live counts.
+    pub progress: Arc<Progress>,
+    report: Mutex<ImportReport>,
+}
+
+fn rfc3339(time: Option<OffsetDateTime>) -> Value {
+    time.and_then(|time| time.format(&Rfc3339).ok())
+        .map_or(Value::Null, Value::String)
+}
+
+/// The cursor streams of an import.
+#[derive(Debug, Clone, Copy)]
+enum Stream {
+    Messages,
+    Calls,
+    Contacts,
+}
+
+impl Stream {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Messages => "messages",
+            Self::Calls => "calls",
+            Self::Contacts => "contacts",
+        }
+    }
+}
+
+/// One synthetic event and what it stands for.
+struct Synthetic {
+    kind: &'static str,
+    id: String,
+    event: Value,
+}
+
+impl Synthetic {
+    fn new(kind: &'static str, id: &str, event_type: &str, at: Value, data: Value) -> Self {
+        Self {
+            kind,
+            id: id.to_owned(),
+            event: json!({"id": format!("import-{kind}-{id}"), "apiVersion": "2026-03-30",
+                "createdAt": at, "type": event_type, "data": data}),
+        }
+    }
+}
+
+fn message_event(message: &WorkspaceMessage) -> Synthetic {
+    let incoming = message
+        .direction
+        .as_ref()
+        .map(ToString::to_string)
+        .as_deref()
+        == Some("incoming");
+    let event_type = if incoming {
+        "message.received"
+    } else {
+        "message.delivered"
+    };
+    let media: Vec<Value> = message
+        .media
+        .iter()
+        .map(|media| json!({"url": media.url, "type": media.content_type}))
+        .collect();
+    Synthetic::new(
+        "message",
+        message.id.as_str(),
+        event_type,
+        rfc3339(message.updated_at.or(message.created_at)),
+        json!({
+            "resource": {"id": message.id.as_str(), "direction": message.direction.as_ref().map(ToString::to_string),
+                "text": message.text, "media": media, "status": message.status.as_ref().map(ToString::to_string),
+                "createdAt": rfc3339(message.created_at)},
+            "context": {"phoneNumberId": message.phone_number_id.as_ref().map(|id| id.as_str()),
+                "conversationId": message.conversation_id.as_ref().map(|id| id.as_str()),
+                "userId": message.user_id.as_ref().map(|id| id.as_str()),
+                "senderIdentifier": message.from.as_ref().map(|from| from.as_str()),
+                "recipientIdentifiers": message.to.iter().map(|to| to.as_str()).collect::<Vec<_>>()},
+        }),
+    )
+}
+
+fn call_context(call: &WorkspaceCall, ours: &[String]) -> Value {
+    let external: Vec<&str> = call
+        .participants
+        .iter()
+        .map(|p| p.as_str())
+        .filter(|p| !ours.iter().any(|number| number == p))
+        .collect();
+    json!({"phoneNumberId": call.phone_number_id.as_ref().map(|id| id.as_str()),
+        "conversationId": call.conversation_id.as_ref().map(|id| id.as_str()),
+        "userId": call.user_id.as_ref().map(|id| id.as_str()),
+        "participants": {"workspace": [], "external": external, "resolution": "available"}})
+}
+
+fn call_event(call: &WorkspaceCall, ours: &[String]) -> Synthetic {
+    Synthetic::new(
+        "call",
+        call.id.as_str(),
+        "call.completed",
+        rfc3339(call.updated_at.or(call.completed_at).or(call.created_at)),
+        json!({
+            "resource": {"id": call.id.as_str(), "direction": call.direction.as_ref().map(ToString::to_string),
+                "status": call.status.as_ref().map(ToString::to_string), "createdAt": rfc3339(call.created_at),
+                "answeredAt": rfc3339(call.answered_at), "completedAt": rfc3339(call.completed_at),
+                "duration": call.duration, "hasVoicemail": call.has_voicemail},
+            "context": call_context(call, ours),
+        }),
+    )
+}
+
+fn contact_event(contact: &Contact) -> Synthetic {
+    let fields = &contact.default_fields;
+    let labelled = |values: &[openphone_client::model::contact::LabelledValue]| -> Vec<Value> {
+        values
+            .iter()
+            .filter_map(|value| {
+                value
+                    .value
+                    .as_ref()
+                    .map(|v| json!({"value": v, "type": value.name}))
+            })
+            .collect()
+    };
+    Synthetic::new(
+        "contact",
+        contact.id.as_str(),
+        "contact.updated",
+        rfc3339(Some(contact.updated_at)),
+        json!({
+            "resource": {"id": contact.id.as_str(), "firstName": fields.first_name, "lastName": fields.last_name,
+                "company": fields.company, "role": null, "location": null, "source": contact.source,
+                "externalId": contact.external_id, "emails": labelled(&fields.emails),
+                "phoneNumbers": labelled(&fields.phone_numbers), "customFields": [],
+                "createdAt": rfc3339(Some(contact.created_at)), "updatedAt": rfc3339(Some(contact.updated_at))},
+            "context": {},
+        }),
+    )
+}
+
+impl Importer {
+    /// An importer reading through `client` into `store`.
+    pub fn new(client: Client, store: Store, clock: Clock, options: ImportOptions) -> Self {
+        Self {
+            client,
+            store,
+            clock,
+            options,
+            progress: Arc::new(Progress::default()),
+            report: Mutex::new(ImportReport::default()),
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        i64::try_from((self.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    }
+
+    fn request(&self) {
+        self.progress.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn wanted(&self, phone_number_id: Option<&str>) -> bool {
+        self.options.phone_numbers.is_empty()
+            || phone_number_id
+                .is_some_and(|id| self.options.phone_numbers.iter().any(|pn| pn == id))
+    }
+
+    /// Runs the import (or resumes it) to the end.
+    ///
+    /// # Errors
+    /// [`ImportError`] when the API or the database fails beyond retries; what was committed
+    /// stays, and a rerun continues from the last saved cursor.
+    pub async fn run(&self) -> Result<ImportReport, ImportError> {
+        let started = Instant::now();
+        self.request();
+        let ours: Vec<String> = self
+            .client
+            .list_phone_numbers(None)
+            .await?
+            .into_iter()
+            .map(|number| number.number.as_str().to_owned())
+            .collect();
+        let (messages, calls, contacts) = tokio::join!(
+            self.stream(Stream::Messages, &ours),
+            self.stream(Stream::Calls, &ours),
+            self.stream(Stream::Contacts, &ours)
+        );
+        messages?;
+        calls?;
+        contacts?;
+        let mut report = self.report.lock().await.clone();
+        report.requests = self.progress.requests.load(Ordering::Relaxed);
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    /// Records synthetic events in one transaction; counts them.
+    async fn record(&self, items: Vec<Synthetic>) -> Result<(), StoreError> {
+        let mut deliveries = Vec::with_capacity(items.len());
+        let mut kept = Vec::with_capacity(items.len());
+        let now = (self.clock)();
+        for item in items {
+            if self.options.only_missing && self.store.exists(item.kind, &item.id).await? {
+                kept.push((item.kind, item.id, false));
+                continue;
+            }
+            let body = item.event.to_string().into_bytes();
+            let Ok(event) = openphone_webhooks::Event::parse(&body) else {
+                self.report.lock().await.failures.push(format!(
+                    "{} {}: could not be normalized",
+                    item.kind, item.id
+                ));
+                continue;
+            };
+            deliveries.push(NewDelivery {
+                delivery_key: format!("import:{}:{}", item.kind, item.id),
+                scheme: "import",
+                event_id: Some(event.id.to_string()),
+                event_type: Some(event.event_type.to_string()),
+                parse_error: None,
+                signed_at: now,
+                received_at: now,
+                changes: crate::projection::changes(&event),
+                body,
+            });
+            kept.push((item.kind, item.id, true));
+        }
+        let outcomes = self.store.record_batch(&deliveries).await?;
+        let mut outcomes = outcomes.into_iter();
+        let mut report = self.report.lock().await;
+        for (kind, id, recorded) in kept {
+            let entry = report.kinds.entry(kind.to_owned()).or_default();
+            entry.checked += 1;
+            let new = recorded && matches!(outcomes.next(), Some(Recorded::New(_)));
+            if new {
+                entry.created += 1;
+                if entry.created_ids.len() < 100 {
+                    entry.created_ids.push(id);
+                }
+                self.progress.created.fetch_add(1, Ordering::Relaxed);
+            } else {
+                entry.already_present += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows one cursor stream from its checkpoint to its end.
+    async fn stream(&self, which: Stream, ours: &[String]) -> Result<(), ImportError> {
+        let key = format!("{}:{}", self.options.checkpoint, which.name());
+        let mut cursor = match self.store.import_cursor(&key).await? {
+            Some((_, true)) => return Ok(()),
+            Some((cursor, false)) => cursor,
+            None => None,
+        };
+        loop {
+            let (items, next) = self.page(which, cursor.as_deref(), ours).await?;
+            self.record(items).await?;
+            let done = next.is_none() || next == cursor;
+            self.store
+                .save_cursor(&key, next.as_deref(), done, self.now_ms())
+                .await?;
+            if done {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
+    fn query(&self) -> WorkspaceQuery {
+        let mut query = WorkspaceQuery::default();
+        query.created_after = self.options.since;
+        query.limit = Some(50);
+        query
+    }
+
+    /// One page of a stream: its events and the next cursor.
+    async fn page(
+        &self,
+        which: Stream,
+        cursor: Option<&str>,
+        ours: &[String],
+    ) -> Result<(Vec<Synthetic>, Option<String>), ImportError> {
+        self.request();
+        match which {
+            Stream::Messages => {
+                let page = self
+                    .client
+                    .workspace_messages_page(&self.query(), cursor)
+                    .await?;
+                self.progress
+                    .messages
+                    .fetch_add(page.data.len() as u64, Ordering::Relaxed);
+                let items = page
+                    .data
+                    .iter()
+                    .filter(|m| self.wanted(m.phone_number_id.as_ref().map(|id| id.as_str())))
+                    .map(message_event)
+                    .collect();
+                Ok((items, page.next_cursor))
+            }
+            Stream::Contacts => {
+                let page = self
+                    .client
+                    .list_contacts_page(&ListContacts::all(), cursor)
+                    .await?;
+                self.progress
+                    .contacts
+                    .fetch_add(page.data.len() as u64, Ordering::Relaxed);
+                Ok((
+                    page.data.iter().map(contact_event).collect(),
+                    page.next_page_token,
+                ))
+            }
+            Stream::Calls => {
+                let page = self
+                    .client
+                    .workspace_calls_page(&self.query(), cursor)
+                    .await?;
+                self.progress
+                    .calls
+                    .fetch_add(page.data.len() as u64, Ordering::Relaxed);
+                let calls: Vec<&WorkspaceCall> = page
+                    .data
+                    .iter()
+                    .filter(|c| self.wanted(c.phone_number_id.as_ref().map(|id| id.as_str())))
+                    .collect();
+                let mut items: Vec<Synthetic> =
+                    calls.iter().map(|call| call_event(call, ours)).collect();
+                let mut fetches = Vec::with_capacity(calls.len());
+                for call in &calls {
+                    fetches.push(self.artefacts(call, ours));
+                }
+                let mut artefacts = futures_util::stream::iter(fetches).buffer_unordered(8);
+                while let Some(artefact) = artefacts.next().await {
+                    items.extend(artefact?);
+                }
+                Ok((items, page.next_cursor))
+            }
+        }
+    }
+
+    /// The artefacts a call can have, fetched only then: recordings, summary and transcript
+    /// of an answered call that lasted; its voicemail when it has one. A missing artefact
+    /// (404) is skipped; another failure is reported and the import goes on.
+    async fn artefacts(
+        &self,
+        call: &WorkspaceCall,
+        ours: &[String],
+    ) -> Result<Vec<Synthetic>, ImportError> {
+        let id = CallId::from(call.id.as_str());
+        let context = call_context(call, ours);
+        let answered = call.answered_at.is_some() && call.duration.unwrap_or(0) > 0;
+        let mut items = Vec::new();
+        let at = rfc3339(call.completed_at.or(call.created_at));
+        if answered {
+            self.request();
+            match self.client.call_recordings(&id).await {
+                Ok(recordings) if !recordings.is_empty() => {
+                    let recordings: Vec<Value> = recordings
+                        .iter()
+                        .filter_map(|r| r.url.as_ref().map(|url| json!({"id": r.id, "url": url, "type": r.content_type, "duration": r.duration})))
+                        .collect();
+                    items.push(Synthetic::new("recording", call.id.as_str(), "call.recording.completed", at.clone(), json!({
+                        "resource": {"id": call.id.as_str(), "direction": call.direction.as_ref().map(ToString::to_string),
+                            "createdAt": rfc3339(call.created_at), "answeredAt": rfc3339(call.answered_at),
+                            "completedAt": rfc3339(call.completed_at), "duration": call.duration, "recordings": recordings},
+                        "context": context.clone()})));
+                }
+                Ok(_) => {}
+                Err(error) => self.artefact_failed("recordings", call, &error).await,
+            }
+            self.request();
+            match self.client.call_summary(&id).await {
+                Ok(summary) => items.push(Synthetic::new("summary", call.id.as_str(), "call.summary.completed", at.clone(), json!({
+                    "resource": {"callId": call.id.as_str(), "processingStatus": summary.status.to_string(),
+                        "summary": summary.summary.unwrap_or_default(), "nextSteps": summary.next_steps.unwrap_or_default()},
+                    "context": context.clone()}))),
+                Err(error) => self.artefact_failed("summary", call, &error).await,
+            }
+            self.request();
+            match self.client.call_transcript(&id).await {
+                Ok(transcript) => {
+                    let dialogue: Vec<Value> = transcript
+                        .dialogue
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|line| json!({"content": line.content, "start": line.start, "end": line.end,
+                            "identifier": line.identifier, "userId": line.user_id.as_ref().map(|id| id.as_str())}))
+                        .collect();
+                    items.push(Synthetic::new("transcript", call.id.as_str(), "call.transcript.completed", at.clone(), json!({
+                        "resource": {"callId": call.id.as_str(), "createdAt": rfc3339(Some(transcript.created_at)),
+                            "duration": transcript.duration, "processingStatus": transcript.status.to_string(), "dialogue": dialogue},
+                        "context": context.clone()})));
+                }
+                Err(error) => self.artefact_failed("transcript", call, &error).await,
+            }
+        }
+        if call.has_voicemail == Some(true) {
+            self.request();
+            match self.client.call_voicemail(&id).await {
+                Ok(voicemail) => items.push(Synthetic::new("voicemail", call.id.as_str(), "call.voicemail.completed", at, json!({
+                    "resource": {"id": format!("{}-vm", call.id.as_str()), "voicemailId": voicemail.id.as_str(), "callId": call.id.as_str(),
+                        "direction": call.direction.as_ref().map(ToString::to_string), "duration": voicemail.duration,
+                        "transcript": voicemail.transcript, "recordingUrl": voicemail.recording_url,
+                        "createdAt": rfc3339(call.completed_at.or(call.created_at)), "updatedAt": rfc3339(call.completed_at.or(call.created_at))},
+                    "context": context}))),
+                Err(error) => self.artefact_failed("voicemail", call, &error).await,
+            }
+        }
+        Ok(items)
+    }
+
+    async fn artefact_failed(
+        &self,
+        what: &str,
+        call: &WorkspaceCall,
+        error: &openphone_client::Error,
+    ) {
+        if error.status() == Some(404) {
+            return;
+        }
+        tracing::warn!(call = call.id.as_str(), what, %error, "artefact not imported");
+        self.report
+            .lock()
+            .await
+            .failures
+            .push(format!("{what} of call {}: {error}", call.id.as_str()));
+    }
+}
+
+/// Prints progress while `importer` runs: a line rewritten in place on a terminal, a log line
+/// every `every` otherwise. Stops when `done` resolves.
+pub async fn show_progress(
+    progress: Arc<Progress>,
+    terminal: bool,
+    every: Duration,
+    done: tokio::sync::oneshot::Receiver<()>,
+) {
+    let started = Instant::now();
+    let mut done = done;
+    loop {
+        let line = {
+            let seconds = started.elapsed().as_secs_f64().max(0.001);
+            let requests = progress.requests.load(Ordering::Relaxed);
+            format!(
+                "messages {} | calls {} | contacts {} | recorded {} | requests {} ({:.1}/s) | {:.0}s",
+                progress.messages.load(Ordering::Relaxed),
+                progress.calls.load(Ordering::Relaxed),
+                progress.contacts.load(Ordering::Relaxed),
+                progress.created.load(Ordering::Relaxed),
+                requests,
+                requests as f64 / seconds,
+                seconds
+            )
+        };
+        if terminal {
+            eprint!("\r{line}   ");
+        } else {
+            tracing::info!("import progress: {line}");
+        }
+        tokio::select! {
+            _ = &mut done => {
+                if terminal {
+                    eprintln!();
+                }
+                return;
+            }
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
