@@ -47,6 +47,7 @@ pub fn routes(state: ApiState) -> Router {
         .route("/api/v1/calls/{id}", get(call))
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/jobs", get(jobs))
+        .route("/api/v1/health-checks", get(health_checks))
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/alerts/{id}/ack", post(acknowledge))
         .route("/api/v1/media", get(media_list))
@@ -464,6 +465,37 @@ async fn acknowledge(
         return Err(Error::NotFound("open alert"));
     }
     Ok(Json(json!({"id": id, "acknowledged": true})))
+}
+
+/// `GET /api/v1/health-checks`: end-to-end checks newest first, with their webhook latency
+/// (operator and admin).
+async fn health_checks(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Query(paging): Query<Paging>,
+) -> Result<Json<Value>, Error> {
+    caller.require(Role::Operator)?;
+    let limit = paging.limit()?;
+    let rows = state
+        .store
+        .health_checks(paging.position()?.map(|(ms, _)| ms), limit)
+        .await?;
+    let last = rows.last().map(|row| row.sent_ms);
+    let items = rows
+        .iter()
+        .map(|check| {
+            json!({
+                "token": check.token,
+                "status": check.status,
+                "sent_at": from_ms(check.sent_ms),
+                "received_at": check.received_ms.and_then(from_ms),
+                "latency_ms": check.received_ms.map(|received| received - check.sent_ms),
+                "message_id": check.message_id,
+                "error": check.error,
+            })
+        })
+        .collect();
+    Ok(page(items, limit, || cursor(last.unwrap_or_default(), "")))
 }
 
 /// Filter of `GET /api/v1/jobs`.

@@ -372,6 +372,40 @@ impl Application {
             config.alert_verification_failures,
             clock.clone(),
         );
+        match (
+            &config.health_check_from,
+            &config.health_check_to,
+            &openphone,
+        ) {
+            (Some(from), Some(to), Some(client)) => {
+                let to = openphone_types::E164::parse(to).map_err(|_| {
+                    Error::Config("HEALTH_CHECK_TO must be an E.164 number".to_owned())
+                })?;
+                jobs.push(Arc::new(crate::health_check::HealthCheckJob {
+                    client: client.clone(),
+                    store: store.clone(),
+                    from: from.clone(),
+                    to,
+                    every: std::time::Duration::from_secs(
+                        config.health_check_interval_secs.max(60),
+                    ),
+                    clock: clock.clone(),
+                }));
+                jobs.push(Arc::new(crate::health_check::HealthCheckExpiry {
+                    store: store.clone(),
+                    timeout: std::time::Duration::from_secs(config.health_check_timeout_secs),
+                    clock: clock.clone(),
+                    alerter: alerter.clone(),
+                }));
+            }
+            (None, None, _) => {}
+            _ => {
+                return Err(Error::Config(
+                    "health checks need HEALTH_CHECK_FROM, HEALTH_CHECK_TO and OPENPHONE_API_KEY"
+                        .to_owned(),
+                ));
+            }
+        }
         if let Some(client) = &openphone {
             jobs.push(Arc::new(crate::reconcile::Reconciliation {
                 client: client.clone(),

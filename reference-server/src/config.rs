@@ -70,6 +70,22 @@ pub struct Config {
     #[arg(long, env = "SELF_CHECK_INTERVAL_SECS", default_value_t = 3600)]
     pub self_check_interval_secs: u64,
 
+    /// Sender of health check texts: a workspace phone number id (`PN...`) or E.164 number.
+    #[arg(long, env = "HEALTH_CHECK_FROM")]
+    pub health_check_from: Option<String>,
+
+    /// Recipient of health check texts: another workspace number, E.164.
+    #[arg(long, env = "HEALTH_CHECK_TO")]
+    pub health_check_to: Option<String>,
+
+    /// Seconds between health checks.
+    #[arg(long, env = "HEALTH_CHECK_INTERVAL_SECS", default_value_t = 3600)]
+    pub health_check_interval_secs: u64,
+
+    /// Seconds a health check waits for its webhook before it fails.
+    #[arg(long, env = "HEALTH_CHECK_TIMEOUT_SECS", default_value_t = 120)]
+    pub health_check_timeout_secs: u64,
+
     /// IANA timezone of daily schedules (reconciliation).
     #[arg(long, env = "TIMEZONE", default_value = "UTC")]
     pub timezone: String,
@@ -360,6 +376,10 @@ impl Config {
             media_timeout_secs: 120,
             blob_store_url: None,
             self_check_interval_secs: 3600,
+            health_check_from: None,
+            health_check_to: None,
+            health_check_interval_secs: 3600,
+            health_check_timeout_secs: 120,
             timezone: "UTC".to_owned(),
             reconcile_at: "02:00".to_owned(),
             reconcile_overlap_hours: 2,

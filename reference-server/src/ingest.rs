@@ -112,12 +112,23 @@ pub async fn receive(
     VerifiedWebhook { body, verified }: VerifiedWebhook,
 ) -> Result<Response, Error> {
     let (event_id, event_type, parse_error, changes) = match Event::parse(&body) {
-        Ok(event) => (
-            Some(event.id.to_string()),
-            Some(event.event_type.to_string()),
-            None,
-            crate::projection::changes(&event),
-        ),
+        Ok(event) => {
+            let mut changes = crate::projection::changes(&event);
+            if let Some(token) = health_check_token(&event) {
+                let received = (state.clock)();
+                changes.push(crate::projection::Change::HealthReceipt {
+                    token,
+                    received_ms: i64::try_from(received.unix_timestamp_nanos() / 1_000_000)
+                        .unwrap_or(i64::MAX),
+                });
+            }
+            (
+                Some(event.id.to_string()),
+                Some(event.event_type.to_string()),
+                None,
+                changes,
+            )
+        }
         Err(error) => {
             let (event_id, event_type) = envelope_fields(&body);
             (event_id, event_type, Some(error.to_string()), Vec::new())
@@ -175,6 +186,21 @@ pub async fn receive(
         event_type,
     });
     Ok(response)
+}
+
+/// The token of a health check message coming back as `message.received`.
+fn health_check_token(event: &Event) -> Option<String> {
+    match &event.data {
+        openphone_webhooks::EventData::Message(message)
+            if message.direction == openphone_webhooks::types::Direction::Incoming =>
+        {
+            message
+                .text
+                .as_deref()
+                .and_then(crate::health_check::token_in)
+        }
+        _ => None,
+    }
 }
 
 /// Answers every delivery with 503 while no signing secret is configured, so OpenPhone keeps

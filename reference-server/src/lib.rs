@@ -9,6 +9,7 @@ pub mod config;
 mod error;
 pub mod event_log;
 pub mod group_commit;
+pub mod health_check;
 pub mod import;
 pub mod ingest;
 pub mod media;

@@ -191,6 +191,13 @@ pub enum Change {
         /// When the inbound message was sent.
         created_ms: i64,
     },
+    /// A health check message came back through its webhook.
+    HealthReceipt {
+        /// The check's token.
+        token: String,
+        /// When the webhook was received, unix milliseconds.
+        received_ms: i64,
+    },
     /// A transcript.
     Transcript {
         /// The call.

@@ -244,6 +244,9 @@ pub(crate) const CONSENT: &str = "INSERT INTO consent_ledger (message_id, phone,
 pub(crate) const REVIEW_FLAG: &str = "INSERT INTO review_flags (message_id, phone, reason, at_ms) \
     VALUES ($1, $2, $3, $4) ON CONFLICT (message_id) DO NOTHING";
 
+pub(crate) const HEALTH_RECEIPT: &str = "INSERT INTO health_check_receipts (token, received_ms) \
+    VALUES ($1, $2) ON CONFLICT (token) DO NOTHING";
+
 pub(crate) const REPLY: &str = "INSERT INTO outbox (message_id, kind, to_phone, sender, created_ms) \
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id, kind) DO NOTHING";
 
@@ -456,6 +459,11 @@ pub(crate) fn upsert(change: &Change) -> Option<Upsert> {
                 sender.into(),
                 created_ms.into(),
             ],
+        ),
+        Change::HealthReceipt { token, received_ms } => (
+            HEALTH_RECEIPT,
+            token.clone(),
+            vec![token.into(), received_ms.into()],
         ),
         Change::Contact { .. } => return None,
     };

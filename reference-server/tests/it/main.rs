@@ -12,6 +12,7 @@ mod api;
 mod cli;
 mod compliance;
 mod crash;
+mod health_check;
 mod helpers;
 mod import;
 mod ingest;

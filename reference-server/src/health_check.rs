@@ -1,0 +1,236 @@
+//! End-to-end health checks: a text between two internal numbers, completed by its own
+//! webhook.
+//!
+//! The `health-check` job (hourly by default) sends a message carrying a unique token from
+//! one configured number to another and records the check as pending; it does not wait. When
+//! the `message.received` webhook carrying the token is ingested, projection records the
+//! receipt in the same transaction (no worker waits or polls for it). The `health-check-expiry`
+//! job (every minute) fails the checks whose receipt did not come within the timeout and raises
+//! an alert. `GET /api/v1/health-checks` lists checks with their end-to-end latency.
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use openphone_client::Client;
+use openphone_client::model::message::{SendMessage, Sender};
+use openphone_types::{E164, PhoneNumberId};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::alerts::Alerter;
+use crate::ingest::Clock;
+use crate::scheduler::{Job, Schedule};
+use crate::store::{Arg, Store, StoreError};
+
+/// The text of a health check message: `Health check <token>`.
+pub const PREFIX: &str = "Health check hc-";
+
+/// The token in an inbound text, if it is a health check message.
+pub fn token_in(text: &str) -> Option<String> {
+    let start = text.find(PREFIX)? + PREFIX.len() - 3;
+    let token: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    (token.len() > 3).then_some(token)
+}
+
+/// A health check.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct HealthCheck {
+    /// Its token.
+    pub token: String,
+    /// When the message was sent, unix milliseconds.
+    pub sent_ms: i64,
+    /// The sent message's id.
+    pub message_id: Option<String>,
+    /// When its webhook was ingested.
+    pub received_ms: Option<i64>,
+    /// `pending`, `passed` or `failed`.
+    pub status: String,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+const COLUMNS: &str = "h.token, h.sent_ms, h.message_id, r.received_ms, \
+    CASE WHEN r.received_ms IS NOT NULL THEN 'passed' ELSE h.status END AS status, h.error";
+
+impl Store {
+    /// Health checks newest first, sent before `before`.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn health_checks(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<HealthCheck>, StoreError> {
+        self.fetch_all(
+            &format!(
+                "SELECT {COLUMNS} FROM health_checks h LEFT JOIN health_check_receipts r ON r.token = h.token \
+                 WHERE h.sent_ms < $1 ORDER BY h.sent_ms DESC LIMIT $2"
+            ),
+            &[before.unwrap_or(i64::MAX).into(), limit.into()],
+        )
+        .await
+    }
+
+    async fn start_health_check(
+        &self,
+        token: &str,
+        now_ms: i64,
+        message_id: Option<String>,
+        error: Option<String>,
+    ) -> Result<(), StoreError> {
+        let status = if error.is_some() { "failed" } else { "pending" };
+        self.execute(
+            "INSERT INTO health_checks (token, sent_ms, message_id, status, error) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                token.into(),
+                now_ms.into(),
+                message_id.into(),
+                status.into(),
+                error.into(),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Marks pending checks sent before `deadline_ms` with no receipt as failed; returns
+    /// their tokens.
+    async fn expire_health_checks(&self, deadline_ms: i64) -> Result<Vec<String>, StoreError> {
+        let expired: Vec<(String,)> = self
+            .fetch_all(
+                "UPDATE health_checks SET status = 'failed', error = 'its webhook did not arrive in time' \
+                 WHERE status = 'pending' AND sent_ms < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM health_check_receipts r WHERE r.token = health_checks.token) \
+                 RETURNING token",
+                &[Arg::from(deadline_ms)],
+            )
+            .await?;
+        Ok(expired.into_iter().map(|(token,)| token).collect())
+    }
+}
+
+fn millis(time: OffsetDateTime) -> i64 {
+    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// Sends a health check message.
+pub struct HealthCheckJob {
+    /// The API.
+    pub client: Client,
+    /// The database.
+    pub store: Store,
+    /// The sender: a phone number id (`PN...`) or E.164 number of the workspace.
+    pub from: String,
+    /// The recipient: another number of the workspace, E.164.
+    pub to: E164,
+    /// How often.
+    pub every: Duration,
+    /// The clock.
+    pub clock: Clock,
+}
+
+impl Job for HealthCheckJob {
+    fn name(&self) -> &str {
+        "health-check"
+    }
+
+    fn schedule(&self) -> Schedule {
+        Schedule::Every(self.every)
+    }
+
+    fn run(&self, _slot: OffsetDateTime) -> BoxFuture<'_, Result<serde_json::Value, String>> {
+        Box::pin(async move {
+            let token = format!("hc-{}", uuid::Uuid::new_v4().simple());
+            let sender = if self.from.starts_with("PN") {
+                Sender::from(PhoneNumberId::from(self.from.as_str()))
+            } else {
+                Sender::from(E164::parse(&self.from).map_err(|error| error.to_string())?)
+            };
+            let message =
+                SendMessage::new(sender, self.to.clone(), format!("Health check {token}"))
+                    .map_err(|error| error.to_string())?;
+            let now_ms = millis((self.clock)());
+            let sent = self.client.send_message(&message).await;
+            let (message_id, error) = match &sent {
+                Ok(message) => (Some(message.id.to_string()), None),
+                Err(error) => (None, Some(format!("sending failed: {error}"))),
+            };
+            self.store
+                .start_health_check(&token, now_ms, message_id.clone(), error.clone())
+                .await
+                .map_err(|error| error.to_string())?;
+            match error {
+                Some(error) => Err(error),
+                None => Ok(json!({"token": token, "message_id": message_id})),
+            }
+        })
+    }
+}
+
+/// Fails health checks whose webhook did not arrive in time, and alerts.
+pub struct HealthCheckExpiry {
+    /// The database.
+    pub store: Store,
+    /// How long a check may wait for its webhook.
+    pub timeout: Duration,
+    /// The clock.
+    pub clock: Clock,
+    /// Where failures are reported.
+    pub alerter: Alerter,
+}
+
+impl Job for HealthCheckExpiry {
+    fn name(&self) -> &str {
+        "health-check-expiry"
+    }
+
+    fn schedule(&self) -> Schedule {
+        Schedule::Every(Duration::from_secs(60))
+    }
+
+    fn run(&self, _slot: OffsetDateTime) -> BoxFuture<'_, Result<serde_json::Value, String>> {
+        Box::pin(async move {
+            let timeout = i64::try_from(self.timeout.as_millis()).unwrap_or(i64::MAX);
+            let expired = self
+                .store
+                .expire_health_checks(millis((self.clock)()) - timeout)
+                .await
+                .map_err(|error| error.to_string())?;
+            if !expired.is_empty() {
+                self.alerter
+                    .raise(
+                        "health_check_failed",
+                        "health_check_failed",
+                        "Health check messages did not come back through webhooks in time",
+                        Some(format!(
+                            "Checks without their webhook after {} s: {}. Check OpenPhone's webhook configuration and this server's reachability.",
+                            self.timeout.as_secs(),
+                            expired.join(", ")
+                        )),
+                    )
+                    .await
+                    .map_err(|error| error.to_string())?;
+            }
+            Ok(json!({"expired": expired}))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_found_in_health_check_texts_only() {
+        assert_eq!(
+            token_in("Health check hc-0123abcd"),
+            Some("hc-0123abcd".to_owned())
+        );
+        assert_eq!(token_in("hello"), None);
+        assert_eq!(token_in("Health check hc-"), None);
+    }
+}
