@@ -57,6 +57,8 @@ pub struct Services {
     pub jobs: Vec<Arc<dyn Job>>,
     /// Where alerts go (always recorded for `GET /api/v1/alerts`).
     pub alerter: Alerter,
+    /// Development endpoints verified deliveries are forwarded to (usually none).
+    pub forward: Vec<crate::forward::ForwardTarget>,
 }
 
 impl Services {
@@ -81,6 +83,7 @@ impl Services {
             openphone: None,
             reply_texts: ReplyTexts::default(),
             jobs: Vec::new(),
+            forward: Vec::new(),
         }
     }
 }
@@ -118,6 +121,7 @@ pub fn router(services: Services) -> (Router, Workers) {
         reply_texts,
         jobs,
         alerter,
+        forward,
     } = services;
     let (ingestor, writers) = Ingestor::start(store.clone(), metrics.clone());
     let (stop, stopped) = watch::channel(false);
@@ -164,6 +168,7 @@ pub fn router(services: Services) -> (Router, Workers) {
                 ingestor,
                 verifier,
                 clock: clock.clone(),
+                forward: Arc::new(forward),
             };
             WEBHOOK_PATHS
                 .iter()
@@ -337,6 +342,7 @@ impl Application {
         let blobs = config.blob_store()?;
         let alert_sinks = config.alert_sinks()?;
         let reconcile_schedule = config.reconcile_schedule()?;
+        let forward = config.forward_targets()?;
         let verifier = match secrets {
             Some(secrets) => Some(
                 WebhookVerifier::new(secrets)
@@ -426,6 +432,7 @@ impl Application {
             blobs,
             jobs,
             alerter,
+            forward,
             ..Services::new(store.clone(), &config.data_dir)
         });
         Ok(Self {

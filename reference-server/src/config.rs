@@ -86,6 +86,15 @@ pub struct Config {
     #[arg(long, env = "HEALTH_CHECK_TIMEOUT_SECS", default_value_t = 120)]
     pub health_check_timeout_secs: u64,
 
+    /// Development endpoints verified events are forwarded to, re-signed: `URL=whsec_...`,
+    /// comma-separated. Off when unset.
+    #[arg(long, env = "FORWARD_WEBHOOKS", hide_env_values = true)]
+    pub forward_webhooks: Option<Redacted>,
+
+    /// Hosts `FORWARD_WEBHOOKS` may point at, comma-separated.
+    #[arg(long, env = "FORWARD_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub forward_allowed_hosts: Vec<String>,
+
     /// IANA timezone of daily schedules (reconciliation).
     #[arg(long, env = "TIMEZONE", default_value = "UTC")]
     pub timezone: String,
@@ -288,6 +297,24 @@ impl Config {
         }
     }
 
+    /// The forwarding targets of `FORWARD_WEBHOOKS` (none when unset).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable when a target is malformed or its host is not in
+    /// `FORWARD_ALLOWED_HOSTS`.
+    pub fn forward_targets(&self) -> Result<Vec<crate::forward::ForwardTarget>, Error> {
+        let Some(targets) = &self.forward_webhooks else {
+            return Ok(Vec::new());
+        };
+        let allowed: Vec<String> = self
+            .forward_allowed_hosts
+            .iter()
+            .map(|host| host.trim().to_owned())
+            .collect();
+        crate::forward::parse_targets(&targets.0, &allowed)
+            .map_err(|reason| Error::Config(format!("FORWARD_WEBHOOKS: {reason}")))
+    }
+
     /// The reconciliation schedule of `RECONCILE_AT` and `TIMEZONE`.
     ///
     /// # Errors
@@ -376,6 +403,8 @@ impl Config {
             media_timeout_secs: 120,
             blob_store_url: None,
             self_check_interval_secs: 3600,
+            forward_webhooks: None,
+            forward_allowed_hosts: Vec::new(),
             health_check_from: None,
             health_check_to: None,
             health_check_interval_secs: 3600,

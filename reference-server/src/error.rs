@@ -18,6 +18,9 @@ pub enum Error {
     /// The listener could not be bound, or the server failed while running.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// An operational command could not finish; the message says why.
+    #[error("{0}")]
+    Command(String),
     /// An import or reconciliation stopped.
     #[error("import stopped (rerun to continue): {0}")]
     Import(#[from] crate::import::ImportError),
@@ -40,7 +43,7 @@ pub enum Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, message) = match &self {
-            Self::Store(_) | Self::Config(_) | Self::Io(_) | Self::Import(_) => {
+            Self::Store(_) | Self::Config(_) | Self::Io(_) | Self::Import(_) | Self::Command(_) => {
                 tracing::error!(error = %self, "request failed");
                 let status = match self {
                     Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,

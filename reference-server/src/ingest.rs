@@ -37,6 +37,8 @@ pub struct IngestState {
     pub verifier: WebhookVerifier,
     /// The clock that stamps `received_at`.
     pub clock: Clock,
+    /// Development endpoints new deliveries are forwarded to (usually none).
+    pub forward: Arc<Vec<crate::forward::ForwardTarget>>,
 }
 
 /// What the handler tells the metrics layer about a delivery it answered.
@@ -155,8 +157,12 @@ pub async fn receive(
     };
     let event_type = delivery.event_type.clone();
     let parse_error = delivery.parse_error.clone();
+    let forwarded = (!state.forward.is_empty()).then(|| delivery.body.clone());
     let status = match state.ingestor.record(delivery).await? {
         Recorded::New(id) => {
+            if let Some(body) = &forwarded {
+                crate::forward::forward(&state.forward, &delivery_key, body, (state.clock)());
+            }
             tracing::info!(
                 id,
                 event_type = event_type.as_deref().unwrap_or("?"),

@@ -8,6 +8,7 @@ pub mod compliance;
 pub mod config;
 mod error;
 pub mod event_log;
+pub mod forward;
 pub mod group_commit;
 pub mod health_check;
 pub mod import;

@@ -1,5 +1,7 @@
 //! The `reference-server` binary: `serve` (the default) runs the server.
 
+use std::io::Write;
+
 use clap::{Parser, Subcommand};
 use reference_server::auth::Role;
 use reference_server::store::Store;
@@ -53,10 +55,44 @@ enum Command {
         #[arg(long, value_parser = parse_time)]
         since: Option<time::OffsetDateTime>,
     },
+    /// Export the raw event log, or replay an export to an endpoint.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
     /// Create, list and revoke the bearer tokens of the management API.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Write raw events (exact bytes, oldest first) as JSON Lines.
+    Export {
+        #[command(flatten)]
+        config: Config,
+        /// The file to write; standard output when omitted.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Only events of this type.
+        #[arg(long = "type")]
+        event_type: Option<String>,
+        /// Only events received at or after this time (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<time::OffsetDateTime>,
+    },
+    /// Post every event of an export file to an endpoint, re-signed with a `whsec_` secret.
+    Replay {
+        /// The export file.
+        file: std::path::PathBuf,
+        /// The endpoint, e.g. http://127.0.0.1:8080/api/openphone/webhook.
+        #[arg(long)]
+        to: String,
+        /// The secret the endpoint verifies with.
+        #[arg(long, env = "REPLAY_SECRET", hide_env_values = true)]
+        secret: reference_server::config::Redacted,
     },
 }
 
@@ -120,6 +156,7 @@ async fn main() -> std::process::ExitCode {
             restart,
         }) => import(config, since, phone_numbers, restart).await,
         Some(Command::Reconcile { config, since }) => reconcile(config, since).await,
+        Some(Command::Events { command }) => events(command).await,
         None => serve(cli.serve).await,
     };
     match result {
@@ -272,6 +309,62 @@ fn print_report(what: &str, report: &reference_server::import::ImportReport) {
         }
     }
     let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+}
+
+async fn events(command: EventsCommand) -> Result<(), reference_server::Error> {
+    use reference_server::forward;
+    match command {
+        EventsCommand::Export {
+            config,
+            out,
+            event_type,
+            since,
+        } => {
+            let store = Store::connect(&config.database_url()?).await?;
+            let mut writer: Box<dyn std::io::Write> = match &out {
+                Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+            };
+            let written = forward::export(&store, event_type.as_deref(), since, &mut *writer)
+                .await
+                .map_err(|error| {
+                    reference_server::Error::Command(format!("export failed: {error}"))
+                })?;
+            writer.flush()?;
+            eprintln!("exported {written} events");
+        }
+        EventsCommand::Replay { file, to, secret } => {
+            let url = to.parse::<reqwest::Url>().map_err(|error| {
+                reference_server::Error::Config(format!("--to is not a URL: {error}"))
+            })?;
+            let host = url.host_str().unwrap_or_default().to_owned();
+            let target = forward::parse_targets(&format!("{url}={}", secret.0), &[host])
+                .map_err(reference_server::Error::Config)?
+                .remove(0);
+            let mut input = std::io::BufReader::new(std::fs::File::open(&file)?);
+            let outcome =
+                forward::replay_file(&mut input, &target, time::OffsetDateTime::now_utc())
+                    .await
+                    .map_err(|error| {
+                        reference_server::Error::Command(format!("replay stopped: {error}"))
+                    })?;
+            eprintln!(
+                "replayed: {} accepted, {} failed",
+                outcome.accepted,
+                outcome.failed.len()
+            );
+            for failure in &outcome.failed {
+                eprintln!("  {failure}");
+            }
+            if !outcome.failed.is_empty() {
+                return Err(reference_server::Error::Command(format!(
+                    "{} events were not accepted",
+                    outcome.failed.len()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn token(command: TokenCommand) -> Result<(), reference_server::Error> {

@@ -12,6 +12,7 @@ mod api;
 mod cli;
 mod compliance;
 mod crash;
+mod dev_tools;
 mod health_check;
 mod helpers;
 mod import;
