@@ -72,7 +72,7 @@ enum EventsCommand {
     /// Write raw events (exact bytes, oldest first) as JSON Lines.
     Export {
         #[command(flatten)]
-        config: Config,
+        config: Box<Config>,
         /// The file to write; standard output when omitted.
         #[arg(long)]
         out: Option<std::path::PathBuf>,
