@@ -13,6 +13,7 @@ mod cli;
 mod compliance;
 mod crash;
 mod dev_tools;
+mod faults;
 mod health_check;
 mod helpers;
 mod import;
