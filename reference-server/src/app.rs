@@ -296,6 +296,25 @@ async fn prometheus(
         "Media downloads that gave up.",
         stats.media_failed,
     ));
+    let checks = state.store.health_checks(None, 1).await?;
+    if let Some(check) = checks.first() {
+        gauges.push((
+            "health_check_passed",
+            "Whether the latest end-to-end health check passed (1), failed (0) or waits (-1).",
+            match check.status.as_str() {
+                "passed" => 1,
+                "failed" => 0,
+                _ => -1,
+            },
+        ));
+        if let Some(received) = check.received_ms {
+            gauges.push((
+                "health_check_latency_ms",
+                "End-to-end latency of the latest passed health check: send to webhook ingested.",
+                received - check.sent_ms,
+            ));
+        }
+    }
     let body = state.metrics.render(&gauges);
     Ok((
         [(

@@ -19,12 +19,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use openphone_client::Client;
 use openphone_client::model::contact::{Contact, ListContacts};
+use openphone_client::model::conversation::{Conversation, ListConversations};
 use openphone_client::model::workspace::{WorkspaceCall, WorkspaceMessage, WorkspaceQuery};
 use openphone_types::CallId;
 use serde_json::{Value, json};
@@ -33,6 +34,7 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::Mutex;
 
 use crate::ingest::Clock;
+use crate::projection::Change;
 use crate::store::{NewDelivery, Recorded, Store, StoreError};
 
 /// What to import.
@@ -188,6 +190,21 @@ pub struct Progress {
     pub contacts: AtomicU64,
     /// Objects recorded now.
     pub created: AtomicU64,
+    /// Creation time of the first message read, unix milliseconds (0 before any).
+    pub messages_from_ms: AtomicI64,
+    /// Creation time of the latest message read (messages come oldest first).
+    pub messages_at_ms: AtomicI64,
+}
+
+impl Progress {
+    /// The share of the message history read, from the creation times read so far to now:
+    /// the basis of the ETA (messages are the longest stream).
+    pub fn fraction(&self, now_ms: i64) -> Option<f64> {
+        let from = self.messages_from_ms.load(Ordering::Relaxed);
+        let at = self.messages_at_ms.load(Ordering::Relaxed);
+        (from > 0 && now_ms > from)
+            .then(|| ((at - from) as f64 / (now_ms - from) as f64).clamp(0.0, 1.0))
+    }
 }
 
 /// Imports from the API into the store.
@@ -196,9 +213,31 @@ pub struct Importer {
     store: Store,
     clock: Clock,
     options: ImportOptions,
-    /// Live counts.
+    /// Live counts and the share of the history read.
     pub progress: Arc<Progress>,
     report: Mutex<ImportReport>,
+}
+
+/// Runs a write again when it deadlocked with a concurrent stream (both touch conversations).
+async fn retry_transient<T, F, Fut>(mut write: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 0u64;
+    loop {
+        match write().await {
+            Err(error) if error.is_transient() && attempt < 5 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(1..=20) * attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn millis(time: OffsetDateTime) -> i64 {
+    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 fn rfc3339(time: Option<OffsetDateTime>) -> Value {
@@ -212,6 +251,7 @@ enum Stream {
     Messages,
     Calls,
     Contacts,
+    Conversations,
 }
 
 impl Stream {
@@ -220,6 +260,7 @@ impl Stream {
             Self::Messages => "messages",
             Self::Calls => "calls",
             Self::Contacts => "contacts",
+            Self::Conversations => "conversations",
         }
     }
 }
@@ -275,6 +316,36 @@ fn message_event(message: &WorkspaceMessage) -> Synthetic {
                 "recipientIdentifiers": message.to.iter().map(|to| to.as_str()).collect::<Vec<_>>()},
         }),
     )
+}
+
+/// A conversation as OpenPhone lists it: keyed like the projection keys it (our number and
+/// the sorted other participants), with OpenPhone's id and last activity. Group conversations
+/// get their full participant set here.
+fn conversation_change(conversation: &Conversation) -> Option<Change> {
+    let mut participants: Vec<&str> = conversation
+        .participants
+        .iter()
+        .map(|p| p.as_str())
+        .collect();
+    if participants.is_empty() {
+        return None;
+    }
+    participants.sort_unstable();
+    participants.dedup();
+    Some(Change::Conversation {
+        key: format!(
+            "{}|{}",
+            conversation.phone_number_id.as_str(),
+            participants.join(",")
+        ),
+        phone_number_id: conversation.phone_number_id.as_str().to_owned(),
+        participants: json!(participants).to_string(),
+        openphone_id: Some(conversation.id.as_str().to_owned()),
+        activity_ms: conversation
+            .last_activity_at
+            .or(conversation.created_at)
+            .map_or(0, millis),
+    })
 }
 
 fn call_context(call: &WorkspaceCall, ours: &[String]) -> Value {
@@ -370,25 +441,95 @@ impl Importer {
     pub async fn run(&self) -> Result<ImportReport, ImportError> {
         let started = Instant::now();
         self.request();
-        let ours: Vec<String> = self
-            .client
-            .list_phone_numbers(None)
-            .await?
-            .into_iter()
+        let numbers = self.client.list_phone_numbers(None).await?;
+        let now_ms = self.now_ms();
+        for number in numbers.iter().filter(|_| !self.options.only_missing) {
+            self.store
+                .execute(
+                    "INSERT INTO workspace_phone_numbers (id, number, name, updated_ms) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (id) DO UPDATE SET number = excluded.number, name = excluded.name, updated_ms = excluded.updated_ms",
+                    &[
+                        number.id.as_str().into(),
+                        number.number.as_str().into(),
+                        number.name.clone().into(),
+                        now_ms.into(),
+                    ],
+                )
+                .await?;
+        }
+        self.count("phone_number", numbers.len() as u64).await;
+        let ours: Vec<String> = numbers
+            .iter()
             .map(|number| number.number.as_str().to_owned())
             .collect();
-        let (messages, calls, contacts) = tokio::join!(
+        // Reconciliation only inserts what is missing: it leaves the directory and the
+        // conversation list (merges, not inserts) to the import.
+        let full = !self.options.only_missing;
+        let (directory, messages, calls, contacts, conversations) = tokio::join!(
+            async { if full { self.directory().await } else { Ok(()) } },
             self.stream(Stream::Messages, &ours),
             self.stream(Stream::Calls, &ours),
-            self.stream(Stream::Contacts, &ours)
+            self.stream(Stream::Contacts, &ours),
+            async {
+                if full {
+                    self.stream(Stream::Conversations, &ours).await
+                } else {
+                    Ok(())
+                }
+            }
         );
+        directory?;
         messages?;
         calls?;
         contacts?;
+        conversations?;
         let mut report = self.report.lock().await.clone();
         report.requests = self.progress.requests.load(Ordering::Relaxed);
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
+    }
+
+    /// Counts objects upserted outside the raw log (phone numbers, users, conversations):
+    /// they are read and merged, so they count as checked only.
+    async fn count(&self, kind: &str, checked: u64) {
+        let mut report = self.report.lock().await;
+        report.kinds.entry(kind.to_owned()).or_default().checked += checked;
+    }
+
+    /// The workspace's users (a handful: not checkpointed).
+    async fn directory(&self) -> Result<(), ImportError> {
+        let mut token: Option<String> = None;
+        let mut count = 0;
+        loop {
+            self.request();
+            let page = self.client.list_users_page(50, token.as_deref()).await?;
+            for user in &page.data {
+                self.store
+                    .execute(
+                        "INSERT INTO workspace_users (id, email, first_name, last_name, role, updated_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+                         ON CONFLICT (id) DO UPDATE SET email = excluded.email, first_name = excluded.first_name, \
+                         last_name = excluded.last_name, role = excluded.role, updated_ms = excluded.updated_ms",
+                        &[
+                            user.id.as_str().into(),
+                            user.email.clone().into(),
+                            user.first_name.clone().into(),
+                            user.last_name.clone().into(),
+                            user.role.to_string().into(),
+                            self.now_ms().into(),
+                        ],
+                    )
+                    .await?;
+                count += 1;
+            }
+            match page.next_page_token {
+                Some(next) if Some(&next) != token.as_ref() && !page.data.is_empty() => {
+                    token = Some(next);
+                }
+                _ => break,
+            }
+        }
+        self.count("user", count).await;
+        Ok(())
     }
 
     /// Records synthetic events in one transaction; counts them.
@@ -422,7 +563,7 @@ impl Importer {
             });
             kept.push((item.kind, item.id, true));
         }
-        let outcomes = self.store.record_batch(&deliveries).await?;
+        let outcomes = retry_transient(|| self.store.record_batch(&deliveries)).await?;
         let mut outcomes = outcomes.into_iter();
         let mut report = self.report.lock().await;
         for (kind, id, recorded) in kept {
@@ -488,6 +629,19 @@ impl Importer {
                 self.progress
                     .messages
                     .fetch_add(page.data.len() as u64, Ordering::Relaxed);
+                let times = page.data.iter().filter_map(|m| m.created_at);
+                if let Some(last) = times.clone().max() {
+                    let first = self.options.since.or_else(|| times.min()).unwrap_or(last);
+                    let _ = self.progress.messages_from_ms.compare_exchange(
+                        0,
+                        millis(first),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                    self.progress
+                        .messages_at_ms
+                        .fetch_max(millis(last), Ordering::Relaxed);
+                }
                 let items = page
                     .data
                     .iter()
@@ -495,6 +649,22 @@ impl Importer {
                     .map(message_event)
                     .collect();
                 Ok((items, page.next_cursor))
+            }
+            Stream::Conversations => {
+                let page = self
+                    .client
+                    .list_conversations_page(&ListConversations::all(), cursor)
+                    .await?;
+                let changes: Vec<Change> = page
+                    .data
+                    .iter()
+                    .filter(|c| self.wanted(Some(c.phone_number_id.as_str())))
+                    .filter_map(conversation_change)
+                    .collect();
+                let count = changes.len() as u64;
+                retry_transient(|| self.store.apply_changes(&changes)).await?;
+                self.count("conversation", count).await;
+                Ok((Vec::new(), page.next_page_token))
             }
             Stream::Contacts => {
                 let page = self
@@ -627,7 +797,9 @@ impl Importer {
 }
 
 /// Prints progress while `importer` runs: a line rewritten in place on a terminal, a log line
-/// every `every` otherwise. Stops when `done` resolves.
+/// every `every` otherwise, with counts, the request rate and an ETA from the share of the
+/// message history read (messages come oldest first; the API reports no totals). Stops when
+/// `done` resolves.
 pub async fn show_progress(
     progress: Arc<Progress>,
     terminal: bool,
@@ -640,8 +812,18 @@ pub async fn show_progress(
         let line = {
             let seconds = started.elapsed().as_secs_f64().max(0.001);
             let requests = progress.requests.load(Ordering::Relaxed);
+            let eta = progress
+                .fraction(millis(OffsetDateTime::now_utc()))
+                .filter(|fraction| *fraction > 0.01)
+                .map_or_else(
+                    || "ETA estimating".to_owned(),
+                    |fraction| {
+                        let left = seconds * (1.0 - fraction) / fraction;
+                        format!("{:.0}% of the history, ETA {:.0}s", fraction * 100.0, left)
+                    },
+                );
             format!(
-                "messages {} | calls {} | contacts {} | recorded {} | requests {} ({:.1}/s) | {:.0}s",
+                "messages {} | calls {} | contacts {} | recorded {} | requests {} ({:.1}/s) | {:.0}s | {eta}",
                 progress.messages.load(Ordering::Relaxed),
                 progress.calls.load(Ordering::Relaxed),
                 progress.contacts.load(Ordering::Relaxed),
@@ -665,5 +847,21 @@ pub async fn show_progress(
             }
             () = tokio::time::sleep(every) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_fraction_follows_the_message_times_read() {
+        let progress = Progress::default();
+        assert_eq!(progress.fraction(10_000), None);
+        progress.messages_from_ms.store(1_000, Ordering::Relaxed);
+        progress.messages_at_ms.store(4_000, Ordering::Relaxed);
+        assert_eq!(progress.fraction(7_000), Some(0.5));
+        progress.messages_at_ms.store(9_000, Ordering::Relaxed);
+        assert_eq!(progress.fraction(7_000), Some(1.0));
     }
 }

@@ -310,6 +310,26 @@ impl Store {
         }
     }
 
+    /// Applies normalized changes that come with no raw event (what an import reads that no
+    /// webhook carries, such as OpenPhone's conversation list), in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the write fails; nothing is applied then.
+    pub async fn apply_changes(&self, changes: &[Change]) -> Result<(), StoreError> {
+        macro_rules! run {
+            ($pool:expr, $dialect:expr) => {{
+                let mut tx = $pool.begin().await?;
+                apply!(&mut *tx, changes, $dialect);
+                tx.commit().await?;
+            }};
+        }
+        match self {
+            Self::Sqlite(pool) => run!(pool, sql::sqlite),
+            Self::Postgres(pool) => run!(pool, str::to_owned),
+        }
+        Ok(())
+    }
+
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         match self {

@@ -57,6 +57,15 @@ async fn count(store: &Store, table: &str) -> i64 {
     }
 }
 
+/// How many OpenPhone conversation ids the conversation records carry.
+async fn with_openphone_id(store: &Store) -> i64 {
+    let sql = "SELECT COUNT(DISTINCT openphone_id) FROM conversations";
+    match store {
+        Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+    }
+}
+
 async fn an_interrupted_import_resumes_without_gaps_or_duplicates(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else {
         return;
@@ -89,10 +98,14 @@ async fn an_interrupted_import_resumes_without_gaps_or_duplicates(backend: Backe
     let report = importer(&client, &store).run().await.unwrap();
     assert_eq!(count(&store, "messages").await, messages as i64);
     assert_eq!(count(&store, "calls").await, calls as i64);
-    // Every one-to-one conversation, and each group conversation's outgoing side, has its
-    // key; inbound group messages are keyed by their sender (the known gap in the closing
-    // note of issue 5), so there can be more keys than OpenPhone conversations, never fewer.
+    // Every OpenPhone conversation has its record (group ones keyed by all participants);
+    // inbound group messages are keyed by their sender (the known gap in
+    // docs/operations.md), so there can be more keys than OpenPhone conversations.
     assert!(count(&store, "conversations").await >= conversations as i64);
+    assert_eq!(with_openphone_id(&store).await, conversations as i64);
+    assert_eq!(report.kinds["conversation"].checked as usize, conversations);
+    assert_eq!(report.kinds["phone_number"].checked, 2);
+    assert_eq!(report.kinds["user"].checked, 3);
     let created = report.kinds["message"].created;
     assert_eq!(
         created as i64,
