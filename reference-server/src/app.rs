@@ -169,6 +169,8 @@ pub fn router(services: Services) -> (Router, Workers) {
                 verifier,
                 clock: clock.clone(),
                 forward: Arc::new(forward),
+                store: store.clone(),
+                metrics: metrics.clone(),
             };
             WEBHOOK_PATHS
                 .iter()

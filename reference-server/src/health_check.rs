@@ -75,6 +75,20 @@ impl Store {
         .await
     }
 
+    /// When the check with this token was sent, unix milliseconds.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn health_check_sent(&self, token: &str) -> Result<Option<i64>, StoreError> {
+        let row: Option<(i64,)> = self
+            .fetch_optional(
+                "SELECT sent_ms FROM health_checks WHERE token = $1",
+                &[token.into()],
+            )
+            .await?;
+        Ok(row.map(|(sent,)| sent))
+    }
+
     async fn start_health_check(
         &self,
         token: &str,

@@ -39,6 +39,10 @@ pub struct IngestState {
     pub clock: Clock,
     /// Development endpoints new deliveries are forwarded to (usually none).
     pub forward: Arc<Vec<crate::forward::ForwardTarget>>,
+    /// The database, to read a returning health check's send time.
+    pub store: crate::store::Store,
+    /// Where health check latencies are observed.
+    pub metrics: Metrics,
 }
 
 /// What the handler tells the metrics layer about a delivery it answered.
@@ -113,16 +117,15 @@ pub async fn receive(
     State(state): State<IngestState>,
     VerifiedWebhook { body, verified }: VerifiedWebhook,
 ) -> Result<Response, Error> {
+    let mut health = None;
     let (event_id, event_type, parse_error, changes) = match Event::parse(&body) {
         Ok(event) => {
             let mut changes = crate::projection::changes(&event);
             if let Some(token) = health_check_token(&event) {
-                let received = (state.clock)();
-                changes.push(crate::projection::Change::HealthReceipt {
-                    token,
-                    received_ms: i64::try_from(received.unix_timestamp_nanos() / 1_000_000)
-                        .unwrap_or(i64::MAX),
-                });
+                let received_ms = i64::try_from((state.clock)().unix_timestamp_nanos() / 1_000_000)
+                    .unwrap_or(i64::MAX);
+                health = Some((token.clone(), received_ms));
+                changes.push(crate::projection::Change::HealthReceipt { token, received_ms });
             }
             (
                 Some(event.id.to_string()),
@@ -160,6 +163,9 @@ pub async fn receive(
     let forwarded = (!state.forward.is_empty()).then(|| delivery.body.clone());
     let status = match state.ingestor.record(delivery).await? {
         Recorded::New(id) => {
+            if let Some((token, received_ms)) = &health {
+                observe_health_check(&state, token, *received_ms).await;
+            }
             if let Some(body) = &forwarded {
                 crate::forward::forward(&state.forward, &delivery_key, body, (state.clock)());
             }
@@ -192,6 +198,20 @@ pub async fn receive(
         event_type,
     });
     Ok(response)
+}
+
+/// Observes the end-to-end latency of a health check whose webhook was just committed.
+async fn observe_health_check(state: &IngestState, token: &str, received_ms: i64) {
+    match state.store.health_check_sent(token).await {
+        Ok(Some(sent_ms)) => {
+            let latency = u64::try_from(received_ms - sent_ms).unwrap_or(0);
+            state
+                .metrics
+                .health_check_latency(std::time::Duration::from_millis(latency));
+        }
+        Ok(None) => tracing::warn!(token, "a health check message arrived for an unknown check"),
+        Err(error) => tracing::warn!(%error, "health check latency not observed"),
+    }
 }
 
 /// The token of a health check message coming back as `message.received`.

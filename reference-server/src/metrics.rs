@@ -13,6 +13,9 @@ const LATENCY_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// Upper bounds (seconds) of the health check latency histogram.
+const HEALTH_BUCKETS: [f64; 8] = [0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0];
+
 /// Upper bounds of the batch size histogram.
 const SIZE_BUCKETS: [f64; 8] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
 
@@ -163,6 +166,15 @@ impl Metrics {
     pub fn batch_committed(&self, size: usize, took: Duration) {
         self.observe("ingest_batch_size", &SIZE_BUCKETS, size as f64);
         self.observe("ingest_batch_seconds", &LATENCY_BUCKETS, took.as_secs_f64());
+    }
+
+    /// Observes the end-to-end latency of a health check (send to webhook committed).
+    pub fn health_check_latency(&self, latency: Duration) {
+        self.observe(
+            "health_check_latency_seconds",
+            &HEALTH_BUCKETS,
+            latency.as_secs_f64(),
+        );
     }
 
     /// Counts a media download attempt by outcome (`stored`, `retry`, `failed`).

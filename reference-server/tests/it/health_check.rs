@@ -85,6 +85,10 @@ async fn a_health_check_passes_when_its_webhook_arrives_and_fails_when_not(backe
         .unwrap();
     assert!(metrics.contains("health_check_passed 1"), "{metrics}");
     assert!(metrics.contains("health_check_latency_ms "), "{metrics}");
+    assert!(
+        metrics.contains("health_check_latency_seconds_count 1"),
+        "{metrics}"
+    );
 
     // A second check whose webhook never comes: failed after the timeout, and alerted.
     let client = Client::builder(key.clone())
