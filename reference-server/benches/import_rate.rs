@@ -90,7 +90,10 @@ async fn main() {
         report.failures.len()
     );
     for (kind, counts) in &report.kinds {
-        println!("  {kind:<12} {:>8} recorded", counts.created);
+        println!(
+            "  {kind:<12} {:>8} read {:>8} recorded",
+            counts.checked, counts.created
+        );
     }
     store.close().await;
     let _ = std::fs::remove_dir_all(dir);
