@@ -18,6 +18,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::Error;
 use crate::auth::{Caller, Role};
 use crate::media::{BlobStore, MediaRecord};
+use crate::messaging::{Messenger, OutgoingMessage, SendRefused, SendRequest, TokenLimiter};
 use crate::reads::{ConversationSummary, TimelineEntry};
 use crate::store::{Store, StoredDelivery};
 
@@ -30,6 +31,10 @@ pub struct ApiState {
     pub blobs: BlobStore,
     /// The clock (acknowledgement times).
     pub clock: crate::ingest::Clock,
+    /// Sends messages.
+    pub messenger: Messenger,
+    /// Per-token send limits.
+    pub limiter: TokenLimiter,
 }
 
 impl FromRef<ApiState> for Store {
@@ -47,6 +52,10 @@ pub fn routes(state: ApiState) -> Router {
         .route("/api/v1/calls/{id}", get(call))
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/jobs", get(jobs))
+        .route("/api/v1/messages", post(send_message))
+        .route("/api/v1/messages/{id}", get(sent_message))
+        .route("/api/v1/audit", get(audit))
+        .route("/api/v1/conversations/{id}/read", post(mark_read))
         .route("/api/v1/health-checks", get(health_checks))
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/alerts/{id}/ack", post(acknowledge))
@@ -397,6 +406,211 @@ async fn media_bytes(
         bytes,
     )
         .into_response())
+}
+
+fn now_ms(state: &ApiState) -> i64 {
+    i64::try_from((state.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// Body of `POST /api/v1/messages`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendBody {
+    /// The recipient, E.164.
+    pub to: String,
+    /// The text, 1 to 1,600 characters, not blank.
+    pub text: String,
+    /// Our sending number (phone number id or E.164); default `DEFAULT_SENDER`.
+    pub from: Option<String>,
+}
+
+async fn outgoing_json(state: &ApiState, record: &OutgoingMessage) -> Result<Value, Error> {
+    let delivery = match &record.message_id {
+        Some(id) => state.store.message(id).await?.and_then(|m| m.status),
+        None => None,
+    };
+    Ok(json!({
+        "id": record.id,
+        "to": record.to_phone,
+        "from": record.sender,
+        "text": record.text,
+        "status": record.status,
+        "delivery_status": delivery,
+        "message_id": record.message_id,
+        "error": record.error,
+        "idempotency_key": record.idempotency_key,
+        "created_at": from_ms(record.created_ms),
+    }))
+}
+
+/// `POST /api/v1/messages` with an `Idempotency-Key` header: records, then sends once per
+/// key; `201` with the outcome (`sent`, `failed`, `ambiguous`), `200` with the earlier
+/// record when the key was used before, `409` for an opted-out number, `429` past the token's
+/// rate limit.
+async fn send_message(
+    caller: Caller,
+    State(state): State<ApiState>,
+    headers: axum::http::HeaderMap,
+    body: Result<Json<SendBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Error> {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|key| !key.is_empty() && key.len() <= 200)
+        .ok_or_else(|| {
+            Error::BadRequest(
+                "an Idempotency-Key header (1 to 200 characters) is required".to_owned(),
+            )
+        })?
+        .to_owned();
+    let Json(body) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+    let to = openphone_types::E164::parse(&body.to).map_err(|_| {
+        Error::BadRequest("to must be an E.164 number such as +15555550123".to_owned())
+    })?;
+    if body.text.trim().is_empty() || body.text.chars().count() > 1600 {
+        return Err(Error::BadRequest(
+            "text must be 1 to 1,600 characters and not blank".to_owned(),
+        ));
+    }
+    if state
+        .store
+        .outgoing_by_key(&caller.token_id, &key)
+        .await?
+        .is_none()
+    {
+        state
+            .limiter
+            .take(&caller.token_id, &key)
+            .map_err(Error::RateLimited)?;
+    }
+    let request = SendRequest {
+        to,
+        text: body.text,
+        from: body.from,
+    };
+    let outcome = state
+        .messenger
+        .send(&caller.token_id, &key, request, now_ms(&state))
+        .await?;
+    match outcome {
+        Ok((record, created)) => {
+            let status = if created {
+                axum::http::StatusCode::CREATED
+            } else {
+                axum::http::StatusCode::OK
+            };
+            Ok((status, Json(outgoing_json(&state, &record).await?)).into_response())
+        }
+        Err(SendRefused::OptedOut(number)) => Err(Error::Conflict(format!(
+            "{number} opted out of messages (STOP); it must opt back in (START) first"
+        ))),
+        Err(SendRefused::NotConfigured) => {
+            Err(Error::Config("sending needs OPENPHONE_API_KEY".to_owned()))
+        }
+        Err(refused) => Err(Error::BadRequest(refused.to_string())),
+    }
+}
+
+/// `GET /api/v1/messages/{id}`: a send, with the delivery status webhooks reported since.
+async fn sent_message(
+    _caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, Error> {
+    let record = state
+        .store
+        .outgoing(id)
+        .await?
+        .ok_or(Error::NotFound("message sent through this API"))?;
+    Ok(Json(outgoing_json(&state, &record).await?))
+}
+
+/// `GET /api/v1/audit`: who sent what to whom and how it ended, newest first (admin).
+async fn audit(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Query(paging): Query<Paging>,
+) -> Result<Json<Value>, Error> {
+    caller.require(Role::Admin)?;
+    let limit = paging.limit()?;
+    let rows = state
+        .store
+        .audit_log(paging.position()?.map(|(id, _)| id), limit)
+        .await?;
+    let last = rows.last().map(|row| row.id);
+    let items = rows
+        .iter()
+        .map(|entry| {
+            json!({
+                "id": entry.id,
+                "at": from_ms(entry.at_ms),
+                "token_id": entry.token_id,
+                "action": entry.action,
+                "target": entry.target,
+                "outcome": entry.outcome,
+                "detail": entry.detail,
+            })
+        })
+        .collect();
+    Ok(page(items, limit, || cursor(last.unwrap_or_default(), "")))
+}
+
+/// Body of `POST /api/v1/conversations/{id}/read`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ReadBody {
+    /// Also mark it read in OpenPhone.
+    #[serde(default)]
+    pub openphone: bool,
+}
+
+/// `POST /api/v1/conversations/{id}/read`: resets the unread count (and, with
+/// `{"openphone": true}`, marks it read in OpenPhone too).
+async fn mark_read(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Option<Json<ReadBody>>,
+) -> Result<Json<Value>, Error> {
+    let key = conversation_key(&id).ok_or(Error::NotFound("conversation"))?;
+    let openphone_id = state
+        .store
+        .mark_read(&key)
+        .await?
+        .ok_or(Error::NotFound("conversation"))?;
+    let mut marked_in_openphone = false;
+    if body.is_some_and(|Json(body)| body.openphone) {
+        let (Some(client), Some(openphone_id)) = (&state.messenger.client, &openphone_id) else {
+            return Err(Error::Conflict(
+                "marking read in OpenPhone needs OPENPHONE_API_KEY and OpenPhone's conversation id"
+                    .to_owned(),
+            ));
+        };
+        client
+            .mark_conversation_read(&openphone_id.as_str().into())
+            .await
+            .map_err(|error| Error::Conflict(format!("OpenPhone refused: {error}")))?;
+        marked_in_openphone = true;
+    }
+    state
+        .store
+        .audit(
+            &caller.token_id,
+            "conversation.read",
+            Some(&id),
+            "done",
+            None,
+            now_ms(&state),
+        )
+        .await?;
+    let unread = state
+        .store
+        .conversation(&key)
+        .await?
+        .map_or(0, |conversation| conversation.unread);
+    Ok(Json(
+        json!({"id": id, "unread_count": unread, "marked_in_openphone": marked_in_openphone}),
+    ))
 }
 
 /// Filter of `GET /api/v1/alerts`.

@@ -59,6 +59,10 @@ pub struct Services {
     pub alerter: Alerter,
     /// Development endpoints verified deliveries are forwarded to (usually none).
     pub forward: Vec<crate::forward::ForwardTarget>,
+    /// The sender of API sends that name none.
+    pub default_sender: Option<String>,
+    /// Sends per token per minute.
+    pub messages_per_minute: usize,
 }
 
 impl Services {
@@ -84,6 +88,8 @@ impl Services {
             reply_texts: ReplyTexts::default(),
             jobs: Vec::new(),
             forward: Vec::new(),
+            default_sender: None,
+            messages_per_minute: 30,
         }
     }
 }
@@ -122,6 +128,8 @@ pub fn router(services: Services) -> (Router, Workers) {
         jobs,
         alerter,
         forward,
+        default_sender,
+        messages_per_minute,
     } = services;
     let (ingestor, writers) = Ingestor::start(store.clone(), metrics.clone());
     let (stop, stopped) = watch::channel(false);
@@ -144,6 +152,11 @@ pub fn router(services: Services) -> (Router, Workers) {
     );
     background
         .spawn(Scheduler::new(store.clone(), jobs, clock.clone(), replica).run(stopped.clone()));
+    let messenger = crate::messaging::Messenger {
+        store: store.clone(),
+        client: openphone.clone(),
+        default_sender,
+    };
     match openphone {
         Some(client) => {
             background.spawn(
@@ -204,6 +217,8 @@ pub fn router(services: Services) -> (Router, Workers) {
             store,
             blobs,
             clock,
+            messenger,
+            limiter: crate::messaging::TokenLimiter::new(messages_per_minute),
         }));
     (
         router,
@@ -454,6 +469,8 @@ impl Application {
             jobs,
             alerter,
             forward,
+            default_sender: config.default_sender.clone(),
+            messages_per_minute: config.messages_per_minute,
             ..Services::new(store.clone(), &config.data_dir)
         });
         Ok(Self {

@@ -95,6 +95,15 @@ pub struct Config {
     #[arg(long, env = "FORWARD_ALLOWED_HOSTS", value_delimiter = ',')]
     pub forward_allowed_hosts: Vec<String>,
 
+    /// The sender of `POST /api/v1/messages` when a request names none: a phone number id
+    /// (`PN...`) or E.164 number of the workspace.
+    #[arg(long, env = "DEFAULT_SENDER")]
+    pub default_sender: Option<String>,
+
+    /// Messages each token may send per minute (429 beyond).
+    #[arg(long, env = "MESSAGES_PER_MINUTE", default_value_t = 30)]
+    pub messages_per_minute: usize,
+
     /// IANA timezone of daily schedules (reconciliation).
     #[arg(long, env = "TIMEZONE", default_value = "UTC")]
     pub timezone: String,
@@ -403,6 +412,8 @@ impl Config {
             media_timeout_secs: 120,
             blob_store_url: None,
             self_check_interval_secs: 3600,
+            default_sender: None,
+            messages_per_minute: 30,
             forward_webhooks: None,
             forward_allowed_hosts: Vec::new(),
             health_check_from: None,

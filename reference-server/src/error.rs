@@ -30,6 +30,12 @@ pub enum Error {
     /// The token's role is below the one the endpoint requires.
     #[error("this endpoint requires the {0} role")]
     Forbidden(crate::auth::Role),
+    /// Too many requests from this token; retry after the duration.
+    #[error("too many requests: retry in {} s", .0.as_secs().max(1))]
+    RateLimited(std::time::Duration),
+    /// The request conflicts with the state of things; the message says how.
+    #[error("{0}")]
+    Conflict(String),
     /// The named thing does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -57,9 +63,18 @@ impl IntoResponse for Error {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, self.to_string()),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, self.to_string()),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, self.to_string()),
+            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, self.to_string()),
+            Self::Conflict(_) => (StatusCode::CONFLICT, self.to_string()),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, self.to_string()),
         };
         let mut response = (status, Json(json!({ "error": message }))).into_response();
+        if let Self::RateLimited(wait) = &self
+            && let Ok(value) = axum::http::HeaderValue::from_str(&wait.as_secs().max(1).to_string())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

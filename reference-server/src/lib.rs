@@ -14,6 +14,7 @@ pub mod health_check;
 pub mod import;
 pub mod ingest;
 pub mod media;
+pub mod messaging;
 pub mod metrics;
 pub mod projection;
 pub mod reads;

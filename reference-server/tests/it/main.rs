@@ -19,6 +19,7 @@ mod helpers;
 mod import;
 mod ingest;
 mod media;
+mod messaging;
 mod operations;
 mod projection;
 mod replicas;
