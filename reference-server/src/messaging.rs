@@ -229,8 +229,11 @@ pub enum SendRefused {
 #[derive(Debug, Clone)]
 pub struct TokenLimiter {
     per_minute: usize,
-    windows: Arc<Mutex<HashMap<String, VecDeque<(Instant, String)>>>>,
+    windows: Arc<Mutex<HashMap<String, Window>>>,
 }
+
+/// A token's recent sends: when, and under which idempotency key.
+type Window = VecDeque<(Instant, String)>;
 
 impl TokenLimiter {
     /// `per_minute` sends per token per minute.
