@@ -90,7 +90,7 @@ async fn sends_once_per_key_audits_and_refuses_opted_out_numbers(backend: Backen
     );
     assert_eq!(created[0].1["status"], "sent");
     let message_id = created[0].1["message_id"].as_str().unwrap().to_owned();
-    assert_eq!(sim.sent(), [message_id.clone()]);
+    assert_eq!(sim.sent(), std::slice::from_ref(&message_id));
 
     // Its delivery webhook moves it on.
     let delivered = json!({"id": "EVdel", "object": "event", "apiVersion": "v4", "createdAt": "2026-11-22T06:01:00Z",
