@@ -19,7 +19,7 @@ use crate::Error;
 use crate::auth::{Caller, Role};
 use crate::media::{BlobStore, MediaRecord};
 use crate::messaging::{Messenger, OutgoingMessage, SendRefused, SendRequest, TokenLimiter};
-use crate::reads::{ConversationSummary, TimelineEntry};
+use crate::reads::{ActivityFilter, ConversationSummary, TimelineEntry};
 use crate::store::{Store, StoredDelivery};
 
 /// State of the management routes.
@@ -55,6 +55,7 @@ pub fn routes(state: ApiState) -> Router {
         .route("/api/v1/messages", post(send_message))
         .route("/api/v1/messages/{id}", get(sent_message))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/activity", get(activity))
         .route("/api/v1/conversations/{id}/read", post(mark_read))
         .route("/api/v1/health-checks", get(health_checks))
         .route("/api/v1/alerts", get(alerts))
@@ -410,6 +411,111 @@ async fn media_bytes(
 
 fn now_ms(state: &ApiState) -> i64 {
     i64::try_from((state.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// Filters of `GET /api/v1/activity`.
+#[derive(Debug, Deserialize)]
+pub struct ActivityQuery {
+    /// `incoming`: only customer responses and incoming calls.
+    pub direction: Option<String>,
+    /// `message`, `call`, `missed` or `voicemail`.
+    pub kind: Option<String>,
+    /// Created at or after (RFC 3339).
+    pub since: Option<String>,
+    /// Created before (RFC 3339).
+    pub until: Option<String>,
+    /// Conversations with this participant (E.164).
+    pub phone: Option<String>,
+    /// Conversations with one of this contact's numbers.
+    pub contact: Option<String>,
+}
+
+fn parse_ms(name: &str, text: &str) -> Result<i64, Error> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map(|time| i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX))
+        .map_err(|_| Error::BadRequest(format!("{name} must be an RFC 3339 time")))
+}
+
+/// `GET /api/v1/activity`: messages, calls, missed calls and voicemails across
+/// conversations, newest first, with filters.
+async fn activity(
+    _caller: Caller,
+    State(state): State<ApiState>,
+    Query(paging): Query<Paging>,
+    Query(query): Query<ActivityQuery>,
+) -> Result<Json<Value>, Error> {
+    let limit = paging.limit()?;
+    let incoming_only = match query.direction.as_deref() {
+        None | Some("") => false,
+        Some("incoming") => true,
+        Some(_) => {
+            return Err(Error::BadRequest(
+                "direction may only be incoming".to_owned(),
+            ));
+        }
+    };
+    if let Some(kind) = &query.kind
+        && !["message", "call", "missed", "voicemail"].contains(&kind.as_str())
+    {
+        return Err(Error::BadRequest(
+            "kind must be message, call, missed or voicemail".to_owned(),
+        ));
+    }
+    let phone = match &query.phone {
+        Some(phone) => Some(
+            openphone_types::E164::parse(phone)
+                .map_err(|_| Error::BadRequest("phone must be an E.164 number".to_owned()))?
+                .as_str()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let filter = ActivityFilter {
+        incoming_only,
+        kind: query.kind,
+        since_ms: query
+            .since
+            .as_deref()
+            .map(|t| parse_ms("since", t))
+            .transpose()?,
+        until_ms: query
+            .until
+            .as_deref()
+            .map(|t| parse_ms("until", t))
+            .transpose()?,
+        phone,
+        contact_id: query.contact,
+    };
+    let rows = state
+        .store
+        .activity(&filter, paging.position()?, limit)
+        .await?;
+    let last = rows.last().map(|row| (row.created_ms, row.id.clone()));
+    let items = rows
+        .iter()
+        .map(|entry| {
+            let kind = match (entry.kind.as_str(), entry.outcome.as_deref()) {
+                ("call", _) if entry.has_voicemail == 1 => "voicemail",
+                ("call", Some("missed")) => "missed_call",
+                (kind, _) => kind,
+            };
+            json!({
+                "kind": kind,
+                "id": entry.id,
+                "conversation_id": entry.conversation_key.as_deref().map(conversation_id),
+                "created_at": from_ms(entry.created_ms),
+                "direction": entry.direction,
+                "status": entry.status,
+                "text": entry.body,
+                "outcome": entry.outcome,
+                "duration_seconds": entry.duration_s,
+            })
+        })
+        .collect();
+    Ok(page(items, limit, || {
+        let (ms, id) = last.unwrap_or_default();
+        cursor(ms, &id)
+    }))
 }
 
 /// Body of `POST /api/v1/messages`.

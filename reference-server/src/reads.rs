@@ -62,6 +62,48 @@ pub struct TimelineEntry {
     pub duration_s: Option<i64>,
 }
 
+/// One entry of the activity feed.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ActivityEntry {
+    /// `message` or `call`.
+    pub kind: String,
+    /// The message or call id.
+    pub id: String,
+    /// Its conversation.
+    pub conversation_key: Option<String>,
+    /// Creation time, unix milliseconds.
+    pub created_ms: i64,
+    /// `incoming` or `outgoing`.
+    pub direction: Option<String>,
+    /// Current status.
+    pub status: Option<String>,
+    /// A message's text.
+    pub body: Option<String>,
+    /// A call's outcome (`missed`, `answered`, ...).
+    pub outcome: Option<String>,
+    /// A call's duration in seconds.
+    pub duration_s: Option<i64>,
+    /// Whether a call has a voicemail (1) or not (0).
+    pub has_voicemail: i64,
+}
+
+/// Filters of the activity feed.
+#[derive(Debug, Clone, Default)]
+pub struct ActivityFilter {
+    /// Only inbound activity (customer responses, incoming calls).
+    pub incoming_only: bool,
+    /// Only `message`, `call`, `missed` (missed calls) or `voicemail` (calls with one).
+    pub kind: Option<String>,
+    /// Created at or after, unix milliseconds.
+    pub since_ms: Option<i64>,
+    /// Created before, unix milliseconds.
+    pub until_ms: Option<i64>,
+    /// Conversations with this participant (E.164).
+    pub phone: Option<String>,
+    /// Conversations with one of this contact's numbers.
+    pub contact_id: Option<String>,
+}
+
 /// Counts over the whole store.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Stats {
@@ -285,6 +327,50 @@ impl Store {
                 duration_s: r.8,
             })
             .collect())
+    }
+
+    /// Messages and calls across conversations, newest first: at most `limit` after the
+    /// `(created, id)` cursor, matching `filter`. Entries not yet dated are left out.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn activity(
+        &self,
+        filter: &ActivityFilter,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<ActivityEntry>, StoreError> {
+        let (after_ms, after_id) = after.unwrap_or((i64::MAX, String::new()));
+        let kind = filter.kind.clone().unwrap_or_default();
+        self.fetch_all(
+            "SELECT kind, id, conversation_key, created_ms, direction, status, body, outcome, duration_s, has_voicemail FROM ( \
+             SELECT 'message' AS kind, id, conversation_key, created_ms, direction, status, body, \
+             CAST(NULL AS TEXT) AS outcome, CAST(NULL AS BIGINT) AS duration_s, CAST(0 AS BIGINT) AS has_voicemail \
+             FROM messages WHERE created_ms IS NOT NULL AND $4 IN ('', 'message') \
+             UNION ALL \
+             SELECT 'call', id, conversation_key, created_ms, direction, status, CAST(NULL AS TEXT), outcome, duration_s, \
+             CAST(has_voicemail AS BIGINT) FROM calls WHERE created_ms IS NOT NULL AND $4 IN ('', 'call', 'missed', 'voicemail') \
+             AND ($4 <> 'missed' OR outcome = 'missed') AND ($4 <> 'voicemail' OR has_voicemail = 1)) t \
+             WHERE (t.created_ms < $1 OR (t.created_ms = $1 AND t.id < $2 AND $2 <> '')) \
+             AND ($3 = 0 OR t.direction = 'incoming') \
+             AND t.created_ms >= $5 AND t.created_ms < $6 \
+             AND ($7 = '' OR strpos(COALESCE(t.conversation_key, ''), $7) > 0) \
+             AND ($8 = '' OR EXISTS (SELECT 1 FROM contact_phones cp WHERE cp.contact_id = $8 \
+                  AND strpos(COALESCE(t.conversation_key, ''), cp.phone) > 0)) \
+             ORDER BY t.created_ms DESC, t.id DESC LIMIT $9",
+            &[
+                after_ms.into(),
+                after_id.into(),
+                i64::from(filter.incoming_only).into(),
+                kind.into(),
+                filter.since_ms.unwrap_or(i64::MIN).into(),
+                filter.until_ms.unwrap_or(i64::MAX).into(),
+                filter.phone.clone().unwrap_or_default().into(),
+                filter.contact_id.clone().unwrap_or_default().into(),
+                limit.into(),
+            ],
+        )
+        .await
     }
 
     /// Counts of everything stored.

@@ -7,6 +7,7 @@
 // Test cases unwrap freely: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
+mod activity;
 mod alerts;
 mod api;
 mod cli;
