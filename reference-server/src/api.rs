@@ -35,6 +35,8 @@ pub struct ApiState {
     pub messenger: Messenger,
     /// Per-token send limits.
     pub limiter: TokenLimiter,
+    /// The commit signal of live streams.
+    pub live: crate::live::Live,
 }
 
 impl FromRef<ApiState> for Store {
@@ -56,6 +58,7 @@ pub fn routes(state: ApiState) -> Router {
         .route("/api/v1/messages/{id}", get(sent_message))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/activity", get(activity))
+        .route("/api/v1/stream", get(live_stream))
         .route("/api/v1/conversations/{id}/read", post(mark_read))
         .route("/api/v1/health-checks", get(health_checks))
         .route("/api/v1/alerts", get(alerts))
@@ -411,6 +414,42 @@ async fn media_bytes(
 
 fn now_ms(state: &ApiState) -> i64 {
     i64::try_from((state.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// Where `GET /api/v1/stream` starts.
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    /// Start after this delivery id (as `Last-Event-ID` does); default: only what comes next.
+    pub after: Option<i64>,
+}
+
+/// `GET /api/v1/stream`: server-sent events of every committed delivery (its messages, calls
+/// and the unread counts of the conversations touched), from any replica. Reconnecting with
+/// `Last-Event-ID` resumes after the last event received.
+async fn live_stream(
+    _caller: Caller,
+    State(state): State<ApiState>,
+    headers: axum::http::HeaderMap,
+    Query(query): Query<StreamQuery>,
+) -> Result<Response, Error> {
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .map(|value| {
+            value
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| Error::BadRequest("Last-Event-ID must be an event id".to_owned()))
+        })
+        .transpose()?;
+    let after = match last_event_id.or(query.after) {
+        Some(after) => after,
+        None => state.store.latest_delivery_id().await?,
+    };
+    let events = crate::live::stream(&state.live, state.store.clone(), after);
+    Ok(axum::response::sse::Sse::new(events)
+        .keep_alive(axum::response::sse::KeepAlive::default())
+        .into_response())
 }
 
 /// Filters of `GET /api/v1/activity`.

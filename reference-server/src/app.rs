@@ -98,11 +98,18 @@ impl Services {
 /// the compliance reply sender. Drain them after the router stops serving.
 pub struct Workers {
     writers: Writers,
+    live: crate::live::Live,
     stop: watch::Sender<bool>,
     background: JoinSet<()>,
 }
 
 impl Workers {
+    /// The live event streams' signal: call [`crate::live::Live::close`] when shutdown
+    /// starts, so open streams do not hold up a graceful shutdown.
+    pub fn live(&self) -> crate::live::Live {
+        self.live.clone()
+    }
+
     /// Waits until every queued delivery is committed and the writers have stopped (they
     /// stop once the router, and with it every handle to them, is dropped), then stops the
     /// media and reply workers after the job each has in hand.
@@ -131,7 +138,8 @@ pub fn router(services: Services) -> (Router, Workers) {
         default_sender,
         messages_per_minute,
     } = services;
-    let (ingestor, writers) = Ingestor::start(store.clone(), metrics.clone());
+    let live = crate::live::Live::new(store.clone());
+    let (ingestor, writers) = Ingestor::start(store.clone(), metrics.clone(), Some(live.clone()));
     let (stop, stopped) = watch::channel(false);
     let mut background = JoinSet::new();
     background.spawn(
@@ -219,11 +227,13 @@ pub fn router(services: Services) -> (Router, Workers) {
             clock,
             messenger,
             limiter: crate::messaging::TokenLimiter::new(messages_per_minute),
+            live: live.clone(),
         }));
     (
         router,
         Workers {
             writers,
+            live,
             stop,
             background,
         },
@@ -503,8 +513,12 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
+        let live = self.workers.live.clone();
         let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                live.close();
+            })
             .await;
         self.workers.drain().await;
         tracing::info!("drained: every acknowledged delivery is committed");

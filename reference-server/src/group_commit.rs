@@ -55,7 +55,11 @@ impl Writers {
 impl Ingestor {
     /// Starts the writers on `log`: as many as [`EventLog::writers`] suggests (one on
     /// SQLite, two on PostgreSQL).
-    pub fn start<L: EventLog>(log: L, metrics: Metrics) -> (Self, Writers) {
+    pub fn start<L: EventLog>(
+        log: L,
+        metrics: Metrics,
+        live: Option<crate::live::Live>,
+    ) -> (Self, Writers) {
         let writers = log.writers().max(1);
         let (queue, receiver) = mpsc::channel::<Job>(MAX_BATCH * writers * 4);
         let receiver = Arc::new(Mutex::new(receiver));
@@ -65,6 +69,7 @@ impl Ingestor {
                 log.clone(),
                 Arc::clone(&receiver),
                 metrics.clone(),
+                live.clone(),
             ));
         }
         (Self { queue }, Writers { tasks })
@@ -89,6 +94,7 @@ async fn write_batches<L: EventLog>(
     log: L,
     receiver: Arc<Mutex<mpsc::Receiver<Job>>>,
     metrics: Metrics,
+    live: Option<crate::live::Live>,
 ) {
     loop {
         let mut jobs = Vec::with_capacity(MAX_BATCH);
@@ -104,6 +110,11 @@ async fn write_batches<L: EventLog>(
         metrics.batch_committed(jobs.len(), started.elapsed());
         match outcome {
             Ok(recorded) => {
+                if let Some(live) = &live
+                    && recorded.iter().any(|r| matches!(r, Recorded::New(_)))
+                {
+                    live.committed().await;
+                }
                 for (job, recorded) in jobs.into_iter().zip(recorded) {
                     let _ = job.reply.send(Ok(recorded));
                 }

@@ -13,6 +13,7 @@ pub mod group_commit;
 pub mod health_check;
 pub mod import;
 pub mod ingest;
+pub mod live;
 pub mod media;
 pub mod messaging;
 pub mod metrics;

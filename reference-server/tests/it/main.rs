@@ -19,6 +19,7 @@ mod health_check;
 mod helpers;
 mod import;
 mod ingest;
+mod live;
 mod media;
 mod messaging;
 mod operations;

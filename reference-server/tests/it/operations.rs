@@ -109,7 +109,7 @@ async fn concurrent_deliveries_share_commits_in_memory() {
 
 async fn share_commits<L: EventLog>(store: L) {
     let metrics = Metrics::default();
-    let (ingestor, writers) = Ingestor::start(store.clone(), metrics.clone());
+    let (ingestor, writers) = Ingestor::start(store.clone(), metrics.clone(), None);
     // All 100 are queued before a writer runs (one test thread): they share commits.
     let outcomes = join_all((0..100).map(|index| ingestor.record(delivery(index)))).await;
     let new = outcomes

@@ -1,0 +1,247 @@
+//! Live updates: `GET /api/v1/stream`, server-sent events of what ingestion commits.
+//!
+//! The raw log is the source: each event is one committed delivery, with its row id as the SSE
+//! id, so a client that reconnects with `Last-Event-ID` resumes exactly after what it saw. A
+//! commit only wakes the streams: the group-commit writer bumps a local signal, and on
+//! PostgreSQL also sends `NOTIFY openphone_activity`, which every replica `LISTEN`s to and
+//! turns into the same local signal. Streams then read the log. Transactions may commit out of
+//! id order (two writers), so a stream re-reads a window of recent ids and skips those it sent.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::response::sse::Event as SseEvent;
+use futures_util::Stream;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::projection::Change;
+use crate::store::{Store, StoreError, StoredDelivery};
+
+/// The channel commits are announced on (PostgreSQL).
+pub const CHANNEL: &str = "openphone_activity";
+
+/// How many recent ids a stream re-reads, for commits that land out of id order.
+const WINDOW: i64 = 256;
+
+/// The commit signal streams wait on.
+#[derive(Clone)]
+pub struct Live {
+    signal: watch::Sender<u64>,
+    closed: watch::Sender<bool>,
+    store: Store,
+}
+
+impl Live {
+    /// A signal for `store`; on PostgreSQL, also listens for other replicas' commits.
+    pub fn new(store: Store) -> Self {
+        let (signal, _) = watch::channel(0);
+        let (closed, _) = watch::channel(false);
+        let live = Self {
+            signal,
+            closed,
+            store,
+        };
+        if let Store::Postgres(pool) = &live.store {
+            let (pool, signal) = (pool.clone(), live.signal.clone());
+            tokio::spawn(async move { listen(pool, signal).await });
+        }
+        live
+    }
+
+    /// Announces a commit: wakes this process's streams, and other replicas' on PostgreSQL.
+    pub async fn committed(&self) {
+        self.signal.send_modify(|count| *count += 1);
+        if let Store::Postgres(pool) = &self.store
+            && let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
+                .bind(CHANNEL)
+                .execute(pool)
+                .await
+        {
+            tracing::warn!(%error, "commit not announced to other replicas");
+        }
+    }
+
+    /// Ends every stream (the server is shutting down: open streams must not hold it up).
+    pub fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.signal.subscribe()
+    }
+}
+
+async fn listen(pool: sqlx::PgPool, signal: watch::Sender<u64>) {
+    loop {
+        match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(mut listener) => {
+                if let Err(error) = listener.listen(CHANNEL).await {
+                    tracing::warn!(%error, "LISTEN failed");
+                } else {
+                    while listener.recv().await.is_ok() {
+                        signal.send_modify(|count| *count += 1);
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot listen for other replicas' commits"),
+        }
+        if signal.is_closed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+impl Store {
+    /// The id of the newest delivery (0 when none).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn latest_delivery_id(&self) -> Result<i64, StoreError> {
+        let row: Option<(Option<i64>,)> = self
+            .fetch_optional("SELECT MAX(id) FROM webhook_deliveries", &[])
+            .await?;
+        Ok(row.and_then(|(id,)| id).unwrap_or(0))
+    }
+}
+
+/// What a delivery changed, for clients: messages, calls, and the unread counts of the
+/// conversations touched.
+async fn payload(store: &Store, delivery: &StoredDelivery) -> Value {
+    let changes = openphone_webhooks::Event::parse(&delivery.body)
+        .map(|event| crate::projection::changes(&event))
+        .unwrap_or_default();
+    let mut messages = Vec::new();
+    let mut calls = Vec::new();
+    let mut conversations = BTreeSet::new();
+    for change in &changes {
+        match change {
+            Change::Message {
+                id,
+                conversation_key,
+                direction,
+                status,
+                body,
+                ..
+            } => {
+                conversations.extend(conversation_key.clone());
+                messages.push(json!({"id": id, "direction": direction, "status": status, "text": body,
+                    "conversation_id": conversation_key.as_deref().map(crate::api::conversation_id)}));
+            }
+            Change::Call {
+                id,
+                conversation_key,
+                outcome,
+                status,
+                ..
+            } => {
+                conversations.extend(conversation_key.clone());
+                calls.push(json!({"id": id, "status": status, "outcome": outcome,
+                    "conversation_id": conversation_key.as_deref().map(crate::api::conversation_id)}));
+            }
+            _ => {}
+        }
+    }
+    let mut unread = serde_json::Map::new();
+    for key in conversations {
+        if let Ok(Some(conversation)) = store.conversation(&key).await {
+            unread.insert(
+                crate::api::conversation_id(&key),
+                json!(conversation.unread),
+            );
+        }
+    }
+    json!({
+        "delivery_id": delivery.id,
+        "type": delivery.event_type,
+        "messages": messages,
+        "calls": calls,
+        "unread": unread,
+    })
+}
+
+struct Cursor {
+    store: Store,
+    signal: watch::Receiver<u64>,
+    closed: watch::Receiver<bool>,
+    last: i64,
+    sent: BTreeSet<i64>,
+    pending: VecDeque<SseEvent>,
+}
+
+impl Cursor {
+    /// Reads what was committed after what this stream sent.
+    async fn fill(&mut self) -> Result<(), StoreError> {
+        let floor = (self.last - WINDOW).max(0);
+        let rows = self
+            .store
+            .events_ascending(None, floor, time::OffsetDateTime::UNIX_EPOCH, 500)
+            .await?;
+        for row in rows {
+            if row.id <= floor || self.sent.contains(&row.id) {
+                continue;
+            }
+            let data = payload(&self.store, &row).await;
+            self.pending.push_back(
+                SseEvent::default()
+                    .id(row.id.to_string())
+                    .event(
+                        row.event_type
+                            .clone()
+                            .unwrap_or_else(|| "unknown".to_owned()),
+                    )
+                    .data(data.to_string()),
+            );
+            self.sent.insert(row.id);
+            self.last = self.last.max(row.id);
+        }
+        let keep_from = (self.last - WINDOW).max(0);
+        self.sent = self.sent.split_off(&keep_from);
+        Ok(())
+    }
+}
+
+/// The event stream of one client, starting after delivery `after`.
+pub fn stream(
+    live: &Live,
+    store: Store,
+    after: i64,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static {
+    let cursor = Cursor {
+        store,
+        signal: live.subscribe(),
+        closed: live.closed.subscribe(),
+        last: after,
+        // Everything at or below `after` counts as sent.
+        sent: ((after - WINDOW).max(0)..=after).collect(),
+        pending: VecDeque::new(),
+    };
+    futures_util::stream::unfold(cursor, |mut cursor| async move {
+        loop {
+            if *cursor.closed.borrow() {
+                return None;
+            }
+            if let Some(event) = cursor.pending.pop_front() {
+                return Some((Ok(event), cursor));
+            }
+            if let Err(error) = cursor.fill().await {
+                tracing::warn!(%error, "live stream: reading the log failed");
+            }
+            if !cursor.pending.is_empty() {
+                continue;
+            }
+            // Wait for a commit or the end; re-read every few seconds in any case.
+            tokio::select! {
+                changed = cursor.signal.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+                _ = cursor.closed.changed() => return None,
+                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+    })
+}
