@@ -59,6 +59,14 @@ pub fn routes(state: ApiState) -> Router {
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/activity", get(activity))
         .route("/api/v1/stream", get(live_stream))
+        .route(
+            "/api/v1/contacts",
+            get(crate::contacts::list).post(crate::contacts::create),
+        )
+        .route(
+            "/api/v1/contacts/{id}",
+            get(crate::contacts::get).patch(crate::contacts::update),
+        )
         .route("/api/v1/conversations/{id}/read", post(mark_read))
         .route("/api/v1/health-checks", get(health_checks))
         .route("/api/v1/alerts", get(alerts))
@@ -81,7 +89,7 @@ pub struct Paging {
 }
 
 impl Paging {
-    fn limit(&self) -> Result<i64, Error> {
+    pub(crate) fn limit(&self) -> Result<i64, Error> {
         match self.limit {
             None => Ok(DEFAULT_LIMIT),
             Some(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
@@ -92,7 +100,7 @@ impl Paging {
     }
 
     /// The `(number, text)` position the cursor holds.
-    fn position(&self) -> Result<Option<(i64, String)>, Error> {
+    pub(crate) fn position(&self) -> Result<Option<(i64, String)>, Error> {
         let Some(cursor) = &self.cursor else {
             return Ok(None);
         };
@@ -110,12 +118,12 @@ impl Paging {
     }
 }
 
-fn cursor(number: i64, text: &str) -> String {
+pub(crate) fn cursor(number: i64, text: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("{number}|{text}"))
 }
 
 /// A page of items, with the cursor of the next page when there may be one.
-fn page(items: Vec<Value>, limit: i64, next: impl FnOnce() -> String) -> Json<Value> {
+pub(crate) fn page(items: Vec<Value>, limit: i64, next: impl FnOnce() -> String) -> Json<Value> {
     let next_cursor = (items.len() as i64 >= limit).then(next);
     Json(json!({ "items": items, "next_cursor": next_cursor }))
 }

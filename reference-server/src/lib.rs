@@ -6,6 +6,7 @@ pub mod app;
 pub mod auth;
 pub mod compliance;
 pub mod config;
+pub mod contacts;
 mod error;
 pub mod event_log;
 pub mod forward;

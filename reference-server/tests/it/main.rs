@@ -12,6 +12,7 @@ mod alerts;
 mod api;
 mod cli;
 mod compliance;
+mod contacts;
 mod crash;
 mod dev_tools;
 mod faults;

@@ -1,0 +1,290 @@
+//! Contacts through the management API: list, search, get, create and update.
+//!
+//! Contacts created or edited here are versions like the ones webhooks deliver: the version
+//! with the latest update time wins, so an edit made here is not undone by an older webhook,
+//! and a later edit in OpenPhone still wins over it. Contacts created here get `loc_` ids.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::Error;
+use crate::api::{ApiState, Paging};
+use crate::auth::{Caller, Role};
+use crate::projection::Change;
+use crate::store::{Store, StoreError};
+
+/// A contact as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ContactRecord {
+    /// Its id (OpenPhone's, or `loc_...` for contacts created here).
+    pub id: String,
+    /// First name.
+    pub first_name: Option<String>,
+    /// Last name.
+    pub last_name: Option<String>,
+    /// Company.
+    pub company: Option<String>,
+    /// The whole current version (JSON): phones, emails, fields.
+    pub content: String,
+    /// When this version was made, unix milliseconds.
+    pub updated_ms: i64,
+}
+
+const COLUMNS: &str = "id, first_name, last_name, company, content, updated_ms";
+
+impl Store {
+    /// Live contacts by id, after `after`, matching `search` (name, company or number).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn contacts(
+        &self,
+        search: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ContactRecord>, StoreError> {
+        let pattern = search.map_or_else(String::new, |search| {
+            format!(
+                "%{}%",
+                search
+                    .to_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            )
+        });
+        self.fetch_all(
+            &format!(
+                "SELECT {COLUMNS} FROM contacts c WHERE c.deleted = 0 AND c.id > $1 AND ($2 = '' OR \
+                 lower(COALESCE(c.first_name, '') || ' ' || COALESCE(c.last_name, '') || ' ' || COALESCE(c.company, '')) LIKE $2 ESCAPE '\\' \
+                 OR EXISTS (SELECT 1 FROM contact_phones p WHERE p.contact_id = c.id AND p.phone LIKE $2 ESCAPE '\\')) \
+                 ORDER BY c.id LIMIT $3"
+            ),
+            &[
+                after.unwrap_or_default().into(),
+                pattern.into(),
+                limit.into(),
+            ],
+        )
+        .await
+    }
+
+    /// One live contact.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn contact(&self, id: &str) -> Result<Option<ContactRecord>, StoreError> {
+        self.fetch_optional(
+            &format!("SELECT {COLUMNS} FROM contacts WHERE id = $1 AND deleted = 0"),
+            &[id.into()],
+        )
+        .await
+    }
+}
+
+/// Fields of a contact sent to the API (create: all optional but one name or number; update:
+/// what is given replaces, what is absent stays).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactBody {
+    /// First name.
+    pub first_name: Option<String>,
+    /// Last name.
+    pub last_name: Option<String>,
+    /// Company.
+    pub company: Option<String>,
+    /// Phone numbers, E.164.
+    pub phones: Option<Vec<String>>,
+    /// Email addresses.
+    pub emails: Option<Vec<String>>,
+}
+
+fn contact_json(record: &ContactRecord) -> Value {
+    let content: Value = serde_json::from_str(&record.content).unwrap_or(Value::Null);
+    json!({
+        "id": record.id,
+        "first_name": record.first_name,
+        "last_name": record.last_name,
+        "company": record.company,
+        "phones": content.get("phones").cloned().unwrap_or(json!([])),
+        "emails": content.get("emails").cloned().unwrap_or(json!([])),
+        "updated_at": time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(record.updated_ms) * 1_000_000)
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+    })
+}
+
+fn clean(text: Option<String>) -> Option<String> {
+    text.map(|text| text.trim().to_owned())
+        .filter(|text| !text.is_empty())
+}
+
+/// Validates and writes a version of contact `id` on top of `base`.
+async fn write_version(
+    state: &ApiState,
+    id: &str,
+    base: Option<&ContactRecord>,
+    body: ContactBody,
+) -> Result<ContactRecord, Error> {
+    let previous: Value = base
+        .map(|record| serde_json::from_str(&record.content).unwrap_or(Value::Null))
+        .unwrap_or(Value::Null);
+    let text_list = |value: &Value| -> Vec<String> {
+        value
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|item| item.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut phones = match body.phones {
+        Some(phones) => phones
+            .iter()
+            .map(|phone| {
+                openphone_types::E164::parse(phone.trim())
+                    .map(|number| number.as_str().to_owned())
+                    .map_err(|_| {
+                        Error::BadRequest(format!("phones: {phone:?} is not an E.164 number"))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => text_list(&previous["phones"]),
+    };
+    phones.sort();
+    phones.dedup();
+    let emails = match body.emails {
+        Some(emails) => {
+            for email in &emails {
+                if !email.contains('@') || email.trim().len() < 3 {
+                    return Err(Error::BadRequest(format!(
+                        "emails: {email:?} is not an email address"
+                    )));
+                }
+            }
+            emails.iter().map(|email| email.trim().to_owned()).collect()
+        }
+        None => text_list(&previous["emails"]),
+    };
+    let pick = |given: Option<String>, old: Option<&String>| match given {
+        Some(text) => clean(Some(text)),
+        None => old.cloned(),
+    };
+    let first_name = pick(body.first_name, base.and_then(|b| b.first_name.as_ref()));
+    let last_name = pick(body.last_name, base.and_then(|b| b.last_name.as_ref()));
+    let company = pick(body.company, base.and_then(|b| b.company.as_ref()));
+    if first_name.is_none() && last_name.is_none() && company.is_none() && phones.is_empty() {
+        return Err(Error::BadRequest(
+            "a contact needs a name, a company or a phone number".to_owned(),
+        ));
+    }
+    let now_ms =
+        i64::try_from((state.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    // Strictly later than the version it replaces, so it wins the merge.
+    let updated_ms = base.map_or(now_ms, |base| now_ms.max(base.updated_ms + 1));
+    let content = json!({
+        "first_name": first_name, "last_name": last_name, "company": company,
+        "role": previous.get("role").cloned().unwrap_or(Value::Null),
+        "external_id": previous.get("external_id").cloned().unwrap_or(Value::Null),
+        "phones": phones, "emails": emails,
+        "fields": previous.get("fields").cloned().unwrap_or(json!([])),
+    });
+    state
+        .store
+        .apply_changes(&[Change::Contact {
+            id: id.to_owned(),
+            first_name,
+            last_name,
+            company,
+            external_id: None,
+            deleted: false,
+            updated_ms,
+            content: content.to_string(),
+            phones,
+        }])
+        .await?;
+    state
+        .store
+        .contact(id)
+        .await?
+        .ok_or(Error::NotFound("contact"))
+}
+
+/// Search of `GET /api/v1/contacts`.
+#[derive(Debug, Deserialize)]
+pub struct ContactSearch {
+    /// Part of a name, company or phone number.
+    pub q: Option<String>,
+}
+
+/// `GET /api/v1/contacts?q=`: live contacts by id, paginated.
+pub async fn list(
+    _caller: Caller,
+    State(state): State<ApiState>,
+    Query(paging): Query<Paging>,
+    Query(search): Query<ContactSearch>,
+) -> Result<Json<Value>, Error> {
+    let limit = paging.limit()?;
+    let after = paging.position()?.map(|(_, id)| id);
+    let search = search.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    let rows = state
+        .store
+        .contacts(search, after.as_deref(), limit)
+        .await?;
+    let last = rows.last().map(|row| row.id.clone());
+    let items = rows.iter().map(contact_json).collect();
+    Ok(crate::api::page(items, limit, || {
+        crate::api::cursor(0, &last.unwrap_or_default())
+    }))
+}
+
+/// `GET /api/v1/contacts/{id}`.
+pub async fn get(
+    _caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Error> {
+    let record = state
+        .store
+        .contact(&id)
+        .await?
+        .ok_or(Error::NotFound("contact"))?;
+    Ok(Json(contact_json(&record)))
+}
+
+/// `POST /api/v1/contacts` (operator and admin): `201` with the contact.
+pub async fn create(
+    caller: Caller,
+    State(state): State<ApiState>,
+    body: Result<Json<ContactBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Error> {
+    caller.require(Role::Operator)?;
+    let Json(body) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+    let id = format!("loc_{}", uuid::Uuid::new_v4().simple());
+    let record = write_version(&state, &id, None, body).await?;
+    Ok((StatusCode::CREATED, Json(contact_json(&record))).into_response())
+}
+
+/// `PATCH /api/v1/contacts/{id}` (operator and admin): given fields replace, others stay.
+pub async fn update(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Result<Json<ContactBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, Error> {
+    caller.require(Role::Operator)?;
+    let Json(body) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+    let base = state
+        .store
+        .contact(&id)
+        .await?
+        .ok_or(Error::NotFound("contact"))?;
+    let record = write_version(&state, &id, Some(&base), body).await?;
+    Ok(Json(contact_json(&record)))
+}

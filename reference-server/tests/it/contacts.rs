@@ -1,0 +1,152 @@
+//! Contacts through the management API: list, search, get, create, update; merged with the
+//! versions webhooks deliver by update time.
+
+use reference_server::auth::Role;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::helpers::{Backend, TestApp, TestDb};
+
+async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .request(method, app.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn webhook_version(updated: &str, first: &str) -> Value {
+    json!({"id": format!("EVct-{updated}"), "apiVersion": "2026-03-30", "createdAt": updated, "type": "contact.updated",
+        "data": {"resource": {"id": "CT9", "firstName": first, "lastName": "Ruiz", "company": null, "role": null,
+            "location": null, "source": null, "externalId": null, "emails": [],
+            "phoneNumbers": [{"value": "+15550007777", "type": "phone-number"}], "customFields": [],
+            "createdAt": "2026-04-01T00:00:00Z", "updatedAt": updated},
+            "context": {"orgId": "OR1", "userId": "US1", "sharedWithIds": []}, "links": {"quo": null}}})
+}
+
+async fn contacts_are_listed_created_updated_and_merged_with_webhooks(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let app = TestApp::spawn_with(&db, |_| {}).await;
+    let support = app.token(Role::Support).await;
+    let operator = app.token(Role::Operator).await;
+    let post = reqwest::Method::POST;
+    let patch = reqwest::Method::PATCH;
+
+    let body = json!({"first_name": "Dana", "last_name": "Okafor", "phones": ["+15550006666"], "emails": ["dana@example.com"]});
+    let (status, _) = send(
+        &app,
+        post.clone(),
+        "/api/v1/contacts",
+        &support,
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, created) = send(&app, post.clone(), "/api/v1/contacts", &operator, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("loc_"));
+    assert_eq!(created["phones"], json!(["+15550006666"]));
+    for bad in [
+        json!({"phones": ["555-0101"]}),
+        json!({"first_name": "  "}),
+        json!({"first_name": "A", "emails": ["nope"]}),
+        json!({"first_name": "A", "nickname": "x"}),
+    ] {
+        let (status, error) = send(
+            &app,
+            post.clone(),
+            "/api/v1/contacts",
+            &operator,
+            bad.clone(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {error}");
+    }
+
+    // A contact from OpenPhone, then edited here: the edit wins over an older redelivery,
+    // and a later edit in OpenPhone wins over the edit.
+    assert_eq!(
+        app.webhook("ct1", &webhook_version("2026-04-02T00:00:00Z", "Luis"))
+            .await,
+        StatusCode::OK
+    );
+    let (status, edited) = send(
+        &app,
+        patch.clone(),
+        "/api/v1/contacts/CT9",
+        &operator,
+        json!({"company": "Ruiz Foundations"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_eq!(
+        (edited["first_name"].as_str(), edited["company"].as_str()),
+        (Some("Luis"), Some("Ruiz Foundations"))
+    );
+    assert_eq!(edited["phones"], json!(["+15550007777"]), "phones kept");
+    assert_eq!(
+        app.webhook("ct2", &webhook_version("2026-04-03T00:00:00Z", "Lu"))
+            .await,
+        StatusCode::OK
+    );
+    let (_, now) = app.get("/api/v1/contacts/CT9", &support).await;
+    assert_eq!(
+        now["company"], "Ruiz Foundations",
+        "an older version does not undo the edit"
+    );
+    assert_eq!(
+        app.webhook("ct3", &webhook_version("2099-01-01T00:00:00Z", "Luisa"))
+            .await,
+        StatusCode::OK
+    );
+    let (_, later) = app.get("/api/v1/contacts/CT9", &support).await;
+    assert_eq!(
+        (later["first_name"].as_str(), later["company"].as_str()),
+        (Some("Luisa"), None)
+    );
+
+    // Listing, search by name and by number, pages.
+    let (_, all) = app.get("/api/v1/contacts", &support).await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 2);
+    let (_, found) = app.get("/api/v1/contacts?q=okafor", &support).await;
+    assert_eq!(found["items"][0]["id"], id.as_str());
+    let (_, found) = app.get("/api/v1/contacts?q=7777", &support).await;
+    assert_eq!(found["items"][0]["id"], "CT9");
+    let (_, first) = app.get("/api/v1/contacts?limit=1", &support).await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = app
+        .get(
+            &format!("/api/v1/contacts?limit=1&cursor={cursor}"),
+            &support,
+        )
+        .await;
+    assert_ne!(first["items"][0]["id"], second["items"][0]["id"]);
+    assert_eq!(
+        app.get("/api/v1/contacts/nope", &support).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // A contact created here names its conversations in search.
+    assert_eq!(
+        app.store.contacts_by_phone("+15550006666").await.unwrap(),
+        [id]
+    );
+    app.stop().await;
+    db.cleanup().await;
+}
+
+backend_tests!(contacts_are_listed_created_updated_and_merged_with_webhooks);
