@@ -288,3 +288,99 @@ pub async fn update(
     let record = write_version(&state, &id, Some(&base), body).await?;
     Ok(Json(contact_json(&record)))
 }
+
+/// Body of `POST /api/v1/contacts/{id}/merge`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeBody {
+    /// The duplicate to fold into the contact.
+    pub duplicate: String,
+}
+
+fn strings(content: &Value, key: &str) -> Vec<String> {
+    content[key]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `POST /api/v1/contacts/{id}/merge` (operator and admin): folds a duplicate into the
+/// contact (numbers and emails joined, names and company kept, filled from the duplicate
+/// where missing) and deletes the duplicate.
+pub async fn merge(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Result<Json<MergeBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, Error> {
+    caller.require(Role::Operator)?;
+    let Json(body) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+    if body.duplicate == id {
+        return Err(Error::BadRequest(
+            "a contact cannot be merged into itself".to_owned(),
+        ));
+    }
+    let target = state
+        .store
+        .contact(&id)
+        .await?
+        .ok_or(Error::NotFound("contact"))?;
+    let duplicate = state
+        .store
+        .contact(&body.duplicate)
+        .await?
+        .ok_or(Error::NotFound("duplicate contact"))?;
+    let (target_content, duplicate_content): (Value, Value) = (
+        serde_json::from_str(&target.content).unwrap_or(Value::Null),
+        serde_json::from_str(&duplicate.content).unwrap_or(Value::Null),
+    );
+    let mut phones = strings(&target_content, "phones");
+    phones.extend(strings(&duplicate_content, "phones"));
+    let mut emails = strings(&target_content, "emails");
+    for email in strings(&duplicate_content, "emails") {
+        if !emails.contains(&email) {
+            emails.push(email);
+        }
+    }
+    let merged = ContactBody {
+        first_name: target.first_name.clone().or(duplicate.first_name.clone()),
+        last_name: target.last_name.clone().or(duplicate.last_name.clone()),
+        company: target.company.clone().or(duplicate.company.clone()),
+        phones: Some(phones),
+        emails: Some(emails),
+    };
+    let record = write_version(&state, &id, Some(&target), merged).await?;
+    let now_ms =
+        i64::try_from((state.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    state
+        .store
+        .apply_changes(&[Change::Contact {
+            id: duplicate.id.clone(),
+            first_name: duplicate.first_name.clone(),
+            last_name: duplicate.last_name.clone(),
+            company: duplicate.company.clone(),
+            external_id: None,
+            deleted: true,
+            updated_ms: now_ms.max(duplicate.updated_ms + 1),
+            content: json!({"merged_into": id}).to_string(),
+            phones: Vec::new(),
+        }])
+        .await?;
+    state
+        .store
+        .audit(
+            &caller.token_id,
+            "contact.merge",
+            Some(&id),
+            "done",
+            Some(format!("merged {}", duplicate.id)),
+            now_ms,
+        )
+        .await?;
+    Ok(Json(contact_json(&record)))
+}

@@ -143,8 +143,54 @@ async fn contacts_are_listed_created_updated_and_merged_with_webhooks(backend: B
     // A contact created here names its conversations in search.
     assert_eq!(
         app.store.contacts_by_phone("+15550006666").await.unwrap(),
-        [id]
+        [id.clone()]
     );
+
+    // Merging a duplicate: numbers and emails joined, the duplicate deleted.
+    let (_, duplicate) = send(
+        &app,
+        post.clone(),
+        "/api/v1/contacts",
+        &operator,
+        json!({"first_name": "D.", "phones": ["+15550005555"], "emails": ["dana@work.example"]}),
+    )
+    .await;
+    let duplicate_id = duplicate["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/contacts/{id}/merge");
+    let (status, merged) = send(
+        &app,
+        post.clone(),
+        &path,
+        &operator,
+        json!({"duplicate": duplicate_id}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{merged}");
+    assert_eq!(merged["first_name"], "Dana");
+    assert_eq!(merged["phones"], json!(["+15550005555", "+15550006666"]));
+    assert_eq!(
+        merged["emails"],
+        json!(["dana@example.com", "dana@work.example"])
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/contacts/{duplicate_id}"), &support)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.store.contacts_by_phone("+15550005555").await.unwrap(),
+        [id.clone()]
+    );
+    let (status, _) = send(
+        &app,
+        post.clone(),
+        &path,
+        &operator,
+        json!({"duplicate": id}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "not into itself");
     app.stop().await;
     db.cleanup().await;
 }
