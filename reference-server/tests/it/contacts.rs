@@ -143,7 +143,7 @@ async fn contacts_are_listed_created_updated_and_merged_with_webhooks(backend: B
     // A contact created here names its conversations in search.
     assert_eq!(
         app.store.contacts_by_phone("+15550006666").await.unwrap(),
-        [id.clone()]
+        std::slice::from_ref(&id)
     );
 
     // Merging a duplicate: numbers and emails joined, the duplicate deleted.
@@ -180,7 +180,7 @@ async fn contacts_are_listed_created_updated_and_merged_with_webhooks(backend: B
     );
     assert_eq!(
         app.store.contacts_by_phone("+15550005555").await.unwrap(),
-        [id.clone()]
+        std::slice::from_ref(&id)
     );
     let (status, _) = send(
         &app,
