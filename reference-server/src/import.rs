@@ -796,6 +796,12 @@ impl Importer {
     }
 }
 
+/// A text progress bar `width` characters wide.
+fn bar(fraction: f64, width: usize) -> String {
+    let filled = ((fraction.clamp(0.0, 1.0) * width as f64).round() as usize).min(width);
+    format!("{}{}", "#".repeat(filled), ".".repeat(width - filled))
+}
+
 /// Prints progress while `importer` runs: a line rewritten in place on a terminal, a log line
 /// every `every` otherwise, with counts, the request rate and an ETA from the share of the
 /// message history read (messages come oldest first; the API reports no totals). Stops when
@@ -819,7 +825,12 @@ pub async fn show_progress(
                     || "ETA estimating".to_owned(),
                     |fraction| {
                         let left = seconds * (1.0 - fraction) / fraction;
-                        format!("{:.0}% of the history, ETA {:.0}s", fraction * 100.0, left)
+                        format!(
+                            "[{}] {:.0}%, ETA {:.0}s",
+                            bar(fraction, 20),
+                            fraction * 100.0,
+                            left
+                        )
                     },
                 );
             format!(
@@ -853,6 +864,13 @@ pub async fn show_progress(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bar_fills_with_the_fraction() {
+        assert_eq!(bar(0.0, 4), "....");
+        assert_eq!(bar(0.5, 4), "##..");
+        assert_eq!(bar(1.2, 4), "####");
+    }
 
     #[test]
     fn progress_fraction_follows_the_message_times_read() {
