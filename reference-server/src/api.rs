@@ -68,6 +68,7 @@ pub fn routes(state: ApiState) -> Router {
             get(crate::contacts::get).patch(crate::contacts::update),
         )
         .route("/api/v1/contacts/{id}/merge", post(crate::contacts::merge))
+        .route("/api/v1/contacts/{id}/push", post(crate::contacts::push))
         .route("/api/v1/conversations/{id}/read", post(mark_read))
         .route("/api/v1/health-checks", get(health_checks))
         .route("/api/v1/alerts", get(alerts))

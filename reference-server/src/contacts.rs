@@ -384,3 +384,95 @@ pub async fn merge(
         .await?;
     Ok(Json(contact_json(&record)))
 }
+
+/// `POST /api/v1/contacts/{id}/push` (operator and admin): writes the contact to OpenPhone.
+/// A contact created here is upserted as an API contact whose `externalId` is our id (found
+/// by it, else created); an OpenPhone contact is updated. Phones and emails are sent whole,
+/// since OpenPhone's PATCH replaces those arrays. OpenPhone's later webhooks for the contact
+/// carry our id as `externalId` and merge into the same record.
+pub async fn push(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Error> {
+    use openphone_client::model::contact::{
+        ContactUpdate, DefaultFields, LabelledValue, ListContacts, NewContact,
+    };
+    caller.require(Role::Operator)?;
+    let Some(client) = state.messenger.client.clone() else {
+        return Err(Error::Conflict(
+            "pushing contacts needs OPENPHONE_API_KEY".to_owned(),
+        ));
+    };
+    let record = state
+        .store
+        .contact(&id)
+        .await?
+        .ok_or(Error::NotFound("contact"))?;
+    let content: Value = serde_json::from_str(&record.content).unwrap_or(Value::Null);
+    let mut fields = DefaultFields::default();
+    fields.first_name = record.first_name.clone();
+    fields.last_name = record.last_name.clone();
+    fields.company = record.company.clone();
+    fields.phone_numbers = strings(&content, "phones")
+        .into_iter()
+        .map(|phone| LabelledValue::new("phone", phone))
+        .collect();
+    fields.emails = strings(&content, "emails")
+        .into_iter()
+        .map(|email| LabelledValue::new("email", email))
+        .collect();
+    let refused =
+        |error: openphone_client::Error| Error::Conflict(format!("OpenPhone refused: {error}"));
+    let (openphone_id, action) = if id.starts_with("loc_") {
+        let existing = client
+            .list_contacts_page(&ListContacts::all().external_id(id.clone()), None)
+            .await
+            .map_err(refused)?
+            .data
+            .into_iter()
+            .next();
+        match existing {
+            Some(existing) => {
+                let mut update = ContactUpdate::default();
+                update.default_fields = Some(fields);
+                let updated = client
+                    .update_contact(&existing.id, &update)
+                    .await
+                    .map_err(refused)?;
+                (updated.id.to_string(), "updated")
+            }
+            None => {
+                let mut new = NewContact::default();
+                new.default_fields = fields;
+                new.external_id = Some(id.clone());
+                let created = client.create_contact(&new).await.map_err(refused)?;
+                (created.id.to_string(), "created")
+            }
+        }
+    } else {
+        let mut update = ContactUpdate::default();
+        update.default_fields = Some(fields);
+        let updated = client
+            .update_contact(&id.as_str().into(), &update)
+            .await
+            .map_err(refused)?;
+        (updated.id.to_string(), "updated")
+    };
+    let now_ms =
+        i64::try_from((state.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    state
+        .store
+        .audit(
+            &caller.token_id,
+            "contact.push",
+            Some(&id),
+            action,
+            Some(openphone_id.clone()),
+            now_ms,
+        )
+        .await?;
+    Ok(Json(
+        json!({"id": id, "openphone_id": openphone_id, "action": action}),
+    ))
+}

@@ -551,8 +551,14 @@ fn contact_change(contact: &Contact, deleted: bool, at: Option<i64>) -> Change {
         "emails": contact.emails.iter().map(|e| &e.value).collect::<Vec<_>>(),
         "fields": contact.fields.iter().map(|f| json!({"name": f.name, "value": f.value})).collect::<Vec<_>>(),
     });
+    // A contact this server created and pushed carries our id as its external id: its
+    // versions merge into our record instead of making a second one.
+    let id = match contact.external_id.as_deref() {
+        Some(external) if external.starts_with("loc_") => external.to_owned(),
+        _ => contact.id.to_string(),
+    };
     Change::Contact {
-        id: contact.id.to_string(),
+        id,
         first_name: contact.first_name.clone(),
         last_name: contact.last_name.clone(),
         company: contact.company.clone(),

@@ -195,4 +195,96 @@ async fn contacts_are_listed_created_updated_and_merged_with_webhooks(backend: B
     db.cleanup().await;
 }
 
-backend_tests!(contacts_are_listed_created_updated_and_merged_with_webhooks);
+async fn contacts_are_pushed_to_openphone_by_external_id(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let key = format!("key-{}", uuid::Uuid::new_v4().simple());
+    let sim = openphone_simulator::Simulator::start(
+        openphone_simulator::SimulatorConfig {
+            api_keys: vec![key.clone()],
+            rate_limit: None,
+            ..openphone_simulator::SimulatorConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let app = TestApp::spawn_with(&db, |config| {
+        config.openphone_api_key = Some(reference_server::config::Redacted(key.clone()));
+        config.openphone_base_url = sim.base_url();
+    })
+    .await;
+    let operator = app.token(Role::Operator).await;
+    let (_, created) = send(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/contacts",
+        &operator,
+        json!({"first_name": "Mia", "last_name": "Chen", "phones": ["+15550008888"], "emails": ["mia@example.com"]}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/contacts/{id}/push");
+    let (status, pushed) = send(&app, reqwest::Method::POST, &path, &operator, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{pushed}");
+    assert_eq!(pushed["action"], "created");
+    let openphone_id = pushed["openphone_id"].as_str().unwrap().to_owned();
+
+    // Edited here and pushed again: found by its external id, updated with whole arrays.
+    send(
+        &app,
+        reqwest::Method::PATCH,
+        &format!("/api/v1/contacts/{id}"),
+        &operator,
+        json!({"phones": ["+15550008888", "+15550009999"]}),
+    )
+    .await;
+    let (_, again) = send(&app, reqwest::Method::POST, &path, &operator, json!({})).await;
+    assert_eq!(
+        (again["action"].as_str(), again["openphone_id"].as_str()),
+        (Some("updated"), Some(openphone_id.as_str()))
+    );
+    let client = openphone_client::Client::builder(key)
+        .base_url(sim.base_url())
+        .rate_limit(openphone_client::RateLimit::per_second(1000))
+        .build()
+        .unwrap();
+    let remote = client
+        .get_contact(&openphone_id.as_str().into())
+        .await
+        .unwrap();
+    assert_eq!(remote.external_id.as_deref(), Some(id.as_str()));
+    let phones: Vec<String> = remote
+        .default_fields
+        .phone_numbers
+        .iter()
+        .filter_map(|p| p.value.clone())
+        .collect();
+    assert_eq!(phones, ["+15550008888", "+15550009999"]);
+
+    // OpenPhone's webhook for it (our id as externalId) merges into our record.
+    let webhook = json!({"id": "EVpush", "apiVersion": "2026-03-30", "createdAt": "2099-01-01T00:00:00Z", "type": "contact.updated",
+        "data": {"resource": {"id": openphone_id, "firstName": "Mia", "lastName": "Chen-Lee", "company": null, "role": null,
+            "location": null, "source": "public-api", "externalId": id, "emails": [],
+            "phoneNumbers": [{"value": "+15550008888", "type": "phone-number"}], "customFields": [],
+            "createdAt": "2026-04-01T00:00:00Z", "updatedAt": "2099-01-01T00:00:00Z"},
+            "context": {"orgId": "OR1", "userId": "US1", "sharedWithIds": []}, "links": {"quo": null}}});
+    assert_eq!(app.webhook("push1", &webhook).await, StatusCode::OK);
+    let (_, mine) = app.get(&format!("/api/v1/contacts/{id}"), &operator).await;
+    assert_eq!(mine["last_name"], "Chen-Lee");
+    assert_eq!(
+        app.get(&format!("/api/v1/contacts/{openphone_id}"), &operator)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    app.stop().await;
+    sim.stop().await;
+    db.cleanup().await;
+}
+
+backend_tests!(
+    contacts_are_listed_created_updated_and_merged_with_webhooks,
+    contacts_are_pushed_to_openphone_by_external_id,
+);
