@@ -69,6 +69,18 @@ pub fn routes(state: ApiState) -> Router {
         )
         .route("/api/v1/contacts/{id}/merge", post(crate::contacts::merge))
         .route("/api/v1/contacts/{id}/push", post(crate::contacts::push))
+        .route(
+            "/api/v1/contact-suggestions",
+            get(crate::contacts::suggestions),
+        )
+        .route(
+            "/api/v1/contact-suggestions/{id}/approve",
+            post(crate::contacts::approve),
+        )
+        .route(
+            "/api/v1/contact-suggestions/{id}/reject",
+            post(crate::contacts::reject),
+        )
         .route("/api/v1/conversations/{id}/read", post(mark_read))
         .route("/api/v1/health-checks", get(health_checks))
         .route("/api/v1/alerts", get(alerts))

@@ -101,6 +101,8 @@ pub struct ContactBody {
     pub phones: Option<Vec<String>>,
     /// Email addresses.
     pub emails: Option<Vec<String>>,
+    /// Street address.
+    pub address: Option<String>,
 }
 
 fn contact_json(record: &ContactRecord) -> Value {
@@ -112,6 +114,7 @@ fn contact_json(record: &ContactRecord) -> Value {
         "company": record.company,
         "phones": content.get("phones").cloned().unwrap_or(json!([])),
         "emails": content.get("emails").cloned().unwrap_or(json!([])),
+        "address": content.get("address").cloned().unwrap_or(Value::Null),
         "updated_at": time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(record.updated_ms) * 1_000_000)
             .ok()
             .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
@@ -176,6 +179,11 @@ async fn write_version(
         Some(text) => clean(Some(text)),
         None => old.cloned(),
     };
+    let previous_address = previous
+        .get("address")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let address = pick(body.address, previous_address.as_ref());
     let first_name = pick(body.first_name, base.and_then(|b| b.first_name.as_ref()));
     let last_name = pick(body.last_name, base.and_then(|b| b.last_name.as_ref()));
     let company = pick(body.company, base.and_then(|b| b.company.as_ref()));
@@ -192,7 +200,7 @@ async fn write_version(
         "first_name": first_name, "last_name": last_name, "company": company,
         "role": previous.get("role").cloned().unwrap_or(Value::Null),
         "external_id": previous.get("external_id").cloned().unwrap_or(Value::Null),
-        "phones": phones, "emails": emails,
+        "phones": phones, "emails": emails, "address": address,
         "fields": previous.get("fields").cloned().unwrap_or(json!([])),
     });
     state
@@ -353,6 +361,7 @@ pub async fn merge(
         company: target.company.clone().or(duplicate.company.clone()),
         phones: Some(phones),
         emails: Some(emails),
+        address: None,
     };
     let record = write_version(&state, &id, Some(&target), merged).await?;
     let now_ms =
@@ -475,4 +484,197 @@ pub async fn push(
     Ok(Json(
         json!({"id": id, "openphone_id": openphone_id, "action": action}),
     ))
+}
+
+/// A suggested contact detail.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Suggestion {
+    /// Its id.
+    pub id: i64,
+    /// The inbound message it was found in.
+    pub message_id: String,
+    /// The number that sent it.
+    pub phone: String,
+    /// `name`, `email` or `address`.
+    pub kind: String,
+    /// The detail.
+    pub value: String,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+}
+
+impl Store {
+    /// Suggestions newest first, of `status` when given, below id `before`.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn suggestions(
+        &self,
+        status: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Suggestion>, StoreError> {
+        self.fetch_all(
+            "SELECT id, message_id, phone, kind, value, status FROM contact_suggestions \
+             WHERE ($1 = '' OR status = $1) AND id < $2 ORDER BY id DESC LIMIT $3",
+            &[
+                status.unwrap_or_default().into(),
+                before.unwrap_or(i64::MAX).into(),
+                limit.into(),
+            ],
+        )
+        .await
+    }
+
+    /// Records a decision on a pending suggestion; `None` when there is no pending one.
+    async fn decide(
+        &self,
+        id: i64,
+        status: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<Option<Suggestion>, StoreError> {
+        self.fetch_optional(
+            "UPDATE contact_suggestions SET status = $1, decided_by = $2, decided_ms = $3 \
+             WHERE id = $4 AND status = 'pending' RETURNING id, message_id, phone, kind, value, status",
+            &[status.into(), by.into(), now_ms.into(), id.into()],
+        )
+        .await
+    }
+}
+
+fn suggestion_json(suggestion: &Suggestion) -> Value {
+    json!({
+        "id": suggestion.id,
+        "message_id": suggestion.message_id,
+        "phone": suggestion.phone,
+        "kind": suggestion.kind,
+        "value": suggestion.value,
+        "status": suggestion.status,
+    })
+}
+
+/// Filter of `GET /api/v1/contact-suggestions`.
+#[derive(Debug, Deserialize)]
+pub struct SuggestionFilter {
+    /// `pending` (default), `approved`, `rejected` or `all`.
+    pub status: Option<String>,
+}
+
+/// `GET /api/v1/contact-suggestions?status=`: details found in messages, newest first.
+pub async fn suggestions(
+    _caller: Caller,
+    State(state): State<ApiState>,
+    Query(paging): Query<Paging>,
+    Query(filter): Query<SuggestionFilter>,
+) -> Result<Json<Value>, Error> {
+    let limit = paging.limit()?;
+    let status = match filter.status.as_deref() {
+        None | Some("pending") => Some("pending"),
+        Some("all") => None,
+        Some(status @ ("approved" | "rejected")) => Some(status),
+        Some(_) => {
+            return Err(Error::BadRequest(
+                "status must be pending, approved, rejected or all".to_owned(),
+            ));
+        }
+    };
+    let rows = state
+        .store
+        .suggestions(status, paging.position()?.map(|(id, _)| id), limit)
+        .await?;
+    let last = rows.last().map(|row| row.id);
+    let items = rows.iter().map(suggestion_json).collect();
+    Ok(crate::api::page(items, limit, || {
+        crate::api::cursor(last.unwrap_or_default(), "")
+    }))
+}
+
+/// `POST /api/v1/contact-suggestions/{id}/approve` (operator and admin): applies the detail
+/// to the contact with the sender's number (created when there is none).
+pub async fn approve(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, Error> {
+    caller.require(Role::Operator)?;
+    let now_ms =
+        i64::try_from((state.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let suggestion = state
+        .store
+        .decide(id, "approved", &caller.token_id, now_ms)
+        .await?
+        .ok_or(Error::NotFound("pending suggestion"))?;
+    let existing = match state
+        .store
+        .contacts_by_phone(&suggestion.phone)
+        .await?
+        .first()
+    {
+        Some(contact_id) => state.store.contact(contact_id).await?,
+        None => None,
+    };
+    let mut body = ContactBody::default();
+    match suggestion.kind.as_str() {
+        "name" => {
+            let mut parts = suggestion.value.splitn(2, ' ');
+            body.first_name = parts.next().map(str::to_owned);
+            body.last_name = parts.next().map(str::to_owned);
+        }
+        "email" => {
+            let mut emails = existing
+                .as_ref()
+                .map(|c| {
+                    strings(
+                        &serde_json::from_str(&c.content).unwrap_or(Value::Null),
+                        "emails",
+                    )
+                })
+                .unwrap_or_default();
+            if !emails.contains(&suggestion.value) {
+                emails.push(suggestion.value.clone());
+            }
+            body.emails = Some(emails);
+        }
+        _ => body.address = Some(suggestion.value.clone()),
+    }
+    let record = match &existing {
+        Some(contact) => write_version(&state, &contact.id, Some(contact), body).await?,
+        None => {
+            body.phones = Some(vec![suggestion.phone.clone()]);
+            let id = format!("loc_{}", uuid::Uuid::new_v4().simple());
+            write_version(&state, &id, None, body).await?
+        }
+    };
+    state
+        .store
+        .audit(
+            &caller.token_id,
+            "contact.suggestion.approve",
+            Some(&record.id),
+            "done",
+            Some(format!("{} {}", suggestion.kind, suggestion.value)),
+            now_ms,
+        )
+        .await?;
+    Ok(Json(
+        json!({"suggestion": suggestion_json(&suggestion), "contact": contact_json(&record)}),
+    ))
+}
+
+/// `POST /api/v1/contact-suggestions/{id}/reject` (operator and admin).
+pub async fn reject(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, Error> {
+    caller.require(Role::Operator)?;
+    let now_ms =
+        i64::try_from((state.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let suggestion = state
+        .store
+        .decide(id, "rejected", &caller.token_id, now_ms)
+        .await?
+        .ok_or(Error::NotFound("pending suggestion"))?;
+    Ok(Json(suggestion_json(&suggestion)))
 }

@@ -25,6 +25,7 @@ pub mod scheduler;
 pub mod self_check;
 pub mod store;
 mod store_sql;
+pub mod suggestions;
 
 pub use app::{Application, Services, Workers, router};
 pub use config::Config;

@@ -191,6 +191,19 @@ pub enum Change {
         /// When the inbound message was sent.
         created_ms: i64,
     },
+    /// A contact detail found in an inbound message, for a person to approve.
+    Suggestion {
+        /// The inbound message.
+        message_id: String,
+        /// The number that sent it.
+        phone: String,
+        /// `name`, `email` or `address`.
+        kind: &'static str,
+        /// The detail.
+        value: String,
+        /// When the message was sent.
+        at_ms: i64,
+    },
     /// A health check message came back through its webhook.
     HealthReceipt {
         /// The check's token.
@@ -376,6 +389,15 @@ fn message_side_effects(message: &Message, at: Option<i64>) -> Vec<Change> {
         return changes;
     };
     let at_ms = message.created_at.map(millis).or(at).unwrap_or(0);
+    for (kind, value) in crate::suggestions::extract(text) {
+        changes.push(Change::Suggestion {
+            message_id: message.id.to_string(),
+            phone: from.to_string(),
+            kind: kind.as_str(),
+            value,
+            at_ms,
+        });
+    }
     let message_id = message.id.to_string();
     let phone = from.to_string();
     let sender = message

@@ -244,6 +244,9 @@ pub(crate) const CONSENT: &str = "INSERT INTO consent_ledger (message_id, phone,
 pub(crate) const REVIEW_FLAG: &str = "INSERT INTO review_flags (message_id, phone, reason, at_ms) \
     VALUES ($1, $2, $3, $4) ON CONFLICT (message_id) DO NOTHING";
 
+pub(crate) const SUGGESTION: &str = "INSERT INTO contact_suggestions (message_id, phone, kind, value, at_ms) \
+    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id, kind, value) DO NOTHING";
+
 pub(crate) const HEALTH_RECEIPT: &str = "INSERT INTO health_check_receipts (token, received_ms) \
     VALUES ($1, $2) ON CONFLICT (token) DO NOTHING";
 
@@ -458,6 +461,23 @@ pub(crate) fn upsert(change: &Change) -> Option<Upsert> {
                 to.into(),
                 sender.into(),
                 created_ms.into(),
+            ],
+        ),
+        Change::Suggestion {
+            message_id,
+            phone,
+            kind,
+            value,
+            at_ms,
+        } => (
+            SUGGESTION,
+            format!("{message_id}|{kind}|{value}"),
+            vec![
+                message_id.into(),
+                phone.into(),
+                kind.into(),
+                value.into(),
+                at_ms.into(),
             ],
         ),
         Change::HealthReceipt { token, received_ms } => (

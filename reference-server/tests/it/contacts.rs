@@ -284,7 +284,105 @@ async fn contacts_are_pushed_to_openphone_by_external_id(backend: Backend) {
     db.cleanup().await;
 }
 
+async fn details_found_in_messages_wait_for_approval(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let app = TestApp::spawn_with(&db, |_| {}).await;
+    let support = app.token(Role::Support).await;
+    let operator = app.token(Role::Operator).await;
+    let message = json!({"id": "EVsg", "object": "event", "apiVersion": "v4", "createdAt": "2026-11-22T06:00:00Z",
+        "type": "message.received", "data": {"object": {"id": "ACsg", "object": "message", "from": "+15550002121",
+        "to": ["+15550000001"], "direction": "incoming", "status": "received", "createdAt": "2026-11-22T06:00:00Z",
+        "text": "Hi, my name is Ana Ruiz. The house is at 1420 Oak Street, email me at ana@example.com",
+        "phoneNumberId": "PN1"}}});
+    assert_eq!(app.webhook("sg1", &message).await, StatusCode::OK);
+    let (_, pending) = app.get("/api/v1/contact-suggestions", &support).await;
+    let items = pending["items"].as_array().unwrap();
+    let by_kind = |kind: &str| {
+        items.iter().find(|item| item["kind"] == kind).unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(items.len(), 3, "{pending}");
+    // Nothing is applied before a person decides.
+    assert!(
+        app.store
+            .contacts_by_phone("+15550002121")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let post = reqwest::Method::POST;
+    let decide = |id: i64, verb: &str| format!("/api/v1/contact-suggestions/{id}/{verb}");
+    let (status, _) = send(
+        &app,
+        post.clone(),
+        &decide(by_kind("name"), "approve"),
+        &support,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, approved) = send(
+        &app,
+        post.clone(),
+        &decide(by_kind("name"), "approve"),
+        &operator,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    assert_eq!(approved["contact"]["first_name"], "Ana");
+    assert_eq!(approved["contact"]["last_name"], "Ruiz");
+    assert_eq!(approved["contact"]["phones"], json!(["+15550002121"]));
+    let (_, with_email) = send(
+        &app,
+        post.clone(),
+        &decide(by_kind("email"), "approve"),
+        &operator,
+        json!({}),
+    )
+    .await;
+    assert_eq!(with_email["contact"]["emails"], json!(["ana@example.com"]));
+    assert_eq!(
+        with_email["contact"]["id"], approved["contact"]["id"],
+        "the same contact"
+    );
+    let (status, rejected) = send(
+        &app,
+        post.clone(),
+        &decide(by_kind("address"), "reject"),
+        &operator,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (status, rejected["status"].as_str()),
+        (StatusCode::OK, Some("rejected"))
+    );
+    let (status, _) = send(
+        &app,
+        post.clone(),
+        &decide(by_kind("name"), "approve"),
+        &operator,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "decided once");
+    let (_, still) = app.get("/api/v1/contact-suggestions", &support).await;
+    assert!(still["items"].as_array().unwrap().is_empty());
+    let (_, all) = app
+        .get("/api/v1/contact-suggestions?status=all", &support)
+        .await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 3);
+    app.stop().await;
+    db.cleanup().await;
+}
+
 backend_tests!(
+    details_found_in_messages_wait_for_approval,
     contacts_are_listed_created_updated_and_merged_with_webhooks,
     contacts_are_pushed_to_openphone_by_external_id,
 );
