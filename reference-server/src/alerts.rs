@@ -17,6 +17,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde_json::json;
 
 use crate::ingest::Clock;
+use crate::ingest::unix_ms;
 use crate::store::{Arg, Store, StoreError};
 
 /// A recorded alert.
@@ -287,8 +288,7 @@ impl Alerter {
             detail = detail.as_deref(),
             "{summary}"
         );
-        let now_ms =
-            i64::try_from((self.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+        let now_ms = unix_ms((self.clock)());
         let record: Option<AlertRecord> = self
             .store
             .fetch_optional(

@@ -17,6 +17,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::Error;
 use crate::auth::{Caller, Role};
+use crate::ingest::unix_ms;
 use crate::media::{BlobStore, MediaRecord};
 use crate::messaging::{Messenger, OutgoingMessage, SendRefused, SendRequest, TokenLimiter};
 use crate::reads::{ActivityFilter, ConversationSummary, TimelineEntry};
@@ -435,7 +436,7 @@ async fn media_bytes(
 }
 
 fn now_ms(state: &ApiState) -> i64 {
-    i64::try_from((state.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    unix_ms((state.clock)())
 }
 
 /// Where `GET /api/v1/stream` starts.
@@ -493,7 +494,7 @@ pub struct ActivityQuery {
 
 fn parse_ms(name: &str, text: &str) -> Result<i64, Error> {
     OffsetDateTime::parse(text, &Rfc3339)
-        .map(|time| i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX))
+        .map(unix_ms)
         .map_err(|_| Error::BadRequest(format!("{name} must be an RFC 3339 time")))
 }
 
@@ -836,8 +837,7 @@ async fn acknowledge(
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, Error> {
     caller.require(Role::Operator)?;
-    let now_ms =
-        i64::try_from((state.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let now_ms = unix_ms((state.clock)());
     if !state
         .store
         .acknowledge_alert(id, &caller.token_id, now_ms)

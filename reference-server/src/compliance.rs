@@ -13,6 +13,7 @@ use openphone_types::{E164, PhoneNumberId};
 use tokio::sync::watch;
 
 use crate::ingest::Clock;
+use crate::ingest::unix_ms;
 use crate::metrics::Metrics;
 use crate::store::{Arg, Store, StoreError};
 
@@ -313,7 +314,7 @@ impl ReplySender {
     /// [`StoreError::Backend`] when the outbox cannot be read or updated.
     pub async fn send_due(&self) -> Result<usize, StoreError> {
         let now = (self.clock)();
-        let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+        let now_ms = unix_ms(now);
         let due = self.store.claim_replies(now_ms, 60_000, 10).await?;
         for reply in &due {
             self.send(reply, now_ms).await?;

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::Error;
 use crate::api::{ApiState, Paging};
 use crate::auth::{Caller, Role};
+use crate::ingest::unix_ms;
 use crate::projection::Change;
 use crate::store::{Store, StoreError};
 
@@ -136,17 +137,6 @@ async fn write_version(
     let previous: Value = base
         .map(|record| serde_json::from_str(&record.content).unwrap_or(Value::Null))
         .unwrap_or(Value::Null);
-    let text_list = |value: &Value| -> Vec<String> {
-        value
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|item| item.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     let mut phones = match body.phones {
         Some(phones) => phones
             .iter()
@@ -158,7 +148,7 @@ async fn write_version(
                     })
             })
             .collect::<Result<Vec<_>, _>>()?,
-        None => text_list(&previous["phones"]),
+        None => strings(&previous, "phones"),
     };
     phones.sort();
     phones.dedup();
@@ -173,7 +163,7 @@ async fn write_version(
             }
             emails.iter().map(|email| email.trim().to_owned()).collect()
         }
-        None => text_list(&previous["emails"]),
+        None => strings(&previous, "emails"),
     };
     let pick = |given: Option<String>, old: Option<&String>| match given {
         Some(text) => clean(Some(text)),
@@ -192,8 +182,7 @@ async fn write_version(
             "a contact needs a name, a company or a phone number".to_owned(),
         ));
     }
-    let now_ms =
-        i64::try_from((state.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let now_ms = unix_ms((state.clock)());
     // Strictly later than the version it replaces, so it wins the merge.
     let updated_ms = base.map_or(now_ms, |base| now_ms.max(base.updated_ms + 1));
     let content = json!({
@@ -364,8 +353,7 @@ pub async fn merge(
         address: None,
     };
     let record = write_version(&state, &id, Some(&target), merged).await?;
-    let now_ms =
-        i64::try_from((state.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let now_ms = unix_ms((state.clock)());
     state
         .store
         .apply_changes(&[Change::Contact {
@@ -468,8 +456,7 @@ pub async fn push(
             .map_err(refused)?;
         (updated.id.to_string(), "updated")
     };
-    let now_ms =
-        i64::try_from((state.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let now_ms = unix_ms((state.clock)());
     state
         .store
         .audit(
@@ -598,8 +585,7 @@ pub async fn approve(
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, Error> {
     caller.require(Role::Operator)?;
-    let now_ms =
-        i64::try_from((state.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let now_ms = unix_ms((state.clock)());
     let suggestion = state
         .store
         .decide(id, "approved", &caller.token_id, now_ms)
@@ -669,8 +655,7 @@ pub async fn reject(
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, Error> {
     caller.require(Role::Operator)?;
-    let now_ms =
-        i64::try_from((state.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let now_ms = unix_ms((state.clock)());
     let suggestion = state
         .store
         .decide(id, "rejected", &caller.token_id, now_ms)

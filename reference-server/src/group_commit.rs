@@ -108,14 +108,11 @@ async fn write_batches<L: EventLog>(
         let deliveries: Vec<NewDelivery> = jobs.iter().map(|job| job.delivery.clone()).collect();
         let outcome = record_with_retries(&log, &deliveries).await;
         metrics.batch_committed(jobs.len(), started.elapsed());
+        let mut any_new = false;
         match outcome {
             Ok(recorded) => {
-                if let Some(live) = &live
-                    && recorded.iter().any(|r| matches!(r, Recorded::New(_)))
-                {
-                    live.committed().await;
-                }
                 for (job, recorded) in jobs.into_iter().zip(recorded) {
+                    any_new |= matches!(recorded, Recorded::New(_));
                     let _ = job.reply.send(Ok(recorded));
                 }
             }
@@ -130,9 +127,14 @@ async fn write_batches<L: EventLog>(
                     let result = record_with_retries(&log, std::slice::from_ref(&job.delivery))
                         .await
                         .map(|mut recorded| recorded.pop().unwrap_or(Recorded::Duplicate));
+                    any_new |= matches!(result, Ok(Recorded::New(_)));
                     let _ = job.reply.send(result);
                 }
             }
+        }
+        // After the answers: announcing the commit never delays a request.
+        if any_new && let Some(live) = &live {
+            live.committed();
         }
     }
 }

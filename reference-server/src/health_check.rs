@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 
 use crate::alerts::Alerter;
 use crate::ingest::Clock;
+use crate::ingest::unix_ms;
 use crate::scheduler::{Job, Schedule};
 use crate::store::{Arg, Store, StoreError};
 
@@ -127,10 +128,6 @@ impl Store {
     }
 }
 
-fn millis(time: OffsetDateTime) -> i64 {
-    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
 /// Sends a health check message.
 pub struct HealthCheckJob {
     /// The API.
@@ -167,7 +164,7 @@ impl Job for HealthCheckJob {
             let message =
                 SendMessage::new(sender, self.to.clone(), format!("Health check {token}"))
                     .map_err(|error| error.to_string())?;
-            let now_ms = millis((self.clock)());
+            let now_ms = unix_ms((self.clock)());
             let sent = self.client.send_message(&message).await;
             let (message_id, error) = match &sent {
                 Ok(message) => (Some(message.id.to_string()), None),
@@ -211,7 +208,7 @@ impl Job for HealthCheckExpiry {
             let timeout = i64::try_from(self.timeout.as_millis()).unwrap_or(i64::MAX);
             let expired = self
                 .store
-                .expire_health_checks(millis((self.clock)()) - timeout)
+                .expire_health_checks(unix_ms((self.clock)()) - timeout)
                 .await
                 .map_err(|error| error.to_string())?;
             if !expired.is_empty() {

@@ -34,6 +34,7 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::Mutex;
 
 use crate::ingest::Clock;
+use crate::ingest::unix_ms;
 use crate::projection::Change;
 use crate::store::{NewDelivery, Recorded, Store, StoreError};
 
@@ -236,10 +237,6 @@ where
     }
 }
 
-fn millis(time: OffsetDateTime) -> i64 {
-    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
 fn rfc3339(time: Option<OffsetDateTime>) -> Value {
     time.and_then(|time| time.format(&Rfc3339).ok())
         .map_or(Value::Null, Value::String)
@@ -344,7 +341,7 @@ fn conversation_change(conversation: &Conversation) -> Option<Change> {
         activity_ms: conversation
             .last_activity_at
             .or(conversation.created_at)
-            .map_or(0, millis),
+            .map_or(0, unix_ms),
     })
 }
 
@@ -420,7 +417,7 @@ impl Importer {
     }
 
     fn now_ms(&self) -> i64 {
-        i64::try_from((self.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+        unix_ms((self.clock)())
     }
 
     fn request(&self) {
@@ -634,13 +631,13 @@ impl Importer {
                     let first = self.options.since.or_else(|| times.min()).unwrap_or(last);
                     let _ = self.progress.messages_from_ms.compare_exchange(
                         0,
-                        millis(first),
+                        unix_ms(first),
                         Ordering::Relaxed,
                         Ordering::Relaxed,
                     );
                     self.progress
                         .messages_at_ms
-                        .fetch_max(millis(last), Ordering::Relaxed);
+                        .fetch_max(unix_ms(last), Ordering::Relaxed);
                 }
                 let items = page
                     .data
@@ -819,7 +816,7 @@ pub async fn show_progress(
             let seconds = started.elapsed().as_secs_f64().max(0.001);
             let requests = progress.requests.load(Ordering::Relaxed);
             let eta = progress
-                .fraction(millis(OffsetDateTime::now_utc()))
+                .fraction(unix_ms(OffsetDateTime::now_utc()))
                 .filter(|fraction| *fraction > 0.01)
                 .map_or_else(
                     || "ETA estimating".to_owned(),

@@ -23,6 +23,11 @@ use crate::store::{NewDelivery, Recorded};
 /// Where the time comes from: the system clock in production, a fixed one in tests.
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 
+/// A time as unix milliseconds, the unit of every time the normalized records keep.
+pub fn unix_ms(time: OffsetDateTime) -> i64 {
+    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
 /// The system clock.
 pub fn system_clock() -> Clock {
     Arc::new(OffsetDateTime::now_utc)
@@ -122,8 +127,7 @@ pub async fn receive(
         Ok(event) => {
             let mut changes = crate::projection::changes(&event);
             if let Some(token) = health_check_token(&event) {
-                let received_ms = i64::try_from((state.clock)().unix_timestamp_nanos() / 1_000_000)
-                    .unwrap_or(i64::MAX);
+                let received_ms = unix_ms((state.clock)());
                 health = Some((token.clone(), received_ms));
                 changes.push(crate::projection::Change::HealthReceipt { token, received_ms });
             }

@@ -50,16 +50,21 @@ impl Live {
         live
     }
 
-    /// Announces a commit: wakes this process's streams, and other replicas' on PostgreSQL.
-    pub async fn committed(&self) {
+    /// Announces a commit: wakes this process's streams at once, and other replicas' on
+    /// PostgreSQL (the `NOTIFY` is sent in the background, off the caller's path).
+    pub fn committed(&self) {
         self.signal.send_modify(|count| *count += 1);
-        if let Store::Postgres(pool) = &self.store
-            && let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
-                .bind(CHANNEL)
-                .execute(pool)
-                .await
-        {
-            tracing::warn!(%error, "commit not announced to other replicas");
+        if let Store::Postgres(pool) = &self.store {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
+                    .bind(CHANNEL)
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::warn!(%error, "commit not announced to other replicas");
+                }
+            });
         }
     }
 

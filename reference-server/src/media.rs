@@ -21,6 +21,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 use crate::ingest::Clock;
+use crate::ingest::unix_ms;
 use crate::metrics::Metrics;
 use crate::store::{Arg, Store, StoreError};
 
@@ -449,7 +450,7 @@ impl MediaFetcher {
     }
 
     fn now_ms(&self) -> i64 {
-        i64::try_from((self.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+        unix_ms((self.clock)())
     }
 
     async fn fetch(

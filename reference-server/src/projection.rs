@@ -17,6 +17,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::compliance::Keyword;
+use crate::ingest::unix_ms;
 
 /// One merge into the normalized records.
 #[derive(Debug, Clone, PartialEq)]
@@ -224,10 +225,6 @@ pub enum Change {
     },
 }
 
-fn millis(time: OffsetDateTime) -> i64 {
-    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
 fn message_rank(status: &MessageStatus) -> i32 {
     match status {
         MessageStatus::Queued | MessageStatus::Accepted | MessageStatus::Scheduled => 1,
@@ -297,14 +294,14 @@ fn conversation(
         phone_number_id: phone_number_id.to_owned(),
         participants: json!(participants).to_string(),
         openphone_id: openphone_id.map(str::to_owned),
-        activity_ms: activity.map_or(0, millis),
+        activity_ms: activity.map_or(0, unix_ms),
     };
     Some((key, change))
 }
 
 /// The changes an event makes. Unknown types and tasks make none (they stay in the raw log).
 pub fn changes(event: &Event) -> Vec<Change> {
-    let at = event.created_at.map(millis);
+    let at = event.created_at.map(unix_ms);
     match &event.data {
         EventData::Message(message) => message_changes(message, at),
         EventData::Call(call) => call_changes(call),
@@ -356,13 +353,13 @@ fn message_changes(message: &Message, at: Option<i64>) -> Vec<Change> {
         status: status.map(ToString::to_string),
         status_rank: status.map_or(0, message_rank),
         error_code: message.error_code.clone(),
-        created_ms: message.created_at.map(millis),
+        created_ms: message.created_at.map(unix_ms),
     });
     if let Some(status) = status {
         changes.push(Change::MessageStatus {
             message_id: message.id.to_string(),
             status: status.to_string(),
-            reported_ms: at.or(message.created_at.map(millis)).unwrap_or(0),
+            reported_ms: at.or(message.created_at.map(unix_ms)).unwrap_or(0),
         });
     }
     changes.extend(message_side_effects(message, at));
@@ -388,7 +385,7 @@ fn message_side_effects(message: &Message, at: Option<i64>) -> Vec<Change> {
     let (Some(text), Some(from)) = (&message.text, &message.from) else {
         return changes;
     };
-    let at_ms = message.created_at.map(millis).or(at).unwrap_or(0);
+    let at_ms = message.created_at.map(unix_ms).or(at).unwrap_or(0);
     for (kind, value) in crate::suggestions::extract(text) {
         changes.push(Change::Suggestion {
             message_id: message.id.to_string(),
@@ -456,9 +453,9 @@ fn call_changes(call: &Call) -> Vec<Change> {
         status_rank: call.status.as_ref().map_or(0, call_rank),
         outcome,
         outcome_rank,
-        created_ms: call.created_at.map(millis),
-        answered_ms: call.answered_at.map(millis),
-        completed_ms: call.completed_at.map(millis),
+        created_ms: call.created_at.map(unix_ms),
+        answered_ms: call.answered_at.map(unix_ms),
+        completed_ms: call.completed_at.map(unix_ms),
         duration_s: call.duration.map(i64::from),
         voicemail_url: call.voicemail.as_ref().map(|v| v.url.clone()),
         has_voicemail: call.voicemail.is_some() || call.has_voicemail == Some(true),
@@ -586,7 +583,7 @@ fn contact_change(contact: &Contact, deleted: bool, at: Option<i64>) -> Change {
         company: contact.company.clone(),
         external_id: contact.external_id.clone(),
         deleted,
-        updated_ms: contact.updated_at.map(millis).or(at).unwrap_or(0),
+        updated_ms: contact.updated_at.map(unix_ms).or(at).unwrap_or(0),
         content: content.to_string(),
         phones,
     }

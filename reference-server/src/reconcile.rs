@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use crate::alerts::Alerter;
 use crate::import::{ImportError, ImportOptions, ImportReport, Importer};
 use crate::ingest::Clock;
+use crate::ingest::unix_ms;
 use crate::scheduler::{Job, Schedule};
 use crate::store::{Store, StoreError};
 
@@ -101,10 +102,6 @@ pub struct Reconciliation {
     pub alerter: Alerter,
 }
 
-fn millis(time: OffsetDateTime) -> i64 {
-    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
 impl Job for Reconciliation {
     fn name(&self) -> &str {
         JOB
@@ -122,7 +119,7 @@ impl Job for Reconciliation {
                 .last_success(JOB)
                 .await
                 .map_err(|error| error.to_string())?;
-            let since_ms = last.map_or(millis(slot) - 48 * 3_600_000, |last| last - overlap);
+            let since_ms = last.map_or(unix_ms(slot) - 48 * 3_600_000, |last| last - overlap);
             let since = OffsetDateTime::from_unix_timestamp_nanos(i128::from(since_ms) * 1_000_000)
                 .map_err(|error| error.to_string())?;
             let report = reconcile(
@@ -130,14 +127,14 @@ impl Job for Reconciliation {
                 &self.store,
                 self.clock.clone(),
                 since,
-                &format!("reconcile-{}", millis(slot)),
+                &format!("reconcile-{}", unix_ms(slot)),
             )
             .await
             .map_err(|error| error.to_string())?;
             let pending_ms = i64::try_from(self.pending_after.as_millis()).unwrap_or(0);
             let possibly_failed = self
                 .store
-                .possibly_failed(since_ms, millis((self.clock)()) - pending_ms)
+                .possibly_failed(since_ms, unix_ms((self.clock)()) - pending_ms)
                 .await
                 .map_err(|error| error.to_string())?;
             let kinds: serde_json::Map<String, serde_json::Value> = report

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use crate::alerts::Alerter;
 use crate::ingest::Clock;
+use crate::ingest::unix_ms;
 use crate::store::{Arg, Store, StoreError};
 
 /// When a job runs.
@@ -257,7 +258,7 @@ impl Scheduler {
         job: &dyn Job,
         now: OffsetDateTime,
     ) -> Result<Option<i64>, StoreError> {
-        let now_ms = millis(now);
+        let now_ms = unix_ms(now);
         let slot = job.schedule().due_slot(now_ms);
         if self.checked.get(job.name()) == Some(&slot) {
             return Ok(None);
@@ -288,7 +289,7 @@ impl Scheduler {
                 }
             }
             self.store
-                .finish_run(job.name(), slot, millis((self.clock)()), &result)
+                .finish_run(job.name(), slot, unix_ms((self.clock)()), &result)
                 .await?;
         }
         self.checked.insert(job.name().to_owned(), slot);
@@ -326,10 +327,6 @@ impl Scheduler {
         }
         while tasks.join_next().await.is_some() {}
     }
-}
-
-fn millis(time: OffsetDateTime) -> i64 {
-    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

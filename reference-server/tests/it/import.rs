@@ -185,7 +185,68 @@ async fn reconciliation_backfills_only_what_webhooks_missed(backend: Backend) {
     db.cleanup().await;
 }
 
+/// The scheduled job itself: its run reports what was missing and raises the alert.
+async fn the_reconciliation_job_reports_and_alerts(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    let (sim, client, _) = simulator(5).await;
+    importer(&client, &store).run().await.unwrap();
+    let (pn, _) = sim.phone_numbers()[0].clone();
+    let missed = sim
+        .inbound_message(openphone_simulator::InboundMessage {
+            from: "+15557770002".to_owned(),
+            to: pn,
+            text: "Did you get my photos?".to_owned(),
+            media: 0,
+        })
+        .unwrap();
+    let clock = reference_server::ingest::system_clock();
+    let alerter = reference_server::alerts::Alerter::new(
+        store.clone(),
+        Vec::new(),
+        std::time::Duration::from_secs(3600),
+        20,
+        clock.clone(),
+    );
+    let job: std::sync::Arc<dyn reference_server::scheduler::Job> =
+        std::sync::Arc::new(reference_server::reconcile::Reconciliation {
+            client: client.clone(),
+            store: store.clone(),
+            clock: clock.clone(),
+            schedule: reference_server::scheduler::Schedule::daily("02:00", "America/Chicago")
+                .unwrap(),
+            overlap: std::time::Duration::from_secs(7200),
+            pending_after: std::time::Duration::from_secs(3600),
+            alerter,
+        });
+    let ran =
+        reference_server::scheduler::Scheduler::new(store.clone(), vec![job], clock, "r".into())
+            .tick(OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+    assert_eq!(ran.len(), 1);
+    let run = store
+        .job_runs(Some("reconcile"), None, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(run.outcome, "succeeded", "{run:?}");
+    let figures: serde_json::Value = serde_json::from_str(&run.figures.unwrap()).unwrap();
+    assert_eq!(figures["kinds"]["message"]["missing"], 1, "{figures}");
+    assert_eq!(
+        figures["kinds"]["message"]["ids"],
+        serde_json::json!([missed])
+    );
+    let alerts = store.alerts(true, None, 10).await.unwrap();
+    assert_eq!(alerts[0].kind, "reconciliation_discrepancy", "{alerts:?}");
+    sim.stop().await;
+    db.cleanup().await;
+}
+
 backend_tests!(
+    the_reconciliation_job_reports_and_alerts,
     an_interrupted_import_resumes_without_gaps_or_duplicates,
     reconciliation_backfills_only_what_webhooks_missed,
 );
