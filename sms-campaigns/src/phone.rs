@@ -37,7 +37,7 @@ pub fn normalize(text: &str, region: Region) -> Result<E164, String> {
         return Err("no phone number".to_owned());
     }
     let parsed = phonenumber::parse(Some(region.0), trimmed)
-        .map_err(|error| format!("not a phone number ({error})"))?;
+        .map_err(|error| format!("{trimmed:?} is not a phone number ({error})"))?;
     if !parsed.is_valid() {
         return Err(format!("{trimmed:?} is not a valid phone number"));
     }

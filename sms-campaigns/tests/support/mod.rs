@@ -58,13 +58,16 @@ pub struct Sent {
     pub at: OffsetDateTime,
 }
 
+/// A callback run before each send.
+pub type Hook = Box<dyn FnMut(&OutgoingText) + Send>;
+
 #[derive(Clone)]
 pub struct FakeSender {
     pub outbox: Arc<Mutex<Vec<Sent>>>,
     pub script: Arc<Mutex<VecDeque<Behavior>>>,
     clock: ManualClock,
     /// Called before each send (to pause a campaign mid-run, say).
-    pub hook: Arc<Mutex<Option<Box<dyn FnMut(&OutgoingText) + Send>>>>,
+    pub hook: Arc<Mutex<Option<Hook>>>,
 }
 
 impl FakeSender {
