@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod campaign_store;
 pub mod compliance;
 pub mod config;
 pub mod contacts;

@@ -871,6 +871,37 @@ fn column_types(round: &[(&str, sql::Upsert)]) -> Vec<&'static str> {
         .collect()
 }
 
+/// One statement of [`Store::execute_all`].
+#[derive(Debug, Clone)]
+pub(crate) struct Statement {
+    /// PostgreSQL text (translated for SQLite).
+    pub(crate) sql: String,
+    /// Its parameters.
+    pub(crate) args: Vec<Arg>,
+    /// Whether affecting no row aborts the transaction.
+    pub(crate) required: bool,
+}
+
+impl Statement {
+    /// A statement that may affect no row.
+    pub(crate) fn new(sql: impl Into<String>, args: Vec<Arg>) -> Self {
+        Statement {
+            sql: sql.into(),
+            args,
+            required: false,
+        }
+    }
+
+    /// A compare-and-set: affecting no row aborts the transaction.
+    pub(crate) fn required(sql: impl Into<String>, args: Vec<Arg>) -> Self {
+        Statement {
+            sql: sql.into(),
+            args,
+            required: true,
+        }
+    }
+}
+
 /// A bind parameter of the generic query helpers.
 #[derive(Debug, Clone)]
 pub(crate) enum Arg {
@@ -975,6 +1006,41 @@ impl Store {
                     .await?
             }
         })
+    }
+
+    /// Runs `statements` in one transaction, in order. A statement marked `required` that
+    /// affects no row rolls everything back and answers `None` (a lost compare-and-set);
+    /// otherwise answers the rows each statement affected.
+    pub(crate) async fn execute_all(
+        &self,
+        statements: &[Statement],
+    ) -> Result<Option<Vec<u64>>, StoreError> {
+        macro_rules! run {
+            ($pool:expr, $dialect:expr) => {{
+                let mut tx = $pool.begin().await?;
+                let mut affected = Vec::with_capacity(statements.len());
+                for statement in statements {
+                    let rows = bind_all!(
+                        sqlx::query(AssertSqlSafe($dialect(&statement.sql))),
+                        &statement.args
+                    )
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if statement.required && rows == 0 {
+                        tx.rollback().await?;
+                        return Ok(None);
+                    }
+                    affected.push(rows);
+                }
+                tx.commit().await?;
+                Ok(Some(affected))
+            }};
+        }
+        match self {
+            Self::Sqlite(pool) => run!(pool, sql::sqlite),
+            Self::Postgres(pool) => run!(pool, str::to_owned),
+        }
     }
 
     /// Runs a statement; returns the rows it affected.

@@ -227,38 +227,66 @@ pub struct Counts {
 impl Report {
     /// Adds `recipient` to the counts.
     pub fn add(&mut self, recipient: &Recipient) {
-        self.total.add(recipient);
+        let skip_reason = (recipient.state == RecipientState::Skipped)
+            .then(|| recipient.detail.as_deref().unwrap_or_default());
+        self.add_group(&Group {
+            variant: recipient.variant,
+            state: recipient.state,
+            skip_reason,
+            recipients: 1,
+            replied: u64::from(recipient.replied_at.is_some()),
+            opted_out: u64::from(recipient.opted_out_at.is_some()),
+        });
+    }
+
+    /// Adds a group of recipients sharing variant, state and skip reason (what a SQL
+    /// `GROUP BY` gives).
+    pub fn add_group(&mut self, group: &Group<'_>) {
+        self.total.add(group);
         self.by_variant
-            .entry(recipient.variant.as_str().to_owned())
+            .entry(group.variant.as_str().to_owned())
             .or_default()
-            .add(recipient);
-        if recipient.state == RecipientState::Skipped {
-            let reason = recipient.detail.clone().unwrap_or_default();
-            *self.skipped_by_reason.entry(reason).or_default() += 1;
+            .add(group);
+        if let Some(reason) = group.skip_reason {
+            *self.skipped_by_reason.entry(reason.to_owned()).or_default() += group.recipients;
         }
     }
 }
 
+/// Recipients sharing variant, state and skip reason, counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Group<'a> {
+    /// Their variant.
+    pub variant: Variant,
+    /// Their state.
+    pub state: RecipientState,
+    /// The skip reason, for skipped recipients.
+    pub skip_reason: Option<&'a str>,
+    /// How many.
+    pub recipients: u64,
+    /// How many replied after the send.
+    pub replied: u64,
+    /// How many opted out after the send.
+    pub opted_out: u64,
+}
+
 impl Counts {
-    fn add(&mut self, recipient: &Recipient) {
-        self.recipients += 1;
-        match recipient.state {
-            RecipientState::Pending | RecipientState::Claimed => self.pending += 1,
-            RecipientState::Sent => self.sent += 1,
+    fn add(&mut self, group: &Group<'_>) {
+        let n = group.recipients;
+        self.recipients += n;
+        match group.state {
+            RecipientState::Pending | RecipientState::Claimed => self.pending += n,
+            RecipientState::Sent => self.sent += n,
             RecipientState::Delivered => {
-                self.sent += 1;
-                self.delivered += 1;
+                self.sent += n;
+                self.delivered += n;
             }
-            RecipientState::Failed => self.failed += 1,
-            RecipientState::Sending | RecipientState::Ambiguous => self.ambiguous += 1,
-            RecipientState::Skipped => self.skipped += 1,
+            RecipientState::Failed => self.failed += n,
+            RecipientState::Sending | RecipientState::Ambiguous => self.ambiguous += n,
+            RecipientState::Skipped => self.skipped += n,
         }
-        if recipient.replied_at.is_some() {
-            self.replied += 1;
-        }
-        if recipient.opted_out_at.is_some() {
-            self.opted_out += 1;
-        }
+        self.replied += group.replied;
+        self.opted_out += group.opted_out;
     }
 }
 

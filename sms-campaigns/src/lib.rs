@@ -19,7 +19,9 @@ pub use campaign::{Campaign, CampaignId, CampaignSpec, CampaignState, MAX_MESSAG
 pub use contact::{Contact, ContactId, ContactList, ListId, Member, MemberStatus, NewContact};
 pub use engine::{ActivationSummary, Clock, Engine, EngineConfig, Rendered, RunReport, TickReport};
 pub use error::Error;
-pub use ledger::{Counts, NewRecipient, Outcome, Recipient, RecipientState, Report, SkipReason};
+pub use ledger::{
+    Counts, Group, NewRecipient, Outcome, Recipient, RecipientState, Report, SkipReason,
+};
 pub use memory::MemoryStore;
 pub use phone::{Region, normalize};
 pub use ports::{History, MemoryHistory, OutgoingText, SendResult, Sender};

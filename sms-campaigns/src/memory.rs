@@ -144,6 +144,7 @@ fn apply(row: &mut Recipient, outcome: &Outcome, now: OffsetDateTime) {
         }
         Outcome::Released => {
             row.state = RecipientState::Pending;
+            row.detail = None;
             row.worker = None;
             row.lease_until = None;
             row.text = None;

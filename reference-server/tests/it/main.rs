@@ -10,6 +10,7 @@
 mod activity;
 mod alerts;
 mod api;
+mod campaigns;
 mod cli;
 mod compliance;
 mod contacts;
