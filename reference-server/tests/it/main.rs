@@ -23,6 +23,7 @@ mod ingest;
 mod live;
 mod media;
 mod messaging;
+mod openapi;
 mod operations;
 mod projection;
 mod replicas;
