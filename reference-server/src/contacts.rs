@@ -8,15 +8,17 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
-use crate::Error;
 use crate::api::{ApiState, Paging};
 use crate::auth::{Caller, Role};
 use crate::ingest::unix_ms;
+use crate::openapi::{BadRequest, Forbidden, Unauthorized, Unavailable};
 use crate::projection::Change;
 use crate::store::{Store, StoreError};
+use crate::{Error, ErrorBody};
 
 /// A contact as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -89,7 +91,7 @@ impl Store {
 
 /// Fields of a contact sent to the API (create: all optional but one name or number; update:
 /// what is given replaces, what is absent stays).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactBody {
     /// First name.
@@ -106,21 +108,64 @@ pub struct ContactBody {
     pub address: Option<String>,
 }
 
-fn contact_json(record: &ContactRecord) -> Value {
-    let content: Value = serde_json::from_str(&record.content).unwrap_or(Value::Null);
-    json!({
-        "id": record.id,
-        "first_name": record.first_name,
-        "last_name": record.last_name,
-        "company": record.company,
-        "phones": content.get("phones").cloned().unwrap_or(json!([])),
-        "emails": content.get("emails").cloned().unwrap_or(json!([])),
-        "address": content.get("address").cloned().unwrap_or(Value::Null),
-        "updated_at": time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(record.updated_ms) * 1_000_000)
-            .ok()
-            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
-    })
+/// A contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ContactView {
+    /// Street address.
+    #[schema(value_type = Option<String>, required = true)]
+    pub address: Value,
+    /// Company.
+    #[schema(required = true)]
+    pub company: Option<String>,
+    /// Email addresses.
+    #[schema(value_type = Vec<String>)]
+    pub emails: Value,
+    /// First name.
+    #[schema(required = true)]
+    pub first_name: Option<String>,
+    /// Its id: OpenPhone's, or `loc_...` for contacts created here.
+    pub id: String,
+    /// Last name.
+    #[schema(required = true)]
+    pub last_name: Option<String>,
+    /// Phone numbers, E.164.
+    #[schema(value_type = Vec<String>)]
+    pub phones: Value,
+    /// When this version was made (the latest version wins).
+    #[schema(format = DateTime, required = true)]
+    pub updated_at: Option<String>,
 }
+
+impl From<&ContactRecord> for ContactView {
+    fn from(record: &ContactRecord) -> Self {
+        let content: Value = serde_json::from_str(&record.content).unwrap_or(Value::Null);
+        Self {
+            address: content.get("address").cloned().unwrap_or(Value::Null),
+            company: record.company.clone(),
+            emails: content.get("emails").cloned().unwrap_or(json!([])),
+            first_name: record.first_name.clone(),
+            id: record.id.clone(),
+            last_name: record.last_name.clone(),
+            phones: content.get("phones").cloned().unwrap_or(json!([])),
+            updated_at: time::OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(record.updated_ms) * 1_000_000,
+            )
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            }),
+        }
+    }
+}
+
+crate::api::page_of! {
+    /// A page of contacts, by id.
+    ContactPage of ContactView
+}
+
+/// A contact id in a path.
+const CONTACT_ID: &str = "The contact's id";
 
 fn clean(text: Option<String>) -> Option<String> {
     text.map(|text| text.trim().to_owned())
@@ -214,19 +259,37 @@ async fn write_version(
 }
 
 /// Search of `GET /api/v1/contacts`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ContactSearch {
     /// Part of a name, company or phone number.
     pub q: Option<String>,
 }
 
-/// `GET /api/v1/contacts?q=`: live contacts by id, paginated.
+/// Contacts
+///
+/// Live contacts by id, optionally searched by part of a name, company or number.
+#[utoipa::path(
+    get,
+    path = "/contacts",
+    operation_id = "list_contacts",
+    tag = "contacts",
+    params(Paging, ContactSearch),
+    responses(
+        (status = 200, description = "A page of contacts, by id", body = ContactPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    ),
+    security(("bearer" = [])),
+    extensions(("x-required-role" = json!("support"))),
+)]
 pub async fn list(
     _caller: Caller,
     State(state): State<ApiState>,
     Query(paging): Query<Paging>,
     Query(search): Query<ContactSearch>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<ContactPage>, Error> {
     let limit = paging.limit()?;
     let after = paging.position()?.map(|(_, id)| id);
     let search = search.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
@@ -235,27 +298,63 @@ pub async fn list(
         .contacts(search, after.as_deref(), limit)
         .await?;
     let last = rows.last().map(|row| row.id.clone());
-    let items = rows.iter().map(contact_json).collect();
-    Ok(crate::api::page(items, limit, || {
+    let items = rows.iter().map(ContactView::from).collect();
+    Ok(Json(ContactPage::new(items, limit, || {
         crate::api::cursor(0, &last.unwrap_or_default())
-    }))
+    })))
 }
 
-/// `GET /api/v1/contacts/{id}`.
+/// A contact
+///
+/// One live contact: names, company, phones, emails, address, version time.
+#[utoipa::path(
+    get,
+    path = "/contacts/{id}",
+    operation_id = "get_contact",
+    tag = "contacts",
+    params(("id" = String, Path, description = CONTACT_ID)),
+    responses(
+        (status = 200, description = "The contact", body = ContactView),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "No live contact has this id", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    ),
+    security(("bearer" = [])),
+    extensions(("x-required-role" = json!("support"))),
+)]
 pub async fn get(
     _caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<ContactView>, Error> {
     let record = state
         .store
         .contact(&id)
         .await?
         .ok_or(Error::NotFound("contact"))?;
-    Ok(Json(contact_json(&record)))
+    Ok(Json(ContactView::from(&record)))
 }
 
-/// `POST /api/v1/contacts` (operator and admin): `201` with the contact.
+/// Creates a contact
+///
+/// A new contact with a `loc_` id: at least a name, a company or a number; unknown fields are
+/// refused.
+#[utoipa::path(
+    post,
+    path = "/contacts",
+    operation_id = "create_contact",
+    tag = "contacts",
+    request_body(content = ContactBody, description = "The contact's fields"),
+    responses(
+        (status = 201, description = "Created", body = ContactView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    ),
+    security(("bearer" = [])),
+    extensions(("x-required-role" = json!("operator"))),
+)]
 pub async fn create(
     caller: Caller,
     State(state): State<ApiState>,
@@ -265,16 +364,37 @@ pub async fn create(
     let Json(body) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
     let id = format!("loc_{}", uuid::Uuid::new_v4().simple());
     let record = write_version(&state, &id, None, body).await?;
-    Ok((StatusCode::CREATED, Json(contact_json(&record))).into_response())
+    Ok((StatusCode::CREATED, Json(ContactView::from(&record))).into_response())
 }
 
-/// `PATCH /api/v1/contacts/{id}` (operator and admin): given fields replace, others stay.
+/// Updates a contact
+///
+/// Given fields replace, absent ones stay. The edit is a version stamped with its time: an
+/// older webhook redelivered later does not undo it, a later edit in OpenPhone wins over it.
+#[utoipa::path(
+    patch,
+    path = "/contacts/{id}",
+    operation_id = "update_contact",
+    tag = "contacts",
+    params(("id" = String, Path, description = CONTACT_ID)),
+    request_body(content = ContactBody, description = "The fields to replace"),
+    responses(
+        (status = 200, description = "The updated contact", body = ContactView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "No live contact has this id", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    ),
+    security(("bearer" = [])),
+    extensions(("x-required-role" = json!("operator"))),
+)]
 pub async fn update(
     caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<String>,
     body: Result<Json<ContactBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<ContactView>, Error> {
     caller.require(Role::Operator)?;
     let Json(body) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
     let base = state
@@ -283,11 +403,11 @@ pub async fn update(
         .await?
         .ok_or(Error::NotFound("contact"))?;
     let record = write_version(&state, &id, Some(&base), body).await?;
-    Ok(Json(contact_json(&record)))
+    Ok(Json(ContactView::from(&record)))
 }
 
 /// Body of `POST /api/v1/contacts/{id}/merge`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MergeBody {
     /// The duplicate to fold into the contact.
@@ -306,15 +426,34 @@ fn strings(content: &Value, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// `POST /api/v1/contacts/{id}/merge` (operator and admin): folds a duplicate into the
-/// contact (numbers and emails joined, names and company kept, filled from the duplicate
-/// where missing) and deletes the duplicate.
+/// Merges a duplicate into a contact
+///
+/// Folds the duplicate into the contact (numbers and emails joined, names and company kept,
+/// filled from the duplicate where missing) and deletes the duplicate. Audited.
+#[utoipa::path(
+    post,
+    path = "/contacts/{id}/merge",
+    operation_id = "merge_contacts",
+    tag = "contacts",
+    params(("id" = String, Path, description = "The id of the contact that stays")),
+    request_body(content = MergeBody, description = "The duplicate to fold in"),
+    responses(
+        (status = 200, description = "The merged contact", body = ContactView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "No live contact (or duplicate) has this id", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    ),
+    security(("bearer" = [])),
+    extensions(("x-required-role" = json!("operator"))),
+)]
 pub async fn merge(
     caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<String>,
     body: Result<Json<MergeBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<ContactView>, Error> {
     caller.require(Role::Operator)?;
     let Json(body) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
     if body.duplicate == id {
@@ -379,19 +518,58 @@ pub async fn merge(
             now_ms,
         )
         .await?;
-    Ok(Json(contact_json(&record)))
+    Ok(Json(ContactView::from(&record)))
 }
 
-/// `POST /api/v1/contacts/{id}/push` (operator and admin): writes the contact to OpenPhone.
-/// A contact created here is upserted as an API contact whose `externalId` is our id (found
-/// by it, else created); an OpenPhone contact is updated. Phones and emails are sent whole,
-/// since OpenPhone's PATCH replaces those arrays. OpenPhone's later webhooks for the contact
-/// carry our id as `externalId` and merge into the same record.
+/// What a push did in OpenPhone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PushAction {
+    /// A new OpenPhone contact was created.
+    Created,
+    /// An OpenPhone contact was updated.
+    Updated,
+}
+
+/// What `POST /api/v1/contacts/{id}/push` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct PushResult {
+    /// What was done in OpenPhone.
+    pub action: PushAction,
+    /// Our contact's id.
+    pub id: String,
+    /// OpenPhone's id of the contact.
+    pub openphone_id: String,
+}
+
+/// Writes a contact to OpenPhone
+///
+/// A contact created here is upserted as an API contact whose `externalId` is our id (found by
+/// it, else created); an OpenPhone contact is updated. Phones and emails are sent whole, since
+/// OpenPhone's PATCH replaces those arrays. OpenPhone's later webhooks for the contact carry
+/// our id as `externalId` and merge into the same record. Audited.
+#[utoipa::path(
+    post,
+    path = "/contacts/{id}/push",
+    operation_id = "push_contact",
+    tag = "contacts",
+    params(("id" = String, Path, description = CONTACT_ID)),
+    responses(
+        (status = 200, description = "Written to OpenPhone", body = PushResult),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "No live contact has this id", body = ErrorBody),
+        (status = 409, description = "Pushing needs `OPENPHONE_API_KEY`, or OpenPhone refused", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    ),
+    security(("bearer" = [])),
+    extensions(("x-required-role" = json!("operator"))),
+)]
 pub async fn push(
     caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<PushResult>, Error> {
     use openphone_client::model::contact::{
         ContactUpdate, DefaultFields, LabelledValue, ListContacts, NewContact,
     };
@@ -437,14 +615,14 @@ pub async fn push(
                     .update_contact(&existing.id, &update)
                     .await
                     .map_err(refused)?;
-                (updated.id.to_string(), "updated")
+                (updated.id.to_string(), PushAction::Updated)
             }
             None => {
                 let mut new = NewContact::default();
                 new.default_fields = fields;
                 new.external_id = Some(id.clone());
                 let created = client.create_contact(&new).await.map_err(refused)?;
-                (created.id.to_string(), "created")
+                (created.id.to_string(), PushAction::Created)
             }
         }
     } else {
@@ -454,7 +632,7 @@ pub async fn push(
             .update_contact(&id.as_str().into(), &update)
             .await
             .map_err(refused)?;
-        (updated.id.to_string(), "updated")
+        (updated.id.to_string(), PushAction::Updated)
     };
     let now_ms = unix_ms((state.clock)());
     state
@@ -463,14 +641,19 @@ pub async fn push(
             &caller.token_id,
             "contact.push",
             Some(&id),
-            action,
+            match action {
+                PushAction::Created => "created",
+                PushAction::Updated => "updated",
+            },
             Some(openphone_id.clone()),
             now_ms,
         )
         .await?;
-    Ok(Json(
-        json!({"id": id, "openphone_id": openphone_id, "action": action}),
-    ))
+    Ok(Json(PushResult {
+        action,
+        id,
+        openphone_id,
+    }))
 }
 
 /// A suggested contact detail.
@@ -530,31 +713,118 @@ impl Store {
     }
 }
 
-fn suggestion_json(suggestion: &Suggestion) -> Value {
-    json!({
-        "id": suggestion.id,
-        "message_id": suggestion.message_id,
-        "phone": suggestion.phone,
-        "kind": suggestion.kind,
-        "value": suggestion.value,
-        "status": suggestion.status,
-    })
+/// What a suggested detail is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SuggestionKind {
+    /// A name ("my name is ...").
+    Name,
+    /// An email address.
+    Email,
+    /// A street address.
+    Address,
 }
 
+/// Where a suggestion stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SuggestionStatus {
+    /// Waiting for a decision.
+    Pending,
+    /// Applied to the contact.
+    Approved,
+    /// Rejected.
+    Rejected,
+}
+
+/// Which suggestions `GET /api/v1/contact-suggestions` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SuggestionStatusFilter {
+    /// Waiting for a decision (the default).
+    Pending,
+    /// Applied.
+    Approved,
+    /// Rejected.
+    Rejected,
+    /// Every suggestion.
+    All,
+}
+
+/// A contact detail found in an inbound message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct SuggestionView {
+    /// Its id.
+    pub id: i64,
+    /// What the detail is.
+    #[schema(value_type = SuggestionKind)]
+    pub kind: String,
+    /// The inbound message it was found in.
+    pub message_id: String,
+    /// The number that sent it (E.164).
+    pub phone: String,
+    /// Where it stands.
+    #[schema(value_type = SuggestionStatus)]
+    pub status: String,
+    /// The detail.
+    pub value: String,
+}
+
+impl From<&Suggestion> for SuggestionView {
+    fn from(suggestion: &Suggestion) -> Self {
+        Self {
+            id: suggestion.id,
+            kind: suggestion.kind.clone(),
+            message_id: suggestion.message_id.clone(),
+            phone: suggestion.phone.clone(),
+            status: suggestion.status.clone(),
+            value: suggestion.value.clone(),
+        }
+    }
+}
+
+crate::api::page_of! {
+    /// A page of contact suggestions, newest first.
+    SuggestionPage of SuggestionView
+}
+
+/// A suggestion id in a path.
+const SUGGESTION_ID: &str = "The suggestion's id";
+
 /// Filter of `GET /api/v1/contact-suggestions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SuggestionFilter {
-    /// `pending` (default), `approved`, `rejected` or `all`.
+    /// Which suggestions: `pending` (default), `approved`, `rejected` or `all`.
+    #[param(inline, value_type = Option<SuggestionStatusFilter>)]
     pub status: Option<String>,
 }
 
-/// `GET /api/v1/contact-suggestions?status=`: details found in messages, newest first.
+/// Contact details suggested from messages
+///
+/// Details found in inbound messages (names, emails, addresses), newest first; pending ones by
+/// default. Nothing is applied until approved.
+#[utoipa::path(
+    get,
+    path = "/contact-suggestions",
+    operation_id = "list_contact_suggestions",
+    tag = "contacts",
+    params(Paging, SuggestionFilter),
+    responses(
+        (status = 200, description = "A page of suggestions, newest first", body = SuggestionPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    ),
+    security(("bearer" = [])),
+    extensions(("x-required-role" = json!("support"))),
+)]
 pub async fn suggestions(
     _caller: Caller,
     State(state): State<ApiState>,
     Query(paging): Query<Paging>,
     Query(filter): Query<SuggestionFilter>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<SuggestionPage>, Error> {
     let limit = paging.limit()?;
     let status = match filter.status.as_deref() {
         None | Some("pending") => Some("pending"),
@@ -571,19 +841,48 @@ pub async fn suggestions(
         .suggestions(status, paging.position()?.map(|(id, _)| id), limit)
         .await?;
     let last = rows.last().map(|row| row.id);
-    let items = rows.iter().map(suggestion_json).collect();
-    Ok(crate::api::page(items, limit, || {
+    let items = rows.iter().map(SuggestionView::from).collect();
+    Ok(Json(SuggestionPage::new(items, limit, || {
         crate::api::cursor(last.unwrap_or_default(), "")
-    }))
+    })))
 }
 
-/// `POST /api/v1/contact-suggestions/{id}/approve` (operator and admin): applies the detail
-/// to the contact with the sender's number (created when there is none).
+/// What approving a suggestion did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ApprovalResult {
+    /// The contact it was applied to.
+    pub contact: ContactView,
+    /// The suggestion, now approved.
+    pub suggestion: SuggestionView,
+}
+
+/// Approves a suggested detail
+///
+/// Applies the detail to the contact with the sender's number (a new contact when none has
+/// it): a name sets first and last name, an email is added, an address is set. Audited. A
+/// suggestion is decided once.
+#[utoipa::path(
+    post,
+    path = "/contact-suggestions/{id}/approve",
+    operation_id = "approve_contact_suggestion",
+    tag = "contacts",
+    params(("id" = i64, Path, description = SUGGESTION_ID)),
+    responses(
+        (status = 200, description = "Applied", body = ApprovalResult),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "No pending suggestion has this id (it may have been decided)", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    ),
+    security(("bearer" = [])),
+    extensions(("x-required-role" = json!("operator"))),
+)]
 pub async fn approve(
     caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<i64>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<ApprovalResult>, Error> {
     caller.require(Role::Operator)?;
     let now_ms = unix_ms((state.clock)());
     let suggestion = state
@@ -643,17 +942,37 @@ pub async fn approve(
             now_ms,
         )
         .await?;
-    Ok(Json(
-        json!({"suggestion": suggestion_json(&suggestion), "contact": contact_json(&record)}),
-    ))
+    Ok(Json(ApprovalResult {
+        contact: ContactView::from(&record),
+        suggestion: SuggestionView::from(&suggestion),
+    }))
 }
 
-/// `POST /api/v1/contact-suggestions/{id}/reject` (operator and admin).
+/// Rejects a suggested detail
+///
+/// A suggestion is decided once.
+#[utoipa::path(
+    post,
+    path = "/contact-suggestions/{id}/reject",
+    operation_id = "reject_contact_suggestion",
+    tag = "contacts",
+    params(("id" = i64, Path, description = SUGGESTION_ID)),
+    responses(
+        (status = 200, description = "Rejected", body = SuggestionView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "No pending suggestion has this id (it may have been decided)", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    ),
+    security(("bearer" = [])),
+    extensions(("x-required-role" = json!("operator"))),
+)]
 pub async fn reject(
     caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<i64>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<SuggestionView>, Error> {
     caller.require(Role::Operator)?;
     let now_ms = unix_ms((state.clock)());
     let suggestion = state
@@ -661,5 +980,52 @@ pub async fn reject(
         .decide(id, "rejected", &caller.token_id, now_ms)
         .await?
         .ok_or(Error::NotFound("pending suggestion"))?;
-    Ok(Json(suggestion_json(&suggestion)))
+    Ok(Json(SuggestionView::from(&suggestion)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::tests::assert_sorted;
+
+    #[test]
+    fn responses_serialize_with_sorted_keys() {
+        let contact = ContactView::from(&ContactRecord {
+            id: "loc_1".into(),
+            first_name: Some("Alice".into()),
+            last_name: None,
+            company: None,
+            content: r#"{"phones":["+15550001111"],"emails":[],"address":null,"fields":[]}"#.into(),
+            updated_ms: 1_000,
+        });
+        assert_eq!(
+            serde_json::to_value(&contact).ok(),
+            Some(
+                json!({"id": "loc_1", "first_name": "Alice", "last_name": null,
+                "company": null, "phones": ["+15550001111"], "emails": [], "address": null,
+                "updated_at": "1970-01-01T00:00:01Z"})
+            )
+        );
+        let suggestion = SuggestionView::from(&Suggestion {
+            id: 1,
+            message_id: "AC1".into(),
+            phone: "+15550001111".into(),
+            kind: "email".into(),
+            value: "a@example.com".into(),
+            status: "approved".into(),
+        });
+        assert_sorted(&ContactPage::new(vec![contact.clone()], 1, || "n".into()));
+        assert_sorted(&SuggestionPage::new(vec![suggestion.clone()], 2, || {
+            "n".into()
+        }));
+        assert_sorted(&ApprovalResult {
+            contact,
+            suggestion,
+        });
+        assert_sorted(&PushResult {
+            action: PushAction::Created,
+            id: "loc_1".into(),
+            openphone_id: "CT1".into(),
+        });
+    }
 }

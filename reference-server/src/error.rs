@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 /// Everything that can fail in the reference server.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +43,16 @@ pub enum Error {
     BadRequest(String),
 }
 
-/// Every error response is `{"error": "..."}`. Store failures answer 503, so OpenPhone
+/// The body of every error answer of the server: `{"error": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": "limit must be between 1 and 200"}))]
+pub struct ErrorBody {
+    /// What went wrong, for people: it names the parameter or the missing thing. Server-side
+    /// failures say only `Service Unavailable` or `Internal Server Error` (the cause is logged).
+    pub error: String,
+}
+
+/// Every error response is an [`ErrorBody`]. Store failures answer 503, so OpenPhone
 /// retries a delivery later rather than losing it; their cause is logged, not returned.
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
@@ -67,7 +75,7 @@ impl IntoResponse for Error {
             Self::Conflict(_) => (StatusCode::CONFLICT, self.to_string()),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, self.to_string()),
         };
-        let mut response = (status, Json(json!({ "error": message }))).into_response();
+        let mut response = (status, Json(ErrorBody { error: message })).into_response();
         if let Self::RateLimited(wait) = &self
             && let Ok(value) = axum::http::HeaderValue::from_str(&wait.as_secs().max(1).to_string())
         {

@@ -19,6 +19,7 @@ pub mod live;
 pub mod media;
 pub mod messaging;
 pub mod metrics;
+pub mod openapi;
 pub mod projection;
 pub mod reads;
 pub mod reconcile;
@@ -30,4 +31,4 @@ pub mod suggestions;
 
 pub use app::{Application, Services, Workers, router};
 pub use config::Config;
-pub use error::Error;
+pub use error::{Error, ErrorBody};

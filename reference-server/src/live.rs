@@ -7,13 +7,12 @@
 //! turns into the same local signal. Streams then read the log. Transactions may commit out of
 //! id order (two writers), so a stream re-reads a window of recent ids and skips those it sent.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::response::sse::Event as SseEvent;
 use futures_util::Stream;
-use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::projection::Change;
@@ -112,9 +111,62 @@ impl Store {
     }
 }
 
+/// A message a delivery touched, in a [`LiveUpdate`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct LiveMessage {
+    /// Its conversation's id.
+    #[schema(required = true)]
+    pub conversation_id: Option<String>,
+    /// `incoming` or `outgoing`.
+    #[schema(required = true)]
+    pub direction: Option<String>,
+    /// OpenPhone's message id.
+    pub id: String,
+    /// The status this delivery reported.
+    #[schema(required = true)]
+    pub status: Option<String>,
+    /// Its text.
+    #[schema(required = true)]
+    pub text: Option<String>,
+}
+
+/// A call a delivery touched, in a [`LiveUpdate`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct LiveCall {
+    /// Its conversation's id.
+    #[schema(required = true)]
+    pub conversation_id: Option<String>,
+    /// OpenPhone's call id.
+    pub id: String,
+    /// Its outcome (`missed`, `answered`, ...), when known.
+    #[schema(required = true)]
+    pub outcome: Option<String>,
+    /// The status this delivery reported.
+    #[schema(required = true)]
+    pub status: Option<String>,
+}
+
+/// The `data` of an event of `GET /api/v1/stream`: what one committed delivery changed, for
+/// clients. Fields are in alphabetical order, the order of the keys in the JSON.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct LiveUpdate {
+    /// The calls it touched.
+    pub calls: Vec<LiveCall>,
+    /// The delivery's id in the raw log (also the event's SSE `id`).
+    pub delivery_id: i64,
+    /// The messages it touched.
+    pub messages: Vec<LiveMessage>,
+    /// The event type (also the event's SSE `event`).
+    #[serde(rename = "type")]
+    #[schema(required = true)]
+    pub event_type: Option<String>,
+    /// The unread counts of the conversations touched, by conversation id.
+    pub unread: BTreeMap<String, i64>,
+}
+
 /// What a delivery changed, for clients: messages, calls, and the unread counts of the
 /// conversations touched.
-async fn payload(store: &Store, delivery: &StoredDelivery) -> Value {
+async fn payload(store: &Store, delivery: &StoredDelivery) -> LiveUpdate {
     let changes = openphone_webhooks::Event::parse(&delivery.body)
         .map(|event| crate::projection::changes(&event))
         .unwrap_or_default();
@@ -132,8 +184,13 @@ async fn payload(store: &Store, delivery: &StoredDelivery) -> Value {
                 ..
             } => {
                 conversations.extend(conversation_key.clone());
-                messages.push(json!({"id": id, "direction": direction, "status": status, "text": body,
-                    "conversation_id": conversation_key.as_deref().map(crate::api::conversation_id)}));
+                messages.push(LiveMessage {
+                    conversation_id: conversation_key.as_deref().map(crate::api::conversation_id),
+                    direction: direction.clone(),
+                    id: id.clone(),
+                    status: status.clone(),
+                    text: body.clone(),
+                });
             }
             Change::Call {
                 id,
@@ -143,28 +200,29 @@ async fn payload(store: &Store, delivery: &StoredDelivery) -> Value {
                 ..
             } => {
                 conversations.extend(conversation_key.clone());
-                calls.push(json!({"id": id, "status": status, "outcome": outcome,
-                    "conversation_id": conversation_key.as_deref().map(crate::api::conversation_id)}));
+                calls.push(LiveCall {
+                    conversation_id: conversation_key.as_deref().map(crate::api::conversation_id),
+                    id: id.clone(),
+                    outcome: outcome.clone(),
+                    status: status.clone(),
+                });
             }
             _ => {}
         }
     }
-    let mut unread = serde_json::Map::new();
+    let mut unread = BTreeMap::new();
     for key in conversations {
         if let Ok(Some(conversation)) = store.conversation(&key).await {
-            unread.insert(
-                crate::api::conversation_id(&key),
-                json!(conversation.unread),
-            );
+            unread.insert(crate::api::conversation_id(&key), conversation.unread);
         }
     }
-    json!({
-        "delivery_id": delivery.id,
-        "type": delivery.event_type,
-        "messages": messages,
-        "calls": calls,
-        "unread": unread,
-    })
+    LiveUpdate {
+        calls,
+        delivery_id: delivery.id,
+        messages,
+        event_type: delivery.event_type.clone(),
+        unread,
+    }
 }
 
 struct Cursor {
@@ -197,7 +255,7 @@ impl Cursor {
                             .clone()
                             .unwrap_or_else(|| "unknown".to_owned()),
                     )
-                    .data(data.to_string()),
+                    .data(serde_json::to_string(&data).unwrap_or_default()),
             );
             self.sent.insert(row.id);
             self.last = self.last.max(row.id);
@@ -249,4 +307,32 @@ pub fn stream(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn updates_serialize_with_sorted_keys() {
+        let update = LiveUpdate {
+            calls: vec![LiveCall {
+                conversation_id: Some("c".into()),
+                id: "CA1".into(),
+                outcome: Some("missed".into()),
+                status: None,
+            }],
+            delivery_id: 3,
+            messages: vec![LiveMessage {
+                conversation_id: None,
+                direction: Some("incoming".into()),
+                id: "AC1".into(),
+                status: Some("received".into()),
+                text: Some("hi".into()),
+            }],
+            event_type: Some("message.received".into()),
+            unread: BTreeMap::from([("c".to_owned(), 2), ("b".to_owned(), 0)]),
+        };
+        crate::api::tests::assert_sorted(&update);
+    }
 }

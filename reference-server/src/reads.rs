@@ -104,23 +104,24 @@ pub struct ActivityFilter {
     pub contact_id: Option<String>,
 }
 
-/// Counts over the whole store.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+/// Counts over the whole store (`GET /api/v1/stats`). Fields are in alphabetical order, the
+/// order of the keys in the answer.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct Stats {
-    /// Raw deliveries in the log.
-    pub events: i64,
-    /// Conversations.
-    pub conversations: i64,
-    /// Messages.
-    pub messages: i64,
     /// Calls.
     pub calls: i64,
-    /// Media files copied into the blob store.
-    pub media_stored: i64,
+    /// Conversations.
+    pub conversations: i64,
+    /// Raw deliveries in the log.
+    pub events: i64,
     /// Media downloads that gave up.
     pub media_failed: i64,
     /// Media downloads still to do.
     pub media_pending: i64,
+    /// Media files copied into the blob store.
+    pub media_stored: i64,
+    /// Messages.
+    pub messages: i64,
     /// Numbers currently opted out.
     pub opted_out: i64,
 }

@@ -24,6 +24,7 @@ mod ingest;
 mod live;
 mod media;
 mod messaging;
+mod openapi;
 mod operations;
 mod projection;
 mod replicas;
