@@ -212,6 +212,7 @@ fn outcome_args(outcome: &Outcome, now: OffsetDateTime) -> Vec<Arg> {
         Outcome::Failed { reason } => ("failed", Some(reason.clone()), None),
         Outcome::Ambiguous { reason } => ("ambiguous", Some(reason.clone()), None),
         Outcome::Skipped(reason) => ("skipped", Some(reason.to_detail()), None),
+        Outcome::Deferred { reason } => ("pending", Some(reason.clone()), None),
         Outcome::Released => ("pending", None, None),
     };
     vec![
@@ -795,7 +796,10 @@ impl CampaignStore for Store {
         now: OffsetDateTime,
     ) -> Result<bool, Error> {
         let expected = match outcome {
-            Outcome::Sent { .. } | Outcome::Failed { .. } | Outcome::Ambiguous { .. } => "sending",
+            Outcome::Sent { .. }
+            | Outcome::Failed { .. }
+            | Outcome::Ambiguous { .. }
+            | Outcome::Deferred { .. } => "sending",
             Outcome::Skipped(_) | Outcome::Released => "claimed",
         };
         let mut args = outcome_args(outcome, now);

@@ -516,6 +516,38 @@ async fn ledger_claims_and_outcomes<S: CampaignStore>(store: &S) {
             .expect("not ambiguous now")
     );
 
+    // A send that certainly did not go out goes back to pending, keeping the reason.
+    let deferred = store
+        .claim(&id, 2500, 1, "w1", lease, later)
+        .await
+        .expect("claim");
+    assert_eq!(deferred[0].position, 2);
+    assert!(
+        store
+            .begin_send(&id, 2, "w1", "Hi", lease, later)
+            .await
+            .expect("begin")
+    );
+    let outcome = Outcome::Deferred {
+        reason: "rate limited".into(),
+    };
+    assert!(
+        store
+            .finish(&id, 2, "w1", &outcome, later)
+            .await
+            .expect("defer")
+    );
+    let row = &store.recipients(&id, None, Some(1), 1).await.expect("row")[0];
+    assert_eq!(
+        (
+            row.state,
+            row.detail.as_deref(),
+            row.text.as_deref(),
+            row.attempted_at
+        ),
+        (RecipientState::Pending, Some("rate limited"), None, None)
+    );
+
     // Paused: nothing is claimed, and a claimed recipient cannot begin.
     let third = store
         .claim(&id, 3000, 1, "w1", lease + 3600, later)

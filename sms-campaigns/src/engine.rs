@@ -87,6 +87,8 @@ pub struct RunReport {
     pub skipped: u64,
     /// Put back to pending because the campaign stopped mid-run.
     pub released: u64,
+    /// Put back to pending because the send could not go out (the run stopped there).
+    pub deferred: u64,
     /// Why the engine paused the campaign, when it did (raise an alert).
     pub auto_paused: Option<String>,
 }
@@ -504,6 +506,7 @@ impl<S: CampaignStore, X: Sender, H: History> Engine<S, X, H> {
             campaign.spec.template(Variant::B)?,
         ];
         let mut stopped = false;
+        let mut last_deferral = None;
         for recipient in claimed {
             if !stopped {
                 stopped = self.store.campaign(&campaign.id).await?.state != CampaignState::Active;
@@ -584,19 +587,29 @@ impl<S: CampaignStore, X: Sender, H: History> Engine<S, X, H> {
                     report.ambiguous += 1;
                     Outcome::Ambiguous { reason }
                 }
+                SendResult::Deferred { reason } => {
+                    report.deferred += 1;
+                    stopped = true;
+                    last_deferral = Some(reason.clone());
+                    Outcome::Deferred { reason }
+                }
             };
             self.finish(&recipient, &outcome).await?;
         }
-        let attempts = report.sent + report.failed + report.ambiguous;
-        if attempts >= u64::from(self.config.failure_min_attempts)
-            && (report.failed + report.ambiguous) as f64 / attempts as f64
-                >= self.config.failure_threshold
-        {
-            let reason = format!(
-                "paused automatically: {} of {} sends in the run at slot {slot} failed",
-                report.failed + report.ambiguous,
-                attempts
-            );
+        let failures = report.failed + report.ambiguous + report.deferred;
+        let attempts = report.sent + failures;
+        let too_many = attempts >= u64::from(self.config.failure_min_attempts)
+            && failures as f64 / attempts as f64 >= self.config.failure_threshold;
+        let nothing_went_out = report.deferred > 0 && report.sent == 0;
+        if too_many || nothing_went_out {
+            let reason = match (&last_deferral, too_many) {
+                (Some(deferral), false) => format!(
+                    "paused automatically: nothing could be sent in the run at slot {slot} ({deferral})"
+                ),
+                _ => format!(
+                    "paused automatically: {failures} of {attempts} sends in the run at slot {slot} failed"
+                ),
+            };
             match self.pause(&campaign.id, Some(reason.clone())).await {
                 Ok(_) => {
                     tracing::error!(campaign = %campaign.id, "{reason}");

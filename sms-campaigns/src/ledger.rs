@@ -185,6 +185,12 @@ pub enum Outcome {
     },
     /// Not sent, for this reason.
     Skipped(SkipReason),
+    /// The send was attempted but certainly did not go out (the request never left): back
+    /// to pending, with the reason as detail.
+    Deferred {
+        /// Why.
+        reason: String,
+    },
     /// Back to pending: the run stopped (pause) before its turn, or an ambiguous send was
     /// found not to have gone out.
     Released,

@@ -142,6 +142,12 @@ fn apply(row: &mut Recipient, outcome: &Outcome, now: OffsetDateTime) {
             row.state = RecipientState::Skipped;
             row.detail = Some(reason.to_detail());
         }
+        Outcome::Deferred { reason } => {
+            row.state = RecipientState::Pending;
+            row.detail = Some(reason.clone());
+            row.text = None;
+            row.attempted_at = None;
+        }
         Outcome::Released => {
             row.state = RecipientState::Pending;
             row.detail = None;
@@ -560,9 +566,10 @@ impl CampaignStore for MemoryStore {
         let mut inner = self.lock();
         let row = inner.row_mut(id, position)?;
         let expected = match outcome {
-            Outcome::Sent { .. } | Outcome::Failed { .. } | Outcome::Ambiguous { .. } => {
-                RecipientState::Sending
-            }
+            Outcome::Sent { .. }
+            | Outcome::Failed { .. }
+            | Outcome::Ambiguous { .. }
+            | Outcome::Deferred { .. } => RecipientState::Sending,
             Outcome::Skipped(_) | Outcome::Released => RecipientState::Claimed,
         };
         if row.state != expected || row.worker.as_deref() != Some(worker) {

@@ -39,6 +39,13 @@ pub enum SendResult {
         /// Why.
         reason: String,
     },
+    /// Not sent, and worth trying again later: the request never went out (rate limited,
+    /// connection refused, sending not configured). The recipient goes back to pending and
+    /// the run stops.
+    Deferred {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Sends campaign messages, one recipient per request, through the shared rate-limited

@@ -411,3 +411,44 @@ async fn activation_needs_a_validated_audience() {
         Err(sms_campaigns::Error::Transition { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_deferred_send_goes_back_to_pending_and_a_run_sending_nothing_pauses() {
+    let w = world();
+    let (list, _) = kept_list(&w.store, 4, w.clock.now()).await;
+    let campaign = w
+        .engine
+        .create(&daily_spec(&list, 4, false))
+        .await
+        .expect("create");
+    w.engine.activate(&campaign.id).await.expect("activate");
+    w.sender.then(Behavior::Send);
+    w.sender.then(Behavior::Defer);
+    let run = w.next_run().await.runs.remove(0);
+    assert_eq!(
+        (
+            run.sent,
+            run.deferred,
+            run.released,
+            run.auto_paused.is_some()
+        ),
+        (1, 1, 2, false)
+    );
+    w.sender.then(Behavior::Defer);
+    let run = w.next_run().await.runs.remove(0);
+    assert_eq!((run.sent, run.deferred), (0, 1));
+    assert!(
+        run.auto_paused
+            .as_deref()
+            .is_some_and(|r| r.contains("nothing could be sent")),
+        "{run:?}"
+    );
+    w.engine.resume(&campaign.id).await.expect("resume");
+    w.next_run().await;
+    let to: Vec<_> = w.sender.sent().into_iter().map(|s| s.to).collect();
+    assert_eq!(
+        to,
+        (0..4).map(phone).collect::<Vec<_>>(),
+        "in order, once each"
+    );
+}

@@ -48,6 +48,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Pause),
         2 => Just(Op::Resume),
         1 => Just(Op::Fault(Behavior::Fail)),
+        1 => Just(Op::Fault(Behavior::Defer)),
         1 => any::<bool>().prop_map(|sent| Op::Fault(Behavior::Ambiguous(sent))),
         1 => any::<bool>().prop_map(|sent| Op::Fault(Behavior::Crash(sent))),
         1 => (0u32..64).prop_map(Op::OptOut),

@@ -44,6 +44,8 @@ pub enum Behavior {
     Fail,
     /// A timeout: the message went out (`true`) or not.
     Ambiguous(bool),
+    /// Rate limited: certainly not sent.
+    Defer,
     /// The process dies during the request: the message went out (`true`) or not; the
     /// future never completes.
     Crash(bool),
@@ -124,6 +126,9 @@ impl Sender for FakeSender {
                     reason: "timed out".into(),
                 }
             }
+            Behavior::Defer => SendResult::Deferred {
+                reason: "429 rate limited".into(),
+            },
             Behavior::Crash(went_out) => {
                 if went_out {
                     self.deliver(message);
