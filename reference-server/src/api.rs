@@ -47,6 +47,8 @@ pub struct ApiState {
     pub limiter: TokenLimiter,
     /// The commit signal of live streams.
     pub live: crate::live::Live,
+    /// Audiences and campaigns.
+    pub campaigns: crate::campaigns::Campaigns,
 }
 
 impl FromRef<ApiState> for Store {
@@ -91,6 +93,29 @@ pub(crate) fn documented_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(alerts))
         .routes(routes!(acknowledge))
         .routes(routes!(openapi_json))
+        .routes(routes!(crate::campaign_api::create_list))
+        .routes(routes!(crate::campaign_api::get_list))
+        .routes(routes!(crate::campaign_api::members))
+        .routes(routes!(crate::campaign_api::preview_import))
+        .routes(routes!(crate::campaign_api::import))
+        .routes(routes!(crate::campaign_api::validate))
+        .routes(routes!(
+            crate::campaign_api::create_campaign,
+            crate::campaign_api::list_campaigns
+        ))
+        .routes(routes!(
+            crate::campaign_api::get_campaign,
+            crate::campaign_api::update_campaign
+        ))
+        .routes(routes!(crate::campaign_api::preview_campaign))
+        .routes(routes!(crate::campaign_api::activation_summary))
+        .routes(routes!(crate::campaign_api::activate))
+        .routes(routes!(crate::campaign_api::pause))
+        .routes(routes!(crate::campaign_api::resume))
+        .routes(routes!(crate::campaign_api::cancel))
+        .routes(routes!(crate::campaign_api::recipients))
+        .routes(routes!(crate::campaign_api::review))
+        .routes(routes!(crate::campaign_api::report))
         .fallback(no_such_route);
     OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi()).nest("/api/v1", v1)
 }

@@ -63,6 +63,8 @@ pub struct Services {
     pub default_sender: Option<String>,
     /// Sends per token per minute.
     pub messages_per_minute: usize,
+    /// Campaign settings.
+    pub campaigns: crate::campaigns::CampaignSettings,
 }
 
 impl Services {
@@ -90,6 +92,7 @@ impl Services {
             forward: Vec::new(),
             default_sender: None,
             messages_per_minute: 30,
+            campaigns: crate::campaigns::CampaignSettings::default(),
         }
     }
 }
@@ -137,7 +140,9 @@ pub fn router(services: Services) -> (Router, Workers) {
         forward,
         default_sender,
         messages_per_minute,
+        campaigns,
     } = services;
+    let mut jobs = jobs;
     let live = crate::live::Live::new(store.clone());
     let (ingestor, writers) = Ingestor::start(store.clone(), metrics.clone(), Some(live.clone()));
     let (stop, stopped) = watch::channel(false);
@@ -158,6 +163,17 @@ pub fn router(services: Services) -> (Router, Workers) {
         std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned()),
         std::process::id()
     );
+    let campaigns = crate::campaigns::Campaigns::new(
+        store.clone(),
+        openphone.clone(),
+        campaigns,
+        clock.clone(),
+        &replica,
+    );
+    jobs.push(Arc::new(crate::campaigns::CampaignJob {
+        campaigns: campaigns.clone(),
+        alerter: alerter.clone(),
+    }));
     background
         .spawn(Scheduler::new(store.clone(), jobs, clock.clone(), replica).run(stopped.clone()));
     let messenger = crate::messaging::Messenger {
@@ -228,6 +244,7 @@ pub fn router(services: Services) -> (Router, Workers) {
             messenger,
             limiter: crate::messaging::TokenLimiter::new(messages_per_minute),
             live: live.clone(),
+            campaigns,
         }));
     (
         router,
@@ -389,6 +406,7 @@ impl Application {
         let alert_sinks = config.alert_sinks()?;
         let reconcile_schedule = config.reconcile_schedule()?;
         let forward = config.forward_targets()?;
+        let campaign_settings = config.campaign_settings()?;
         let verifier = match secrets {
             Some(secrets) => Some(
                 WebhookVerifier::new(secrets)
@@ -481,6 +499,7 @@ impl Application {
             forward,
             default_sender: config.default_sender.clone(),
             messages_per_minute: config.messages_per_minute,
+            campaigns: campaign_settings,
             ..Services::new(store.clone(), &config.data_dir)
         });
         Ok(Self {

@@ -157,6 +157,28 @@ pub struct Config {
     /// Reply to HELP and INFO.
     #[arg(long, env = "REPLY_HELP")]
     pub reply_help: Option<String>,
+
+    /// The business name every campaign message carries (appended when the text lacks it).
+    /// Campaigns cannot start without it.
+    #[arg(long, env = "CAMPAIGN_SENDER_NAME")]
+    pub campaign_sender_name: Option<String>,
+
+    /// Region of campaign numbers written without a country code (ISO 3166 code).
+    #[arg(long, env = "CAMPAIGN_DEFAULT_REGION", default_value = "US")]
+    pub campaign_default_region: String,
+
+    /// The largest CSV upload accepted, in bytes.
+    #[arg(long, env = "CAMPAIGN_MAX_UPLOAD_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub campaign_max_upload_bytes: usize,
+
+    /// NumVerify access key: list validation looks numbers up (line type, carrier). Without
+    /// it, validation checks the format only.
+    #[arg(long, env = "NUMVERIFY_API_KEY", hide_env_values = true)]
+    pub numverify_api_key: Option<Redacted>,
+
+    /// NumVerify's base URL (its free plan serves `http://apilayer.net/api` only).
+    #[arg(long, env = "NUMVERIFY_BASE_URL", default_value = sms_campaigns::NUMVERIFY_BASE_URL)]
+    pub numverify_base_url: String,
 }
 
 /// A setting that may hold a secret (a signing secret, a database password): `Debug` never
@@ -395,6 +417,42 @@ impl Config {
         })
     }
 
+    /// Campaign settings.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable when the region is unknown or the sender name
+    /// is blank.
+    pub fn campaign_settings(&self) -> Result<crate::campaigns::CampaignSettings, Error> {
+        sms_campaigns::Region::parse(&self.campaign_default_region).map_err(|_| {
+            Error::Config(format!(
+                "CAMPAIGN_DEFAULT_REGION {:?} is not an ISO 3166 region code",
+                self.campaign_default_region
+            ))
+        })?;
+        let business_name = match &self.campaign_sender_name {
+            Some(name) if name.trim().is_empty() => {
+                return Err(Error::Config(
+                    "CAMPAIGN_SENDER_NAME must not be blank".to_owned(),
+                ));
+            }
+            Some(name) => name.trim().to_owned(),
+            None => String::new(),
+        };
+        let validator = match &self.numverify_api_key {
+            Some(key) => crate::campaigns::Validator::NumVerify(
+                sms_campaigns::NumVerify::new(&self.numverify_base_url, &key.0)
+                    .map_err(|error| Error::Config(format!("NUMVERIFY_API_KEY: {error}")))?,
+            ),
+            None => crate::campaigns::Validator::Offline,
+        };
+        Ok(crate::campaigns::CampaignSettings {
+            business_name,
+            validator,
+            region: self.campaign_default_region.trim().to_ascii_uppercase(),
+            max_upload_bytes: self.campaign_max_upload_bytes,
+        })
+    }
+
     /// A configuration with every default, listening on `listen_addr`, for tests and
     /// embedding.
     pub fn with_defaults(listen_addr: SocketAddr, data_dir: PathBuf) -> Self {
@@ -433,6 +491,11 @@ impl Config {
             reply_opt_out: None,
             reply_opt_in: None,
             reply_help: None,
+            campaign_sender_name: None,
+            campaign_default_region: "US".to_owned(),
+            campaign_max_upload_bytes: 64 * 1024 * 1024,
+            numverify_api_key: None,
+            numverify_base_url: sms_campaigns::NUMVERIFY_BASE_URL.to_owned(),
         }
     }
 }

@@ -41,6 +41,9 @@ pub enum Error {
     /// A parameter of the request is invalid; the message says which and why.
     #[error("{0}")]
     BadRequest(String),
+    /// An audience or campaign operation failed (see [`sms_campaigns::Error`]).
+    #[error(transparent)]
+    Campaign(#[from] sms_campaigns::Error),
 }
 
 /// The body of every error answer of the server: `{"error": "..."}`.
@@ -74,6 +77,29 @@ impl IntoResponse for Error {
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, self.to_string()),
             Self::Conflict(_) => (StatusCode::CONFLICT, self.to_string()),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, self.to_string()),
+            Self::Campaign(error) => {
+                use sms_campaigns::Error as E;
+                let status = match error {
+                    E::Invalid(_) | E::Csv(_) => StatusCode::BAD_REQUEST,
+                    E::Transition { .. } | E::Conflict(_) => StatusCode::CONFLICT,
+                    E::NotFound(_) => StatusCode::NOT_FOUND,
+                    E::Validator { .. } => StatusCode::BAD_GATEWAY,
+                    _ => StatusCode::SERVICE_UNAVAILABLE,
+                };
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    tracing::error!(error = %self, "request failed");
+                    (status, "Service Unavailable".to_owned())
+                } else {
+                    let mut message = error.to_string();
+                    let mut source = std::error::Error::source(error);
+                    while let Some(cause) = source {
+                        message.push_str(": ");
+                        message.push_str(&cause.to_string());
+                        source = cause.source();
+                    }
+                    (status, message)
+                }
+            }
         };
         let mut response = (status, Json(ErrorBody { error: message })).into_response();
         if let Self::RateLimited(wait) = &self

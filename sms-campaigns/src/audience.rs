@@ -15,6 +15,7 @@ use crate::{CampaignStore, Error, ListId, MemberStatus, NewContact};
 
 /// Where a CSV column goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "field", content = "name")]
 pub enum Column {
     /// First name.
@@ -80,6 +81,7 @@ impl Column {
 
 /// How to read a CSV file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct CsvOptions {
     /// The region of numbers without a country code (default `US`).
     #[serde(default)]
@@ -92,6 +94,7 @@ pub struct CsvOptions {
 
 /// A header and where it goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct MappedColumn {
     /// The header as written.
     pub header: String,
@@ -100,7 +103,7 @@ pub struct MappedColumn {
 }
 
 /// One data row, parsed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedRow {
     /// Line number in the file (the header is line 1).
     pub line: u64,
@@ -247,6 +250,7 @@ impl<R: Read> CsvRows<R> {
 
 /// What an import would do: the mapping and the first rows, nothing written.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct ImportPreview {
     /// Headers and where they go.
     pub columns: Vec<MappedColumn>,
@@ -256,6 +260,7 @@ pub struct ImportPreview {
 
 /// A row of a preview.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct PreviewRow {
     /// Line number.
     pub line: u64,
@@ -293,6 +298,7 @@ pub fn preview<R: Read>(
 
 /// A rejected row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct Rejection {
     /// Line number.
     pub line: u64,
@@ -302,6 +308,7 @@ pub struct Rejection {
 
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct ImportSummary {
     /// Data rows read (blank lines not counted).
     pub rows: u64,
@@ -377,6 +384,7 @@ pub async fn import_csv<S: CampaignStore, R: Read>(
 
 /// What validating a list did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct ValidationSummary {
     /// Members validated this time.
     pub validated: u64,

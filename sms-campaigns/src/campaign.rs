@@ -10,6 +10,7 @@ use crate::{Error, ListId, Schedule, Template};
 
 /// A campaign's id, assigned by the store.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct CampaignId(pub String);
 
@@ -21,6 +22,7 @@ impl fmt::Display for CampaignId {
 
 /// Where a campaign is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CampaignState {
     /// Being written; can be edited.
@@ -89,6 +91,7 @@ impl fmt::Display for CampaignState {
 
 /// What a campaign sends: everything but its state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct CampaignSpec {
     /// A name for people.
     pub name: String,
@@ -99,6 +102,7 @@ pub struct CampaignSpec {
     /// The audience.
     pub list_id: ListId,
     /// The number it sends from (one of the workspace's numbers).
+    #[cfg_attr(feature = "utoipa", schema(value_type = String))]
     pub sender: E164,
     /// When it sends.
     pub schedule: Schedule,
@@ -145,6 +149,7 @@ impl CampaignSpec {
 
 /// A/B variant of a recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub enum Variant {
     /// Message A.
     A,
@@ -174,6 +179,7 @@ impl Variant {
 
 /// A campaign as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct Campaign {
     /// The id.
     pub id: CampaignId,
@@ -191,12 +197,15 @@ pub struct Campaign {
     /// When it was first activated: communication before this instant puts a recipient on
     /// the review list.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = Option<String>, format = DateTime))]
     pub started_at: Option<OffsetDateTime>,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
     /// When it last changed.
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = String, format = DateTime))]
     pub updated_at: OffsetDateTime,
 }
 

@@ -10,20 +10,24 @@ use crate::LineType;
 
 /// A contact's id, assigned by the store.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct ContactId(pub String);
 
 /// A list's id, assigned by the store.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct ListId(pub String);
 
 /// A person we may text. The phone number is unique among contacts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct Contact {
     /// The id.
     pub id: ContactId,
     /// The number, E.164.
+    #[cfg_attr(feature = "utoipa", schema(value_type = String))]
     pub phone: E164,
     /// First name.
     pub first_name: Option<String>,
@@ -40,6 +44,7 @@ pub struct Contact {
     pub attributes: BTreeMap<String, String>,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
 }
 
@@ -73,8 +78,10 @@ impl Contact {
 
 /// A contact to create.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct NewContact {
     /// The number (already normalized).
+    #[cfg_attr(feature = "utoipa", schema(value_type = Option<String>))]
     pub phone: Option<E164>,
     /// First name.
     pub first_name: Option<String>,
@@ -93,6 +100,7 @@ pub struct NewContact {
 
 /// A static list of contacts, in the order they were added.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct ContactList {
     /// The id.
     pub id: ListId,
@@ -102,11 +110,13 @@ pub struct ContactList {
     pub members: u64,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
 }
 
 /// Where a member stands after phone validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MemberStatus {
     /// Not validated yet; a campaign cannot start on the list until it is.
@@ -119,6 +129,7 @@ pub enum MemberStatus {
 
 /// A contact in a list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct Member {
     /// The list.
     pub list_id: ListId,

@@ -70,6 +70,7 @@ pub struct Engine<S, X, H> {
 
 /// What one run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct RunReport {
     /// The campaign.
     pub campaign_id: Option<CampaignId>,
@@ -95,6 +96,7 @@ pub struct RunReport {
 
 /// What one tick did.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct TickReport {
     /// Lapsed claims recovered.
     pub recovered: u64,
@@ -110,6 +112,7 @@ pub struct TickReport {
 
 /// A message rendered for one contact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct Rendered {
     /// The variant.
     pub variant: Variant,
@@ -124,6 +127,7 @@ pub struct Rendered {
 
 /// What activating a campaign will do: shown for confirmation first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct ActivationSummary {
     /// Members that will be in the ledger (validated and kept).
     pub recipients: u64,

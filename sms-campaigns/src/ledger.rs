@@ -11,6 +11,7 @@ use crate::{CampaignId, ContactId, Variant};
 
 /// Where a recipient stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RecipientState {
     /// Waiting for a run.
@@ -78,6 +79,7 @@ impl RecipientState {
 
 /// Why a recipient was not sent.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SkipReason {
     /// The number had messages or calls with us before the campaign started: a person
@@ -116,6 +118,7 @@ impl SkipReason {
 
 /// One recipient of a campaign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct Recipient {
     /// The campaign.
     pub campaign_id: CampaignId,
@@ -124,6 +127,7 @@ pub struct Recipient {
     /// The contact.
     pub contact_id: ContactId,
     /// The number, as it was at activation.
+    #[cfg_attr(feature = "utoipa", schema(value_type = String))]
     pub phone: E164,
     /// A or B.
     pub variant: Variant,
@@ -144,15 +148,19 @@ pub struct Recipient {
     pub message_id: Option<String>,
     /// When the send was attempted.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = Option<String>, format = DateTime))]
     pub attempted_at: Option<OffsetDateTime>,
     /// When the recipient first replied after the send.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = Option<String>, format = DateTime))]
     pub replied_at: Option<OffsetDateTime>,
     /// When the recipient opted out after the send.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = Option<String>, format = DateTime))]
     pub opted_out_at: Option<OffsetDateTime>,
     /// When the row last changed.
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "utoipa", schema(value_type = String, format = DateTime))]
     pub updated_at: OffsetDateTime,
 }
 
@@ -198,6 +206,7 @@ pub enum Outcome {
 
 /// A campaign's counts, overall and by variant.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct Report {
     /// Counts over every recipient.
     pub total: Counts,
@@ -209,6 +218,7 @@ pub struct Report {
 
 /// Recipient counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct Counts {
     /// Recipients.
     pub recipients: u64,

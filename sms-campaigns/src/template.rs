@@ -145,6 +145,7 @@ impl Signature {
 
 /// How a message is encoded, and so how many characters fit in a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Encoding {
     /// The GSM 03.38 alphabet: 160 characters in one segment, 153 per part when split.
@@ -155,6 +156,7 @@ pub enum Encoding {
 
 /// The size of a message as the carrier bills it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct Segments {
     /// Characters (Unicode scalar values).
     pub characters: usize,

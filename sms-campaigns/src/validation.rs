@@ -12,6 +12,7 @@ use crate::Error;
 
 /// The kind of line behind a number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LineType {
     /// A mobile phone: can receive SMS.
@@ -56,6 +57,7 @@ impl LineType {
 
 /// What a validator said of a number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct Validation {
     /// The number exists in the numbering plan (and, for a live lookup, in service).
     pub valid: bool,
