@@ -28,7 +28,7 @@ use crate::ingest::unix_ms;
 use crate::media::{BlobStore, MediaRecord};
 use crate::messaging::{Messenger, OutgoingMessage, SendRefused, SendRequest, TokenLimiter};
 use crate::openapi::{BadRequest, Forbidden, Unauthorized, Unavailable};
-use crate::reads::{ActivityFilter, ConversationSummary, Stats, TimelineEntry};
+use crate::reads::{ActivityFilter, CampaignMessages, ConversationSummary, Stats, TimelineEntry};
 use crate::store::{Store, StoredDelivery};
 use crate::{Error, ErrorBody};
 
@@ -416,6 +416,10 @@ pub struct ConversationSearch {
     /// A part of a participant's number, or of the first name, last name or company of a
     /// contact whose number takes part (case-insensitive; `%` and `_` are literal).
     pub q: Option<String>,
+    /// Conversations holding nothing but outgoing campaign messages: hidden by default,
+    /// `include` to show them too, `only` for them alone.
+    #[param(inline)]
+    pub campaign: Option<CampaignMessages>,
 }
 
 /// Conversations by latest activity
@@ -443,10 +447,11 @@ async fn conversations(
     Query(search): Query<ConversationSearch>,
 ) -> Result<Json<ConversationPage>, Error> {
     let limit = paging.limit()?;
+    let search_campaigns = search.campaign.unwrap_or_default();
     let search = search.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     let rows = state
         .store
-        .conversations(search, paging.position()?, limit)
+        .conversations(search, search_campaigns, paging.position()?, limit)
         .await?;
     let last = rows
         .last()
@@ -488,6 +493,9 @@ pub enum CallKind {
 /// A message in a conversation's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct TimelineMessage {
+    /// The campaign that sent it (`null` for other messages).
+    #[schema(required = true)]
+    pub campaign_id: Option<String>,
     /// When it was created; `null` while not reported.
     #[schema(format = DateTime, required = true)]
     pub created_at: Option<String>,
@@ -655,6 +663,7 @@ fn timeline_entry(
         .flatten();
     if entry.kind == "message" {
         TimelineEntryView::Message(TimelineMessage {
+            campaign_id: entry.campaign_id.clone(),
             created_at,
             direction: entry.direction.clone(),
             id: entry.id.clone(),
@@ -1136,6 +1145,10 @@ pub struct ActivityQuery {
     pub phone: Option<String>,
     /// Only conversations with one of this contact's numbers (a contact id).
     pub contact: Option<String>,
+    /// Outgoing campaign messages: hidden by default, `include` to show them with the rest,
+    /// `only` for nothing else.
+    #[param(inline)]
+    pub campaign: Option<CampaignMessages>,
 }
 
 /// Kind of an activity entry.
@@ -1155,6 +1168,9 @@ pub enum ActivityKind {
 /// An entry of the activity feed: a message or a call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ActivityItem {
+    /// The campaign that sent the message (`null` for anything else).
+    #[schema(required = true)]
+    pub campaign_id: Option<String>,
     /// Its conversation's id.
     #[schema(required = true)]
     pub conversation_id: Option<String>,
@@ -1259,6 +1275,7 @@ async fn activity(
             .transpose()?,
         phone,
         contact_id: query.contact,
+        campaigns: query.campaign.unwrap_or_default(),
     };
     let rows = state
         .store
@@ -1282,6 +1299,7 @@ async fn activity(
             outcome: entry.outcome.clone(),
             status: entry.status.clone(),
             text: entry.body.clone(),
+            campaign_id: entry.campaign_id.clone(),
         })
         .collect();
     Ok(Json(ActivityPage::new(items, limit, || {

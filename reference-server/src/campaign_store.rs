@@ -705,6 +705,14 @@ impl CampaignStore for Store {
                 current.state
             )));
         }
+        if matches!(self, Store::Postgres(_)) {
+            // A ledger of 100,000 rows inserted at once is invisible to the planner until
+            // autovacuum analyzes it; meanwhile claims scan it (measured 5.5x slower per run
+            // than a 1,000-row ledger). Analyze now so the first run already uses the index.
+            if let Err(error) = self.execute("ANALYZE campaign_recipients", &[]).await {
+                tracing::warn!(%error, "campaign_recipients not analyzed after activation");
+            }
+        }
         self.campaign_exists(id).await
     }
 

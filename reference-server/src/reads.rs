@@ -42,6 +42,8 @@ pub struct LastMessage {
 /// One entry of a conversation's timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimelineEntry {
+    /// The campaign that sent the message, for a campaign message.
+    pub campaign_id: Option<String>,
     /// `message` or `call`.
     pub kind: String,
     /// The message or call id.
@@ -85,6 +87,8 @@ pub struct ActivityEntry {
     pub duration_s: Option<i64>,
     /// Whether a call has a voicemail (1) or not (0).
     pub has_voicemail: i64,
+    /// The campaign that sent the message, for a campaign message.
+    pub campaign_id: Option<String>,
 }
 
 /// Filters of the activity feed.
@@ -102,6 +106,31 @@ pub struct ActivityFilter {
     pub phone: Option<String>,
     /// Conversations with one of this contact's numbers.
     pub contact_id: Option<String>,
+    /// Which campaign messages to show.
+    pub campaigns: CampaignMessages,
+}
+
+/// Which outgoing campaign messages a listing shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignMessages {
+    /// Hide them (the default): listings show conversations with people, not broadcasts.
+    #[default]
+    Hide,
+    /// Show them with everything else.
+    Include,
+    /// Show only them.
+    Only,
+}
+
+impl CampaignMessages {
+    fn as_str(self) -> &'static str {
+        match self {
+            CampaignMessages::Hide => "hide",
+            CampaignMessages::Include => "include",
+            CampaignMessages::Only => "only",
+        }
+    }
 }
 
 /// Counts over the whole store (`GET /api/v1/stats`). Fields are in alphabetical order, the
@@ -231,6 +260,7 @@ impl Store {
     pub async fn conversations(
         &self,
         search: Option<&str>,
+        campaigns: CampaignMessages,
         after: Option<(i64, String)>,
         limit: i64,
     ) -> Result<Vec<ConversationSummary>, StoreError> {
@@ -239,6 +269,15 @@ impl Store {
             "SELECT {CONVERSATION_COLUMNS} FROM conversations c {LAST_MESSAGE_JOIN} \
              WHERE (c.last_activity_ms < $1 OR (c.last_activity_ms = $1 AND c.conversation_key < $2 AND $2 <> ''))"
         );
+        // A conversation is a campaign's when all it holds is campaign messages.
+        let has_other = "(EXISTS (SELECT 1 FROM messages m WHERE m.conversation_key = c.conversation_key \
+             AND NOT EXISTS (SELECT 1 FROM campaign_recipients cr WHERE cr.message_id = m.id)) \
+             OR EXISTS (SELECT 1 FROM calls k WHERE k.conversation_key = c.conversation_key))";
+        match campaigns {
+            CampaignMessages::Include => {}
+            CampaignMessages::Hide => sql.push_str(&format!(" AND {has_other}")),
+            CampaignMessages::Only => sql.push_str(&format!(" AND NOT {has_other}")),
+        }
         let mut args: Vec<Arg> = vec![after_ms.into(), after_key.into(), limit.into()];
         if let Some(search) = search {
             let pattern = format!(
@@ -299,16 +338,19 @@ impl Store {
             Option<String>,
             Option<String>,
             Option<i64>,
+            Option<String>,
         );
         let (after_ms, after_id) = after.unwrap_or((i64::MAX, String::new()));
         let rows: Vec<Row> = self
             .fetch_all(
-                "SELECT kind, id, created_ms, direction, status, body, media, outcome, duration_s FROM ( \
+                "SELECT kind, id, created_ms, direction, status, body, media, outcome, duration_s, campaign_id FROM ( \
                  SELECT 'message' AS kind, id, COALESCE(created_ms, 0) AS created_ms, direction, status, body, media, \
-                 CAST(NULL AS TEXT) AS outcome, CAST(NULL AS BIGINT) AS duration_s FROM messages WHERE conversation_key = $1 \
+                 CAST(NULL AS TEXT) AS outcome, CAST(NULL AS BIGINT) AS duration_s, \
+                 (SELECT cr.campaign_id FROM campaign_recipients cr WHERE cr.message_id = messages.id LIMIT 1) AS campaign_id \
+                 FROM messages WHERE conversation_key = $1 \
                  UNION ALL \
-                 SELECT 'call', id, COALESCE(created_ms, 0), direction, status, CAST(NULL AS TEXT), CAST(NULL AS TEXT), outcome, duration_s \
-                 FROM calls WHERE conversation_key = $1) t \
+                 SELECT 'call', id, COALESCE(created_ms, 0), direction, status, CAST(NULL AS TEXT), CAST(NULL AS TEXT), outcome, duration_s, \
+                 CAST(NULL AS TEXT) FROM calls WHERE conversation_key = $1) t \
                  WHERE t.created_ms < $2 OR (t.created_ms = $2 AND t.id < $3 AND $3 <> '') \
                  ORDER BY t.created_ms DESC, t.id DESC LIMIT $4",
                 &[key.into(), after_ms.into(), after_id.into(), limit.into()],
@@ -326,6 +368,7 @@ impl Store {
                 media: r.6,
                 outcome: r.7,
                 duration_s: r.8,
+                campaign_id: r.9,
             })
             .collect())
     }
@@ -344,13 +387,14 @@ impl Store {
         let (after_ms, after_id) = after.unwrap_or((i64::MAX, String::new()));
         let kind = filter.kind.clone().unwrap_or_default();
         self.fetch_all(
-            "SELECT kind, id, conversation_key, created_ms, direction, status, body, outcome, duration_s, has_voicemail FROM ( \
+            "SELECT kind, id, conversation_key, created_ms, direction, status, body, outcome, duration_s, has_voicemail, campaign_id FROM ( \
              SELECT 'message' AS kind, id, conversation_key, created_ms, direction, status, body, \
-             CAST(NULL AS TEXT) AS outcome, CAST(NULL AS BIGINT) AS duration_s, CAST(0 AS BIGINT) AS has_voicemail \
+             CAST(NULL AS TEXT) AS outcome, CAST(NULL AS BIGINT) AS duration_s, CAST(0 AS BIGINT) AS has_voicemail, \
+             (SELECT cr.campaign_id FROM campaign_recipients cr WHERE cr.message_id = messages.id LIMIT 1) AS campaign_id \
              FROM messages WHERE created_ms IS NOT NULL AND $4 IN ('', 'message') \
              UNION ALL \
              SELECT 'call', id, conversation_key, created_ms, direction, status, CAST(NULL AS TEXT), outcome, duration_s, \
-             CAST(has_voicemail AS BIGINT) FROM calls WHERE created_ms IS NOT NULL AND $4 IN ('', 'call', 'missed', 'voicemail') \
+             CAST(has_voicemail AS BIGINT), CAST(NULL AS TEXT) FROM calls WHERE created_ms IS NOT NULL AND $4 IN ('', 'call', 'missed', 'voicemail') \
              AND ($4 <> 'missed' OR outcome = 'missed') AND ($4 <> 'voicemail' OR has_voicemail = 1)) t \
              WHERE (t.created_ms < $1 OR (t.created_ms = $1 AND t.id < $2 AND $2 <> '')) \
              AND ($3 = 0 OR t.direction = 'incoming') \
@@ -358,6 +402,7 @@ impl Store {
              AND ($7 = '' OR strpos(COALESCE(t.conversation_key, ''), $7) > 0) \
              AND ($8 = '' OR EXISTS (SELECT 1 FROM contact_phones cp WHERE cp.contact_id = $8 \
                   AND strpos(COALESCE(t.conversation_key, ''), cp.phone) > 0)) \
+             AND ($10 = 'include' OR ($10 = 'hide' AND t.campaign_id IS NULL) OR ($10 = 'only' AND t.campaign_id IS NOT NULL)) \
              ORDER BY t.created_ms DESC, t.id DESC LIMIT $9",
             &[
                 after_ms.into(),
@@ -369,6 +414,7 @@ impl Store {
                 filter.phone.clone().unwrap_or_default().into(),
                 filter.contact_id.clone().unwrap_or_default().into(),
                 limit.into(),
+                filter.campaigns.as_str().into(),
             ],
         )
         .await

@@ -556,6 +556,112 @@ async fn a_campaign_runs_end_to_end_through_the_api(backend: Backend) {
     assert_eq!(report["skipped_by_reason"]["opted_out"], 1);
     assert_eq!(report["skipped_by_reason"]["prior_communication"], 1);
     assert_eq!(sim.sent().len(), 3, "Ana, Di and Ed, once each");
+
+    // Delivery reports of two campaign messages arrive: the report counts the delivery, and
+    // listings hide campaign messages unless asked.
+    let (_, ledger) = app
+        .get(&format!("/api/v1/campaigns/{id}/recipients"), &support)
+        .await;
+    for (position, phone) in [(0, "+14155550100"), (4, "+14155550104")] {
+        let entry = &ledger["items"][position];
+        let message_id = entry["message_id"].as_str().unwrap();
+        let delivered = json!({"id": format!("EVd{position}"), "object": "event", "apiVersion": "v4",
+            "createdAt": "2026-12-03T16:10:00Z", "type": "message.delivered", "data": {"object": {
+            "id": message_id, "object": "message", "from": our_number, "to": [phone], "direction": "outgoing",
+            "text": entry["text"], "status": "delivered", "createdAt": "2026-11-30T16:00:30Z", "phoneNumberId": "PN1"}}});
+        assert_eq!(
+            app.webhook(&format!("d-delivered-{position}"), &delivered)
+                .await,
+            StatusCode::OK
+        );
+    }
+    let (_, report) = app
+        .get(&format!("/api/v1/campaigns/{id}/report"), &support)
+        .await;
+    assert_eq!(report["total"]["delivered"], 2, "{report}");
+    let (_, hidden) = app.get("/api/v1/activity", &support).await;
+    let ids: Vec<String> = hidden["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        3,
+        "the three inbound texts, no campaign message: {ids:?}"
+    );
+    let (_, only) = app.get("/api/v1/activity?campaign=only", &support).await;
+    let only = only["items"].as_array().unwrap();
+    assert_eq!(only.len(), 2);
+    assert!(only.iter().all(|i| i["campaign_id"] == id.as_str()));
+    let (_, all) = app.get("/api/v1/activity?campaign=include", &support).await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 5);
+    let (status, _) = app
+        .get("/api/v1/activity?campaign=sometimes", &support)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Ed's conversation holds only the campaign message; Ana's has her reply too.
+    let participants = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["participants"].to_string())
+            .collect()
+    };
+    let (_, default) = app.get("/api/v1/conversations", &support).await;
+    let (_, with_campaigns) = app
+        .get("/api/v1/conversations?campaign=include", &support)
+        .await;
+    let (_, campaign_only) = app
+        .get("/api/v1/conversations?campaign=only", &support)
+        .await;
+    assert!(
+        participants(&default)
+            .iter()
+            .any(|p| p.contains("+14155550100"))
+    );
+    assert!(
+        !participants(&default)
+            .iter()
+            .any(|p| p.contains("+14155550104")),
+        "{default}"
+    );
+    assert!(
+        participants(&with_campaigns)
+            .iter()
+            .any(|p| p.contains("+14155550104"))
+    );
+    assert_eq!(participants(&campaign_only).len(), 1, "{campaign_only}");
+    let ana_conversation = default["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["participants"].to_string().contains("+14155550100"))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, timeline) = app
+        .get(
+            &format!("/api/v1/conversations/{ana_conversation}"),
+            &support,
+        )
+        .await;
+    let entries = timeline["timeline"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["campaign_id"] == id.as_str() && e["direction"] == "outgoing"),
+        "{timeline}"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["id"] == "ACreply" && e["campaign_id"].is_null()),
+        "the reply is in the timeline"
+    );
     let (status, _) = call(
         &app,
         "POST",
