@@ -2134,6 +2134,7 @@ pub(crate) mod tests {
             || "next".into(),
         ));
         let message = TimelineEntry {
+            campaign_id: Some("cp_1".to_owned()),
             kind: "message".into(),
             id: "AC1".into(),
             created_ms: 1_000,
@@ -2198,6 +2199,7 @@ pub(crate) mod tests {
             voicemail: Some(VoicemailView { url: None }),
         });
         assert_sorted(&ActivityItem {
+            campaign_id: Some("cp_1".to_owned()),
             conversation_id: None,
             created_at: None,
             direction: None,
@@ -2275,6 +2277,7 @@ pub(crate) mod tests {
     #[test]
     fn timeline_entries_keep_their_shape() {
         let message = TimelineEntry {
+            campaign_id: Some("cp_1".to_owned()),
             kind: "message".into(),
             id: "AC1".into(),
             created_ms: 0,
@@ -2288,7 +2291,7 @@ pub(crate) mod tests {
         assert_eq!(
             serde_json::to_value(timeline_entry(&message, None)).ok(),
             Some(
-                serde_json::json!({"kind": "message", "id": "AC1", "created_at": null,
+                serde_json::json!({"kind": "message", "id": "AC1", "campaign_id": "cp_1", "created_at": null,
                 "direction": null, "status": null, "text": null, "media": []})
             )
         );
