@@ -679,8 +679,102 @@ async fn a_campaign_runs_end_to_end_through_the_api(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Without an API key nothing can go out: the run puts its recipient back, pauses the
+/// campaign with the reason, and raises an alert; nobody is lost.
+async fn a_run_that_cannot_send_pauses_the_campaign_and_alerts(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let now = Arc::new(Mutex::new(datetime!(2026-11-30 09:30 UTC)));
+    let clock_now = now.clone();
+    let clock: reference_server::ingest::Clock = Arc::new(move || *clock_now.lock().unwrap());
+    let app = TestApp::spawn_with_clock(&db, clock, |config| {
+        config.campaign_sender_name = Some("Acme Piers".to_owned());
+    })
+    .await;
+    let start = datetime!(2026-11-30 09:30 UTC);
+    let list = app.store.create_list("Few", start).await.unwrap();
+    for i in 0..3 {
+        let (contact, _) = app
+            .store
+            .upsert_contact(
+                NewContact {
+                    phone: Some(number(i)),
+                    ..NewContact::default()
+                },
+                start,
+            )
+            .await
+            .unwrap();
+        app.store
+            .add_member(&list.id, &contact.id, start)
+            .await
+            .unwrap();
+        app.store
+            .set_member_status(&list.id, u64::from(i), MemberStatus::Kept, None, None)
+            .await
+            .unwrap();
+    }
+    let operator = app.token(Role::Operator).await;
+    let spec = json!({"name": "No key", "message_a": "Hello", "list_id": list.id.0, "sender": "+14155559999",
+        "schedule": {"days": ["mon"], "send_time": "10:00", "timezone": "UTC", "per_run": 3}});
+    let (status, campaign) = call(&app, "POST", "/api/v1/campaigns", &operator, Some(spec)).await;
+    assert_eq!(status, StatusCode::CREATED, "{campaign}");
+    let id = campaign["id"].as_str().unwrap().to_owned();
+    let (status, body) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/campaigns/{id}/activate"),
+        &operator,
+        Some(json!({"confirm_recipients": 3})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    *now.lock().unwrap() = datetime!(2026-11-30 10:00:30 UTC);
+    let alert = TestApp::eventually("the campaign alert", || async {
+        let (_, alerts) = app.get("/api/v1/alerts?open=true", &operator).await;
+        alerts["items"].as_array().and_then(|items| {
+            items
+                .iter()
+                .find(|a| a["kind"] == "campaign_paused")
+                .cloned()
+        })
+    })
+    .await;
+    assert!(
+        alert["detail"]
+            .as_str()
+            .unwrap()
+            .contains("OPENPHONE_API_KEY"),
+        "{alert}"
+    );
+    let (_, stored) = app.get(&format!("/api/v1/campaigns/{id}"), &operator).await;
+    assert_eq!(stored["state"], "paused");
+    assert!(
+        stored["state_reason"]
+            .as_str()
+            .unwrap()
+            .contains("nothing could be sent"),
+        "{stored}"
+    );
+    let (_, ledger) = app
+        .get(
+            &format!("/api/v1/campaigns/{id}/recipients?state=pending"),
+            &operator,
+        )
+        .await;
+    assert_eq!(
+        ledger["items"].as_array().unwrap().len(),
+        3,
+        "everyone still pending: {ledger}"
+    );
+    app.stop().await;
+    db.cleanup().await;
+}
+
 backend_tests!(
     the_campaign_store_conformance_suite_passes,
+    a_run_that_cannot_send_pauses_the_campaign_and_alerts,
     three_engines_racing_never_double_send,
     a_campaign_runs_end_to_end_through_the_api,
 );
