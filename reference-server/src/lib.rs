@@ -30,6 +30,7 @@ pub mod self_check;
 pub mod store;
 mod store_sql;
 pub mod suggestions;
+pub mod thread_store;
 
 pub use app::{Application, Services, Workers, router};
 pub use config::Config;

@@ -1097,3 +1097,95 @@ mod tests {
         assert!(versions(&SQLITE_MIGRATIONS).len() >= 3);
     }
 }
+
+/// A transaction on either backend, for read-modify-write steps the generic helpers cannot
+/// express in one statement. Statements are written in PostgreSQL's dialect. Dropped without
+/// [`Tx::commit`], it rolls back.
+pub(crate) enum Tx {
+    /// On SQLite.
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    /// On PostgreSQL.
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Store {
+    /// Begins a transaction. On SQLite, start it with a write so the connection takes the
+    /// write lock at once (a read first could fail to upgrade under concurrency).
+    pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Self::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Self::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+}
+
+impl Tx {
+    /// Runs a statement; returns the rows it affected.
+    pub(crate) async fn execute(&mut self, sql: &str, args: &[Arg]) -> Result<u64, StoreError> {
+        Ok(match self {
+            Self::Sqlite(tx) => bind_all!(sqlx::query(AssertSqlSafe(sql::sqlite(sql))), args)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+            Self::Postgres(tx) => bind_all!(sqlx::query(AssertSqlSafe(sql.to_owned())), args)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+        })
+    }
+
+    /// Runs a query and decodes at most one row.
+    pub(crate) async fn fetch_optional<T: AnyRow>(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+    ) -> Result<Option<T>, StoreError> {
+        Ok(match self {
+            Self::Sqlite(tx) => {
+                bind_all!(
+                    sqlx::query_as::<_, T>(AssertSqlSafe(sql::sqlite(sql))),
+                    args
+                )
+                .fetch_optional(&mut **tx)
+                .await?
+            }
+            Self::Postgres(tx) => {
+                bind_all!(sqlx::query_as::<_, T>(AssertSqlSafe(sql.to_owned())), args)
+                    .fetch_optional(&mut **tx)
+                    .await?
+            }
+        })
+    }
+
+    /// Runs a query and decodes every row.
+    pub(crate) async fn fetch_all<T: AnyRow>(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+    ) -> Result<Vec<T>, StoreError> {
+        Ok(match self {
+            Self::Sqlite(tx) => {
+                bind_all!(
+                    sqlx::query_as::<_, T>(AssertSqlSafe(sql::sqlite(sql))),
+                    args
+                )
+                .fetch_all(&mut **tx)
+                .await?
+            }
+            Self::Postgres(tx) => {
+                bind_all!(sqlx::query_as::<_, T>(AssertSqlSafe(sql.to_owned())), args)
+                    .fetch_all(&mut **tx)
+                    .await?
+            }
+        })
+    }
+
+    /// Commits.
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(tx) => tx.commit().await?,
+            Self::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+}

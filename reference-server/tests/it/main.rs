@@ -30,6 +30,7 @@ mod projection;
 mod replicas;
 mod scheduler;
 mod store;
+mod threads;
 
 /// Stamps one `#[tokio::test]` per backend for each listed case `async fn(Backend)`.
 #[macro_export]

@@ -1,0 +1,409 @@
+//! [`ThreadStore`] on the server's database (SQLite or PostgreSQL), passing the
+//! `thread_resolver::conformance` suite like the memory store.
+//!
+//! An append is one transaction: it claims the entry id (idempotency), bumps the open
+//! thread's version (or opens one; a partial unique index allows one open thread per
+//! conversation) and stores the entry. A resolution is one transaction: a conditional update
+//! on the version the sweep saw, then the snapshot. On PostgreSQL both lock the thread row,
+//! so an append and a resolution of one thread serialize: whichever comes second sees the
+//! other's effect.
+
+use thread_resolver::{
+    Appended, Entry, EntryKind, Error, IdleThread, Resolution, Snapshot, Thread, ThreadFilter,
+    ThreadId, ThreadState, ThreadStore,
+};
+use time::OffsetDateTime;
+
+use crate::ingest::unix_ms;
+use crate::store::{Arg, Store, StoreError};
+
+fn backend(error: StoreError) -> Error {
+    Error::backend(error)
+}
+
+fn time_of(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+const THREAD_COLUMNS: &str = "id, thread_key, state, entries, version, opened_ms, last_activity_ms, resolved_ms, resolution, reopened_from";
+
+#[derive(sqlx::FromRow)]
+struct ThreadRow {
+    id: i64,
+    thread_key: String,
+    state: String,
+    entries: i64,
+    version: i64,
+    opened_ms: i64,
+    last_activity_ms: i64,
+    resolved_ms: Option<i64>,
+    resolution: Option<String>,
+    reopened_from: Option<i64>,
+}
+
+impl ThreadRow {
+    fn into_thread(self) -> Result<(Thread, i64), Error> {
+        Ok((
+            Thread {
+                id: ThreadId(self.id),
+                key: self.thread_key,
+                state: if self.state == "resolved" {
+                    ThreadState::Resolved
+                } else {
+                    ThreadState::Open
+                },
+                entries: u64::try_from(self.entries).unwrap_or(0),
+                opened_at: time_of(self.opened_ms),
+                last_activity_at: time_of(self.last_activity_ms),
+                resolved_at: self.resolved_ms.map(time_of),
+                resolution: self
+                    .resolution
+                    .as_deref()
+                    .map(serde_json::from_str)
+                    .transpose()
+                    .map_err(Error::backend)?,
+                reopened_from: self.reopened_from.map(ThreadId),
+            },
+            self.version,
+        ))
+    }
+}
+
+const ENTRY_COLUMNS: &str = "entry_id, kind, direction, from_address, text, at_ms";
+
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    entry_id: String,
+    kind: String,
+    direction: String,
+    from_address: Option<String>,
+    text: Option<String>,
+    at_ms: i64,
+}
+
+impl EntryRow {
+    fn into_entry(self) -> Entry {
+        Entry {
+            id: self.entry_id,
+            kind: EntryKind::parse(&self.kind).unwrap_or(EntryKind::Message),
+            direction: self.direction,
+            from: self.from_address,
+            text: self.text,
+            at: time_of(self.at_ms),
+        }
+    }
+}
+
+fn entry_args(thread: i64, entry: &Entry) -> Vec<Arg> {
+    vec![
+        thread.into(),
+        entry.id.as_str().into(),
+        entry.kind.as_str().into(),
+        entry.direction.as_str().into(),
+        entry.from.clone().into(),
+        entry.text.clone().into(),
+        unix_ms(entry.at).into(),
+    ]
+}
+
+const INSERT_ENTRY: &str = "INSERT INTO thread_entries (thread_id, entry_id, kind, direction, from_address, text, at_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (thread_id, entry_id) DO NOTHING";
+
+/// PostgreSQL's unique violation (two appends opening a thread for one conversation).
+fn is_unique_violation(error: &StoreError) -> bool {
+    matches!(error, StoreError::Backend(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505"))
+}
+
+impl Store {
+    async fn try_append(&self, key: &str, entry: &Entry) -> Result<Appended, StoreError> {
+        let mut tx = self.begin().await?;
+        let claimed = tx
+            .execute(
+                "INSERT INTO thread_entry_seen (entry_id, thread_id) VALUES ($1, 0) ON CONFLICT (entry_id) DO NOTHING",
+                &[entry.id.as_str().into()],
+            )
+            .await?;
+        if claimed == 0 {
+            let seen: Option<(i64,)> = tx
+                .fetch_optional(
+                    "SELECT thread_id FROM thread_entry_seen WHERE entry_id = $1",
+                    &[entry.id.as_str().into()],
+                )
+                .await?;
+            return Ok(Appended {
+                thread: ThreadId(seen.map_or(0, |(id,)| id)),
+                new: false,
+                opened: false,
+            });
+        }
+        let at = unix_ms(entry.at);
+        let existing: Option<(i64,)> = tx
+            .fetch_optional(
+                "UPDATE threads SET entries = entries + 1, version = version + 1, \
+                 last_activity_ms = GREATEST(last_activity_ms, $2), opened_ms = LEAST(opened_ms, $2) \
+                 WHERE thread_key = $1 AND state = 'open' RETURNING id",
+                &[key.into(), at.into()],
+            )
+            .await?;
+        let (thread, opened) = match existing {
+            Some((id,)) => (id, false),
+            None => {
+                let (id,): (i64,) = tx
+                    .fetch_optional(
+                        "INSERT INTO threads (thread_key, state, entries, version, opened_ms, last_activity_ms) \
+                         VALUES ($1, 'open', 1, 1, $2, $2) RETURNING id",
+                        &[key.into(), at.into()],
+                    )
+                    .await?
+                    .ok_or(StoreError::Backend(sqlx::Error::RowNotFound))?;
+                (id, true)
+            }
+        };
+        tx.execute(INSERT_ENTRY, &entry_args(thread, entry)).await?;
+        tx.execute(
+            "UPDATE thread_entry_seen SET thread_id = $2 WHERE entry_id = $1",
+            &[entry.id.as_str().into(), thread.into()],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Appended {
+            thread: ThreadId(thread),
+            new: true,
+            opened,
+        })
+    }
+
+    async fn thread_entries(&self, id: ThreadId) -> Result<Vec<Entry>, StoreError> {
+        let rows: Vec<EntryRow> = self
+            .fetch_all(
+                &format!("SELECT {ENTRY_COLUMNS} FROM thread_entries WHERE thread_id = $1 ORDER BY at_ms, entry_id"),
+                &[id.0.into()],
+            )
+            .await?;
+        Ok(rows.into_iter().map(EntryRow::into_entry).collect())
+    }
+}
+
+impl ThreadStore for Store {
+    async fn append(&self, key: &str, entry: &Entry) -> Result<Appended, Error> {
+        let mut attempts = 0;
+        loop {
+            match self.try_append(key, entry).await {
+                Ok(appended) => return Ok(appended),
+                // Another append opened the conversation's thread at the same time: join it.
+                Err(error)
+                    if (is_unique_violation(&error) || error.is_transient()) && attempts < 10 =>
+                {
+                    attempts += 1
+                }
+                Err(error) => return Err(backend(error)),
+            }
+        }
+    }
+
+    async fn idle(&self, cutoff: OffsetDateTime, limit: usize) -> Result<Vec<IdleThread>, Error> {
+        let rows: Vec<(i64, i64, i64)> = self
+            .fetch_all(
+                "SELECT id, version, last_activity_ms FROM threads \
+                 WHERE state = 'open' AND last_activity_ms < $1 ORDER BY last_activity_ms, id LIMIT $2",
+                &[unix_ms(cutoff).into(), i64::try_from(limit).unwrap_or(i64::MAX).into()],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, version, at)| IdleThread {
+                id: ThreadId(id),
+                version,
+                last_activity_at: time_of(at),
+            })
+            .collect())
+    }
+
+    async fn resolve(
+        &self,
+        id: ThreadId,
+        version: i64,
+        resolution: &Resolution,
+        now: OffsetDateTime,
+    ) -> Result<bool, Error> {
+        let resolution_json = serde_json::to_string(resolution).map_err(Error::backend)?;
+        let result: Result<bool, StoreError> = async {
+            let mut tx = self.begin().await?;
+            let row: Option<ThreadRow> = tx
+                .fetch_optional(
+                    &format!(
+                        "UPDATE threads SET state = 'resolved', resolved_ms = $3, resolution = $4 \
+                         WHERE id = $1 AND state = 'open' AND version = $2 RETURNING {THREAD_COLUMNS}"
+                    ),
+                    &[id.0.into(), version.into(), unix_ms(now).into(), resolution_json.into()],
+                )
+                .await?;
+            let Some(row) = row else {
+                return Ok(false);
+            };
+            let entries: Vec<EntryRow> = tx
+                .fetch_all(
+                    &format!("SELECT {ENTRY_COLUMNS} FROM thread_entries WHERE thread_id = $1 ORDER BY at_ms, entry_id"),
+                    &[id.0.into()],
+                )
+                .await?;
+            let (thread, _) = row
+                .into_thread()
+                .map_err(|error| StoreError::Backend(sqlx::Error::Decode(error.into())))?;
+            let snapshot = Snapshot {
+                thread,
+                entries: entries.into_iter().map(EntryRow::into_entry).collect(),
+            };
+            let text = serde_json::to_string(&snapshot)
+                .map_err(|error| StoreError::Backend(sqlx::Error::Decode(error.into())))?;
+            tx.execute(
+                "INSERT INTO resolved_threads (thread_id, snapshot, resolved_ms) VALUES ($1, $2, $3)",
+                &[id.0.into(), text.into(), unix_ms(now).into()],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+        .await;
+        let resolved = result.map_err(backend)?;
+        if !resolved {
+            self.thread(id).await?;
+        }
+        Ok(resolved)
+    }
+
+    async fn thread(&self, id: ThreadId) -> Result<(Thread, i64), Error> {
+        let row: Option<ThreadRow> = self
+            .fetch_optional(
+                &format!("SELECT {THREAD_COLUMNS} FROM threads WHERE id = $1"),
+                &[id.0.into()],
+            )
+            .await
+            .map_err(backend)?;
+        row.ok_or_else(|| Error::NotFound(id.to_string()))?
+            .into_thread()
+    }
+
+    async fn entries(&self, id: ThreadId) -> Result<Vec<Entry>, Error> {
+        self.thread(id).await?;
+        self.thread_entries(id).await.map_err(backend)
+    }
+
+    async fn snapshot(&self, id: ThreadId) -> Result<Option<Snapshot>, Error> {
+        self.thread(id).await?;
+        let row: Option<(String,)> = self
+            .fetch_optional(
+                "SELECT snapshot FROM resolved_threads WHERE thread_id = $1",
+                &[id.0.into()],
+            )
+            .await
+            .map_err(backend)?;
+        row.map(|(text,)| serde_json::from_str(&text).map_err(Error::backend))
+            .transpose()
+    }
+
+    async fn threads(
+        &self,
+        filter: &ThreadFilter,
+        before: Option<ThreadId>,
+        limit: usize,
+    ) -> Result<Vec<Thread>, Error> {
+        let mut sql = format!("SELECT {THREAD_COLUMNS} FROM threads WHERE id < $1");
+        let mut args: Vec<Arg> = vec![
+            before.map_or(i64::MAX, |b| b.0).into(),
+            i64::try_from(limit).unwrap_or(i64::MAX).into(),
+        ];
+        if let Some(state) = filter.state {
+            args.push(state.as_str().into());
+            sql.push_str(&format!(" AND state = ${}", args.len()));
+        }
+        if let Some(part) = &filter.key_contains {
+            args.push(part.as_str().into());
+            sql.push_str(&format!(" AND strpos(thread_key, ${}) > 0", args.len()));
+        }
+        if let Some(since) = filter.since {
+            args.push(unix_ms(since).into());
+            sql.push_str(&format!(" AND last_activity_ms >= ${}", args.len()));
+        }
+        if let Some(until) = filter.until {
+            args.push(unix_ms(until).into());
+            sql.push_str(&format!(" AND last_activity_ms < ${}", args.len()));
+        }
+        sql.push_str(" ORDER BY id DESC LIMIT $2");
+        let rows: Vec<ThreadRow> = self.fetch_all(&sql, &args).await.map_err(backend)?;
+        rows.into_iter()
+            .map(|row| row.into_thread().map(|(thread, _)| thread))
+            .collect()
+    }
+
+    async fn reopen(&self, id: ThreadId, now: OffsetDateTime) -> Result<Thread, Error> {
+        let (thread, _) = self.thread(id).await?;
+        if thread.state != ThreadState::Resolved {
+            return Err(Error::Conflict(format!(
+                "{id} is open: only resolved threads reopen"
+            )));
+        }
+        let entries = self.thread_entries(id).await.map_err(backend)?;
+        let result: Result<i64, StoreError> = async {
+            let mut tx = self.begin().await?;
+            let now_ms = unix_ms(now);
+            let activity = entries.iter().map(|e| unix_ms(e.at)).max().unwrap_or(now_ms).max(now_ms);
+            let (new,): (i64,) = tx
+                .fetch_optional(
+                    "INSERT INTO threads (thread_key, state, entries, version, opened_ms, last_activity_ms, reopened_from) \
+                     VALUES ($1, 'open', $2, $2, $3, $4, $5) RETURNING id",
+                    &[
+                        thread.key.as_str().into(),
+                        i64::try_from(entries.len()).unwrap_or(i64::MAX).into(),
+                        now_ms.into(),
+                        activity.into(),
+                        id.0.into(),
+                    ],
+                )
+                .await?
+                .ok_or(StoreError::Backend(sqlx::Error::RowNotFound))?;
+            for entry in &entries {
+                tx.execute(INSERT_ENTRY, &entry_args(new, entry)).await?;
+            }
+            tx.commit().await?;
+            Ok(new)
+        }
+        .await;
+        match result {
+            Ok(new) => Ok(self.thread(ThreadId(new)).await?.0),
+            Err(error)
+                if is_unique_violation(&error)
+                    || matches!(&error, StoreError::Backend(sqlx::Error::Database(db)) if db.message().contains("UNIQUE")) =>
+            {
+                Err(Error::Conflict(format!(
+                    "another thread of the same conversation is open: resolve it first ({id} stays resolved)"
+                )))
+            }
+            Err(error) => Err(backend(error)),
+        }
+    }
+
+    async fn resolved_log(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<(i64, Snapshot)>, Error> {
+        let rows: Vec<(i64, String)> = self
+            .fetch_all(
+                "SELECT position, snapshot FROM resolved_threads WHERE position > $1 ORDER BY position LIMIT $2",
+                &[after.unwrap_or(i64::MIN).into(), i64::try_from(limit).unwrap_or(i64::MAX).into()],
+            )
+            .await
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(|(position, text)| {
+                Ok((
+                    position,
+                    serde_json::from_str(&text).map_err(Error::backend)?,
+                ))
+            })
+            .collect()
+    }
+}
