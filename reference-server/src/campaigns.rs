@@ -4,7 +4,7 @@
 //!
 //! The scheduler runs [`CampaignJob`] every minute (once per minute across replicas; the
 //! engine is safe even when two replicas run it at once). Ingestion tells campaigns about
-//! replies, opt-outs and delivery reports after each commit ([`notes`], [`apply_notes`]).
+//! replies, opt-outs and delivery reports after each commit.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
