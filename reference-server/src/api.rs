@@ -49,6 +49,8 @@ pub struct ApiState {
     pub live: crate::live::Live,
     /// Audiences and campaigns.
     pub campaigns: crate::campaigns::Campaigns,
+    /// Conversation threads.
+    pub threads: thread_resolver::Resolver<Store>,
 }
 
 impl FromRef<ApiState> for Store {
@@ -116,6 +118,10 @@ pub(crate) fn documented_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(crate::campaign_api::recipients))
         .routes(routes!(crate::campaign_api::review))
         .routes(routes!(crate::campaign_api::report))
+        .routes(routes!(crate::thread_api::list))
+        .routes(routes!(crate::thread_api::get))
+        .routes(routes!(crate::thread_api::resolve))
+        .routes(routes!(crate::thread_api::reopen))
         .fallback(no_such_route);
     OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi()).nest("/api/v1", v1)
 }

@@ -65,6 +65,8 @@ pub struct Services {
     pub messages_per_minute: usize,
     /// Campaign settings.
     pub campaigns: crate::campaigns::CampaignSettings,
+    /// Thread settings.
+    pub threads: crate::threads::ThreadSettings,
 }
 
 impl Services {
@@ -93,6 +95,7 @@ impl Services {
             default_sender: None,
             messages_per_minute: 30,
             campaigns: crate::campaigns::CampaignSettings::default(),
+            threads: crate::threads::ThreadSettings::default(),
         }
     }
 }
@@ -141,8 +144,20 @@ pub fn router(services: Services) -> (Router, Workers) {
         default_sender,
         messages_per_minute,
         campaigns,
+        threads,
     } = services;
     let mut jobs = jobs;
+    let resolver =
+        thread_resolver::Resolver::new(store.clone(), threads.idle).unwrap_or_else(|_| {
+            tracing::warn!("the thread idle time must be positive: using the default 30 minutes");
+            thread_resolver::Resolver::new(store.clone(), thread_resolver::DEFAULT_IDLE)
+                .expect("the default idle time is positive")
+        });
+    jobs.push(Arc::new(crate::threads::ThreadJob {
+        resolver: resolver.clone(),
+        every: threads.sweep_every,
+        clock: clock.clone(),
+    }));
     let live = crate::live::Live::new(store.clone());
     let (ingestor, writers) = Ingestor::start(store.clone(), metrics.clone(), Some(live.clone()));
     let (stop, stopped) = watch::channel(false);
@@ -245,6 +260,7 @@ pub fn router(services: Services) -> (Router, Workers) {
             limiter: crate::messaging::TokenLimiter::new(messages_per_minute),
             live: live.clone(),
             campaigns,
+            threads: resolver,
         }));
     (
         router,
@@ -500,6 +516,7 @@ impl Application {
             default_sender: config.default_sender.clone(),
             messages_per_minute: config.messages_per_minute,
             campaigns: campaign_settings,
+            threads: config.thread_settings()?,
             ..Services::new(store.clone(), &config.data_dir)
         });
         Ok(Self {

@@ -176,6 +176,14 @@ pub struct Config {
     #[arg(long, env = "NUMVERIFY_API_KEY", hide_env_values = true)]
     pub numverify_api_key: Option<Redacted>,
 
+    /// Minutes without activity after which a conversation thread resolves.
+    #[arg(long, env = "THREAD_IDLE_MINUTES", default_value_t = 30)]
+    pub thread_idle_minutes: u64,
+
+    /// Minutes between thread sweeps.
+    #[arg(long, env = "THREAD_SWEEP_MINUTES", default_value_t = 5)]
+    pub thread_sweep_minutes: u64,
+
     /// NumVerify's base URL (its free plan serves `http://apilayer.net/api` only).
     #[arg(long, env = "NUMVERIFY_BASE_URL", default_value = sms_campaigns::NUMVERIFY_BASE_URL)]
     pub numverify_base_url: String,
@@ -453,6 +461,29 @@ impl Config {
         })
     }
 
+    /// Thread settings.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable when a value is 0.
+    pub fn thread_settings(&self) -> Result<crate::threads::ThreadSettings, Error> {
+        if self.thread_idle_minutes == 0 {
+            return Err(Error::Config(
+                "THREAD_IDLE_MINUTES must be at least 1".to_owned(),
+            ));
+        }
+        if self.thread_sweep_minutes == 0 {
+            return Err(Error::Config(
+                "THREAD_SWEEP_MINUTES must be at least 1".to_owned(),
+            ));
+        }
+        Ok(crate::threads::ThreadSettings {
+            idle: time::Duration::minutes(
+                i64::try_from(self.thread_idle_minutes).unwrap_or(i64::MAX / 60_000),
+            ),
+            sweep_every: std::time::Duration::from_secs(self.thread_sweep_minutes * 60),
+        })
+    }
+
     /// A configuration with every default, listening on `listen_addr`, for tests and
     /// embedding.
     pub fn with_defaults(listen_addr: SocketAddr, data_dir: PathBuf) -> Self {
@@ -496,6 +527,8 @@ impl Config {
             campaign_max_upload_bytes: 64 * 1024 * 1024,
             numverify_api_key: None,
             numverify_base_url: sms_campaigns::NUMVERIFY_BASE_URL.to_owned(),
+            thread_idle_minutes: 30,
+            thread_sweep_minutes: 5,
         }
     }
 }

@@ -44,6 +44,9 @@ pub enum Error {
     /// An audience or campaign operation failed (see [`sms_campaigns::Error`]).
     #[error(transparent)]
     Campaign(#[from] sms_campaigns::Error),
+    /// A thread operation failed (see [`thread_resolver::Error`]).
+    #[error(transparent)]
+    Thread(#[from] thread_resolver::Error),
 }
 
 /// The body of every error answer of the server: `{"error": "..."}`.
@@ -77,6 +80,21 @@ impl IntoResponse for Error {
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, self.to_string()),
             Self::Conflict(_) => (StatusCode::CONFLICT, self.to_string()),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, self.to_string()),
+            Self::Thread(error) => {
+                use thread_resolver::Error as E;
+                match error {
+                    E::Invalid(_) => (StatusCode::BAD_REQUEST, error.to_string()),
+                    E::NotFound(_) => (StatusCode::NOT_FOUND, error.to_string()),
+                    E::Conflict(_) => (StatusCode::CONFLICT, error.to_string()),
+                    _ => {
+                        tracing::error!(error = %self, "request failed");
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "Service Unavailable".to_owned(),
+                        )
+                    }
+                }
+            }
             Self::Campaign(error) => {
                 use sms_campaigns::Error as E;
                 let status = match error {

@@ -126,6 +126,19 @@ impl Store {
         Ok(row.map(|(cursor, done)| (cursor, done != 0)))
     }
 
+    /// Saves the checkpoint `name` (a running process's cursor, such as the thread feed's).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the write fails.
+    pub async fn save_import_cursor(
+        &self,
+        name: &str,
+        cursor: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.save_cursor(name, Some(cursor), false, now_ms).await
+    }
+
     async fn save_cursor(
         &self,
         name: &str,

@@ -30,7 +30,9 @@ pub mod self_check;
 pub mod store;
 mod store_sql;
 pub mod suggestions;
+pub mod thread_api;
 pub mod thread_store;
+pub mod threads;
 
 pub use app::{Application, Services, Workers, router};
 pub use config::Config;

@@ -7,8 +7,14 @@ use futures_util::future::join_all;
 use thread_resolver::{Entry, EntryKind, Resolution, Resolver, ThreadState, ThreadStore};
 use time::macros::datetime;
 
+use std::sync::{Arc, Mutex};
+
+use reference_server::auth::Role;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
 use crate::backend_tests;
-use crate::helpers::{Backend, TestDb};
+use crate::helpers::{Backend, TestApp, TestDb};
 
 /// The `thread_resolver` store conformance suite, which the memory store also passes.
 async fn the_thread_store_conformance_suite_passes(backend: Backend) {
@@ -101,7 +107,140 @@ async fn appends_racing_sweeps_lose_nothing(backend: Backend) {
     db.cleanup().await;
 }
 
+fn message(id: &str, direction: &str, at: &str) -> Value {
+    let (from, to) = if direction == "incoming" {
+        ("+14155550100", "+14155550001")
+    } else {
+        ("+14155550001", "+14155550100")
+    };
+    json!({"id": format!("EV{id}"), "object": "event", "apiVersion": "v4",
+        "createdAt": at, "type": if direction == "incoming" { "message.received" } else { "message.delivered" },
+        "data": {"object": {"id": id, "object": "message", "from": from, "to": [to], "direction": direction,
+        "text": format!("text {id}"), "status": if direction == "incoming" { "received" } else { "delivered" },
+        "createdAt": at, "phoneNumberId": "PN1"}}})
+}
+
+/// Webhooks become thread entries, the scheduled sweep resolves the idle thread and freezes
+/// it, the next message opens a new thread; staff resolve and reopen through the API.
+async fn threads_follow_webhooks_through_the_server(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let now = Arc::new(Mutex::new(datetime!(2026-11-30 15:00 UTC)));
+    let clock_now = now.clone();
+    let clock: reference_server::ingest::Clock = Arc::new(move || *clock_now.lock().unwrap());
+    let app = TestApp::spawn_with_clock(&db, clock, |_| {}).await;
+    let support = app.token(Role::Support).await;
+    assert_eq!(
+        app.webhook("w1", &message("AC1", "incoming", "2026-11-30T15:01:00Z"))
+            .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.webhook("w2", &message("AC2", "outgoing", "2026-11-30T15:03:00Z"))
+            .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.webhook(
+            "w2-again",
+            &message("AC2", "outgoing", "2026-11-30T15:03:00Z")
+        )
+        .await,
+        StatusCode::OK
+    );
+    *now.lock().unwrap() = datetime!(2026-11-30 15:06 UTC);
+    let open = TestApp::eventually("the thread", || async {
+        let (_, page) = app.get("/api/v1/threads?state=open", &support).await;
+        (page["items"].as_array().is_some_and(|i| i.len() == 1) && page["items"][0]["entries"] == 2)
+            .then_some(page)
+    })
+    .await;
+    let id = open["items"][0]["id"].as_i64().unwrap();
+    let (_, by_number) = app
+        .get("/api/v1/threads?number=%2B14155550100", &support)
+        .await;
+    assert_eq!(by_number["items"].as_array().unwrap().len(), 1);
+    let (_, other_number) = app
+        .get("/api/v1/threads?number=%2B14155559999", &support)
+        .await;
+    assert!(other_number["items"].as_array().unwrap().is_empty());
+
+    // 30 idle minutes later, the sweep freezes it.
+    *now.lock().unwrap() = datetime!(2026-11-30 15:36 UTC);
+    let detail = TestApp::eventually("the resolution", || async {
+        let (_, detail) = app.get(&format!("/api/v1/threads/{id}"), &support).await;
+        (detail["thread"]["state"] == "resolved").then_some(detail)
+    })
+    .await;
+    assert_eq!(
+        detail["snapshot"]["entries"].as_array().unwrap().len(),
+        2,
+        "{detail}"
+    );
+    assert_eq!(detail["thread"]["resolution"]["by"], "idle");
+
+    // The next message opens a new thread; staff resolve it now.
+    assert_eq!(
+        app.webhook("w3", &message("AC3", "incoming", "2026-11-30T15:40:00Z"))
+            .await,
+        StatusCode::OK
+    );
+    *now.lock().unwrap() = datetime!(2026-11-30 15:41 UTC);
+    let second = TestApp::eventually("the second thread", || async {
+        let (_, page) = app.get("/api/v1/threads?state=open", &support).await;
+        page["items"][0]["id"]
+            .as_i64()
+            .filter(|second| *second != id)
+    })
+    .await;
+    let response = app
+        .client
+        .post(app.url(&format!("/api/v1/threads/{second}/resolve")))
+        .bearer_auth(&support)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let resolved: Value = response.json().await.unwrap();
+    assert_eq!(resolved["resolution"]["by"], "manual");
+    let again = app
+        .client
+        .post(app.url(&format!("/api/v1/threads/{second}/resolve")))
+        .bearer_auth(&support)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    // Reopen the first: a new open thread with its two entries; its snapshot is kept.
+    let reopened = app
+        .client
+        .post(app.url(&format!("/api/v1/threads/{id}/reopen")))
+        .bearer_auth(&support)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reopened.status(), StatusCode::OK);
+    let reopened: Value = reopened.json().await.unwrap();
+    assert_eq!(
+        (
+            reopened["entries"].as_i64(),
+            reopened["reopened_from"].as_i64()
+        ),
+        (Some(2), Some(id))
+    );
+    let (_, first) = app.get(&format!("/api/v1/threads/{id}"), &support).await;
+    assert_eq!(first["snapshot"], detail["snapshot"]);
+    let (status, _) = app.get("/api/v1/threads/99999", &support).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app.get("/api/v1/threads?since=yesterday", &support).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    app.stop().await;
+    db.cleanup().await;
+}
+
 backend_tests!(
     the_thread_store_conformance_suite_passes,
     appends_racing_sweeps_lose_nothing,
+    threads_follow_webhooks_through_the_server,
 );

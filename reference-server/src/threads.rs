@@ -1,0 +1,198 @@
+//! Conversation threads in the server: the `thread-resolver` crate on the database
+//! ([`crate::thread_store`]), fed from the raw event log and swept by the scheduler.
+//!
+//! [`ThreadJob`] runs every `THREAD_SWEEP_MINUTES` (5): it first feeds every message, call
+//! and voicemail committed since its checkpoint into its conversation's open thread, then
+//! resolves the threads idle for `THREAD_IDLE_MINUTES` (30). Feeding reads the append-only log
+//! by id and re-reads the last [`FEED_OVERLAP`] deliveries each time (appends are idempotent),
+//! so a delivery committed late with a lower id (concurrent group commits) is not skipped.
+//! History brought in by `reference-server import` is not in the log and is not threaded.
+
+use futures_util::future::BoxFuture;
+use openphone_webhooks::Event;
+use thread_resolver::{Entry, EntryKind, Resolver, ThreadStore};
+use time::OffsetDateTime;
+
+use crate::ingest::{Clock, unix_ms};
+use crate::projection::Change;
+use crate::scheduler::{Job, Schedule};
+use crate::store::{Store, StoreError};
+
+/// How many deliveries before the checkpoint each feed reads again.
+pub const FEED_OVERLAP: i64 = 5_000;
+const FEED_CHECKPOINT: &str = "threads.feed";
+const FEED_BATCH: i64 = 1_000;
+
+fn time_of(ms: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+/// The thread entries a delivery's projection changes hold, with their conversation key.
+pub fn entries_of(changes: &[Change]) -> Vec<(String, Entry)> {
+    let mut entries = Vec::new();
+    for change in changes {
+        match change {
+            Change::Message {
+                id,
+                conversation_key: Some(key),
+                direction,
+                from,
+                body,
+                created_ms: Some(at),
+                ..
+            } => {
+                if let Some(at) = time_of(*at) {
+                    entries.push((
+                        key.clone(),
+                        Entry {
+                            id: id.clone(),
+                            kind: EntryKind::Message,
+                            direction: direction.clone().unwrap_or_else(|| "incoming".to_owned()),
+                            from: from.clone(),
+                            text: body.clone(),
+                            at,
+                        },
+                    ));
+                }
+            }
+            Change::Call {
+                id,
+                conversation_key: Some(key),
+                direction,
+                created_ms: Some(at),
+                has_voicemail,
+                completed_ms,
+                ..
+            } => {
+                let Some(at) = time_of(*at) else { continue };
+                let direction = direction.clone().unwrap_or_else(|| "incoming".to_owned());
+                entries.push((
+                    key.clone(),
+                    Entry {
+                        id: id.clone(),
+                        kind: EntryKind::Call,
+                        direction: direction.clone(),
+                        from: None,
+                        text: None,
+                        at,
+                    },
+                ));
+                if *has_voicemail {
+                    entries.push((
+                        key.clone(),
+                        Entry {
+                            id: format!("{id}:voicemail"),
+                            kind: EntryKind::Voicemail,
+                            direction,
+                            from: None,
+                            text: None,
+                            at: completed_ms.and_then(time_of).unwrap_or(at),
+                        },
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    entries
+}
+
+/// Feeds the log into threads from the checkpoint; returns the entries appended.
+pub async fn feed(store: &Store, now: OffsetDateTime) -> Result<u64, String> {
+    let checkpoint = store
+        .import_cursor(FEED_CHECKPOINT)
+        .await
+        .map_err(|e| e.to_string())?
+        .and_then(|(cursor, _)| cursor)
+        .and_then(|cursor| cursor.parse::<i64>().ok())
+        .unwrap_or(0);
+    let mut after = (checkpoint - FEED_OVERLAP).max(0);
+    let mut appended = 0;
+    loop {
+        let rows: Vec<(i64, Vec<u8>)> = store
+            .fetch_all(
+                "SELECT id, body FROM webhook_deliveries WHERE id > $1 ORDER BY id LIMIT $2",
+                &[after.into(), FEED_BATCH.into()],
+            )
+            .await
+            .map_err(|e: StoreError| e.to_string())?;
+        let Some(last) = rows.last().map(|(id, _)| *id) else {
+            break;
+        };
+        for (_, body) in &rows {
+            let Ok(event) = Event::parse(body) else {
+                continue;
+            };
+            for (key, entry) in entries_of(&crate::projection::changes(&event)) {
+                if store
+                    .append(&key, &entry)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .new
+                {
+                    appended += 1;
+                }
+            }
+        }
+        after = last;
+        if after > checkpoint {
+            store
+                .save_import_cursor(FEED_CHECKPOINT, &after.to_string(), unix_ms(now))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if (rows.len() as i64) < FEED_BATCH {
+            break;
+        }
+    }
+    Ok(appended)
+}
+
+/// Thread settings (see `docs/configuration.md`).
+#[derive(Debug, Clone, Copy)]
+pub struct ThreadSettings {
+    /// Idle time before a thread resolves.
+    pub idle: time::Duration,
+    /// Time between sweeps.
+    pub sweep_every: std::time::Duration,
+}
+
+impl Default for ThreadSettings {
+    fn default() -> Self {
+        ThreadSettings {
+            idle: thread_resolver::DEFAULT_IDLE,
+            sweep_every: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
+/// The scheduler's thread job: feed, then sweep.
+pub struct ThreadJob {
+    /// The resolver (over the database).
+    pub resolver: Resolver<Store>,
+    /// How often.
+    pub every: std::time::Duration,
+    /// The clock.
+    pub clock: Clock,
+}
+
+impl Job for ThreadJob {
+    fn name(&self) -> &str {
+        "threads"
+    }
+
+    fn schedule(&self) -> Schedule {
+        Schedule::Every(self.every)
+    }
+
+    fn run(&self, _slot: OffsetDateTime) -> BoxFuture<'_, Result<serde_json::Value, String>> {
+        Box::pin(async move {
+            let now = (self.clock)();
+            let fed = feed(self.resolver.store(), now).await?;
+            let sweep = self.resolver.sweep(now).await.map_err(|e| e.to_string())?;
+            Ok(
+                serde_json::json!({"entries_fed": fed, "resolved": sweep.resolved, "raced": sweep.raced}),
+            )
+        })
+    }
+}
