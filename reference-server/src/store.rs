@@ -1081,23 +1081,6 @@ where
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn both_backends_have_the_same_migration_versions() {
-        let versions = |migrator: &Migrator| {
-            migrator
-                .iter()
-                .map(|migration| (migration.version, migration.description.to_string()))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(versions(&SQLITE_MIGRATIONS), versions(&POSTGRES_MIGRATIONS));
-        assert!(versions(&SQLITE_MIGRATIONS).len() >= 3);
-    }
-}
-
 /// A transaction on either backend, for read-modify-write steps the generic helpers cannot
 /// express in one statement. Statements are written in PostgreSQL's dialect. Dropped without
 /// [`Tx::commit`], it rolls back.
@@ -1187,5 +1170,22 @@ impl Tx {
             Self::Postgres(tx) => tx.commit().await?,
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_backends_have_the_same_migration_versions() {
+        let versions = |migrator: &Migrator| {
+            migrator
+                .iter()
+                .map(|migration| (migration.version, migration.description.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(versions(&SQLITE_MIGRATIONS), versions(&POSTGRES_MIGRATIONS));
+        assert!(versions(&SQLITE_MIGRATIONS).len() >= 3);
     }
 }
