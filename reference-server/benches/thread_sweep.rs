@@ -68,13 +68,17 @@ async fn main() {
     };
     let name = format!("rs_bench_{}", uuid::Uuid::new_v4().simple());
     let mut admin = PgConnection::connect(&server).await.unwrap();
-    admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .unwrap();
     let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
     let url = format!("{base}/{name}");
     let store = Store::connect(&url).await.unwrap();
     let mut conn = PgConnection::connect(&url).await.unwrap();
     let resolver = Resolver::new(store.clone(), time::Duration::minutes(30)).unwrap();
-    let now = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(NOW_MS) * 1_000_000).unwrap();
+    let now =
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(NOW_MS) * 1_000_000).unwrap();
     let hour = 3_600_000;
 
     insert(&mut conn, 1, args.due, 2 * hour, 3).await;
@@ -87,7 +91,11 @@ async fn main() {
     let began = Instant::now();
     insert(&mut conn, 10_000_000, recent, 60_000, 0).await;
     insert(&mut conn, 20_000_000, args.due, 2 * hour, 3).await;
-    println!("  {} open threads inserted in {:.1?}", args.open, began.elapsed());
+    println!(
+        "  {} open threads inserted in {:.1?}",
+        args.open,
+        began.elapsed()
+    );
     let began = Instant::now();
     let large_sweep = resolver.sweep(now).await.unwrap();
     let large = began.elapsed();
@@ -103,7 +111,9 @@ async fn main() {
     store.close().await;
     drop(conn);
     admin
-        .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+        .execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
         .await
         .unwrap();
 }
