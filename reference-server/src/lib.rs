@@ -17,6 +17,7 @@ pub mod group_commit;
 pub mod health_check;
 pub mod import;
 pub mod ingest;
+pub mod insight_store;
 pub mod live;
 pub mod media;
 pub mod messaging;

@@ -244,3 +244,17 @@ backend_tests!(
     appends_racing_sweeps_lose_nothing,
     threads_follow_webhooks_through_the_server,
 );
+
+/// The `knowledge_export` store conformance suite, which the memory store also passes.
+async fn the_insight_store_conformance_suite_passes(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    knowledge_export::conformance::run(db.store().await).await;
+    db.cleanup().await;
+}
+
+mod insights {
+    use super::the_insight_store_conformance_suite_passes;
+    crate::backend_tests!(the_insight_store_conformance_suite_passes);
+}
