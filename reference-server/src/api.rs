@@ -122,6 +122,12 @@ pub(crate) fn documented_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(crate::thread_api::get))
         .routes(routes!(crate::thread_api::resolve))
         .routes(routes!(crate::thread_api::reopen))
+        .routes(routes!(crate::insight_api::list))
+        .routes(routes!(crate::insight_api::get))
+        .routes(routes!(crate::insight_api::approve))
+        .routes(routes!(crate::insight_api::reject))
+        .routes(routes!(crate::insight_api::patch))
+        .routes(routes!(crate::insight_api::failures))
         .fallback(no_such_route);
     OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi()).nest("/api/v1", v1)
 }

@@ -67,6 +67,8 @@ pub struct Services {
     pub campaigns: crate::campaigns::CampaignSettings,
     /// Thread settings.
     pub threads: crate::threads::ThreadSettings,
+    /// Knowledge export settings.
+    pub knowledge: crate::knowledge::KnowledgeSettings,
 }
 
 impl Services {
@@ -96,6 +98,7 @@ impl Services {
             messages_per_minute: 30,
             campaigns: crate::campaigns::CampaignSettings::default(),
             threads: crate::threads::ThreadSettings::default(),
+            knowledge: crate::knowledge::KnowledgeSettings::default(),
         }
     }
 }
@@ -145,6 +148,7 @@ pub fn router(services: Services) -> (Router, Workers) {
         messages_per_minute,
         campaigns,
         threads,
+        knowledge,
     } = services;
     let mut jobs = jobs;
     let resolver =
@@ -153,6 +157,13 @@ pub fn router(services: Services) -> (Router, Workers) {
             thread_resolver::Resolver::new(store.clone(), thread_resolver::DEFAULT_IDLE)
                 .expect("the default idle time is positive")
         });
+    if knowledge.schedule != crate::knowledge::ExportSchedule::Off {
+        jobs.push(Arc::new(crate::knowledge::KnowledgeJob {
+            store: store.clone(),
+            settings: knowledge.clone(),
+            clock: clock.clone(),
+        }));
+    }
     jobs.push(Arc::new(crate::threads::ThreadJob {
         resolver: resolver.clone(),
         every: threads.sweep_every,
@@ -517,6 +528,7 @@ impl Application {
             messages_per_minute: config.messages_per_minute,
             campaigns: campaign_settings,
             threads: config.thread_settings()?,
+            knowledge: config.knowledge_settings(None)?,
             ..Services::new(store.clone(), &config.data_dir)
         });
         Ok(Self {

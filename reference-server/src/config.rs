@@ -184,6 +184,60 @@ pub struct Config {
     #[arg(long, env = "THREAD_SWEEP_MINUTES", default_value_t = 5)]
     pub thread_sweep_minutes: u64,
 
+    /// Directory of SOP Markdown files (subdirectories are categories) for knowledge export.
+    #[arg(long, env = "KNOWLEDGE_SOP_DIR")]
+    pub knowledge_sop_dir: Option<PathBuf>,
+
+    /// Directory scheduled knowledge exports write JSON Lines files to (unset: no files).
+    #[arg(long, env = "KNOWLEDGE_EXPORT_DIR")]
+    pub knowledge_export_dir: Option<PathBuf>,
+
+    /// Scheduled knowledge export: `off`, `hourly` or `daily`.
+    #[arg(long, env = "KNOWLEDGE_EXPORT_SCHEDULE", default_value = "off")]
+    pub knowledge_export_schedule: String,
+
+    /// Redact phone numbers, emails, card numbers and addresses before threads go to the
+    /// model.
+    #[arg(long, env = "KNOWLEDGE_REDACT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub knowledge_redact: bool,
+
+    /// The model provider of knowledge export: `anthropic`, `openai` (and compatible local
+    /// servers) or `gemini`. Unset: no model.
+    #[arg(long, env = "LLM_PROVIDER")]
+    pub llm_provider: Option<String>,
+
+    /// The model name (required with `LLM_PROVIDER`).
+    #[arg(long, env = "LLM_MODEL")]
+    pub llm_model: Option<String>,
+
+    /// The provider's base URL, to override its default (a local OpenAI-compatible server).
+    #[arg(long, env = "LLM_BASE_URL")]
+    pub llm_base_url: Option<String>,
+
+    /// Sampling temperature.
+    #[arg(long, env = "LLM_TEMPERATURE", default_value_t = 0.2)]
+    pub llm_temperature: f32,
+
+    /// Most tokens per answer.
+    #[arg(long, env = "LLM_MAX_OUTPUT_TOKENS", default_value_t = 2048)]
+    pub llm_max_output_tokens: u32,
+
+    /// Estimated prompt tokens per batch of threads.
+    #[arg(long, env = "LLM_BATCH_TOKENS", default_value_t = 12_000)]
+    pub llm_batch_tokens: usize,
+
+    /// Anthropic API key.
+    #[arg(long, env = "ANTHROPIC_API_KEY", hide_env_values = true)]
+    pub anthropic_api_key: Option<Redacted>,
+
+    /// OpenAI API key (optional for local servers).
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<Redacted>,
+
+    /// Google Gemini API key.
+    #[arg(long, env = "GEMINI_API_KEY", hide_env_values = true)]
+    pub gemini_api_key: Option<Redacted>,
+
     /// NumVerify's base URL (its free plan serves `http://apilayer.net/api` only).
     #[arg(long, env = "NUMVERIFY_BASE_URL", default_value = sms_campaigns::NUMVERIFY_BASE_URL)]
     pub numverify_base_url: String,
@@ -461,6 +515,74 @@ impl Config {
         })
     }
 
+    /// Knowledge export settings; `provider` overrides `LLM_PROVIDER` (the `export --llm`
+    /// flag).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable when a value is invalid or a key is missing.
+    pub fn knowledge_settings(
+        &self,
+        provider: Option<&str>,
+    ) -> Result<crate::knowledge::KnowledgeSettings, Error> {
+        use crate::knowledge::ExportSchedule;
+        let schedule = match self.knowledge_export_schedule.trim() {
+            "off" => ExportSchedule::Off,
+            "hourly" => ExportSchedule::Hourly,
+            "daily" => ExportSchedule::Daily,
+            other => {
+                return Err(Error::Config(format!(
+                    "KNOWLEDGE_EXPORT_SCHEDULE {other:?} is not off, hourly or daily"
+                )));
+            }
+        };
+        let provider = match provider.or(self.llm_provider.as_deref()) {
+            None => None,
+            Some(name) => {
+                let model = self
+                    .llm_model
+                    .clone()
+                    .ok_or_else(|| Error::Config("LLM_PROVIDER needs LLM_MODEL".to_owned()))?;
+                if !(0.0..=2.0).contains(&self.llm_temperature) {
+                    return Err(Error::Config(
+                        "LLM_TEMPERATURE must be between 0 and 2".to_owned(),
+                    ));
+                }
+                let key = match name {
+                    "anthropic" => self.anthropic_api_key.as_ref(),
+                    "openai" => self.openai_api_key.as_ref(),
+                    "gemini" => self.gemini_api_key.as_ref(),
+                    _ => None,
+                };
+                Some(crate::knowledge::provider(
+                    name,
+                    key.map(|k| k.0.as_str()),
+                    self.llm_base_url.as_deref(),
+                    knowledge_export::providers::ModelSettings {
+                        model,
+                        temperature: self.llm_temperature,
+                        max_output_tokens: self.llm_max_output_tokens,
+                    },
+                )?)
+            }
+        };
+        if self.llm_batch_tokens < 500 {
+            return Err(Error::Config(
+                "LLM_BATCH_TOKENS must be at least 500".to_owned(),
+            ));
+        }
+        Ok(crate::knowledge::KnowledgeSettings {
+            provider,
+            sop_dir: self.knowledge_sop_dir.clone(),
+            export_dir: self.knowledge_export_dir.clone(),
+            exporter: knowledge_export::ExporterConfig {
+                budget_tokens: self.llm_batch_tokens,
+                redact_for_llm: self.knowledge_redact,
+                ..knowledge_export::ExporterConfig::default()
+            },
+            schedule,
+        })
+    }
+
     /// Thread settings.
     ///
     /// # Errors
@@ -529,6 +651,19 @@ impl Config {
             numverify_base_url: sms_campaigns::NUMVERIFY_BASE_URL.to_owned(),
             thread_idle_minutes: 30,
             thread_sweep_minutes: 5,
+            knowledge_sop_dir: None,
+            knowledge_export_dir: None,
+            knowledge_export_schedule: "off".to_owned(),
+            knowledge_redact: true,
+            llm_provider: None,
+            llm_model: None,
+            llm_base_url: None,
+            llm_temperature: 0.2,
+            llm_max_output_tokens: 2048,
+            llm_batch_tokens: 12_000,
+            anthropic_api_key: None,
+            openai_api_key: None,
+            gemini_api_key: None,
         }
     }
 }

@@ -47,6 +47,9 @@ pub enum Error {
     /// A thread operation failed (see [`thread_resolver::Error`]).
     #[error(transparent)]
     Thread(#[from] thread_resolver::Error),
+    /// An insight operation failed (see [`knowledge_export::Error`]).
+    #[error(transparent)]
+    Knowledge(#[from] knowledge_export::Error),
 }
 
 /// The body of every error answer of the server: `{"error": "..."}`.
@@ -80,6 +83,21 @@ impl IntoResponse for Error {
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, self.to_string()),
             Self::Conflict(_) => (StatusCode::CONFLICT, self.to_string()),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, self.to_string()),
+            Self::Knowledge(error) => {
+                use knowledge_export::Error as E;
+                match error {
+                    E::Invalid(_) => (StatusCode::BAD_REQUEST, error.to_string()),
+                    E::NotFound(_) => (StatusCode::NOT_FOUND, error.to_string()),
+                    E::Conflict(_) => (StatusCode::CONFLICT, error.to_string()),
+                    _ => {
+                        tracing::error!(error = %self, "request failed");
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "Service Unavailable".to_owned(),
+                        )
+                    }
+                }
+            }
             Self::Thread(error) => {
                 use thread_resolver::Error as E;
                 match error {

@@ -55,6 +55,21 @@ enum Command {
         #[arg(long, value_parser = parse_time)]
         since: Option<time::OffsetDateTime>,
     },
+    /// Export resolved threads not exported yet: to JSON Lines files, and to a model whose
+    /// insights wait for review.
+    Export {
+        #[command(flatten)]
+        config: Config,
+        /// Write a JSON Lines file of the threads not yet written, in this directory.
+        #[arg(long)]
+        to: Option<std::path::PathBuf>,
+        /// Send the threads not yet sent to this provider (`anthropic`, `openai`, `gemini`).
+        #[arg(long)]
+        llm: Option<String>,
+        /// Print what would be exported, and export nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Export the raw event log, or replay an export to an endpoint.
     Events {
         #[command(subcommand)]
@@ -157,6 +172,12 @@ async fn main() -> std::process::ExitCode {
         }) => import(config, since, phone_numbers, restart).await,
         Some(Command::Reconcile { config, since }) => reconcile(config, since).await,
         Some(Command::Events { command }) => events(command).await,
+        Some(Command::Export {
+            config,
+            to,
+            llm,
+            dry_run,
+        }) => export(config, to, llm, dry_run).await,
         None => serve(cli.serve).await,
     };
     match result {
@@ -189,6 +210,45 @@ async fn serve(config: Config) -> Result<(), reference_server::Error> {
     let _ = std::io::Write::write_all(&mut stdout, banner.as_bytes());
     let _ = std::io::Write::flush(&mut stdout);
     app.run_until_stopped(shutdown_signal()).await
+}
+
+async fn export(
+    config: Config,
+    to: Option<std::path::PathBuf>,
+    llm: Option<String>,
+    dry_run: bool,
+) -> Result<(), reference_server::Error> {
+    if to.is_none() && llm.is_none() {
+        return Err(reference_server::Error::Config(
+            "nothing to export to: give --to DIR and/or --llm PROVIDER".to_owned(),
+        ));
+    }
+    let settings = config.knowledge_settings(llm.as_deref())?;
+    let store = Store::connect(&config.database_url()?).await?;
+    let options = knowledge_export::ExportOptions {
+        to_dir: to,
+        llm: llm.is_some(),
+        dry_run,
+    };
+    let report = reference_server::knowledge::run_export(
+        &store,
+        &settings,
+        &options,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .map_err(reference_server::Error::Command)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
+    if report.failed_batches > 0 {
+        return Err(reference_server::Error::Command(format!(
+            "{} batch(es) failed; their threads stay unexported (see GET /api/v1/export-failures)",
+            report.failed_batches
+        )));
+    }
+    Ok(())
 }
 
 async fn replay(

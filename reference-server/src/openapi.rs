@@ -59,6 +59,7 @@ This document is generated from the code (`utoipa`); a copy is kept at `docs/ope
         (name = "media", description = "Media jobs and the stored copies of media"),
         (name = "audiences", description = "Campaign audiences: lists, CSV import with preview, phone validation"),
         (name = "threads", description = "Conversation threads that resolve when idle, frozen into the resolved log"),
+        (name = "knowledge", description = "Insights models found in resolved threads, their review, and failed export batches"),
         (name = "campaigns", description = "Trickle SMS campaigns: drafts, preview, activation, pause and resume, ledger, review list, report"),
         (name = "operations", description = "The raw event log, counts, scheduled jobs, health checks, alerts and this document"),
     )

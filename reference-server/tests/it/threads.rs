@@ -258,3 +258,192 @@ mod insights {
     use super::the_insight_store_conformance_suite_passes;
     crate::backend_tests!(the_insight_store_conformance_suite_passes);
 }
+
+/// The whole knowledge flow: webhooks, the idle sweep, an export to a (wiremocked)
+/// Anthropic model with redaction and the relevant SOP, insights kept with their threads
+/// marked, review through the API, and the patch of an approved insight.
+async fn ingest_resolve_export_review(backend: Backend) {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let model = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-test",
+            "content": [{"type": "text", "text": "```json\n{\"insights\": [{\"source\": \"Do you host kids' birthday parties?\", \"summary\": \"No SOP covers birthday parties\", \"action\": \"Write the party booking steps and prices\", \"category\": \"bookings\", \"sop_target\": \"bookings/booking.md\", \"confidence\": \"high\", \"thread_ids\": [1]}]}\n```"}],
+            "stop_reason": "end_turn", "usage": {"input_tokens": 100, "output_tokens": 50}})))
+        .expect(1)
+        .mount(&model)
+        .await;
+    let sops = db.dir.join("sops");
+    std::fs::create_dir_all(sops.join("bookings")).unwrap();
+    std::fs::write(
+        sops.join("bookings/booking.md"),
+        "# Booking a bay\nBays are booked by the hour; parties of up to 6.",
+    )
+    .unwrap();
+    std::fs::write(
+        sops.join("refunds.md"),
+        "# Refunds\nCancellations 24 hours ahead are refunded.",
+    )
+    .unwrap();
+
+    let now = Arc::new(Mutex::new(datetime!(2026-11-30 15:00 UTC)));
+    let clock_now = now.clone();
+    let clock: reference_server::ingest::Clock = Arc::new(move || *clock_now.lock().unwrap());
+    let app = TestApp::spawn_with_clock(&db, clock, |_| {}).await;
+    let operator = app.token(Role::Operator).await;
+    let mut party = message("AC1", "incoming", "2026-11-30T15:01:00Z");
+    party["data"]["object"]["text"] =
+        json!("Do you host kids' birthday parties? Call me at 415-555-0100");
+    assert_eq!(app.webhook("w1", &party).await, StatusCode::OK);
+    *now.lock().unwrap() = datetime!(2026-11-30 15:06 UTC);
+    TestApp::eventually("the thread", || async {
+        let (_, page) = app.get("/api/v1/threads", &operator).await;
+        page["items"]
+            .as_array()
+            .is_some_and(|i| !i.is_empty())
+            .then_some(())
+    })
+    .await;
+    *now.lock().unwrap() = datetime!(2026-11-30 15:40 UTC);
+    TestApp::eventually("the resolution", || async {
+        let (_, page) = app.get("/api/v1/threads?state=resolved", &operator).await;
+        page["items"]
+            .as_array()
+            .is_some_and(|i| !i.is_empty())
+            .then_some(())
+    })
+    .await;
+
+    let mut config = reference_server::config::Config::with_defaults(
+        "127.0.0.1:0".parse().unwrap(),
+        db.dir.clone(),
+    );
+    config.knowledge_sop_dir = Some(sops);
+    config.llm_model = Some("claude-test".into());
+    config.llm_base_url = Some(model.uri());
+    config.anthropic_api_key = Some(reference_server::config::Redacted("sk-ant-test".into()));
+    assert!(config.knowledge_settings(Some("anthropic")).is_ok());
+    config.anthropic_api_key = None;
+    assert!(
+        config
+            .knowledge_settings(Some("anthropic"))
+            .unwrap_err()
+            .to_string()
+            .contains("ANTHROPIC_API_KEY")
+    );
+    config.anthropic_api_key = Some(reference_server::config::Redacted("sk-ant-test".into()));
+    let settings = config.knowledge_settings(Some("anthropic")).unwrap();
+    let options = knowledge_export::ExportOptions {
+        llm: true,
+        to_dir: Some(db.dir.join("exports")),
+        dry_run: false,
+    };
+    let report = reference_server::knowledge::run_export(
+        &app.store,
+        &settings,
+        &options,
+        datetime!(2026-11-30 16:00 UTC),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (report.insights, report.file_threads, report.failed_batches),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    let sent = &model.received_requests().await.unwrap()[0];
+    let body: Value = serde_json::from_slice(&sent.body).unwrap();
+    let prompt = body["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        prompt.contains("[phone]") && !prompt.contains("415-555-0100"),
+        "redacted: {prompt}"
+    );
+    assert!(
+        prompt.contains("bookings/booking.md"),
+        "the relevant SOP is in the prompt"
+    );
+    let again = reference_server::knowledge::run_export(
+        &app.store,
+        &settings,
+        &options,
+        datetime!(2026-11-30 17:00 UTC),
+    )
+    .await
+    .unwrap();
+    assert!(
+        again.batches.is_empty() && again.file_threads == 0,
+        "exported once"
+    );
+
+    let (_, pending) = app.get("/api/v1/insights?review=pending", &operator).await;
+    let id = pending["items"][0]["id"].as_i64().unwrap();
+    assert_eq!(pending["items"][0]["produced_by"], "anthropic/claude-test");
+    let (status, _) = app
+        .get(&format!("/api/v1/insights/{id}/patch"), &operator)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "only approved insights become patches"
+    );
+    let support = app.token(Role::Support).await;
+    let refused = app
+        .client
+        .post(app.url(&format!("/api/v1/insights/{id}/approve")))
+        .bearer_auth(&support)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let approved = app
+        .client
+        .post(app.url(&format!("/api/v1/insights/{id}/approve")))
+        .bearer_auth(&operator)
+        .json(&json!({"note": "yes, write it"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), StatusCode::OK);
+    let again = app
+        .client
+        .post(app.url(&format!("/api/v1/insights/{id}/reject")))
+        .bearer_auth(&operator)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let patch = app
+        .client
+        .get(app.url(&format!("/api/v1/insights/{id}/patch")))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), StatusCode::OK);
+    let text = patch.text().await.unwrap();
+    assert!(
+        text.contains("+++ b/bookings/booking.md")
+            && text.contains("+## No SOP covers birthday parties"),
+        "{text}"
+    );
+    let (status, failures) = app.get("/api/v1/export-failures", &operator).await;
+    assert_eq!(
+        (status, failures.as_array().map(Vec::len)),
+        (StatusCode::OK, Some(0))
+    );
+    app.stop().await;
+    db.cleanup().await;
+}
+
+mod knowledge_flow {
+    use super::ingest_resolve_export_review;
+    crate::backend_tests!(ingest_resolve_export_review);
+}
