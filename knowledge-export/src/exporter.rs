@@ -3,6 +3,8 @@
 //! Threads are marked exported only with their insights, in one step: a crash exports
 //! nothing twice and loses nothing.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -10,7 +12,7 @@ use serde::Serialize;
 use thread_resolver::{Snapshot, ThreadStore};
 use time::OffsetDateTime;
 
-use crate::format::ExportRecord;
+use crate::format::{CallDetail, ExportRecord};
 use crate::providers::LlmProvider;
 use crate::redact::Redactor;
 use crate::sop::SopLibrary;
@@ -69,6 +71,26 @@ pub struct ExportReport {
     pub dry_run: bool,
 }
 
+/// Where the summaries and transcripts of calls come from (they arrive after the call, often
+/// after its thread was frozen, so they are read at export time).
+pub trait CallDetails: Send + Sync {
+    /// The details of those of `call_ids` that have any.
+    fn call_details(
+        &self,
+        call_ids: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, CallDetail>, Error>> + Send;
+}
+
+/// No call details (calls are exported without summaries or transcripts).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoCallDetails;
+
+impl CallDetails for NoCallDetails {
+    async fn call_details(&self, _: &[String]) -> Result<HashMap<String, CallDetail>, Error> {
+        Ok(HashMap::new())
+    }
+}
+
 /// Exports resolved threads.
 pub struct Exporter<P> {
     provider: Option<P>,
@@ -99,6 +121,19 @@ impl<P: LlmProvider> Exporter<P> {
         options: &ExportOptions,
         now: OffsetDateTime,
     ) -> Result<ExportReport, Error> {
+        self.export_with_calls(threads, store, &NoCallDetails, options, now)
+            .await
+    }
+
+    /// Runs an export, with the summaries and transcripts `calls` has for the calls.
+    pub async fn export_with_calls<T: ThreadStore, S: InsightStore, C: CallDetails>(
+        &self,
+        threads: &T,
+        store: &S,
+        calls: &C,
+        options: &ExportOptions,
+        now: OffsetDateTime,
+    ) -> Result<ExportReport, Error> {
         let mut report = ExportReport {
             dry_run: options.dry_run,
             ..ExportReport::default()
@@ -111,9 +146,10 @@ impl<P: LlmProvider> Exporter<P> {
             report.file_threads = pending.len() as u64;
             if !pending.is_empty() && !options.dry_run {
                 let redactor = self.config.redact_files.then_some(&self.redactor);
+                let details = details_of(calls, &pending).await?;
                 let records: Vec<ExportRecord> = pending
                     .iter()
-                    .map(|s| ExportRecord::from_snapshot(s, redactor))
+                    .map(|s| ExportRecord::with_calls(s, redactor, &details))
                     .collect();
                 let path = write_lines(dir, &records, now)?;
                 store
@@ -134,9 +170,10 @@ impl<P: LlmProvider> Exporter<P> {
         if options.llm {
             let pending = pending(threads, store, LLM_SINK).await?;
             let redactor = self.config.redact_for_llm.then_some(&self.redactor);
+            let details = details_of(calls, &pending).await?;
             let records: Vec<ExportRecord> = pending
                 .iter()
-                .map(|s| ExportRecord::from_snapshot(s, redactor))
+                .map(|s| ExportRecord::with_calls(s, redactor, &details))
                 .collect();
             for batch in batches(&records, self.config.budget_tokens) {
                 report
@@ -214,6 +251,22 @@ impl<P: LlmProvider> Exporter<P> {
             }
         }
     }
+}
+
+async fn details_of<C: CallDetails>(
+    calls: &C,
+    snapshots: &[Snapshot],
+) -> Result<HashMap<String, CallDetail>, Error> {
+    let ids: Vec<String> = snapshots
+        .iter()
+        .flat_map(|s| s.entries.iter())
+        .filter(|e| e.kind == thread_resolver::EntryKind::Call)
+        .map(|e| e.id.clone())
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    calls.call_details(&ids).await
 }
 
 /// Resolved threads not yet exported to `sink`, in resolution order.

@@ -7,8 +7,12 @@
 //!             {"kind":"call","role":"staff","at":"...","text":null}]}
 //! ```
 //!
-//! `role` is `customer` for incoming entries and `staff` for outgoing ones. Fields are only
-//! ever added within a format version; a change of meaning bumps it.
+//! `role` is `customer` for incoming entries and `staff` for outgoing ones. A call entry
+//! carries `summary`, `next_steps` and `transcript` when OpenPhone produced them (absent
+//! otherwise). Fields are only ever added within a format version; a change of meaning bumps
+//! it.
+
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use thread_resolver::{EntryKind, Snapshot};
@@ -41,6 +45,35 @@ pub struct ExportEntry {
     pub at: OffsetDateTime,
     /// A message's text (redacted when asked).
     pub text: Option<String>,
+    /// A call's AI summary points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Vec<String>>,
+    /// A call's suggested next steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_steps: Option<Vec<String>>,
+    /// A call's transcript.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<Vec<TranscriptLine>>,
+}
+
+/// One line of a call transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptLine {
+    /// Who spoke (a number or a user, redacted when asked).
+    pub speaker: String,
+    /// What they said.
+    pub text: String,
+}
+
+/// What OpenPhone produced for a call after it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallDetail {
+    /// AI summary points.
+    pub summary: Vec<String>,
+    /// Suggested next steps.
+    pub next_steps: Vec<String>,
+    /// The transcript.
+    pub transcript: Vec<TranscriptLine>,
 }
 
 /// One exported thread.
@@ -70,6 +103,15 @@ pub struct ExportRecord {
 impl ExportRecord {
     /// The record of `snapshot`, redacted by `redactor` when given.
     pub fn from_snapshot(snapshot: &Snapshot, redactor: Option<&Redactor>) -> Self {
+        Self::with_calls(snapshot, redactor, &HashMap::new())
+    }
+
+    /// [`ExportRecord::from_snapshot`], with the details of its calls by call id.
+    pub fn with_calls(
+        snapshot: &Snapshot,
+        redactor: Option<&Redactor>,
+        calls: &HashMap<String, CallDetail>,
+    ) -> Self {
         let thread = &snapshot.thread;
         let (phone_number_id, others) = thread.key.split_once('|').unwrap_or(("", &thread.key));
         let redact = |text: &str| match redactor {
@@ -103,6 +145,26 @@ impl ExportRecord {
                     },
                     at: entry.at,
                     text: entry.text.as_deref().map(redact),
+                    summary: calls
+                        .get(&entry.id)
+                        .filter(|d| !d.summary.is_empty())
+                        .map(|d| d.summary.iter().map(|s| redact(s)).collect()),
+                    next_steps: calls
+                        .get(&entry.id)
+                        .filter(|d| !d.next_steps.is_empty())
+                        .map(|d| d.next_steps.iter().map(|s| redact(s)).collect()),
+                    transcript: calls
+                        .get(&entry.id)
+                        .filter(|d| !d.transcript.is_empty())
+                        .map(|d| {
+                            d.transcript
+                                .iter()
+                                .map(|line| TranscriptLine {
+                                    speaker: redact(&line.speaker),
+                                    text: redact(&line.text),
+                                })
+                                .collect()
+                        }),
                 })
                 .collect(),
         }

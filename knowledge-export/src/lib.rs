@@ -12,7 +12,9 @@ pub mod sop;
 mod store;
 
 pub use error::Error;
-pub use exporter::{ExportOptions, ExportReport, Exporter, ExporterConfig, batches};
+pub use exporter::{
+    CallDetails, ExportOptions, ExportReport, Exporter, ExporterConfig, NoCallDetails, batches,
+};
 pub use insight::{Confidence, Insight, NewInsight, Review, parse};
 pub use redact::Redactor;
 pub use store::{Batch, FailedBatch, InsightStore, MemoryInsightStore};

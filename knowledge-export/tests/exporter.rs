@@ -278,3 +278,86 @@ async fn files_batches_and_dry_runs() {
     );
     assert_eq!(plan.batches.concat(), vec![1, 2, 3, 4, 5]);
 }
+
+/// Call summaries and transcripts, read at export time.
+struct Calls;
+
+impl knowledge_export::CallDetails for Calls {
+    async fn call_details(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, knowledge_export::format::CallDetail>, Error>
+    {
+        Ok(ids
+            .iter()
+            .map(|id| {
+                (
+                    id.clone(),
+                    knowledge_export::format::CallDetail {
+                        summary: vec![
+                            "Caller wants a league slot; call back at 415-555-0100".into(),
+                        ],
+                        next_steps: vec!["Send the league form".into()],
+                        transcript: vec![knowledge_export::format::TranscriptLine {
+                            speaker: "+14155550100".into(),
+                            text: "Any league nights?".into(),
+                        }],
+                    },
+                )
+            })
+            .collect())
+    }
+}
+
+#[tokio::test]
+async fn calls_carry_their_summaries_and_transcripts_redacted() {
+    let threads = MemoryThreadStore::new();
+    let call = Entry {
+        id: "AC-call".into(),
+        kind: EntryKind::Call,
+        direction: "incoming".into(),
+        from: None,
+        text: None,
+        at: AT,
+    };
+    let thread = threads
+        .append("PN1|+14155550100", &call)
+        .await
+        .unwrap()
+        .thread;
+    threads
+        .resolve(thread, 1, &Resolution::Idle, AT)
+        .await
+        .unwrap();
+    let model = Scripted::default();
+    let exporter = Exporter::new(
+        Some(model.clone()),
+        SopLibrary::default(),
+        ExporterConfig::default(),
+    );
+    let store = MemoryInsightStore::new();
+    exporter
+        .export_with_calls(
+            &threads,
+            &store,
+            &Calls,
+            &ExportOptions {
+                llm: true,
+                ..ExportOptions::default()
+            },
+            AT,
+        )
+        .await
+        .unwrap();
+    let prompt = model.requests.lock().unwrap()[0].user.clone();
+    assert!(
+        prompt.contains("\"summary\":[\"Caller wants a league slot; call back at [phone]\"]"),
+        "{prompt}"
+    );
+    assert!(prompt.contains("\"next_steps\":[\"Send the league form\"]"));
+    assert!(
+        prompt
+            .contains("\"transcript\":[{\"speaker\":\"[phone]\",\"text\":\"Any league nights?\"}]"),
+        "{prompt}"
+    );
+}

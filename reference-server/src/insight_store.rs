@@ -251,3 +251,59 @@ impl InsightStore for Store {
         Ok(insight)
     }
 }
+
+impl knowledge_export::CallDetails for Store {
+    async fn call_details(
+        &self,
+        call_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, knowledge_export::format::CallDetail>, Error>
+    {
+        use knowledge_export::format::{CallDetail, TranscriptLine};
+        let strings = |text: Option<String>| -> Vec<String> {
+            text.and_then(|t| serde_json::from_str::<Vec<String>>(&t).ok())
+                .unwrap_or_default()
+        };
+        let mut details = std::collections::HashMap::new();
+        for id in call_ids {
+            let summary: Option<(Option<String>, Option<String>)> = self
+                .fetch_optional(
+                    "SELECT summary, next_steps FROM call_summaries WHERE call_id = $1",
+                    &[id.as_str().into()],
+                )
+                .await
+                .map_err(backend)?;
+            let dialogue: Option<(Option<String>,)> = self
+                .fetch_optional(
+                    "SELECT dialogue FROM call_transcripts WHERE call_id = $1",
+                    &[id.as_str().into()],
+                )
+                .await
+                .map_err(backend)?;
+            let (summary, next_steps) =
+                summary.map_or((Vec::new(), Vec::new()), |(s, n)| (strings(s), strings(n)));
+            let transcript: Vec<TranscriptLine> = dialogue
+                .and_then(|(d,)| d)
+                .and_then(|d| serde_json::from_str::<Vec<serde_json::Value>>(&d).ok())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|line| {
+                    Some(TranscriptLine {
+                        speaker: line["speaker"].as_str().unwrap_or("?").to_owned(),
+                        text: line["content"].as_str()?.to_owned(),
+                    })
+                })
+                .collect();
+            if !(summary.is_empty() && next_steps.is_empty() && transcript.is_empty()) {
+                details.insert(
+                    id.clone(),
+                    CallDetail {
+                        summary,
+                        next_steps,
+                        transcript,
+                    },
+                );
+            }
+        }
+        Ok(details)
+    }
+}

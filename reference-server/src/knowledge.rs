@@ -140,7 +140,7 @@ pub async fn run_export(
     };
     let exporter = Exporter::new(settings.provider.clone(), sops, settings.exporter.clone());
     exporter
-        .export(store, store, options, now)
+        .export_with_calls(store, store, store, options, now)
         .await
         .map_err(|e| {
             let mut message = e.to_string();

@@ -63,4 +63,64 @@ async fn token_commands_create_list_and_revoke(backend: Backend) {
     db.cleanup().await;
 }
 
-backend_tests!(token_commands_create_list_and_revoke);
+/// `reference-server export`: a JSON Lines file of the resolved threads, once; a dry run
+/// writes nothing; no destination, an unknown provider or a missing key is a clear error.
+async fn export_command_writes_resolved_threads_once(backend: Backend) {
+    use thread_resolver::{Entry, EntryKind, Resolution, ThreadStore};
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    let at = time::macros::datetime!(2026-11-30 15:00 UTC);
+    let entry = Entry {
+        id: "AC1".into(),
+        kind: EntryKind::Message,
+        direction: "incoming".into(),
+        from: None,
+        text: Some("Open on Sunday?".into()),
+        at,
+    };
+    let thread = store
+        .append("PN1|+14155550100", &entry)
+        .await
+        .unwrap()
+        .thread;
+    store
+        .resolve(thread, 1, &Resolution::Idle, at)
+        .await
+        .unwrap();
+    let dir = db.dir.join("exports");
+    let dir_arg = dir.display().to_string();
+    let (ok, out, err) = run(&db, &["export", "--to", &dir_arg, "--dry-run"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("\"file_threads\": 1") && out.contains("\"dry_run\": true"),
+        "{out}"
+    );
+    assert!(
+        !dir.exists() || std::fs::read_dir(&dir).unwrap().next().is_none(),
+        "a dry run writes nothing"
+    );
+    let (ok, out, err) = run(&db, &["export", "--to", &dir_arg]);
+    assert!(ok, "{err}");
+    assert!(out.contains("\"file_threads\": 1"), "{out}");
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    let (ok, out, _) = run(&db, &["export", "--to", &dir_arg]);
+    assert!(
+        ok && out.contains("\"file_threads\": 0"),
+        "exported once: {out}"
+    );
+    let (ok, _, err) = run(&db, &["export"]);
+    assert!(!ok && err.contains("--to DIR"), "{err}");
+    let (ok, _, err) = run(&db, &["export", "--llm", "clippy"]);
+    assert!(!ok && err.contains("LLM_MODEL"), "{err}");
+    let (ok, _, err) = run(&db, &["export", "--llm", "anthropic", "--llm-model", "m"]);
+    assert!(!ok && err.contains("ANTHROPIC_API_KEY"), "{err}");
+    db.cleanup().await;
+}
+
+backend_tests!(
+    token_commands_create_list_and_revoke,
+    export_command_writes_resolved_threads_once,
+);

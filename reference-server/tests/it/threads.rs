@@ -447,3 +447,51 @@ mod knowledge_flow {
     use super::ingest_resolve_export_review;
     crate::backend_tests!(ingest_resolve_export_review);
 }
+
+/// Call summaries and transcripts projected from webhooks are what the export reads.
+async fn call_details_come_from_the_projected_records(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    store
+        .apply_changes(&[
+            reference_server::projection::Change::Summary {
+                call_id: "ACcall".into(),
+                status: Some("completed".into()),
+                status_rank: 2,
+                summary: json!(["Wants a league slot"]).to_string(),
+                next_steps: json!(["Send the form"]).to_string(),
+            },
+            reference_server::projection::Change::Transcript {
+                call_id: "ACcall".into(),
+                status: Some("completed".into()),
+                status_rank: 2,
+                dialogue: json!([{"speaker": "+14155550100", "user_id": null, "content": "Any league nights?", "start": 0.0, "end": 1.0}]).to_string(),
+            },
+        ])
+        .await
+        .unwrap();
+    let details = knowledge_export::CallDetails::call_details(
+        &store,
+        &["ACcall".to_owned(), "ACnone".to_owned()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(details.len(), 1);
+    let call = &details["ACcall"];
+    assert_eq!(
+        (call.summary.clone(), call.next_steps.clone()),
+        (
+            vec!["Wants a league slot".to_owned()],
+            vec!["Send the form".to_owned()]
+        )
+    );
+    assert_eq!(call.transcript[0].text, "Any league nights?");
+    db.cleanup().await;
+}
+
+mod call_details {
+    use super::call_details_come_from_the_projected_records;
+    crate::backend_tests!(call_details_come_from_the_projected_records);
+}
