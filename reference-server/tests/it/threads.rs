@@ -495,3 +495,70 @@ mod call_details {
     use super::call_details_come_from_the_projected_records;
     crate::backend_tests!(call_details_come_from_the_projected_records);
 }
+
+/// With `KNOWLEDGE_EXPORT_SCHEDULE=hourly` and an export directory, the scheduler writes the
+/// resolved threads to a JSON Lines file by itself.
+async fn the_scheduler_exports_resolved_threads(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    // A resolved thread before the server starts: the job's first slot runs at start.
+    let store = db.store().await;
+    let at = datetime!(2026-11-30 15:00 UTC);
+    let entry = Entry {
+        id: "AC1".into(),
+        kind: EntryKind::Message,
+        direction: "incoming".into(),
+        from: None,
+        text: Some("Open on Sunday?".into()),
+        at,
+    };
+    let thread = store
+        .append("PN1|+14155550100", &entry)
+        .await
+        .unwrap()
+        .thread;
+    store
+        .resolve(thread, 1, &Resolution::Idle, at)
+        .await
+        .unwrap();
+    let exports = db.dir.join("scheduled-exports");
+    let dir = exports.clone();
+    let app = TestApp::spawn_with(&db, move |config| {
+        config.knowledge_export_schedule = "hourly".to_owned();
+        config.knowledge_export_dir = Some(dir);
+    })
+    .await;
+    let files = TestApp::eventually("the scheduled export", || async {
+        let files: Vec<_> = std::fs::read_dir(&exports)
+            .ok()?
+            .filter_map(|f| f.ok().map(|f| f.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+            .collect();
+        (!files.is_empty()).then_some(files)
+    })
+    .await;
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(
+        std::fs::read_to_string(&files[0])
+            .unwrap()
+            .contains("Open on Sunday?")
+    );
+    let operator = app.token(Role::Operator).await;
+    let (_, jobs) = app.get("/api/v1/jobs", &operator).await;
+    assert!(
+        jobs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["job"] == "knowledge-export"),
+        "{jobs}"
+    );
+    app.stop().await;
+    db.cleanup().await;
+}
+
+mod scheduled_export {
+    use super::the_scheduler_exports_resolved_threads;
+    crate::backend_tests!(the_scheduler_exports_resolved_threads);
+}
