@@ -22,8 +22,7 @@ fn backend(error: StoreError) -> Error {
 }
 
 fn time_of(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    crate::ingest::from_unix_ms(ms).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 fn phone_of(text: &str) -> Result<E164, Error> {
@@ -260,11 +259,6 @@ impl Store {
     }
 }
 
-/// PostgreSQL's unique violation (two members given one position at once).
-fn is_unique_violation(error: &StoreError) -> bool {
-    matches!(error, StoreError::Backend(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505"))
-}
-
 const INSERT_CHUNK: usize = 1_000;
 
 impl CampaignStore for Store {
@@ -379,7 +373,7 @@ impl CampaignStore for Store {
             match result {
                 Ok(rows) => return Ok(rows == 1),
                 // Another insert took the same position: take the next one.
-                Err(error) if is_unique_violation(&error) && attempts < 20 => attempts += 1,
+                Err(error) if error.is_unique_violation() && attempts < 20 => attempts += 1,
                 Err(error) => return Err(backend(error)),
             }
         }

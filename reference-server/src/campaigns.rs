@@ -386,9 +386,7 @@ pub(crate) fn notes(changes: &[Change]) -> Notes {
 /// Applies `notes` to the campaign ledgers. Failures are logged: the reports are what they
 /// affect, never who is sent (opt-outs are checked in the consent ledger at send time).
 pub(crate) async fn apply_notes(store: &Store, notes: &Notes, now: OffsetDateTime) {
-    let time = |ms: i64| {
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(now)
-    };
+    let time = |ms: i64| crate::ingest::from_unix_ms(ms).unwrap_or(now);
     for (phone, at) in &notes.replies {
         if let Err(error) = store.record_reply(phone, time(*at)).await {
             tracing::warn!(%error, "campaign reply not noted");

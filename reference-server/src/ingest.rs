@@ -28,6 +28,11 @@ pub fn unix_ms(time: OffsetDateTime) -> i64 {
     i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
+/// The instant `ms` Unix milliseconds name (the inverse of [`unix_ms`]); `None` out of range.
+pub fn from_unix_ms(ms: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
 /// The system clock.
 pub fn system_clock() -> Clock {
     Arc::new(OffsetDateTime::now_utc)

@@ -17,8 +17,7 @@ fn backend(error: StoreError) -> Error {
 }
 
 fn time_of(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    crate::ingest::from_unix_ms(ms).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 const INSIGHT_COLUMNS: &str = "id, source, summary, action, category, sop_target, confidence, thread_ids, produced_by, prompt_version, review, decided_by, note, created_ms, decided_ms";

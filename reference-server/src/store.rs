@@ -38,6 +38,13 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether a unique constraint refused a write (PostgreSQL `23505`, SQLite `2067`): a
+    /// concurrent writer took the key first.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, Self::Backend(sqlx::Error::Database(error))
+            if matches!(error.code().as_deref(), Some("23505" | "2067" | "1555")))
+    }
+
     /// Whether trying the same transaction again may succeed: a PostgreSQL deadlock or
     /// serialization failure, or a busy SQLite database.
     pub fn is_transient(&self) -> bool {

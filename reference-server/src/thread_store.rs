@@ -22,8 +22,7 @@ fn backend(error: StoreError) -> Error {
 }
 
 fn time_of(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    crate::ingest::from_unix_ms(ms).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 const THREAD_COLUMNS: &str = "id, thread_key, state, entries, version, opened_ms, last_activity_ms, resolved_ms, resolution, reopened_from";
@@ -110,11 +109,6 @@ fn entry_args(thread: i64, entry: &Entry) -> Vec<Arg> {
 const INSERT_ENTRY: &str = "INSERT INTO thread_entries (thread_id, entry_id, kind, direction, from_address, text, at_ms) \
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (thread_id, entry_id) DO NOTHING";
 
-/// PostgreSQL's unique violation (two appends opening a thread for one conversation).
-fn is_unique_violation(error: &StoreError) -> bool {
-    matches!(error, StoreError::Backend(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505"))
-}
-
 impl Store {
     async fn try_append(&self, key: &str, entry: &Entry) -> Result<Appended, StoreError> {
         let mut tx = self.begin().await?;
@@ -193,7 +187,7 @@ impl ThreadStore for Store {
                 Ok(appended) => return Ok(appended),
                 // Another append opened the conversation's thread at the same time: join it.
                 Err(error)
-                    if (is_unique_violation(&error) || error.is_transient()) && attempts < 10 =>
+                    if (error.is_unique_violation() || error.is_transient()) && attempts < 10 =>
                 {
                     attempts += 1
                 }
@@ -373,14 +367,9 @@ impl ThreadStore for Store {
         .await;
         match result {
             Ok(new) => Ok(self.thread(ThreadId(new)).await?.0),
-            Err(error)
-                if is_unique_violation(&error)
-                    || matches!(&error, StoreError::Backend(sqlx::Error::Database(db)) if db.message().contains("UNIQUE")) =>
-            {
-                Err(Error::Conflict(format!(
-                    "another thread of the same conversation is open: resolve it first ({id} stays resolved)"
-                )))
-            }
+            Err(error) if error.is_unique_violation() => Err(Error::Conflict(format!(
+                "another thread of the same conversation is open: resolve it first ({id} stays resolved)"
+            ))),
             Err(error) => Err(backend(error)),
         }
     }

@@ -23,10 +23,6 @@ pub const FEED_OVERLAP: i64 = 5_000;
 const FEED_CHECKPOINT: &str = "threads.feed";
 const FEED_BATCH: i64 = 1_000;
 
-fn time_of(ms: i64) -> Option<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
-}
-
 /// The thread entries a delivery's projection changes hold, with their conversation key.
 pub fn entries_of(changes: &[Change]) -> Vec<(String, Entry)> {
     let mut entries = Vec::new();
@@ -41,7 +37,7 @@ pub fn entries_of(changes: &[Change]) -> Vec<(String, Entry)> {
                 created_ms: Some(at),
                 ..
             } => {
-                if let Some(at) = time_of(*at) {
+                if let Some(at) = crate::ingest::from_unix_ms(*at) {
                     entries.push((
                         key.clone(),
                         Entry {
@@ -64,7 +60,9 @@ pub fn entries_of(changes: &[Change]) -> Vec<(String, Entry)> {
                 completed_ms,
                 ..
             } => {
-                let Some(at) = time_of(*at) else { continue };
+                let Some(at) = crate::ingest::from_unix_ms(*at) else {
+                    continue;
+                };
                 let direction = direction.clone().unwrap_or_else(|| "incoming".to_owned());
                 entries.push((
                     key.clone(),
@@ -86,7 +84,9 @@ pub fn entries_of(changes: &[Change]) -> Vec<(String, Entry)> {
                             direction,
                             from: None,
                             text: None,
-                            at: completed_ms.and_then(time_of).unwrap_or(at),
+                            at: completed_ms
+                                .and_then(crate::ingest::from_unix_ms)
+                                .unwrap_or(at),
                         },
                     ));
                 }
