@@ -14,14 +14,13 @@ use openphone_client::Client;
 use openphone_client::model::message::{ListMessages, SendMessage, Sender as From};
 use openphone_types::{Direction, E164, PhoneNumberId};
 use sms_campaigns::{
-    CampaignStore, Engine, EngineConfig, Error as CampaignError, History, NumVerify,
-    OfflineValidator, OutgoingText, PhoneValidator, SendResult, Sender, Validation,
+    Engine, EngineConfig, Error as CampaignError, History, NumVerify, OfflineValidator,
+    OutgoingText, PhoneValidator, SendResult, Sender, Validation,
 };
 use time::OffsetDateTime;
 
 use crate::alerts::Alerter;
 use crate::ingest::{Clock, unix_ms};
-use crate::projection::Change;
 use crate::scheduler::{Job, Schedule};
 use crate::store::Store;
 
@@ -325,83 +324,5 @@ impl Job for CampaignJob {
             }
             serde_json::to_value(&report).map_err(|error| error.to_string())
         })
-    }
-}
-
-/// What a committed delivery tells campaigns.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct Notes {
-    replies: Vec<(E164, i64)>,
-    opt_outs: Vec<(E164, i64)>,
-    deliveries: Vec<(String, Option<String>)>,
-}
-
-impl Notes {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.replies.is_empty() && self.opt_outs.is_empty() && self.deliveries.is_empty()
-    }
-}
-
-/// Replies, opt-outs and delivery reports among a delivery's projection changes.
-pub(crate) fn notes(changes: &[Change]) -> Notes {
-    let mut notes = Notes::default();
-    for change in changes {
-        match change {
-            Change::Message {
-                direction: Some(direction),
-                from: Some(from),
-                created_ms: Some(at),
-                ..
-            } if direction == "incoming" => {
-                if let Ok(phone) = E164::parse(from) {
-                    notes.replies.push((phone, *at));
-                }
-            }
-            Change::Consent {
-                phone,
-                action: "opt_out",
-                at_ms,
-                ..
-            } => {
-                if let Ok(phone) = E164::parse(phone) {
-                    notes.opt_outs.push((phone, *at_ms));
-                }
-            }
-            Change::MessageStatus {
-                message_id, status, ..
-            } => match status.as_str() {
-                "delivered" => notes.deliveries.push((message_id.clone(), None)),
-                "failed" | "undelivered" => notes.deliveries.push((
-                    message_id.clone(),
-                    Some(format!("carrier reported {status}")),
-                )),
-                _ => {}
-            },
-            _ => {}
-        }
-    }
-    notes
-}
-
-/// Applies `notes` to the campaign ledgers. Failures are logged: the reports are what they
-/// affect, never who is sent (opt-outs are checked in the consent ledger at send time).
-pub(crate) async fn apply_notes(store: &Store, notes: &Notes, now: OffsetDateTime) {
-    let time = |ms: i64| crate::ingest::from_unix_ms(ms).unwrap_or(now);
-    for (phone, at) in &notes.replies {
-        if let Err(error) = store.record_reply(phone, time(*at)).await {
-            tracing::warn!(%error, "campaign reply not noted");
-        }
-    }
-    for (phone, at) in &notes.opt_outs {
-        if let Err(error) = store.record_opt_out(phone, time(*at)).await {
-            tracing::warn!(%error, "campaign opt-out not noted");
-        }
-    }
-    for (message_id, failure) in &notes.deliveries {
-        if let Err(error) =
-            CampaignStore::record_delivery(store, message_id, failure.as_deref(), now).await
-        {
-            tracing::warn!(%error, "campaign delivery not noted");
-        }
     }
 }

@@ -169,7 +169,6 @@ pub async fn receive(
     };
     let event_type = delivery.event_type.clone();
     let parse_error = delivery.parse_error.clone();
-    let campaign_notes = crate::campaigns::notes(&delivery.changes);
     let forwarded = (!state.forward.is_empty()).then(|| delivery.body.clone());
     let status = match state.ingestor.record(delivery).await? {
         Recorded::New(id) => {
@@ -178,9 +177,6 @@ pub async fn receive(
             }
             if let Some(body) = &forwarded {
                 crate::forward::forward(&state.forward, &delivery_key, body, (state.clock)());
-            }
-            if !campaign_notes.is_empty() {
-                crate::campaigns::apply_notes(&state.store, &campaign_notes, (state.clock)()).await;
             }
             tracing::info!(
                 id,

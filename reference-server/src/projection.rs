@@ -212,6 +212,27 @@ pub enum Change {
         /// When the webhook was received, unix milliseconds.
         received_ms: i64,
     },
+    /// An inbound message from a number campaigns may have written to: every campaign
+    /// recipient with that number attempted at or before it counts it as a reply (and as an
+    /// opt-out when it is one), keeping the earliest.
+    CampaignResponse {
+        /// The number that wrote.
+        phone: String,
+        /// When the message was sent.
+        at_ms: i64,
+        /// Whether the message is an opt-out keyword.
+        opt_out: bool,
+    },
+    /// A delivery report on a message a campaign may have sent: `delivered`, or the carrier's
+    /// failure. A failure never overrides a delivery.
+    CampaignDelivery {
+        /// The message.
+        message_id: String,
+        /// The failure, `None` for a delivery.
+        failure: Option<String>,
+        /// When it was reported.
+        reported_ms: i64,
+    },
     /// A transcript.
     Transcript {
         /// The call.
@@ -356,11 +377,26 @@ fn message_changes(message: &Message, at: Option<i64>) -> Vec<Change> {
         created_ms: message.created_at.map(unix_ms),
     });
     if let Some(status) = status {
+        let reported_ms = at.or(message.created_at.map(unix_ms)).unwrap_or(0);
         changes.push(Change::MessageStatus {
             message_id: message.id.to_string(),
             status: status.to_string(),
-            reported_ms: at.or(message.created_at.map(unix_ms)).unwrap_or(0),
+            reported_ms,
         });
+        let failure = match status {
+            MessageStatus::Delivered => Some(None),
+            MessageStatus::Failed | MessageStatus::Undelivered => {
+                Some(Some(format!("carrier reported {status}")))
+            }
+            _ => None,
+        };
+        if let Some(failure) = failure {
+            changes.push(Change::CampaignDelivery {
+                message_id: message.id.to_string(),
+                failure,
+                reported_ms,
+            });
+        }
     }
     changes.extend(message_side_effects(message, at));
     changes
@@ -402,7 +438,13 @@ fn message_side_effects(message: &Message, at: Option<i64>) -> Vec<Change> {
         .as_ref()
         .map(ToString::to_string)
         .or_else(|| message.to.first().map(ToString::to_string));
-    match crate::compliance::classify(text) {
+    let keyword = crate::compliance::classify(text);
+    changes.push(Change::CampaignResponse {
+        phone: phone.clone(),
+        at_ms,
+        opt_out: matches!(&keyword, Keyword::Exact(action, _) if action.consent() == Some("opt_out")),
+    });
+    match keyword {
         Keyword::None => {}
         Keyword::Mentions(word) => changes.push(Change::ReviewFlag {
             message_id,

@@ -773,6 +773,14 @@ async fn record_batch_unnested(
             round.sort_by(|a, b| a.1.key.cmp(&b.1.key));
         }
     }
+    // A reply and a delivery report may update the same campaign recipient; in one statement
+    // PostgreSQL would apply only one of the two, so the reports then run after it.
+    let mut later: Vec<(&'static str, Vec<Vec<(&str, sql::Upsert)>>)> = Vec::new();
+    if groups.contains_key(sql::CAMPAIGN_RESPONSE)
+        && let Some(rounds) = groups.remove(sql::CAMPAIGN_DELIVERY)
+    {
+        later.push((sql::CAMPAIGN_DELIVERY, rounds));
+    }
 
     let mut statement = "WITH raw AS (INSERT INTO webhook_deliveries \
         (delivery_key, scheme, event_id, event_type, parse_error, signed_at, received_at, body) \
@@ -821,7 +829,8 @@ async fn record_batch_unnested(
         );
     }
 
-    let single = contacts.is_empty() && groups.values().all(|rounds| rounds.len() == 1);
+    let single =
+        contacts.is_empty() && later.is_empty() && groups.values().all(|rounds| rounds.len() == 1);
     let inserted: Vec<(i64, String)> = if single {
         query.fetch_all(pool).await?
     } else {
@@ -829,22 +838,27 @@ async fn record_batch_unnested(
         let inserted = query.fetch_all(&mut *tx).await?;
         let new: std::collections::HashSet<&str> =
             inserted.iter().map(|(_, key)| key.as_str()).collect();
+        let mut remaining: Vec<(&str, &Vec<(&str, sql::Upsert)>)> = Vec::new();
         for (sql_text, rounds) in &groups {
-            for round in rounds.iter().skip(1) {
-                let round: Vec<(&str, sql::Upsert)> = round
-                    .iter()
-                    .filter(|(key, _)| new.contains(key))
-                    .map(|(key, upsert)| (*key, upsert.clone()))
-                    .collect();
-                if round.is_empty() {
-                    continue;
-                }
-                let columns = column_types(&round);
-                let text = sql::unnest(sql_text, &columns, 1, false);
-                bind_columns!(sqlx::query(AssertSqlSafe(text)), &round)
-                    .execute(&mut *tx)
-                    .await?;
+            remaining.extend(rounds.iter().skip(1).map(|round| (*sql_text, round)));
+        }
+        for (sql_text, rounds) in &later {
+            remaining.extend(rounds.iter().map(|round| (*sql_text, round)));
+        }
+        for (sql_text, round) in remaining {
+            let round: Vec<(&str, sql::Upsert)> = round
+                .iter()
+                .filter(|(key, _)| new.contains(key))
+                .map(|(key, upsert)| (*key, upsert.clone()))
+                .collect();
+            if round.is_empty() {
+                continue;
             }
+            let columns = column_types(&round);
+            let text = sql::unnest(sql_text, &columns, 1, false);
+            bind_columns!(sqlx::query(AssertSqlSafe(text)), &round)
+                .execute(&mut *tx)
+                .await?;
         }
         let contacts: Vec<Change> = contacts
             .iter()

@@ -253,6 +253,21 @@ pub(crate) const HEALTH_RECEIPT: &str = "INSERT INTO health_check_receipts (toke
 pub(crate) const REPLY: &str = "INSERT INTO outbox (message_id, kind, to_phone, sender, created_ms) \
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id, kind) DO NOTHING";
 
+/// A reply (and maybe an opt-out) on the campaign recipients with that number attempted at
+/// or before it; the earliest is kept, so the order of arrival does not matter.
+pub(crate) const CAMPAIGN_RESPONSE: &str = "UPDATE campaign_recipients SET \
+    replied_ms = LEAST(COALESCE(replied_ms, $2), $2), \
+    opted_out_ms = CASE WHEN $3 = 1 THEN LEAST(COALESCE(opted_out_ms, $2), $2) ELSE opted_out_ms END \
+    WHERE phone = $1 AND state IN ('sent', 'delivered', 'failed', 'ambiguous') AND attempted_ms <= $2 \
+    AND (replied_ms IS NULL OR replied_ms > $2 OR ($3 = 1 AND (opted_out_ms IS NULL OR opted_out_ms > $2)))";
+
+/// A delivery report on a campaign message: `delivered` when `$2` is NULL, else `failed`
+/// with `$2` as the reason; a failure never overrides a delivery.
+pub(crate) const CAMPAIGN_DELIVERY: &str = "UPDATE campaign_recipients SET \
+    state = CASE WHEN $2 IS NULL THEN 'delivered' ELSE 'failed' END, \
+    detail = COALESCE($2, detail), updated_ms = $3 \
+    WHERE message_id = $1 AND (state = 'sent' OR (state = 'delivered' AND $2 IS NULL))";
+
 /// One projection upsert: its SQL, the key it conflicts on, and its parameters.
 #[derive(Clone)]
 pub(crate) struct Upsert {
@@ -485,6 +500,24 @@ pub(crate) fn upsert(change: &Change) -> Option<Upsert> {
             token.clone(),
             vec![token.into(), received_ms.into()],
         ),
+        Change::CampaignResponse {
+            phone,
+            at_ms,
+            opt_out,
+        } => (
+            CAMPAIGN_RESPONSE,
+            phone.clone(),
+            vec![phone.into(), at_ms.into(), int(i32::from(opt_out))],
+        ),
+        Change::CampaignDelivery {
+            message_id,
+            failure,
+            reported_ms,
+        } => (
+            CAMPAIGN_DELIVERY,
+            message_id.clone(),
+            vec![message_id.into(), failure.into(), reported_ms.into()],
+        ),
         Change::Contact { .. } => return None,
     };
     Some(Upsert { sql, key, args })
@@ -496,6 +529,9 @@ pub(crate) fn upsert(change: &Change) -> Option<Upsert> {
 /// parameters are numbered from `first`. With `only_new`, one more text array gives each
 /// row's delivery key, and only rows whose delivery the `raw` CTE inserted are applied.
 pub(crate) fn unnest(sql: &str, columns: &[&str], first: usize, only_new: bool) -> String {
+    if sql.starts_with("UPDATE ") {
+        return unnest_update(sql, columns, first, only_new);
+    }
     let start = sql.find("VALUES (").unwrap_or(sql.len());
     let end = sql[start..]
         .find(')')
@@ -521,6 +557,37 @@ pub(crate) fn unnest(sql: &str, columns: &[&str], first: usize, only_new: bool) 
         arrays.join(", "),
         aliases.join(", "),
         &sql[end..]
+    )
+}
+
+/// [`unnest`] for an `UPDATE ... WHERE ...`: the arrays join in a `FROM` clause before the
+/// `WHERE`, and each parameter `$n` becomes the column `u.cn`. A statement must not update a
+/// row twice: callers give it rows of distinct keys (see `record_batch_unnested`).
+fn unnest_update(sql: &str, columns: &[&str], first: usize, only_new: bool) -> String {
+    let mut body = sql.to_owned();
+    // Highest first, so `$1` does not rewrite the start of `$12`.
+    for n in (1..=columns.len()).rev() {
+        body = body.replace(&format!("${n}"), &format!("u.c{n}"));
+    }
+    let mut arrays: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(index, column)| format!("${}::{column}[]", first + index))
+        .collect();
+    let mut aliases: Vec<String> = (1..=columns.len()).map(|n| format!("c{n}")).collect();
+    let mut filter = String::new();
+    if only_new {
+        arrays.push(format!("${}::text[]", first + columns.len()));
+        aliases.push("dk".to_owned());
+        filter.push_str("u.dk IN (SELECT delivery_key FROM raw) AND ");
+    }
+    let at = body.find(" WHERE ").unwrap_or(body.len());
+    format!(
+        "{} FROM UNNEST({}) AS u({}) WHERE {filter}{}",
+        &body[..at],
+        arrays.join(", "),
+        aliases.join(", "),
+        body[at..].trim_start_matches(" WHERE ")
     )
 }
 
@@ -555,6 +622,26 @@ mod tests {
             let values = sql.find("VALUES (").unwrap();
             assert!(sql[values..].find(')').unwrap() < sql.find("ON CONFLICT").unwrap() - values);
         }
+    }
+
+    #[test]
+    fn unnest_joins_the_arrays_of_an_update() {
+        assert_eq!(
+            unnest(
+                "UPDATE t SET a = $2, b = $12 WHERE k = $1",
+                &[
+                    "text", "int8", "int8", "int8", "int8", "int8", "int8", "int8", "int8", "int8",
+                    "int8", "int8"
+                ],
+                5,
+                true
+            ),
+            "UPDATE t SET a = u.c2, b = u.c12 FROM UNNEST($5::text[], $6::int8[], $7::int8[], \
+             $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[], \
+             $14::int8[], $15::int8[], $16::int8[], $17::text[]) \
+             AS u(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, dk) \
+             WHERE u.dk IN (SELECT delivery_key FROM raw) AND k = u.c1"
+        );
     }
 
     #[test]

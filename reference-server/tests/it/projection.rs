@@ -450,7 +450,137 @@ async fn a_batch_projects_like_one_delivery_at_a_time(backend: Backend) {
     db.cleanup().await;
 }
 
+/// A campaign recipient sent `MSGc` at 2026-12-01 16:00 UTC; returns the campaign.
+async fn sent_campaign(store: &Store) -> sms_campaigns::CampaignId {
+    use sms_campaigns::{
+        CampaignSpec, CampaignStore, NewContact, NewRecipient, Outcome, Schedule, Weekday,
+    };
+    let at = time::macros::datetime!(2026-12-01 16:00 UTC);
+    let phone = openphone_types::E164::parse("+14155550300").unwrap();
+    let (contact, _) = store
+        .upsert_contact(
+            NewContact {
+                phone: Some(phone.clone()),
+                ..NewContact::default()
+            },
+            at,
+        )
+        .await
+        .unwrap();
+    let list = store.create_list("Audience", at).await.unwrap();
+    store.add_member(&list.id, &contact.id, at).await.unwrap();
+    let spec = CampaignSpec {
+        name: "Inspection".to_owned(),
+        message_a: "Hi".to_owned(),
+        message_b: None,
+        list_id: list.id,
+        sender: openphone_types::E164::parse("+14155559000").unwrap(),
+        schedule: Schedule {
+            days: vec![Weekday::Tue],
+            send_time: "10:00".to_owned(),
+            timezone: "America/Chicago".to_owned(),
+            per_run: 1,
+        },
+        opt_out_text: None,
+    };
+    let campaign = store.create_campaign(&spec, at).await.unwrap();
+    let recipients = vec![NewRecipient {
+        contact_id: contact.id,
+        phone,
+    }];
+    store
+        .activate(&campaign.id, recipients, None, at)
+        .await
+        .unwrap();
+    let lease = at.unix_timestamp() + 600;
+    store
+        .claim(&campaign.id, 1, 1, "w", lease, at)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .begin_send(&campaign.id, 0, "w", "Hi", lease, at)
+            .await
+            .unwrap()
+    );
+    let sent = Outcome::Sent {
+        message_id: "MSGc".to_owned(),
+    };
+    assert!(store.finish(&campaign.id, 0, "w", &sent, at).await.unwrap());
+    campaign.id
+}
+
+/// The delivery report of a campaign message and the recipient's STOP, in one batch (on
+/// PostgreSQL, one statement would apply only one of the two updates to the recipient): the
+/// report counts the delivery, the reply and the opt-out. A reply sent before the campaign
+/// message is not counted, and a redelivered batch changes nothing.
+async fn campaign_reports_in_one_batch_all_count(backend: Backend) {
+    use sms_campaigns::CampaignStore;
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    let id = sent_campaign(&store).await;
+    let message = |id: &str, direction: &str, text: &str, status: &str, at: &str| {
+        let (from, to) = if direction == "incoming" {
+            ("+14155550300", "+14155559000")
+        } else {
+            ("+14155559000", "+14155550300")
+        };
+        json!({"id": format!("EV{id}{status}"), "object": "event", "apiVersion": "v4",
+            "createdAt": at, "type": if direction == "incoming" { "message.received" } else { "message.delivered" },
+            "data": {"object": {"id": id, "object": "message", "from": from, "to": [to],
+            "direction": direction, "text": text, "status": status, "createdAt": at,
+            "phoneNumberId": "PN1"}}})
+    };
+    let before = new_delivery(
+        "before",
+        &message(
+            "MSGa",
+            "incoming",
+            "Hello?",
+            "received",
+            "2026-11-30T12:00:00Z",
+        ),
+    );
+    store.record_delivery(&before).await.unwrap();
+    let deliveries = vec![
+        new_delivery(
+            "delivered",
+            &message(
+                "MSGc",
+                "outgoing",
+                "Hi",
+                "delivered",
+                "2026-12-01T16:00:05Z",
+            ),
+        ),
+        new_delivery(
+            "stop",
+            &message(
+                "MSGs",
+                "incoming",
+                " stop ",
+                "received",
+                "2026-12-01T16:05:00Z",
+            ),
+        ),
+    ];
+    let counts = |report: sms_campaigns::Report| {
+        let total = report.total;
+        (total.sent, total.delivered, total.replied, total.opted_out)
+    };
+    let outcomes = store.record_batch(&deliveries).await.unwrap();
+    assert!(outcomes.iter().all(|o| matches!(o, Recorded::New(_))));
+    assert_eq!(counts(store.report(&id).await.unwrap()), (1, 1, 1, 1));
+    let again = store.record_batch(&deliveries).await.unwrap();
+    assert!(again.iter().all(|o| matches!(o, Recorded::Duplicate)));
+    assert_eq!(counts(store.report(&id).await.unwrap()), (1, 1, 1, 1));
+    db.cleanup().await;
+}
+
 backend_tests!(
+    campaign_reports_in_one_batch_all_count,
     a_batch_projects_like_one_delivery_at_a_time,
     replay_projects_the_raw_log_idempotently,
     contacts_converge_and_are_found_by_number,
