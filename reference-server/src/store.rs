@@ -736,6 +736,10 @@ macro_rules! bind_columns {
 /// batch). One statement must not touch a row twice, so a key repeated in the batch goes to a
 /// later round, run after it in one transaction (as are contacts); merges are
 /// order-independent, so rounds give what one row at a time gives.
+/// A statement's upserts in rounds, each round free of repeated keys, each upsert with the
+/// key of its delivery.
+type Rounds<'a> = Vec<Vec<(&'a str, sql::Upsert)>>;
+
 async fn record_batch_unnested(
     pool: &PgPool,
     deliveries: &[NewDelivery],
@@ -747,7 +751,7 @@ async fn record_batch_unnested(
     }
     let rows: Vec<&NewDelivery> = first.values().map(|&index| &deliveries[index]).collect();
     // Their upserts by statement and round, each with its delivery key.
-    let mut groups: BTreeMap<&'static str, Vec<Vec<(&str, sql::Upsert)>>> = BTreeMap::new();
+    let mut groups: BTreeMap<&'static str, Rounds> = BTreeMap::new();
     let mut contacts: Vec<(&str, &Change)> = Vec::new();
     for (index, delivery) in deliveries.iter().enumerate() {
         if first.get(delivery.delivery_key.as_str()) != Some(&index) {
@@ -775,7 +779,7 @@ async fn record_batch_unnested(
     }
     // A reply and a delivery report may update the same campaign recipient; in one statement
     // PostgreSQL would apply only one of the two, so the reports then run after it.
-    let mut later: Vec<(&'static str, Vec<Vec<(&str, sql::Upsert)>>)> = Vec::new();
+    let mut later: Vec<(&'static str, Rounds)> = Vec::new();
     if groups.contains_key(sql::CAMPAIGN_RESPONSE)
         && let Some(rounds) = groups.remove(sql::CAMPAIGN_DELIVERY)
     {
