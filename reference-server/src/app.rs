@@ -209,6 +209,20 @@ pub fn router(services: Services) -> (Router, Workers) {
     };
     match openphone {
         Some(client) => {
+            // Our numbers key group conversations: read them once at start.
+            let (numbers_client, numbers_store, now_ms) = (
+                client.clone(),
+                store.clone(),
+                crate::ingest::unix_ms(clock()),
+            );
+            background.spawn(async move {
+                match crate::import::save_phone_numbers(&numbers_client, &numbers_store, now_ms)
+                    .await
+                {
+                    Ok(numbers) => tracing::info!(count = numbers.len(), "phone numbers read"),
+                    Err(error) => tracing::warn!(%error, "phone numbers not read; learned from outgoing messages instead"),
+                }
+            });
             background.spawn(
                 ReplySender {
                     store: store.clone(),
@@ -234,6 +248,7 @@ pub fn router(services: Services) -> (Router, Workers) {
                 forward: Arc::new(forward),
                 store: store.clone(),
                 metrics: metrics.clone(),
+                own_numbers: crate::ingest::KnownNumbers::default(),
             };
             WEBHOOK_PATHS
                 .iter()

@@ -232,6 +232,34 @@ pub struct Importer {
     report: Mutex<ImportReport>,
 }
 
+/// Reads our phone numbers from OpenPhone and records them (id, number, name): the directory,
+/// and what tells our number from the others in a group message.
+///
+/// # Errors
+/// [`ImportError`] when the API or the database fails.
+pub async fn save_phone_numbers(
+    client: &Client,
+    store: &Store,
+    now_ms: i64,
+) -> Result<Vec<openphone_client::model::phone_number::PhoneNumber>, ImportError> {
+    let numbers = client.list_phone_numbers(None).await?;
+    for number in &numbers {
+        store
+            .execute(
+                "INSERT INTO workspace_phone_numbers (id, number, name, updated_ms) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (id) DO UPDATE SET number = excluded.number, name = excluded.name, updated_ms = excluded.updated_ms",
+                &[
+                    number.id.as_str().into(),
+                    number.number.as_str().into(),
+                    number.name.clone().into(),
+                    now_ms.into(),
+                ],
+            )
+            .await?;
+    }
+    Ok(numbers)
+}
+
 /// Runs a write again when it deadlocked with a concurrent stream (both touch conversations).
 async fn retry_transient<T, F, Fut>(mut write: F) -> Result<T, StoreError>
 where
@@ -451,22 +479,11 @@ impl Importer {
     pub async fn run(&self) -> Result<ImportReport, ImportError> {
         let started = Instant::now();
         self.request();
-        let numbers = self.client.list_phone_numbers(None).await?;
-        let now_ms = self.now_ms();
-        for number in numbers.iter().filter(|_| !self.options.only_missing) {
-            self.store
-                .execute(
-                    "INSERT INTO workspace_phone_numbers (id, number, name, updated_ms) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (id) DO UPDATE SET number = excluded.number, name = excluded.name, updated_ms = excluded.updated_ms",
-                    &[
-                        number.id.as_str().into(),
-                        number.number.as_str().into(),
-                        number.name.clone().into(),
-                        now_ms.into(),
-                    ],
-                )
-                .await?;
-        }
+        let numbers = if self.options.only_missing {
+            self.client.list_phone_numbers(None).await?
+        } else {
+            save_phone_numbers(&self.client, &self.store, self.now_ms()).await?
+        };
         self.count("phone_number", numbers.len() as u64).await;
         let ours: Vec<String> = numbers
             .iter()
@@ -547,6 +564,8 @@ impl Importer {
         let mut deliveries = Vec::with_capacity(items.len());
         let mut kept = Vec::with_capacity(items.len());
         let now = (self.clock)();
+        // The phone numbers this import recorded first, and every sender seen since.
+        let mut own = self.store.own_numbers().await?;
         for item in items {
             if self.options.only_missing && self.store.exists(item.kind, &item.id).await? {
                 kept.push((item.kind, item.id, false));
@@ -568,7 +587,10 @@ impl Importer {
                 parse_error: None,
                 signed_at: now,
                 received_at: now,
-                changes: crate::projection::changes(&event),
+                changes: {
+                    own.learn(&event);
+                    crate::projection::changes(&event, &own)
+                },
                 body,
             });
             kept.push((item.kind, item.id, true));

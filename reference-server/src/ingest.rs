@@ -1,7 +1,7 @@
 //! `POST /api/openphone/webhook`: verify, then durably record the exact bytes before
 //! acknowledging.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 use axum::Json;
@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use crate::Error;
 use crate::group_commit::Ingestor;
 use crate::metrics::{Metrics, WebhookOutcome};
+use crate::projection::{Change, OwnNumbers};
 use crate::store::{NewDelivery, Recorded};
 
 /// Where the time comes from: the system clock in production, a fixed one in tests.
@@ -53,6 +54,39 @@ pub struct IngestState {
     pub store: crate::store::Store,
     /// Where health check latencies are observed.
     pub metrics: Metrics,
+    /// Our own numbers, to key group conversations.
+    pub own_numbers: KnownNumbers,
+}
+
+/// Our own numbers as ingestion knows them: learned from outgoing messages, and read from the
+/// database when a group message names none of them (the first time, or after an import).
+#[derive(Clone, Default)]
+pub struct KnownNumbers(Arc<std::sync::RwLock<OwnNumbers>>);
+
+impl KnownNumbers {
+    /// The changes `event` makes, with our numbers up to date for it.
+    async fn changes(&self, store: &crate::store::Store, event: &Event) -> Vec<Change> {
+        let (misses, learns) = {
+            let own = self.0.read().unwrap_or_else(PoisonError::into_inner);
+            (own.misses(event), own.unknown_sender(event).is_some())
+        };
+        if misses {
+            match store.own_numbers().await {
+                Ok(fresh) => *self.0.write().unwrap_or_else(PoisonError::into_inner) = fresh,
+                Err(error) => {
+                    tracing::warn!(%error, "own numbers not read; a group message keys by its sender")
+                }
+            }
+        }
+        if learns {
+            self.0
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .learn(event);
+        }
+        let own = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        crate::projection::changes(event, &own)
+    }
 }
 
 /// What the handler tells the metrics layer about a delivery it answered.
@@ -130,11 +164,11 @@ pub async fn receive(
     let mut health = None;
     let (event_id, event_type, parse_error, changes) = match Event::parse(&body) {
         Ok(event) => {
-            let mut changes = crate::projection::changes(&event);
+            let mut changes = state.own_numbers.changes(&state.store, &event).await;
             if let Some(token) = health_check_token(&event) {
                 let received_ms = unix_ms((state.clock)());
                 health = Some((token.clone(), received_ms));
-                changes.push(crate::projection::Change::HealthReceipt { token, received_ms });
+                changes.push(Change::HealthReceipt { token, received_ms });
             }
             (
                 Some(event.id.to_string()),

@@ -167,8 +167,9 @@ pub struct LiveUpdate {
 /// What a delivery changed, for clients: messages, calls, and the unread counts of the
 /// conversations touched.
 async fn payload(store: &Store, delivery: &StoredDelivery) -> LiveUpdate {
+    let own = store.own_numbers().await.unwrap_or_default();
     let changes = openphone_webhooks::Event::parse(&delivery.body)
-        .map(|event| crate::projection::changes(&event))
+        .map(|event| crate::projection::changes(&event, &own))
         .unwrap_or_default();
     let mut messages = Vec::new();
     let mut calls = Vec::new();

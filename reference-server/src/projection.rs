@@ -19,6 +19,77 @@ use time::OffsetDateTime;
 use crate::compliance::Keyword;
 use crate::ingest::unix_ms;
 
+/// Our workspace's own numbers (E.164). An incoming group message lists ours among its
+/// recipients, with the other participants; the projection needs ours to key the group's
+/// conversation by the others. Known from the phone numbers an import reads and from the
+/// sender of every outgoing message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnNumbers(std::collections::BTreeSet<String>);
+
+impl OwnNumbers {
+    /// These numbers.
+    pub fn new(numbers: impl IntoIterator<Item = String>) -> Self {
+        Self(numbers.into_iter().collect())
+    }
+
+    /// Whether `number` is ours.
+    pub fn contains(&self, number: &str) -> bool {
+        self.0.contains(number)
+    }
+
+    /// The sender of `event` when it is an outgoing message from a number not known yet.
+    pub fn unknown_sender<'a>(&self, event: &'a Event) -> Option<&'a str> {
+        match &event.data {
+            EventData::Message(message) if message.direction == Direction::Outgoing => message
+                .from
+                .as_ref()
+                .map(PhoneAddress::as_str)
+                .filter(|from| !self.contains(from)),
+            _ => None,
+        }
+    }
+
+    /// Learns the sender of an outgoing message as ours; returns whether it was new.
+    pub fn learn(&mut self, event: &Event) -> bool {
+        match self.unknown_sender(event) {
+            Some(sender) => self.0.insert(sender.to_owned()),
+            None => false,
+        }
+    }
+
+    /// Whether `event` is an incoming group message none of whose recipients is known to be
+    /// ours (so the numbers should be read again before projecting it).
+    pub fn misses(&self, event: &Event) -> bool {
+        match &event.data {
+            EventData::Message(message) => {
+                message.direction == Direction::Incoming
+                    && message.to.len() > 1
+                    && !message.to.iter().any(|to| self.contains(to.as_str()))
+            }
+            _ => false,
+        }
+    }
+
+    /// The other participants of `message`: the recipients of an outgoing one; the sender of
+    /// an incoming one, with the recipients that are not ours when it went to a group. When
+    /// none of a group's recipients is known to be ours, the sender alone (its one-to-one
+    /// conversation), rather than a key that would include our number.
+    fn counterparts<'a>(&self, message: &'a Message) -> Vec<&'a PhoneAddress> {
+        if message.direction != Direction::Incoming || message.to.len() < 2 {
+            return message.counterparts();
+        }
+        let others: Vec<&PhoneAddress> = message
+            .to
+            .iter()
+            .filter(|to| !self.contains(to.as_str()))
+            .collect();
+        if others.len() == message.to.len() {
+            return message.from.iter().collect();
+        }
+        message.from.iter().chain(others).collect()
+    }
+}
+
 /// One merge into the normalized records.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -233,6 +304,16 @@ pub enum Change {
         /// When it was reported.
         reported_ms: i64,
     },
+    /// One of our numbers, seen as the sender of an outgoing message: recorded with its phone
+    /// number id unless already known.
+    OwnNumber {
+        /// The phone number id (`PN…`).
+        phone_number_id: String,
+        /// The number.
+        number: String,
+        /// When it was seen.
+        seen_ms: i64,
+    },
     /// A transcript.
     Transcript {
         /// The call.
@@ -320,11 +401,12 @@ fn conversation(
     Some((key, change))
 }
 
-/// The changes an event makes. Unknown types and tasks make none (they stay in the raw log).
-pub fn changes(event: &Event) -> Vec<Change> {
+/// The changes an event makes, `own` telling our numbers from the other participants of
+/// group messages. Unknown types and tasks make none (they stay in the raw log).
+pub fn changes(event: &Event, own: &OwnNumbers) -> Vec<Change> {
     let at = event.created_at.map(unix_ms);
     match &event.data {
-        EventData::Message(message) => message_changes(message, at),
+        EventData::Message(message) => message_changes(message, at, own),
         EventData::Call(call) => call_changes(call),
         EventData::Voicemail(voicemail) => voicemail_changes(voicemail),
         EventData::CallSummary(summary) => vec![summary_change(summary)],
@@ -338,11 +420,11 @@ pub fn changes(event: &Event) -> Vec<Change> {
     }
 }
 
-fn message_changes(message: &Message, at: Option<i64>) -> Vec<Change> {
+fn message_changes(message: &Message, at: Option<i64>, own: &OwnNumbers) -> Vec<Change> {
     let mut changes = Vec::new();
     let conversation = conversation(
         message.phone_number_id.as_ref().map(|id| id.as_str()),
-        &message.counterparts(),
+        &own.counterparts(message),
         message.conversation_id.as_ref().map(|id| id.as_str()),
         message.created_at,
     );
@@ -397,6 +479,15 @@ fn message_changes(message: &Message, at: Option<i64>) -> Vec<Change> {
                 reported_ms,
             });
         }
+    }
+    if message.direction == Direction::Outgoing
+        && let (Some(phone_number_id), Some(from)) = (&message.phone_number_id, &message.from)
+    {
+        changes.push(Change::OwnNumber {
+            phone_number_id: phone_number_id.to_string(),
+            number: from.to_string(),
+            seen_ms: at.or(message.created_at.map(unix_ms)).unwrap_or(0),
+        });
     }
     changes.extend(message_side_effects(message, at));
     changes
@@ -628,5 +719,53 @@ fn contact_change(contact: &Contact, deleted: bool, at: Option<i64>) -> Change {
         updated_ms: contact.updated_at.map(unix_ms).or(at).unwrap_or(0),
         content: content.to_string(),
         phones,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn incoming_group(to: &[&str]) -> Event {
+        let body = json!({"id": "EVg", "object": "event", "apiVersion": "v4",
+            "createdAt": "2026-04-13T12:00:00Z", "type": "message.received",
+            "data": {"object": {"id": "ACg", "object": "message", "from": "+15550001111",
+            "to": to, "direction": "incoming", "text": "Hi all", "status": "received",
+            "createdAt": "2026-04-13T12:00:00Z", "phoneNumberId": "PN1"}}});
+        Event::parse(body.to_string().as_bytes()).unwrap()
+    }
+
+    fn conversation_key(changes: &[Change]) -> Option<&str> {
+        changes.iter().find_map(|change| match change {
+            Change::Conversation { key, .. } => Some(key.as_str()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_group_message_is_keyed_by_everyone_but_us() {
+        let event = incoming_group(&["+15550000001", "+15550002222"]);
+        let own = OwnNumbers::new(["+15550000001".to_owned()]);
+        assert!(!own.misses(&event));
+        assert_eq!(
+            conversation_key(&changes(&event, &own)),
+            Some("PN1|+15550001111,+15550002222")
+        );
+        // Our number unknown: the sender's own conversation, never a key with our number.
+        let unknown = OwnNumbers::default();
+        assert!(unknown.misses(&event));
+        assert_eq!(
+            conversation_key(&changes(&event, &unknown)),
+            Some("PN1|+15550001111")
+        );
+        // One recipient: it is ours, whatever is known.
+        let one_to_one = incoming_group(&["+15550000001"]);
+        assert!(!unknown.misses(&one_to_one));
+        assert_eq!(
+            conversation_key(&changes(&one_to_one, &unknown)),
+            Some("PN1|+15550001111")
+        );
     }
 }

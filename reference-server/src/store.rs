@@ -607,6 +607,19 @@ impl Store {
         })
     }
 
+    /// Our own numbers: those an import listed and those seen sending.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the read fails.
+    pub async fn own_numbers(&self) -> Result<crate::projection::OwnNumbers, StoreError> {
+        let rows: Vec<(String,)> = self
+            .fetch_all("SELECT number FROM workspace_phone_numbers", &[])
+            .await?;
+        Ok(crate::projection::OwnNumbers::new(
+            rows.into_iter().map(|(number,)| number),
+        ))
+    }
+
     /// Re-projects the raw log (from `since`, by received time, in arrival order) into the
     /// normalized records, in one transaction. Projection merges are joins, so a replay is
     /// idempotent and converges with what ingestion already wrote. With `dry_run` the
@@ -623,6 +636,7 @@ impl Store {
             WHERE id > $1 AND ($2 OR received_at >= $3) ORDER BY id LIMIT 500";
         let since_or_epoch = since.unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let mut report = ReplayReport::default();
+        let mut own = self.own_numbers().await?;
         macro_rules! replay {
             ($pool:expr, $dialect:expr) => {{
                 let mut tx = $pool.begin().await?;
@@ -648,7 +662,8 @@ impl Store {
                         report.deliveries += 1;
                         match openphone_webhooks::Event::parse(body) {
                             Ok(event) => {
-                                let changes = crate::projection::changes(&event);
+                                own.learn(&event);
+                                let changes = crate::projection::changes(&event, &own);
                                 apply!(&mut *tx, &changes, $dialect);
                                 report.projected += 1;
                             }

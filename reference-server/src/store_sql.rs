@@ -253,6 +253,10 @@ pub(crate) const HEALTH_RECEIPT: &str = "INSERT INTO health_check_receipts (toke
 pub(crate) const REPLY: &str = "INSERT INTO outbox (message_id, kind, to_phone, sender, created_ms) \
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id, kind) DO NOTHING";
 
+/// One of our numbers, seen sending; an import's phone number list, when there is one, stays.
+pub(crate) const OWN_NUMBER: &str = "INSERT INTO workspace_phone_numbers (id, number, updated_ms) \
+    VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING";
+
 /// A reply (and maybe an opt-out) on the campaign recipients with that number attempted at
 /// or before it; the earliest is kept, so the order of arrival does not matter.
 pub(crate) const CAMPAIGN_RESPONSE: &str = "UPDATE campaign_recipients SET \
@@ -517,6 +521,15 @@ pub(crate) fn upsert(change: &Change) -> Option<Upsert> {
             CAMPAIGN_DELIVERY,
             message_id.clone(),
             vec![message_id.into(), failure.into(), reported_ms.into()],
+        ),
+        Change::OwnNumber {
+            phone_number_id,
+            number,
+            seen_ms,
+        } => (
+            OWN_NUMBER,
+            phone_number_id.clone(),
+            vec![phone_number_id.into(), number.into(), seen_ms.into()],
         ),
         Change::Contact { .. } => return None,
     };

@@ -108,6 +108,7 @@ pub async fn feed(store: &Store, now: OffsetDateTime) -> Result<u64, String> {
         .unwrap_or(0);
     let mut after = (checkpoint - FEED_OVERLAP).max(0);
     let mut appended = 0;
+    let mut own = store.own_numbers().await.map_err(|e| e.to_string())?;
     loop {
         let rows: Vec<(i64, Vec<u8>)> = store
             .fetch_all(
@@ -123,7 +124,8 @@ pub async fn feed(store: &Store, now: OffsetDateTime) -> Result<u64, String> {
             let Ok(event) = Event::parse(body) else {
                 continue;
             };
-            for (key, entry) in entries_of(&crate::projection::changes(&event)) {
+            own.learn(&event);
+            for (key, entry) in entries_of(&crate::projection::changes(&event, &own)) {
                 if store
                     .append(&key, &entry)
                     .await

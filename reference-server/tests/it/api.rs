@@ -259,6 +259,55 @@ async fn conversations_list_search_and_show_one_timeline(backend: Backend) {
     db.cleanup().await;
 }
 
+/// A group message keys one conversation by the participants other than us, whichever of
+/// them sent it: our number (learned from the outgoing message) is told from the others among
+/// an incoming message's recipients. A one-to-one message stays in its own conversation.
+async fn group_messages_share_one_conversation(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let app = TestApp::spawn(&db, Some(STANDARD_SECRET), None).await;
+    let group = |n: u32, from: &str, to: &[&str], direction: &str, minute: u32| {
+        let mut event = message(n, from, OURS, direction, "Group text", minute);
+        event["data"]["object"]["to"] = json!(to);
+        event
+    };
+    let events = [
+        group(1, OURS, &[BOB, ALICE], "outgoing", 0),
+        group(2, ALICE, &[OURS, BOB], "incoming", 1),
+        group(3, BOB, &[ALICE, OURS], "incoming", 2),
+        message(4, ALICE, OURS, "incoming", "Just me", 3),
+    ];
+    for (n, event) in events.iter().enumerate() {
+        assert_eq!(
+            app.webhook(&format!("msg_{n}"), event).await,
+            StatusCode::OK
+        );
+    }
+    let token = app.token(Role::Support).await;
+    let (_, page) = app.get("/api/v1/conversations", &token).await;
+    let items = page["items"].as_array().unwrap();
+    let participants: Vec<&Value> = items.iter().map(|item| &item["participants"]).collect();
+    assert_eq!(
+        participants,
+        [&json!([ALICE]), &json!([ALICE, BOB])],
+        "{page}"
+    );
+    let group_id = items[1]["id"].as_str().unwrap();
+    let (_, timeline) = app
+        .get(&format!("/api/v1/conversations/{group_id}"), &token)
+        .await;
+    let ids: Vec<&str> = timeline["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["AC3", "AC2", "AC1"], "{timeline}");
+    app.stop().await;
+    db.cleanup().await;
+}
+
 /// The id of the conversation with `participant`.
 async fn items_id(app: &TestApp, token: &str, participant: &str) -> String {
     let (_, page) = app.get("/api/v1/conversations", token).await;
@@ -277,4 +326,5 @@ backend_tests!(
     tokens_and_roles_guard_every_endpoint,
     the_raw_log_pages_newest_first_and_filters_by_type,
     conversations_list_search_and_show_one_timeline,
+    group_messages_share_one_conversation,
 );

@@ -89,7 +89,7 @@ fn delivery(index: usize) -> NewDelivery {
         parse_error: None,
         signed_at: OffsetDateTime::UNIX_EPOCH,
         received_at: OffsetDateTime::UNIX_EPOCH,
-        changes: reference_server::projection::changes(&parsed),
+        changes: reference_server::projection::changes(&parsed, &Default::default()),
         body,
     }
 }

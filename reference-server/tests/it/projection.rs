@@ -22,7 +22,7 @@ async fn deliver(store: &Store, key: &str, payload: &Value) -> Recorded {
             parse_error: None,
             signed_at: OffsetDateTime::UNIX_EPOCH,
             received_at: OffsetDateTime::UNIX_EPOCH,
-            changes: changes(&event),
+            changes: changes(&event, &Default::default()),
             body,
         })
         .await
@@ -395,7 +395,7 @@ fn new_delivery(key: &str, payload: &Value) -> NewDelivery {
         parse_error: None,
         signed_at: OffsetDateTime::UNIX_EPOCH,
         received_at: OffsetDateTime::UNIX_EPOCH,
-        changes: changes(&event),
+        changes: changes(&event, &Default::default()),
         body,
     }
 }
