@@ -28,6 +28,7 @@ pub mod openapi;
 pub mod projection;
 pub mod reads;
 pub mod reconcile;
+pub mod records;
 pub mod scheduler;
 pub mod self_check;
 pub mod store;

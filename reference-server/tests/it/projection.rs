@@ -10,25 +10,6 @@ use time::OffsetDateTime;
 use crate::backend_tests;
 use crate::helpers::{Backend, TestDb};
 
-async fn deliver(store: &Store, key: &str, payload: &Value) -> Recorded {
-    let body = payload.to_string().into_bytes();
-    let event = Event::parse(&body).unwrap();
-    store
-        .record_delivery(&NewDelivery {
-            delivery_key: key.to_owned(),
-            scheme: "legacy",
-            event_id: Some(event.id.to_string()),
-            event_type: Some(event.event_type.to_string()),
-            parse_error: None,
-            signed_at: OffsetDateTime::UNIX_EPOCH,
-            received_at: OffsetDateTime::UNIX_EPOCH,
-            changes: changes(&event, &Default::default()),
-            body,
-        })
-        .await
-        .unwrap()
-}
-
 /// The five events of an answered call (legacy app shape), for call `id`.
 fn call_events(id: &str) -> Vec<Value> {
     let call = |status: &str, answered: Value, completed: Value, media: Value| {
@@ -84,138 +65,6 @@ fn call_events(id: &str) -> Vec<Value> {
     ]
 }
 
-fn permutations(n: usize) -> Vec<Vec<usize>> {
-    if n == 0 {
-        return vec![Vec::new()];
-    }
-    let mut all = Vec::new();
-    for rest in permutations(n - 1) {
-        for position in 0..=rest.len() {
-            let mut order = rest.clone();
-            order.insert(position, n - 1);
-            all.push(order);
-        }
-    }
-    all
-}
-
-async fn every_order_of_a_calls_events_converges(backend: Backend) {
-    let Some(db) = TestDb::new(backend).await else {
-        return;
-    };
-    let store = db.store().await;
-    let orders = permutations(5);
-    assert_eq!(orders.len(), 120);
-    let mut records = Vec::new();
-    for (index, order) in orders.iter().enumerate() {
-        let id = format!("AC{index:04}");
-        let events = call_events(&id);
-        for &n in order {
-            deliver(&store, &format!("event:{id}-{n}"), &events[n]).await;
-        }
-        records.push(store.call(&id).await.unwrap().expect("projected"));
-    }
-    let first = &records[0];
-    assert!(
-        records.iter().all(|record| record == first),
-        "orders disagree"
-    );
-    assert_eq!(first.status.as_deref(), Some("completed"));
-    assert_eq!(first.outcome.as_deref(), Some("answered"));
-    assert_eq!(first.duration_s, Some(55));
-    assert_eq!(first.conversation_key.as_deref(), Some("PN1|+18005550100"));
-    assert_eq!(first.recordings, ["https://storage.example/rec.mp3"]);
-    assert_eq!(first.summary.as_deref(), Some(r#"["Booked bay 2"]"#));
-    assert!(
-        first
-            .transcript
-            .as_deref()
-            .unwrap()
-            .contains("\"content\":\"Hi\"")
-    );
-    assert!(first.times_ms.1.is_some() && first.times_ms.2.is_some());
-    db.cleanup().await;
-}
-
-async fn a_missed_call_with_its_voicemail_in_either_order(backend: Backend) {
-    let Some(db) = TestDb::new(backend).await else {
-        return;
-    };
-    let store = db.store().await;
-    let completed = |id: &str| {
-        json!({"id": format!("EV{id}c"), "apiVersion": "2026-03-30", "createdAt": "2026-04-13T12:11:00Z",
-        "type": "call.completed", "data": {"resource": {"id": id, "direction": "incoming", "status": "unanswered",
-        "createdAt": "2026-04-13T12:10:00Z", "answeredAt": null, "completedAt": "2026-04-13T12:10:30Z", "duration": null,
-        "hasVoicemail": true}, "context": {"orgId": "OR1", "phoneNumberId": "PN1",
-        "participants": {"workspace": ["+15550000001"], "external": ["+15550000002"], "resolution": "available"}}}})
-    };
-    let voicemail = |id: &str| {
-        json!({"id": format!("EV{id}v"), "apiVersion": "2026-03-30", "createdAt": "2026-04-13T12:11:30Z",
-        "type": "call.voicemail.completed", "data": {"resource": {"id": "ACvm", "voicemailId": "VM1", "callId": id,
-        "direction": "incoming", "duration": 12, "from": "+15550000002", "to": "+15550000001", "transcript": null,
-        "recordingUrl": "https://files.example/vm.mp3", "createdAt": "2026-04-13T12:11:30Z", "updatedAt": "2026-04-13T12:11:30Z"},
-        "context": {"orgId": "OR1"}}})
-    };
-    deliver(&store, "a1", &completed("ACa")).await;
-    deliver(&store, "a2", &voicemail("ACa")).await;
-    deliver(&store, "b2", &voicemail("ACb")).await;
-    deliver(&store, "b1", &completed("ACb")).await;
-    let a = store.call("ACa").await.unwrap().unwrap();
-    let b = store.call("ACb").await.unwrap().unwrap();
-    assert_eq!(a, b);
-    assert_eq!(a.outcome.as_deref(), Some("missed"));
-    assert_eq!(
-        a.voicemail,
-        (true, Some("https://files.example/vm.mp3".to_owned()))
-    );
-    db.cleanup().await;
-}
-
-async fn message_status_never_regresses_and_keeps_its_history(backend: Backend) {
-    let Some(db) = TestDb::new(backend).await else {
-        return;
-    };
-    let store = db.store().await;
-    let event = |n: u32, id: &str, kind: &str, status: &str| {
-        json!({"id": format!("EV{id}{n}"), "object": "event", "apiVersion": "v4",
-        "createdAt": "2026-04-13T12:00:00Z", "type": kind, "data": {"object": {"id": id, "object": "message",
-        "from": "+15555550100", "to": ["+15555550123"], "direction": "outgoing", "text": "See you at 6", "status": status,
-        "createdAt": "2026-04-13T11:59:00Z", "userId": "US1", "phoneNumberId": "PN1"}}})
-    };
-    // Delivered, then a late "failed" report; and the reverse order.
-    deliver(
-        &store,
-        "x1",
-        &event(1, "ACx", "message.delivered", "delivered"),
-    )
-    .await;
-    deliver(&store, "x2", &event(2, "ACx", "message.failed", "failed")).await;
-    deliver(&store, "y2", &event(2, "ACy", "message.failed", "failed")).await;
-    deliver(
-        &store,
-        "y1",
-        &event(1, "ACy", "message.delivered", "delivered"),
-    )
-    .await;
-    // A duplicate delivery changes nothing.
-    assert_eq!(
-        deliver(
-            &store,
-            "y1",
-            &event(1, "ACy", "message.delivered", "delivered")
-        )
-        .await,
-        Recorded::Duplicate
-    );
-    let x = store.message("ACx").await.unwrap().unwrap();
-    let y = store.message("ACy").await.unwrap().unwrap();
-    assert_eq!(x.status.as_deref(), Some("delivered"));
-    assert_eq!(x.history, ["delivered", "failed"]);
-    assert_eq!((x.status, x.history, x.body), (y.status, y.history, y.body));
-    assert_eq!(y.conversation_key.as_deref(), Some("PN1|+15555550123"));
-    db.cleanup().await;
-}
-
 /// A contact's life in the 2026-03-30 shape: created, renamed with a new number, deleted.
 fn contact_events(id: &str) -> Vec<Value> {
     let version = |n: usize, kind: &str, updated: &str, name: &str, phone: &str| {
@@ -249,53 +98,6 @@ fn contact_events(id: &str) -> Vec<Value> {
             "+15555550199",
         ),
     ]
-}
-
-async fn contacts_converge_and_are_found_by_number(backend: Backend) {
-    let Some(db) = TestDb::new(backend).await else {
-        return;
-    };
-    let store = db.store().await;
-    // Without the deletion: every order ends on the latest version and its number.
-    for (index, order) in permutations(2).iter().enumerate() {
-        let id = format!("live{index}");
-        let events = contact_events(&id);
-        for &n in order {
-            deliver(&store, &format!("event:{id}-{n}"), &events[n]).await;
-        }
-    }
-    assert_eq!(
-        store.contacts_by_phone("+15555550199").await.unwrap(),
-        ["live0", "live1"]
-    );
-    assert!(
-        store
-            .contacts_by_phone("+15555550100")
-            .await
-            .unwrap()
-            .is_empty(),
-        "the old number left"
-    );
-    // With the deletion, in every order (an old update after the deletion changes nothing).
-    for (index, order) in permutations(3).iter().enumerate() {
-        let id = format!("gone{index}");
-        let events = contact_events(&id);
-        for &n in order {
-            deliver(&store, &format!("event:{id}-{n}"), &events[n]).await;
-        }
-    }
-    assert_eq!(
-        store.contacts_by_phone("+15555550199").await.unwrap(),
-        ["live0", "live1"],
-        "deleted contacts are not found"
-    );
-    // A number entered with punctuation is found by its E.164 form.
-    deliver(&store, "event:fmt", &contact_events("fmt")[0]).await;
-    assert_eq!(
-        store.contacts_by_phone("+15555550100").await.unwrap(),
-        ["fmt"]
-    );
-    db.cleanup().await;
 }
 
 /// Stores an event raw only, as ingestion did before the projection existed.
@@ -579,12 +381,20 @@ async fn campaign_reports_in_one_batch_all_count(backend: Backend) {
     db.cleanup().await;
 }
 
+/// The normalized records on this backend pass the suite the memory records pass (see
+/// `reference_server::records`): every order of a call's events, message statuses, contacts,
+/// conversations.
+async fn records_pass_the_conformance_suite(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    reference_server::records::conformance::run(db.store().await).await;
+    db.cleanup().await;
+}
+
 backend_tests!(
+    records_pass_the_conformance_suite,
     campaign_reports_in_one_batch_all_count,
     a_batch_projects_like_one_delivery_at_a_time,
     replay_projects_the_raw_log_idempotently,
-    contacts_converge_and_are_found_by_number,
-    every_order_of_a_calls_events_converges,
-    a_missed_call_with_its_voicemail_in_either_order,
-    message_status_never_regresses_and_keeps_its_history,
 );

@@ -1,0 +1,831 @@
+//! The normalized records as a port: what the projection's changes merge into.
+//!
+//! [`Records`] applies [`Change`]s (every one a join: any order, and any repetition, gives the
+//! same records) and reads the records back by id. [`Store`] implements it on SQLite and
+//! PostgreSQL (ingestion applies the same changes inside its group commit); [`MemoryRecords`]
+//! implements it in memory, the executable statement of the merge rules. [`conformance::run`]
+//! is the one suite every implementation must pass; the crate runs it on all three.
+//!
+//! The changes that feed other stores (media jobs, the consent ledger, the outbox, review
+//! flags, contact suggestions, health check receipts, campaign reports, our numbers) are
+//! applied by [`Store`] too; [`MemoryRecords`] keeps them, in order, for
+//! [`MemoryRecords::side_effects`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::projection::Change;
+use crate::store::{CallRecord, MessageRecord, Store, StoreError};
+
+/// A conversation as projected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationRecord {
+    /// Our phone number id.
+    pub phone_number_id: String,
+    /// The other participants, as a JSON array.
+    pub participants: String,
+    /// OpenPhone's conversation id, when an event or the import said.
+    pub openphone_id: Option<String>,
+    /// The latest activity, unix milliseconds.
+    pub last_activity_ms: i64,
+}
+
+/// The normalized records: conversations, messages with their status history, calls with
+/// their recordings, summaries and transcripts, and contacts with their numbers.
+pub trait Records: Clone + Send + Sync + 'static {
+    /// Merges `changes`, atomically.
+    fn apply(&self, changes: &[Change]) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The conversation keyed `key`.
+    fn conversation(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<ConversationRecord>, StoreError>> + Send;
+
+    /// The message `id`, with its status history.
+    fn message(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<MessageRecord>, StoreError>> + Send;
+
+    /// The call `id`, with its artefacts.
+    fn call(&self, id: &str)
+    -> impl Future<Output = Result<Option<CallRecord>, StoreError>> + Send;
+
+    /// The ids of the live contacts with this number, sorted.
+    fn contacts_by_phone(
+        &self,
+        phone: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+}
+
+impl Records for Store {
+    async fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
+        self.apply_changes(changes).await
+    }
+
+    async fn conversation(&self, key: &str) -> Result<Option<ConversationRecord>, StoreError> {
+        let row: Option<(String, String, Option<String>, i64)> = self
+            .fetch_optional(
+                "SELECT phone_number_id, participants, openphone_id, last_activity_ms \
+                 FROM conversations WHERE conversation_key = $1",
+                &[key.into()],
+            )
+            .await?;
+        Ok(row.map(
+            |(phone_number_id, participants, openphone_id, last_activity_ms)| ConversationRecord {
+                phone_number_id,
+                participants,
+                openphone_id,
+                last_activity_ms,
+            },
+        ))
+    }
+
+    async fn message(&self, id: &str) -> Result<Option<MessageRecord>, StoreError> {
+        Store::message(self, id).await
+    }
+
+    async fn call(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {
+        Store::call(self, id).await
+    }
+
+    async fn contacts_by_phone(&self, phone: &str) -> Result<Vec<String>, StoreError> {
+        Store::contacts_by_phone(self, phone).await
+    }
+}
+
+/// The records in memory.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryRecords {
+    inner: Arc<Mutex<Memory>>,
+}
+
+#[derive(Debug, Default)]
+struct Memory {
+    conversations: BTreeMap<String, ConversationRecord>,
+    messages: BTreeMap<String, StoredMessage>,
+    statuses: BTreeMap<(String, String), i64>,
+    calls: BTreeMap<String, StoredCall>,
+    recordings: BTreeSet<(String, String)>,
+    summaries: BTreeMap<String, Ranked<(String, String)>>,
+    transcripts: BTreeMap<String, Ranked<String>>,
+    contacts: BTreeMap<String, StoredContact>,
+    contact_phones: BTreeSet<(String, String)>,
+    side_effects: Vec<Change>,
+}
+
+#[derive(Debug, Clone)]
+struct StoredMessage {
+    conversation_key: Option<String>,
+    direction: Option<String>,
+    from: Option<String>,
+    to: String,
+    body: Option<String>,
+    media: String,
+    status: Option<String>,
+    status_rank: i32,
+    error_code: Option<String>,
+    created_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+struct StoredCall {
+    conversation_key: Option<String>,
+    direction: Option<String>,
+    status: Option<String>,
+    status_rank: i32,
+    outcome: Option<String>,
+    outcome_rank: i32,
+    created_ms: Option<i64>,
+    answered_ms: Option<i64>,
+    completed_ms: Option<i64>,
+    duration_s: Option<i64>,
+    voicemail_url: Option<String>,
+    has_voicemail: bool,
+}
+
+/// An artefact whose content follows its processing status's rank (ties: the greater content).
+#[derive(Debug, Clone)]
+struct Ranked<T> {
+    status: Option<String>,
+    rank: i32,
+    content: T,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct StoredContact {
+    updated_ms: i64,
+    deleted: bool,
+    content: String,
+}
+
+/// The least of two values, `None` only when both are.
+fn earliest<T: Ord + Clone>(a: &Option<T>, b: &Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b).clone()),
+        _ => a.clone().or_else(|| b.clone()),
+    }
+}
+
+/// The greatest of two values, `None` only when both are.
+fn latest<T: Ord + Clone>(a: &Option<T>, b: &Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b).clone()),
+        _ => a.clone().or_else(|| b.clone()),
+    }
+}
+
+/// A JSON array that is empty gives way to one that is not; of two, the least.
+fn list(a: &str, b: &str) -> String {
+    match (a, b) {
+        ("[]", other) | (other, "[]") => other.to_owned(),
+        _ => a.min(b).to_owned(),
+    }
+}
+
+/// The ranked value: a higher rank wins, on equal ranks the greater value, and a stored
+/// `None` gives way.
+fn ranked(
+    stored: &Option<String>,
+    rank: i32,
+    new: &Option<String>,
+    new_rank: i32,
+) -> Option<String> {
+    let greater = matches!((new, stored), (Some(new), Some(stored)) if new > stored);
+    if new_rank > rank || (new_rank == rank && greater) || stored.is_none() {
+        new.clone()
+    } else {
+        stored.clone()
+    }
+}
+
+impl MemoryRecords {
+    /// Empty records.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Memory) -> T) -> T {
+        f(&mut self.inner.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The changes for other stores (media, consent, outbox, flags, suggestions, receipts,
+    /// campaign reports, our numbers), in the order they were applied.
+    pub fn side_effects(&self) -> Vec<Change> {
+        self.with(|memory| memory.side_effects.clone())
+    }
+}
+
+impl Memory {
+    fn merge(&mut self, change: &Change) {
+        match change.clone() {
+            Change::Conversation {
+                key,
+                phone_number_id,
+                participants,
+                openphone_id,
+                activity_ms,
+            } => {
+                let record = self
+                    .conversations
+                    .entry(key)
+                    .or_insert_with(|| ConversationRecord {
+                        phone_number_id,
+                        participants,
+                        openphone_id: openphone_id.clone(),
+                        last_activity_ms: activity_ms,
+                    });
+                record.openphone_id = earliest(&record.openphone_id, &openphone_id);
+                record.last_activity_ms = record.last_activity_ms.max(activity_ms);
+            }
+            Change::Message {
+                id,
+                conversation_key,
+                direction,
+                from,
+                to,
+                body,
+                media,
+                status,
+                status_rank,
+                error_code,
+                created_ms,
+            } => {
+                let new = StoredMessage {
+                    conversation_key,
+                    direction,
+                    from,
+                    to,
+                    body,
+                    media,
+                    status,
+                    status_rank,
+                    error_code,
+                    created_ms,
+                };
+                let Some(old) = self.messages.get(&id).cloned() else {
+                    self.messages.insert(id, new);
+                    return;
+                };
+                let merged = StoredMessage {
+                    conversation_key: earliest(&old.conversation_key, &new.conversation_key),
+                    direction: earliest(&old.direction, &new.direction),
+                    from: earliest(&old.from, &new.from),
+                    to: list(&old.to, &new.to),
+                    body: earliest(&old.body, &new.body),
+                    media: list(&old.media, &new.media),
+                    status: ranked(&old.status, old.status_rank, &new.status, new.status_rank),
+                    status_rank: old.status_rank.max(new.status_rank),
+                    error_code: earliest(&old.error_code, &new.error_code),
+                    created_ms: earliest(&old.created_ms, &new.created_ms),
+                };
+                self.messages.insert(id, merged);
+            }
+            Change::MessageStatus {
+                message_id,
+                status,
+                reported_ms,
+            } => {
+                let stored = self
+                    .statuses
+                    .entry((message_id, status))
+                    .or_insert(reported_ms);
+                *stored = (*stored).min(reported_ms);
+            }
+            Change::Call {
+                id,
+                conversation_key,
+                direction,
+                status,
+                status_rank,
+                outcome,
+                outcome_rank,
+                created_ms,
+                answered_ms,
+                completed_ms,
+                duration_s,
+                voicemail_url,
+                has_voicemail,
+            } => {
+                let new = StoredCall {
+                    conversation_key,
+                    direction,
+                    status,
+                    status_rank,
+                    outcome,
+                    outcome_rank,
+                    created_ms,
+                    answered_ms,
+                    completed_ms,
+                    duration_s,
+                    voicemail_url,
+                    has_voicemail,
+                };
+                let Some(old) = self.calls.get(&id).cloned() else {
+                    self.calls.insert(id, new);
+                    return;
+                };
+                let merged = StoredCall {
+                    conversation_key: earliest(&old.conversation_key, &new.conversation_key),
+                    direction: earliest(&old.direction, &new.direction),
+                    status: ranked(&old.status, old.status_rank, &new.status, new.status_rank),
+                    status_rank: old.status_rank.max(new.status_rank),
+                    outcome: ranked(
+                        &old.outcome,
+                        old.outcome_rank,
+                        &new.outcome,
+                        new.outcome_rank,
+                    ),
+                    outcome_rank: old.outcome_rank.max(new.outcome_rank),
+                    created_ms: earliest(&old.created_ms, &new.created_ms),
+                    answered_ms: earliest(&old.answered_ms, &new.answered_ms),
+                    completed_ms: latest(&old.completed_ms, &new.completed_ms),
+                    duration_s: latest(&old.duration_s, &new.duration_s),
+                    voicemail_url: earliest(&old.voicemail_url, &new.voicemail_url),
+                    has_voicemail: old.has_voicemail || new.has_voicemail,
+                };
+                self.calls.insert(id, merged);
+            }
+            Change::Recording { call_id, url, .. } => {
+                self.recordings.insert((call_id, url));
+            }
+            Change::Summary {
+                call_id,
+                status,
+                status_rank,
+                summary,
+                next_steps,
+            } => merge_ranked(
+                &mut self.summaries,
+                call_id,
+                Ranked {
+                    status,
+                    rank: status_rank,
+                    content: (summary, next_steps),
+                },
+                // Ties go to the greater summary (its next steps follow it).
+                |new, old| new.0 > old.0,
+            ),
+            Change::Transcript {
+                call_id,
+                status,
+                status_rank,
+                dialogue,
+            } => merge_ranked(
+                &mut self.transcripts,
+                call_id,
+                Ranked {
+                    status,
+                    rank: status_rank,
+                    content: dialogue,
+                },
+                |new, old| new > old,
+            ),
+            Change::Contact {
+                id,
+                deleted,
+                updated_ms,
+                content,
+                phones,
+                ..
+            } => {
+                let version = StoredContact {
+                    updated_ms,
+                    deleted,
+                    content,
+                };
+                let current = self.contacts.get(&id);
+                if current.is_some_and(|current| *current > version) {
+                    return;
+                }
+                if current != Some(&version) {
+                    self.contacts.insert(id.clone(), version.clone());
+                }
+                // The stored version is this one: its numbers are the current ones.
+                self.contact_phones.retain(|(contact, _)| *contact != id);
+                if !version.deleted {
+                    for phone in phones {
+                        self.contact_phones.insert((id.clone(), phone));
+                    }
+                }
+            }
+            other => self.side_effects.push(other),
+        }
+    }
+}
+
+/// Merges a ranked artefact: a higher rank wins, equal ranks go to `greater`; the status
+/// follows [`ranked`].
+fn merge_ranked<T: Clone>(
+    map: &mut BTreeMap<String, Ranked<T>>,
+    key: String,
+    new: Ranked<T>,
+    greater: impl Fn(&T, &T) -> bool,
+) {
+    let Some(old) = map.get(&key).cloned() else {
+        map.insert(key, new);
+        return;
+    };
+    let content =
+        if new.rank > old.rank || (new.rank == old.rank && greater(&new.content, &old.content)) {
+            new.content.clone()
+        } else {
+            old.content
+        };
+    map.insert(
+        key,
+        Ranked {
+            status: ranked(&old.status, old.rank, &new.status, new.rank),
+            rank: old.rank.max(new.rank),
+            content,
+        },
+    );
+}
+
+impl Records for MemoryRecords {
+    async fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
+        self.with(|memory| {
+            for change in changes {
+                memory.merge(change);
+            }
+        });
+        Ok(())
+    }
+
+    async fn conversation(&self, key: &str) -> Result<Option<ConversationRecord>, StoreError> {
+        Ok(self.with(|memory| memory.conversations.get(key).cloned()))
+    }
+
+    async fn message(&self, id: &str) -> Result<Option<MessageRecord>, StoreError> {
+        Ok(self.with(|memory| {
+            let message = memory.messages.get(id)?;
+            let history = memory
+                .statuses
+                .keys()
+                .filter(|(message_id, _)| message_id == id)
+                .map(|(_, status)| status.clone())
+                .collect();
+            Some(MessageRecord {
+                conversation_key: message.conversation_key.clone(),
+                body: message.body.clone(),
+                status: message.status.clone(),
+                history,
+                media: message.media.clone(),
+            })
+        }))
+    }
+
+    async fn call(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {
+        Ok(self.with(|memory| {
+            let call = memory.calls.get(id)?;
+            let summary = memory.summaries.get(id);
+            Some(CallRecord {
+                conversation_key: call.conversation_key.clone(),
+                direction: call.direction.clone(),
+                status: call.status.clone(),
+                outcome: call.outcome.clone(),
+                times_ms: (call.created_ms, call.answered_ms, call.completed_ms),
+                duration_s: call.duration_s,
+                voicemail: (call.has_voicemail, call.voicemail_url.clone()),
+                recordings: memory
+                    .recordings
+                    .iter()
+                    .filter(|(call_id, _)| call_id == id)
+                    .map(|(_, url)| url.clone())
+                    .collect(),
+                summary: summary.map(|s| s.content.0.clone()),
+                next_steps: summary.map(|s| s.content.1.clone()),
+                transcript: memory.transcripts.get(id).map(|t| t.content.clone()),
+            })
+        }))
+    }
+
+    async fn contacts_by_phone(&self, phone: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self.with(|memory| {
+            memory
+                .contact_phones
+                .iter()
+                .filter(|(contact, number)| {
+                    number == phone
+                        && memory
+                            .contacts
+                            .get(contact)
+                            .is_some_and(|version| !version.deleted)
+                })
+                .map(|(contact, _)| contact.clone())
+                .collect()
+        }))
+    }
+}
+
+/// The suite every [`Records`] implementation must pass.
+pub mod conformance {
+    use openphone_webhooks::Event;
+    use serde_json::{Value, json};
+
+    use super::Records;
+    use crate::projection::{OwnNumbers, changes};
+
+    /// Applies `event`'s changes, twice (a redelivery must change nothing).
+    async fn apply<R: Records>(records: &R, event: &Value) {
+        let event = Event::parse(event.to_string().as_bytes()).expect("a valid event");
+        let changes = changes(&event, &OwnNumbers::default());
+        for _ in 0..2 {
+            records.apply(&changes).await.expect("apply");
+        }
+    }
+
+    /// Runs every case on `records`, which must be empty.
+    pub async fn run<R: Records>(records: R) {
+        every_order_of_a_calls_events_converges(&records).await;
+        a_missed_call_with_its_voicemail_in_either_order(&records).await;
+        message_status_never_regresses_and_keeps_its_history(&records).await;
+        contacts_converge_and_are_found_by_number(&records).await;
+        conversations_keep_the_latest_activity_and_first_id(&records).await;
+    }
+
+    /// The five events of an answered call (legacy app shape), for call `id`.
+    fn call_events(id: &str) -> Vec<Value> {
+        let call = |status: &str, answered: Value, completed: Value, media: Value| {
+            json!({"id": id, "object": "call", "from": "+18005550100", "to": "+18885550101",
+                   "direction": "incoming", "media": media, "voicemail": null, "status": status,
+                   "createdAt": "2022-01-24T19:21:59.545Z", "answeredAt": answered, "completedAt": completed,
+                   "duration": if status == "ringing" { 0 } else { 55 },
+                   "userId": "US1", "phoneNumberId": "PN1", "conversationId": "CN1"})
+        };
+        let envelope = |n: usize, kind: &str, object: Value| {
+            json!({"id": format!("EV{id}-{n}"), "object": "event", "apiVersion": "v3",
+                   "createdAt": "2022-01-24T19:23:00.000Z", "type": kind, "data": {"object": object}})
+        };
+        let answered = json!("2022-01-24T19:22:04.000Z");
+        vec![
+            envelope(
+                0,
+                "call.ringing",
+                call("ringing", Value::Null, Value::Null, json!([])),
+            ),
+            envelope(
+                1,
+                "call.completed",
+                call(
+                    "completed",
+                    answered.clone(),
+                    json!("2022-01-24T19:22:59.000Z"),
+                    json!([]),
+                ),
+            ),
+            envelope(
+                2,
+                "call.recording.completed",
+                call(
+                    "completed",
+                    answered,
+                    json!("2022-01-24T19:22:59+00:00"),
+                    json!([{"url": "https://storage.example/rec.mp3", "type": "audio/mpeg", "duration": 55}]),
+                ),
+            ),
+            envelope(
+                3,
+                "call.summary.completed",
+                json!({"callId": id, "object": "callSummary", "status": "completed",
+                "summary": ["Booked bay 2"], "nextSteps": ["Confirm by text"]}),
+            ),
+            envelope(
+                4,
+                "call.transcript.completed",
+                json!({"callId": id, "object": "callTranscript",
+                "createdAt": "2022-01-24T19:23:00.000Z", "duration": 55, "status": "completed",
+                "dialogue": [{"content": "Hi", "start": 0.5, "end": 1.0, "identifier": "+18005550100", "userId": null}]}),
+            ),
+        ]
+    }
+
+    /// Every order of `n` items.
+    fn permutations(n: usize) -> Vec<Vec<usize>> {
+        if n == 0 {
+            return vec![Vec::new()];
+        }
+        let mut all = Vec::new();
+        for rest in permutations(n - 1) {
+            for position in 0..=rest.len() {
+                let mut order = rest.clone();
+                order.insert(position, n - 1);
+                all.push(order);
+            }
+        }
+        all
+    }
+
+    async fn every_order_of_a_calls_events_converges<R: Records>(records: &R) {
+        let orders = permutations(5);
+        assert_eq!(orders.len(), 120);
+        let mut calls = Vec::new();
+        for (index, order) in orders.iter().enumerate() {
+            let id = format!("AC{index:04}");
+            let events = call_events(&id);
+            for &n in order {
+                apply(records, &events[n]).await;
+            }
+            calls.push(records.call(&id).await.expect("read").expect("projected"));
+        }
+        let first = &calls[0];
+        assert!(calls.iter().all(|call| call == first), "orders disagree");
+        assert_eq!(first.status.as_deref(), Some("completed"));
+        assert_eq!(first.outcome.as_deref(), Some("answered"));
+        assert_eq!(first.duration_s, Some(55));
+        assert_eq!(first.conversation_key.as_deref(), Some("PN1|+18005550100"));
+        assert_eq!(first.recordings, ["https://storage.example/rec.mp3"]);
+        assert_eq!(first.summary.as_deref(), Some(r#"["Booked bay 2"]"#));
+        assert_eq!(first.next_steps.as_deref(), Some(r#"["Confirm by text"]"#));
+        assert!(
+            first
+                .transcript
+                .as_deref()
+                .is_some_and(|dialogue| dialogue.contains("\"content\":\"Hi\""))
+        );
+        assert!(first.times_ms.1.is_some() && first.times_ms.2.is_some());
+    }
+
+    async fn a_missed_call_with_its_voicemail_in_either_order<R: Records>(records: &R) {
+        let completed = |id: &str| {
+            json!({"id": format!("EV{id}c"), "apiVersion": "2026-03-30", "createdAt": "2026-04-13T12:11:00Z",
+            "type": "call.completed", "data": {"resource": {"id": id, "direction": "incoming", "status": "unanswered",
+            "createdAt": "2026-04-13T12:10:00Z", "answeredAt": null, "completedAt": "2026-04-13T12:10:30Z", "duration": null,
+            "hasVoicemail": true}, "context": {"orgId": "OR1", "phoneNumberId": "PN1",
+            "participants": {"workspace": ["+15550000001"], "external": ["+15550000002"], "resolution": "available"}}}})
+        };
+        let voicemail = |id: &str| {
+            json!({"id": format!("EV{id}v"), "apiVersion": "2026-03-30", "createdAt": "2026-04-13T12:11:30Z",
+            "type": "call.voicemail.completed", "data": {"resource": {"id": "ACvm", "voicemailId": "VM1", "callId": id,
+            "direction": "incoming", "duration": 12, "from": "+15550000002", "to": "+15550000001", "transcript": null,
+            "recordingUrl": "https://files.example/vm.mp3", "createdAt": "2026-04-13T12:11:30Z", "updatedAt": "2026-04-13T12:11:30Z"},
+            "context": {"orgId": "OR1"}}})
+        };
+        apply(records, &completed("ACma")).await;
+        apply(records, &voicemail("ACma")).await;
+        apply(records, &voicemail("ACmb")).await;
+        apply(records, &completed("ACmb")).await;
+        let a = records.call("ACma").await.expect("read").expect("a");
+        let b = records.call("ACmb").await.expect("read").expect("b");
+        assert_eq!(a, b);
+        assert_eq!(a.outcome.as_deref(), Some("missed"));
+        assert_eq!(
+            a.voicemail,
+            (true, Some("https://files.example/vm.mp3".to_owned()))
+        );
+    }
+
+    async fn message_status_never_regresses_and_keeps_its_history<R: Records>(records: &R) {
+        let event = |n: u32, id: &str, kind: &str, status: &str| {
+            json!({"id": format!("EV{id}{n}"), "object": "event", "apiVersion": "v4",
+            "createdAt": "2026-04-13T12:00:00Z", "type": kind, "data": {"object": {"id": id, "object": "message",
+            "from": "+15555550100", "to": ["+15555550123"], "direction": "outgoing", "text": "See you at 6", "status": status,
+            "createdAt": "2026-04-13T11:59:00Z", "userId": "US1", "phoneNumberId": "PN1"}}})
+        };
+        // Delivered, then a late "failed" report; and the reverse order.
+        apply(records, &event(1, "ACx", "message.delivered", "delivered")).await;
+        apply(records, &event(2, "ACx", "message.failed", "failed")).await;
+        apply(records, &event(2, "ACy", "message.failed", "failed")).await;
+        apply(records, &event(1, "ACy", "message.delivered", "delivered")).await;
+        let x = records.message("ACx").await.expect("read").expect("x");
+        let y = records.message("ACy").await.expect("read").expect("y");
+        assert_eq!(x.status.as_deref(), Some("delivered"));
+        assert_eq!(x.history, ["delivered", "failed"]);
+        assert_eq!(x.body.as_deref(), Some("See you at 6"));
+        assert_eq!(
+            (&x.status, &x.history, &x.body),
+            (&y.status, &y.history, &y.body)
+        );
+        assert_eq!(y.conversation_key.as_deref(), Some("PN1|+15555550123"));
+        assert!(records.message("ACnone").await.expect("read").is_none());
+    }
+
+    /// A contact's life in the 2026-03-30 shape: created, renamed with a new number, deleted.
+    fn contact_events(id: &str) -> Vec<Value> {
+        let version = |n: usize, kind: &str, updated: &str, name: &str, phone: &str| {
+            json!({"id": format!("EV{id}-{n}"), "apiVersion": "2026-03-30", "createdAt": updated, "type": kind,
+                "data": {"resource": {"id": id, "firstName": name, "lastName": null, "company": null, "role": null,
+                    "location": null, "source": null, "externalId": "crm-1", "emails": [],
+                    "phoneNumbers": [{"value": phone, "type": "phone-number"}], "customFields": [],
+                    "createdAt": "2026-04-01T00:00:00Z", "updatedAt": updated},
+                    "context": {"orgId": "OR1", "userId": "US1", "sharedWithIds": []}, "links": {"quo": null}}})
+        };
+        vec![
+            version(
+                0,
+                "contact.updated",
+                "2026-04-01T00:00:00Z",
+                "Pat",
+                "+1 (555) 555-0100",
+            ),
+            version(
+                1,
+                "contact.updated",
+                "2026-04-02T00:00:00Z",
+                "Patricia",
+                "+15555550199",
+            ),
+            version(
+                2,
+                "contact.deleted",
+                "2026-04-03T00:00:00Z",
+                "Patricia",
+                "+15555550199",
+            ),
+        ]
+    }
+
+    async fn contacts_converge_and_are_found_by_number<R: Records>(records: &R) {
+        let by_phone = |phone: &'static str| async move {
+            records.contacts_by_phone(phone).await.expect("read")
+        };
+        // Without the deletion: every order ends on the latest version and its number.
+        for (index, order) in permutations(2).iter().enumerate() {
+            let id = format!("live{index}");
+            let events = contact_events(&id);
+            for &n in order {
+                apply(records, &events[n]).await;
+            }
+        }
+        assert_eq!(by_phone("+15555550199").await, ["live0", "live1"]);
+        assert!(
+            by_phone("+15555550100").await.is_empty(),
+            "the old number left"
+        );
+        // With the deletion, in every order (an old update after the deletion changes nothing).
+        for (index, order) in permutations(3).iter().enumerate() {
+            let id = format!("gone{index}");
+            let events = contact_events(&id);
+            for &n in order {
+                apply(records, &events[n]).await;
+            }
+        }
+        assert_eq!(
+            by_phone("+15555550199").await,
+            ["live0", "live1"],
+            "deleted contacts are not found"
+        );
+        // A number entered with punctuation is found by its E.164 form.
+        apply(records, &contact_events("fmt")[0]).await;
+        assert_eq!(by_phone("+15555550100").await, ["fmt"]);
+    }
+
+    async fn conversations_keep_the_latest_activity_and_first_id<R: Records>(records: &R) {
+        let message = |n: u32, minute: u32, conversation: Option<&str>| {
+            json!({"id": format!("EVcv{n}"), "object": "event", "apiVersion": "v4",
+            "createdAt": format!("2026-04-13T12:{minute:02}:00Z"), "type": "message.received",
+            "data": {"object": {"id": format!("ACcv{n}"), "object": "message", "from": "+15555550777",
+            "to": ["+15555550001"], "direction": "incoming", "text": "Hello", "status": "received",
+            "createdAt": format!("2026-04-13T12:{minute:02}:00Z"), "phoneNumberId": "PN7",
+            "conversationId": conversation}}})
+        };
+        apply(records, &message(1, 30, None)).await;
+        apply(records, &message(2, 10, Some("CN9"))).await;
+        apply(records, &message(3, 20, Some("CN2"))).await;
+        let conversation = records
+            .conversation("PN7|+15555550777")
+            .await
+            .expect("read")
+            .expect("projected");
+        assert_eq!(conversation.phone_number_id, "PN7");
+        assert_eq!(conversation.participants, r#"["+15555550777"]"#);
+        assert_eq!(conversation.openphone_id.as_deref(), Some("CN2"));
+        assert_eq!(
+            crate::ingest::from_unix_ms(conversation.last_activity_ms),
+            Some(time::macros::datetime!(2026-04-13 12:30 UTC))
+        );
+        assert!(
+            records
+                .conversation("PN7|nobody")
+                .await
+                .expect("read")
+                .is_none()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_memory_records_pass_the_conformance_suite() {
+        conformance::run(MemoryRecords::new()).await;
+    }
+
+    #[tokio::test]
+    async fn side_effects_are_kept_for_their_stores() {
+        let records = MemoryRecords::new();
+        let receipt = Change::HealthReceipt {
+            token: "t".to_owned(),
+            received_ms: 1,
+        };
+        records
+            .apply(std::slice::from_ref(&receipt))
+            .await
+            .unwrap_or_default();
+        assert_eq!(records.side_effects(), [receipt]);
+    }
+}
