@@ -15,7 +15,11 @@
 //! 3. open loop: events posted at `--rate` per second for `--seconds`, each latency measured
 //!    from its scheduled send time (so a stall counts against every request it delays).
 //!
-//! It prints throughput, latency percentiles, and the ratio of ingestion to baseline.
+//! 4. without HTTP: the same ingestion (parse, projection, group commit) of new events through
+//!    the server's `Ingestor`, at `--concurrency`, to show what the database part costs
+//!    against the baseline apart from HTTP and signatures (which share the same cores).
+//!
+//! It prints throughput, latency percentiles, and the ratios to the baseline.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -218,6 +222,68 @@ async fn post(
         .is_ok_and(|response| response.status().is_success())
 }
 
+/// `events` new events parsed, projected and recorded through an [`Ingestor`] on `store` by
+/// `concurrency` tasks: ingestion less HTTP and signature checks.
+async fn without_http(
+    store: &reference_server::store::Store,
+    events: usize,
+    concurrency: usize,
+) -> (f64, Vec<Duration>) {
+    use reference_server::group_commit::Ingestor;
+    use reference_server::store::NewDelivery;
+    let (ingestor, writers) = Ingestor::start(
+        store.clone(),
+        reference_server::metrics::Metrics::default(),
+        None,
+    );
+    // Ids past the closed and open loops' events.
+    let first = 10_000_000;
+    let bodies: Arc<Vec<String>> = Arc::new((first..first + events).map(event).collect());
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (ingestor, next, bodies) = (ingestor.clone(), next.clone(), bodies.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(body) = bodies.get(index) else {
+                        return latencies;
+                    };
+                    let sent = Instant::now();
+                    let event = openphone_webhooks::Event::parse(body.as_bytes()).unwrap();
+                    let delivery = NewDelivery {
+                        delivery_key: format!("webhook-id:store_{index}"),
+                        scheme: "standard",
+                        event_id: Some(event.id.to_string()),
+                        event_type: Some(event.event_type.to_string()),
+                        parse_error: None,
+                        signed_at: OffsetDateTime::now_utc(),
+                        received_at: OffsetDateTime::now_utc(),
+                        changes: reference_server::projection::changes(&event, &Default::default()),
+                        body: body.as_bytes().to_vec(),
+                    };
+                    let recorded = ingestor.record(delivery).await.unwrap();
+                    assert!(matches!(
+                        recorded,
+                        reference_server::store::Recorded::New(_)
+                    ));
+                    latencies.push(sent.elapsed());
+                }
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    let rate = events as f64 / started.elapsed().as_secs_f64();
+    drop(ingestor);
+    writers.drained().await;
+    (rate, latencies)
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -328,6 +394,9 @@ async fn main() {
         store.delivery_count().await.unwrap(),
         (args.events + total) as i64
     );
+    // 4. The same ingestion without HTTP: parse, project and group-commit new events through
+    //    an `Ingestor` on the server's store, at the same concurrency.
+    let (store_rate, store_latencies) = without_http(&store, args.events, args.concurrency).await;
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 
@@ -346,6 +415,14 @@ async fn main() {
     println!(
         "  ratio ingestion / baseline:     {:>8.2}x",
         closed_rate / baseline_rate
+    );
+    println!(
+        "  ingestion without HTTP:         {store_rate:>8.0} events/s  {}",
+        percentiles(store_latencies)
+    );
+    println!(
+        "  ratio without HTTP / baseline:  {:>8.2}x",
+        store_rate / baseline_rate
     );
     println!(
         "  open loop at {} events/s for {} s: achieved {open_rate:.0} events/s, {}",
