@@ -1,7 +1,7 @@
 //! The management API over HTTP: bearer tokens and roles, the raw log, conversations with
 //! their timelines, calls and counts, on every backend.
 
-use reference_server::auth::Role;
+use reference_server::auth::{Role, TokenStore};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -328,3 +328,17 @@ backend_tests!(
     conversations_list_search_and_show_one_timeline,
     group_messages_share_one_conversation,
 );
+
+/// API tokens on this backend pass the suite the memory tokens pass.
+async fn tokens_pass_the_conformance_suite(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    reference_server::auth::conformance::run(db.store().await).await;
+    db.cleanup().await;
+}
+
+mod token_store {
+    use super::tokens_pass_the_conformance_suite;
+    crate::backend_tests!(tokens_pass_the_conformance_suite);
+}

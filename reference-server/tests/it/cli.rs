@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use reference_server::auth::Role;
+use reference_server::auth::{Role, TokenStore};
 
 use crate::backend_tests;
 use crate::helpers::{Backend, TestDb};

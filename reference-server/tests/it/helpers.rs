@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use reference_server::auth::TokenStore;
 use reference_server::config::Redacted;
 use reference_server::store::Store;
 use reference_server::{Application, Config};
