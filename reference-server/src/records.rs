@@ -6,15 +6,16 @@
 //! implements it in memory, the executable statement of the merge rules. [`conformance::run`]
 //! is the one suite every implementation must pass; the crate runs it on all three.
 //!
-//! The changes that feed other stores (media jobs, the consent ledger, the outbox, review
-//! flags, contact suggestions, health check receipts, campaign reports, our numbers) are
-//! applied by [`Store`] too; [`MemoryRecords`] keeps them, in order, for
-//! [`MemoryRecords::side_effects`].
+//! The consent ledger and the review flags are records too (the projection writes them from
+//! keywords). The changes that feed other stores (media jobs, the outbox, contact
+//! suggestions, health check receipts, campaign reports, our numbers) are applied by [`Store`]
+//! too; [`MemoryRecords`] keeps them, in order, for [`MemoryRecords::side_effects`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::compliance::ConsentEntry;
 use crate::projection::Change;
 use crate::store::{CallRecord, MessageRecord, Store, StoreError};
 
@@ -32,7 +33,8 @@ pub struct ConversationRecord {
 }
 
 /// The normalized records: conversations, messages with their status history, calls with
-/// their recordings, summaries and transcripts, and contacts with their numbers.
+/// their recordings, summaries and transcripts, contacts with their numbers, and the consent
+/// ledger with the review flags.
 pub trait Records: Clone + Send + Sync + 'static {
     /// Merges `changes`, atomically.
     fn apply(&self, changes: &[Change]) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -58,6 +60,20 @@ pub trait Records: Clone + Send + Sync + 'static {
         &self,
         phone: &str,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// The number's consent ledger (one entry per keyword message), oldest first.
+    fn consent_history(
+        &self,
+        phone: &str,
+    ) -> impl Future<Output = Result<Vec<ConsentEntry>, StoreError>> + Send;
+
+    /// Whether the number's latest consent entry is an opt-out.
+    fn is_opted_out(&self, phone: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The messages flagged for review: `(message id, phone, reason)`, newest first.
+    fn review_flags(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(String, String, String)>, StoreError>> + Send;
 }
 
 impl Records for Store {
@@ -94,6 +110,18 @@ impl Records for Store {
     async fn contacts_by_phone(&self, phone: &str) -> Result<Vec<String>, StoreError> {
         Store::contacts_by_phone(self, phone).await
     }
+
+    async fn consent_history(&self, phone: &str) -> Result<Vec<ConsentEntry>, StoreError> {
+        Store::consent_history(self, phone).await
+    }
+
+    async fn is_opted_out(&self, phone: &str) -> Result<bool, StoreError> {
+        Store::is_opted_out(self, phone).await
+    }
+
+    async fn review_flags(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        Store::review_flags(self).await
+    }
 }
 
 /// The records in memory.
@@ -113,6 +141,10 @@ struct Memory {
     transcripts: BTreeMap<String, Ranked<String>>,
     contacts: BTreeMap<String, StoredContact>,
     contact_phones: BTreeSet<(String, String)>,
+    /// In arrival order, one per message.
+    consent: Vec<ConsentEntry>,
+    /// By message: phone, reason, time.
+    review_flags: BTreeMap<String, (String, String, i64)>,
     side_effects: Vec<Change>,
 }
 
@@ -211,8 +243,8 @@ impl MemoryRecords {
         f(&mut self.inner.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// The changes for other stores (media, consent, outbox, flags, suggestions, receipts,
-    /// campaign reports, our numbers), in the order they were applied.
+    /// The changes for other stores (media, outbox, suggestions, receipts, campaign reports,
+    /// our numbers), in the order they were applied.
     pub fn side_effects(&self) -> Vec<Change> {
         self.with(|memory| memory.side_effects.clone())
     }
@@ -411,6 +443,37 @@ impl Memory {
                     }
                 }
             }
+            Change::Consent {
+                message_id,
+                phone,
+                action,
+                keyword,
+                at_ms,
+            } => {
+                if !self
+                    .consent
+                    .iter()
+                    .any(|entry| entry.message_id == message_id)
+                {
+                    self.consent.push(ConsentEntry {
+                        message_id,
+                        phone,
+                        action: action.to_owned(),
+                        keyword,
+                        at_ms,
+                    });
+                }
+            }
+            Change::ReviewFlag {
+                message_id,
+                phone,
+                reason,
+                at_ms,
+            } => {
+                self.review_flags
+                    .entry(message_id)
+                    .or_insert((phone, reason, at_ms));
+            }
             other => self.side_effects.push(other),
         }
     }
@@ -518,6 +581,44 @@ impl Records for MemoryRecords {
                 .collect()
         }))
     }
+
+    async fn consent_history(&self, phone: &str) -> Result<Vec<ConsentEntry>, StoreError> {
+        Ok(self.with(|memory| {
+            let mut entries: Vec<ConsentEntry> = memory
+                .consent
+                .iter()
+                .filter(|entry| entry.phone == phone)
+                .cloned()
+                .collect();
+            // Stable: equal times keep their arrival order, as the row id does.
+            entries.sort_by_key(|entry| entry.at_ms);
+            entries
+        }))
+    }
+
+    async fn is_opted_out(&self, phone: &str) -> Result<bool, StoreError> {
+        let history = self.consent_history(phone).await?;
+        Ok(history
+            .last()
+            .is_some_and(|entry| entry.action == "opt_out"))
+    }
+
+    async fn review_flags(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(self.with(|memory| {
+            let mut flags: Vec<(i64, &String, &(String, String, i64))> = memory
+                .review_flags
+                .iter()
+                .map(|(message_id, flag)| (flag.2, message_id, flag))
+                .collect();
+            flags.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+            flags
+                .into_iter()
+                .map(|(_, message_id, (phone, reason, _))| {
+                    (message_id.clone(), phone.clone(), reason.clone())
+                })
+                .collect()
+        }))
+    }
 }
 
 /// The suite every [`Records`] implementation must pass.
@@ -544,6 +645,7 @@ pub mod conformance {
         message_status_never_regresses_and_keeps_its_history(&records).await;
         contacts_converge_and_are_found_by_number(&records).await;
         conversations_keep_the_latest_activity_and_first_id(&records).await;
+        keywords_keep_a_consent_ledger_and_flags(&records).await;
     }
 
     /// The five events of an answered call (legacy app shape), for call `id`.
@@ -802,6 +904,47 @@ pub mod conformance {
                 .await
                 .expect("read")
                 .is_none()
+        );
+    }
+
+    async fn keywords_keep_a_consent_ledger_and_flags<R: Records>(records: &R) {
+        let inbound = |n: u32, minute: u32, text: &str| {
+            json!({"id": format!("EVk{n}"), "object": "event", "apiVersion": "v4",
+            "createdAt": format!("2026-04-13T13:{minute:02}:00Z"), "type": "message.received",
+            "data": {"object": {"id": format!("ACk{n}"), "object": "message", "from": "+15555550888",
+            "to": ["+15555550001"], "direction": "incoming", "text": text, "status": "received",
+            "createdAt": format!("2026-04-13T13:{minute:02}:00Z"), "phoneNumberId": "PN1"}}})
+        };
+        // START (13:05) arrives before the STOP it follows (13:00).
+        apply(records, &inbound(2, 5, "start")).await;
+        apply(records, &inbound(1, 0, " STOP ")).await;
+        let history = records.consent_history("+15555550888").await.expect("read");
+        let entries: Vec<(&str, &str, &str)> = history
+            .iter()
+            .map(|e| (e.message_id.as_str(), e.action.as_str(), e.keyword.as_str()))
+            .collect();
+        assert_eq!(
+            entries,
+            [("ACk1", "opt_out", "STOP"), ("ACk2", "opt_in", "START")]
+        );
+        assert!(!records.is_opted_out("+15555550888").await.expect("read"));
+        apply(records, &inbound(3, 10, "Stop!")).await;
+        assert!(records.is_opted_out("+15555550888").await.expect("read"));
+        assert!(!records.is_opted_out("+15555550999").await.expect("read"));
+        // A longer message that mentions a keyword is flagged, not an opt-out.
+        apply(records, &inbound(4, 20, "Please stop calling after 6pm")).await;
+        apply(records, &inbound(5, 15, "Can we end early?")).await;
+        let flags = records.review_flags().await.expect("read");
+        let flagged: Vec<&str> = flags.iter().map(|f| f.0.as_str()).collect();
+        assert_eq!(flagged, ["ACk4", "ACk5"], "newest first");
+        assert!(flags[0].2.contains("STOP"), "{flags:?}");
+        assert_eq!(
+            records
+                .consent_history("+15555550888")
+                .await
+                .expect("read")
+                .len(),
+            3
         );
     }
 }
