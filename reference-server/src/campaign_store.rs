@@ -909,9 +909,10 @@ impl CampaignStore for Store {
         now: OffsetDateTime,
     ) -> Result<bool, Error> {
         let (sql, args): (&str, Vec<Arg>) = match failure {
+            // A delivery replaces a failure reported first.
             None => (
-                "UPDATE campaign_recipients SET state = 'delivered', updated_ms = $2 \
-                 WHERE message_id = $1 AND state IN ('sent', 'delivered')",
+                "UPDATE campaign_recipients SET state = 'delivered', detail = NULL, updated_ms = $2 \
+                 WHERE message_id = $1 AND state IN ('sent', 'delivered', 'failed')",
                 vec![message_id.into(), unix_ms(now).into()],
             ),
             // A late failure report never overrides a delivery.

@@ -68,11 +68,15 @@ impl KnownNumbers {
     async fn changes(&self, store: &crate::store::Store, event: &Event) -> Vec<Change> {
         let (misses, learns) = {
             let own = self.0.read().unwrap_or_else(PoisonError::into_inner);
-            (own.misses(event), own.unknown_sender(event).is_some())
+            (own.misses(event), own.learns(event))
         };
         if misses {
             match store.own_numbers().await {
-                Ok(fresh) => *self.0.write().unwrap_or_else(PoisonError::into_inner) = fresh,
+                Ok(fresh) => self
+                    .0
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(fresh),
                 Err(error) => {
                     tracing::warn!(%error, "own numbers not read; a group message keys by its sender")
                 }

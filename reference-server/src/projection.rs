@@ -19,74 +19,106 @@ use time::OffsetDateTime;
 use crate::compliance::Keyword;
 use crate::ingest::unix_ms;
 
-/// Our workspace's own numbers (E.164). An incoming group message lists ours among its
-/// recipients, with the other participants; the projection needs ours to key the group's
-/// conversation by the others. Known from the phone numbers an import reads and from the
-/// sender of every outgoing message.
+/// Our workspace's own numbers: each phone number id (`PN…`) with its E.164 number. An
+/// incoming group message lists the receiving line's number among its recipients, with the
+/// other participants; the projection needs it to key the group's conversation by the
+/// others. Known from the phone numbers an import reads and from the sender of every outgoing
+/// message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OwnNumbers(std::collections::BTreeSet<String>);
+pub struct OwnNumbers(std::collections::BTreeMap<String, String>);
+
+/// The phone number id and the sender of an outgoing message.
+fn sending_line(event: &Event) -> Option<(&str, &str)> {
+    match &event.data {
+        EventData::Message(message) if message.direction == Direction::Outgoing => Some((
+            message.phone_number_id.as_ref()?.as_str(),
+            message.from.as_ref()?.as_str(),
+        )),
+        _ => None,
+    }
+}
 
 impl OwnNumbers {
-    /// These numbers.
-    pub fn new(numbers: impl IntoIterator<Item = String>) -> Self {
-        Self(numbers.into_iter().collect())
+    /// These lines, as `(phone number id, number)`.
+    pub fn new(lines: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self(lines.into_iter().collect())
     }
 
-    /// Whether `number` is ours.
-    pub fn contains(&self, number: &str) -> bool {
-        self.0.contains(number)
+    /// The number of the line `phone_number_id`, when known.
+    pub fn number(&self, phone_number_id: &str) -> Option<&str> {
+        self.0.get(phone_number_id).map(String::as_str)
     }
 
-    /// The sender of `event` when it is an outgoing message from a number not known yet.
-    pub fn unknown_sender<'a>(&self, event: &'a Event) -> Option<&'a str> {
-        match &event.data {
-            EventData::Message(message) if message.direction == Direction::Outgoing => message
-                .from
-                .as_ref()
-                .map(PhoneAddress::as_str)
-                .filter(|from| !self.contains(from)),
-            _ => None,
-        }
+    /// Adds `other`'s lines to these (theirs win where both know a line).
+    pub fn extend(&mut self, other: Self) {
+        self.0.extend(other.0);
     }
 
-    /// Learns the sender of an outgoing message as ours; returns whether it was new.
+    /// Whether `event` is an outgoing message from a line not known (or known with another
+    /// number) yet.
+    pub fn learns(&self, event: &Event) -> bool {
+        sending_line(event).is_some_and(|(line, from)| self.number(line) != Some(from))
+    }
+
+    /// Learns the line of an outgoing message; returns whether it was new.
     pub fn learn(&mut self, event: &Event) -> bool {
-        match self.unknown_sender(event) {
-            Some(sender) => self.0.insert(sender.to_owned()),
-            None => false,
-        }
-    }
-
-    /// Whether `event` is an incoming group message none of whose recipients is known to be
-    /// ours (so the numbers should be read again before projecting it).
-    pub fn misses(&self, event: &Event) -> bool {
-        match &event.data {
-            EventData::Message(message) => {
-                message.direction == Direction::Incoming
-                    && message.to.len() > 1
-                    && !message.to.iter().any(|to| self.contains(to.as_str()))
+        match sending_line(event) {
+            Some((line, from)) if self.number(line) != Some(from) => {
+                self.0.insert(line.to_owned(), from.to_owned());
+                true
             }
             _ => false,
         }
     }
 
-    /// The other participants of `message`: the recipients of an outgoing one; the sender of
-    /// an incoming one, with the recipients that are not ours when it went to a group. When
-    /// none of a group's recipients is known to be ours, the sender alone (its one-to-one
-    /// conversation), rather than a key that would include our number.
-    fn counterparts<'a>(&self, message: &'a Message) -> Vec<&'a PhoneAddress> {
-        if message.direction != Direction::Incoming || message.to.len() < 2 {
-            return message.counterparts();
+    /// Whether `event` is an incoming group message to a line whose number is not known (so
+    /// the numbers should be read again before projecting it).
+    pub fn misses(&self, event: &Event) -> bool {
+        match &event.data {
+            EventData::Message(message) => {
+                message.direction == Direction::Incoming
+                    && message.to.len() > 1
+                    && message
+                        .phone_number_id
+                        .as_ref()
+                        .is_none_or(|line| self.number(line.as_str()).is_none())
+            }
+            _ => false,
         }
-        let others: Vec<&PhoneAddress> = message
-            .to
-            .iter()
-            .filter(|to| !self.contains(to.as_str()))
-            .collect();
-        if others.len() == message.to.len() {
+    }
+
+    /// The other participants of `message`: the recipients of an outgoing one but its sender;
+    /// the sender of an incoming one, with the recipients other than the receiving line when
+    /// it went to a group. When that line's number is not known, the sender alone (its
+    /// one-to-one conversation), rather than a key that would include our number.
+    fn counterparts<'a>(&self, message: &'a Message) -> Vec<&'a PhoneAddress> {
+        if message.direction != Direction::Incoming {
+            let others: Vec<&PhoneAddress> = message
+                .to
+                .iter()
+                .filter(|to| Some(*to) != message.from.as_ref())
+                .collect();
+            return if others.is_empty() {
+                message.counterparts()
+            } else {
+                others
+            };
+        }
+        if message.to.len() < 2 {
             return message.from.iter().collect();
         }
-        message.from.iter().chain(others).collect()
+        let line = message
+            .phone_number_id
+            .as_ref()
+            .and_then(|line| self.number(line.as_str()));
+        match line {
+            Some(ours) => message
+                .from
+                .iter()
+                .chain(message.to.iter().filter(|to| to.as_str() != ours))
+                .collect(),
+            None => message.from.iter().collect(),
+        }
     }
 }
 
@@ -509,10 +541,23 @@ fn message_side_effects(message: &Message, at: Option<i64>) -> Vec<Change> {
     if message.direction != Direction::Incoming {
         return changes;
     }
-    let (Some(text), Some(from)) = (&message.text, &message.from) else {
+    let Some(from) = &message.from else {
         return changes;
     };
     let at_ms = message.created_at.map(unix_ms).or(at).unwrap_or(0);
+    let keyword = message
+        .text
+        .as_deref()
+        .map_or(Keyword::None, crate::compliance::classify);
+    // Any inbound message is a reply to a campaign message sent before it, a photo too.
+    changes.push(Change::CampaignResponse {
+        phone: from.to_string(),
+        at_ms,
+        opt_out: matches!(&keyword, Keyword::Exact(action, _) if action.consent() == Some("opt_out")),
+    });
+    let Some(text) = &message.text else {
+        return changes;
+    };
     for (kind, value) in crate::suggestions::extract(text) {
         changes.push(Change::Suggestion {
             message_id: message.id.to_string(),
@@ -529,12 +574,6 @@ fn message_side_effects(message: &Message, at: Option<i64>) -> Vec<Change> {
         .as_ref()
         .map(ToString::to_string)
         .or_else(|| message.to.first().map(ToString::to_string));
-    let keyword = crate::compliance::classify(text);
-    changes.push(Change::CampaignResponse {
-        phone: phone.clone(),
-        at_ms,
-        opt_out: matches!(&keyword, Keyword::Exact(action, _) if action.consent() == Some("opt_out")),
-    });
     match keyword {
         Keyword::None => {}
         Keyword::Mentions(word) => changes.push(Change::ReviewFlag {
@@ -737,6 +776,32 @@ mod tests {
         Event::parse(body.to_string().as_bytes()).unwrap()
     }
 
+    #[test]
+    fn an_outgoing_message_never_keys_by_its_sender() {
+        let body = json!({"id": "EVo", "object": "event", "apiVersion": "v4",
+            "createdAt": "2026-04-13T12:00:00Z", "type": "message.delivered",
+            "data": {"object": {"id": "ACo", "object": "message", "from": "+15550000001",
+            "to": ["+15550000001", "+15550002222", "+15550001111"], "direction": "outgoing",
+            "text": "Hi all", "status": "delivered", "createdAt": "2026-04-13T12:00:00Z",
+            "phoneNumberId": "PN1"}}});
+        let event = Event::parse(body.to_string().as_bytes()).unwrap();
+        let mut own = OwnNumbers::default();
+        assert!(own.learns(&event));
+        assert!(own.learn(&event));
+        assert_eq!(own.number("PN1"), Some("+15550000001"));
+        assert!(!own.learns(&event));
+        let changes = changes(&event, &own);
+        assert_eq!(
+            conversation_key(&changes),
+            Some("PN1|+15550001111,+15550002222")
+        );
+        assert!(changes.contains(&Change::OwnNumber {
+            phone_number_id: "PN1".to_owned(),
+            number: "+15550000001".to_owned(),
+            seen_ms: unix_ms(time::macros::datetime!(2026-04-13 12:00 UTC)),
+        }));
+    }
+
     fn conversation_key(changes: &[Change]) -> Option<&str> {
         changes.iter().find_map(|change| match change {
             Change::Conversation { key, .. } => Some(key.as_str()),
@@ -747,7 +812,7 @@ mod tests {
     #[test]
     fn a_group_message_is_keyed_by_everyone_but_us() {
         let event = incoming_group(&["+15550000001", "+15550002222"]);
-        let own = OwnNumbers::new(["+15550000001".to_owned()]);
+        let own = OwnNumbers::new([("PN1".to_owned(), "+15550000001".to_owned())]);
         assert!(!own.misses(&event));
         assert_eq!(
             conversation_key(&changes(&event, &own)),
@@ -759,6 +824,16 @@ mod tests {
         assert_eq!(
             conversation_key(&changes(&event, &unknown)),
             Some("PN1|+15550001111")
+        );
+        // Our other line in the group is a participant like any other.
+        let two_lines = OwnNumbers::new([
+            ("PN1".to_owned(), "+15550000001".to_owned()),
+            ("PN2".to_owned(), "+15550000002".to_owned()),
+        ]);
+        let with_other_line = incoming_group(&["+15550000002", "+15550000001", "+15550002222"]);
+        assert_eq!(
+            conversation_key(&changes(&with_other_line, &two_lines)),
+            Some("PN1|+15550000002,+15550001111,+15550002222")
         );
         // One recipient: it is ours, whatever is known.
         let one_to_one = incoming_group(&["+15550000001"]);

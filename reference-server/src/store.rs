@@ -607,17 +607,16 @@ impl Store {
         })
     }
 
-    /// Our own numbers: those an import listed and those seen sending.
+    /// Our own lines (phone number id and number): those an import listed and those seen
+    /// sending.
     ///
     /// # Errors
     /// [`StoreError::Backend`] when the read fails.
     pub async fn own_numbers(&self) -> Result<crate::projection::OwnNumbers, StoreError> {
-        let rows: Vec<(String,)> = self
-            .fetch_all("SELECT number FROM workspace_phone_numbers", &[])
+        let rows: Vec<(String, String)> = self
+            .fetch_all("SELECT id, number FROM workspace_phone_numbers", &[])
             .await?;
-        Ok(crate::projection::OwnNumbers::new(
-            rows.into_iter().map(|(number,)| number),
-        ))
+        Ok(crate::projection::OwnNumbers::new(rows))
     }
 
     /// Re-projects the raw log (from `since`, by received time, in arrival order) into the
@@ -744,6 +743,10 @@ macro_rules! bind_columns {
     }};
 }
 
+/// A statement's upserts in rounds, each round free of repeated keys, each upsert with the
+/// key of its delivery.
+type Rounds<'a> = Vec<Vec<(&'a str, sql::Upsert)>>;
+
 /// [`Store::record_batch`] on PostgreSQL in as few round trips as possible. One statement
 /// inserts the raw rows (`INSERT ... SELECT FROM UNNEST(...)`) and, in data-modifying CTEs,
 /// applies each kind of upsert to the rows of the deliveries it inserted, with the same
@@ -751,10 +754,6 @@ macro_rules! bind_columns {
 /// batch). One statement must not touch a row twice, so a key repeated in the batch goes to a
 /// later round, run after it in one transaction (as are contacts); merges are
 /// order-independent, so rounds give what one row at a time gives.
-/// A statement's upserts in rounds, each round free of repeated keys, each upsert with the
-/// key of its delivery.
-type Rounds<'a> = Vec<Vec<(&'a str, sql::Upsert)>>;
-
 async fn record_batch_unnested(
     pool: &PgPool,
     deliveries: &[NewDelivery],
@@ -778,6 +777,15 @@ async fn record_batch_unnested(
                 continue;
             };
             let rounds = groups.entry(upsert.sql).or_default();
+            // An insert that does nothing on conflict needs no round for a repeated key: the
+            // first of the batch (or the row already stored) is what any order gives.
+            if upsert.sql.ends_with("DO NOTHING")
+                && rounds
+                    .iter()
+                    .any(|round| round.iter().any(|(_, other)| other.key == upsert.key))
+            {
+                continue;
+            }
             match rounds
                 .iter_mut()
                 .find(|round| !round.iter().any(|(_, other)| other.key == upsert.key))

@@ -266,11 +266,12 @@ pub(crate) const CAMPAIGN_RESPONSE: &str = "UPDATE campaign_recipients SET \
     AND (replied_ms IS NULL OR replied_ms > $2 OR ($3 = 1 AND (opted_out_ms IS NULL OR opted_out_ms > $2)))";
 
 /// A delivery report on a campaign message: `delivered` when `$2` is NULL, else `failed`
-/// with `$2` as the reason; a failure never overrides a delivery.
+/// with `$2` as the reason. Delivery wins in any order: a failure never overrides it, and it
+/// replaces a carrier failure reported first.
 pub(crate) const CAMPAIGN_DELIVERY: &str = "UPDATE campaign_recipients SET \
     state = CASE WHEN $2 IS NULL THEN 'delivered' ELSE 'failed' END, \
-    detail = COALESCE($2, detail), updated_ms = $3 \
-    WHERE message_id = $1 AND (state = 'sent' OR (state = 'delivered' AND $2 IS NULL))";
+    detail = $2, updated_ms = GREATEST(updated_ms, $3) \
+    WHERE message_id = $1 AND (state = 'sent' OR ($2 IS NULL AND state IN ('delivered', 'failed')))";
 
 /// One projection upsert: its SQL, the key it conflicts on, and its parameters.
 #[derive(Clone)]
@@ -596,7 +597,7 @@ fn unnest_update(sql: &str, columns: &[&str], first: usize, only_new: bool) -> S
     }
     let at = body.find(" WHERE ").unwrap_or(body.len());
     format!(
-        "{} FROM UNNEST({}) AS u({}) WHERE {filter}{}",
+        "{} FROM UNNEST({}) AS u({}) WHERE {filter}({})",
         &body[..at],
         arrays.join(", "),
         aliases.join(", "),
@@ -653,7 +654,7 @@ mod tests {
              $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[], \
              $14::int8[], $15::int8[], $16::int8[], $17::text[]) \
              AS u(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, dk) \
-             WHERE u.dk IN (SELECT delivery_key FROM raw) AND k = u.c1"
+             WHERE u.dk IN (SELECT delivery_key FROM raw) AND (k = u.c1)"
         );
     }
 

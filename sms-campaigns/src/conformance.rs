@@ -678,6 +678,19 @@ async fn ledger_claims_and_outcomes<S: CampaignStore>(store: &S) {
         CampaignState::Completed
     );
 
+    // Delivery wins in either order: it replaces a carrier failure reported first.
+    assert!(
+        store
+            .record_delivery("MSG3", Some("carrier reported failed"), later)
+            .await
+            .expect("failure")
+    );
+    assert!(
+        store
+            .record_delivery("MSG3", None, later)
+            .await
+            .expect("delivered after the failure")
+    );
     let report = store.report(&id).await.expect("report");
     let total = &report.total;
     assert_eq!(
@@ -691,7 +704,7 @@ async fn ledger_claims_and_outcomes<S: CampaignStore>(store: &S) {
             total.replied,
             total.opted_out
         ),
-        (5, 0, 3, 1, 1, 1, 1, 1)
+        (5, 0, 3, 2, 1, 1, 1, 1)
     );
     assert_eq!(report.by_variant["A"].recipients, 5);
     assert_eq!(report.skipped_by_reason["opted_out"], 1);

@@ -655,17 +655,18 @@ impl CampaignStore for MemoryStore {
             return Ok(false);
         };
         let row = inner.row_mut(&id, position)?;
-        if !matches!(row.state, RecipientState::Sent | RecipientState::Delivered) {
-            return Ok(false);
-        }
-        match failure {
+        match (failure, row.state) {
             // A late failure report never overrides a delivery.
-            Some(_) if row.state == RecipientState::Delivered => return Ok(false),
-            Some(reason) => {
+            (Some(reason), RecipientState::Sent) => {
                 row.state = RecipientState::Failed;
                 row.detail = Some(reason.to_owned());
             }
-            None => row.state = RecipientState::Delivered,
+            // A delivery replaces a failure reported first.
+            (None, RecipientState::Sent | RecipientState::Delivered | RecipientState::Failed) => {
+                row.state = RecipientState::Delivered;
+                row.detail = None;
+            }
+            _ => return Ok(false),
         }
         row.updated_at = now;
         Ok(true)

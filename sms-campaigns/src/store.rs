@@ -205,7 +205,9 @@ pub trait CampaignStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Recipient>, Error>> + Send;
 
     /// Applies a delivery report to the recipient sent as `message_id`: delivered, or failed
-    /// with `reason`. `false` when no recipient has that message.
+    /// with `reason`. Delivery wins in either order: a failure never overrides it, and it
+    /// replaces a failure reported first. `false` when no recipient has that message (or the
+    /// report changes nothing).
     fn record_delivery(
         &self,
         message_id: &str,

@@ -252,13 +252,13 @@ async fn a_batch_projects_like_one_delivery_at_a_time(backend: Backend) {
     db.cleanup().await;
 }
 
-/// A campaign recipient sent `MSGc` at 2026-12-01 16:00 UTC; returns the campaign.
-async fn sent_campaign(store: &Store) -> sms_campaigns::CampaignId {
+/// A campaign whose one recipient, `phone`, was sent `message_id` at 2026-12-01 16:00 UTC.
+async fn sent_campaign(store: &Store, phone: &str, message_id: &str) -> sms_campaigns::CampaignId {
     use sms_campaigns::{
         CampaignSpec, CampaignStore, NewContact, NewRecipient, Outcome, Schedule, Weekday,
     };
     let at = time::macros::datetime!(2026-12-01 16:00 UTC);
-    let phone = openphone_types::E164::parse("+14155550300").unwrap();
+    let phone = openphone_types::E164::parse(phone).unwrap();
     let (contact, _) = store
         .upsert_contact(
             NewContact {
@@ -306,7 +306,7 @@ async fn sent_campaign(store: &Store) -> sms_campaigns::CampaignId {
             .unwrap()
     );
     let sent = Outcome::Sent {
-        message_id: "MSGc".to_owned(),
+        message_id: message_id.to_owned(),
     };
     assert!(store.finish(&campaign.id, 0, "w", &sent, at).await.unwrap());
     campaign.id
@@ -322,7 +322,7 @@ async fn campaign_reports_in_one_batch_all_count(backend: Backend) {
         return;
     };
     let store = db.store().await;
-    let id = sent_campaign(&store).await;
+    let id = sent_campaign(&store, "+14155550300", "MSGc").await;
     let message = |id: &str, direction: &str, text: &str, status: &str, at: &str| {
         let (from, to) = if direction == "incoming" {
             ("+14155550300", "+14155559000")
@@ -378,6 +378,31 @@ async fn campaign_reports_in_one_batch_all_count(backend: Backend) {
     let again = store.record_batch(&deliveries).await.unwrap();
     assert!(again.iter().all(|o| matches!(o, Recorded::Duplicate)));
     assert_eq!(counts(store.report(&id).await.unwrap()), (1, 1, 1, 1));
+
+    // Delivery wins in either order: a late failure does not undo it, and it replaces a
+    // failure reported first.
+    let report = |id: &str, status: &str, n: u32| {
+        let mut event = message(id, "outgoing", "Hi", status, "2026-12-01T16:00:05Z");
+        event["id"] = json!(format!("EVr{n}"));
+        event["type"] = json!(format!("message.{status}"));
+        new_delivery(&format!("report-{n}"), &event)
+    };
+    store
+        .record_delivery(&report("MSGc", "failed", 1))
+        .await
+        .unwrap();
+    assert_eq!(counts(store.report(&id).await.unwrap()), (1, 1, 1, 1));
+    let other = sent_campaign(&store, "+14155550301", "MSGd").await;
+    store
+        .record_delivery(&report("MSGd", "failed", 2))
+        .await
+        .unwrap();
+    assert_eq!(counts(store.report(&other).await.unwrap()), (0, 0, 0, 0));
+    store
+        .record_delivery(&report("MSGd", "delivered", 3))
+        .await
+        .unwrap();
+    assert_eq!(counts(store.report(&other).await.unwrap()), (1, 1, 0, 0));
     db.cleanup().await;
 }
 
