@@ -8,6 +8,7 @@
 //! row is unique, and a re-notification is claimed with a compare-and-set.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -49,12 +50,95 @@ pub struct AlertRecord {
 
 const COLUMNS: &str = "id, kind, group_key, summary, detail, count, first_ms, last_ms, notified_ms, acknowledged_ms, acknowledged_by";
 
-impl Store {
-    /// Alerts newest first (by last occurrence), only open ones when `open_only`.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the read fails.
-    pub async fn alerts(
+/// Where alerts are kept: one open row per group, repeats counted. [`Store`] keeps them in the
+/// `alerts` table (one open row per group enforced by a unique key across replicas);
+/// [`MemoryAlerts`] in memory; both pass [`conformance::run`].
+pub trait AlertStore: Clone + Send + Sync + 'static {
+    /// Records an occurrence of `group_key` at `now_ms`: opens an alert when the group has no
+    /// open one, else counts a repeat on the open one (its summary and detail become these).
+    /// Returns the alert as it now is.
+    fn record_alert(
+        &self,
+        kind: &str,
+        group_key: &str,
+        summary: &str,
+        detail: Option<String>,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<AlertRecord, StoreError>> + Send;
+
+    /// Claims telling the channels again about alert `id`, last told at `notified_ms`: `true`
+    /// for exactly one of the callers that saw that time, which moves it to `now_ms`.
+    fn claim_notification(
+        &self,
+        id: i64,
+        notified_ms: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Alerts newest first (by last occurrence, then id), only open ones when `open_only`,
+    /// strictly before the `(last_ms, id)` cursor when given; at most `limit`.
+    fn alerts(
+        &self,
+        open_only: bool,
+        before: Option<(i64, i64)>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<AlertRecord>, StoreError>> + Send;
+
+    /// Acknowledges an open alert (the group's next occurrence opens a new one); `false`
+    /// when there is no such open alert.
+    fn acknowledge_alert(
+        &self,
+        id: i64,
+        by: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+impl AlertStore for Store {
+    async fn record_alert(
+        &self,
+        kind: &str,
+        group_key: &str,
+        summary: &str,
+        detail: Option<String>,
+        now_ms: i64,
+    ) -> Result<AlertRecord, StoreError> {
+        let record: Option<AlertRecord> = self
+            .fetch_optional(
+                &format!(
+                    "INSERT INTO alerts (kind, group_key, summary, detail, first_ms, last_ms, notified_ms, open_key) \
+                     VALUES ($1, $2, $3, $4, $5, $5, $5, $2) ON CONFLICT (open_key) DO UPDATE SET \
+                     count = alerts.count + 1, last_ms = excluded.last_ms, summary = excluded.summary, \
+                     detail = excluded.detail RETURNING {COLUMNS}"
+                ),
+                &[
+                    kind.into(),
+                    group_key.into(),
+                    summary.into(),
+                    detail.into(),
+                    now_ms.into(),
+                ],
+            )
+            .await?;
+        record.ok_or(StoreError::Backend(sqlx::Error::RowNotFound))
+    }
+
+    async fn claim_notification(
+        &self,
+        id: i64,
+        notified_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let claimed = self
+            .execute(
+                "UPDATE alerts SET notified_ms = $1 WHERE id = $2 AND notified_ms = $3",
+                &[now_ms.into(), id.into(), notified_ms.into()],
+            )
+            .await?;
+        Ok(claimed == 1)
+    }
+
+    async fn alerts(
         &self,
         open_only: bool,
         before: Option<(i64, i64)>,
@@ -76,16 +160,7 @@ impl Store {
         .await
     }
 
-    /// Acknowledges an open alert; `false` when there is no such open alert.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the write fails.
-    pub async fn acknowledge_alert(
-        &self,
-        id: i64,
-        by: &str,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
+    async fn acknowledge_alert(&self, id: i64, by: &str, now_ms: i64) -> Result<bool, StoreError> {
         let changed = self
             .execute(
                 "UPDATE alerts SET acknowledged_ms = $1, acknowledged_by = $2, open_key = NULL \
@@ -94,6 +169,243 @@ impl Store {
             )
             .await?;
         Ok(changed == 1)
+    }
+}
+
+/// Alerts in memory.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryAlerts {
+    rows: Arc<Mutex<Vec<AlertRecord>>>,
+}
+
+impl MemoryAlerts {
+    /// No alerts.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Vec<AlertRecord>) -> T) -> T {
+        f(&mut self.rows.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl AlertStore for MemoryAlerts {
+    async fn record_alert(
+        &self,
+        kind: &str,
+        group_key: &str,
+        summary: &str,
+        detail: Option<String>,
+        now_ms: i64,
+    ) -> Result<AlertRecord, StoreError> {
+        Ok(self.with(|rows| {
+            if let Some(open) = rows
+                .iter_mut()
+                .find(|row| row.group_key == group_key && row.acknowledged_ms.is_none())
+            {
+                open.count += 1;
+                open.last_ms = now_ms;
+                open.summary = summary.to_owned();
+                open.detail = detail;
+                return open.clone();
+            }
+            let record = AlertRecord {
+                id: i64::try_from(rows.len()).unwrap_or(i64::MAX) + 1,
+                kind: kind.to_owned(),
+                group_key: group_key.to_owned(),
+                summary: summary.to_owned(),
+                detail,
+                count: 1,
+                first_ms: now_ms,
+                last_ms: now_ms,
+                notified_ms: now_ms,
+                acknowledged_ms: None,
+                acknowledged_by: None,
+            };
+            rows.push(record.clone());
+            record
+        }))
+    }
+
+    async fn claim_notification(
+        &self,
+        id: i64,
+        notified_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|rows| {
+            match rows
+                .iter_mut()
+                .find(|row| row.id == id && row.notified_ms == notified_ms)
+            {
+                Some(row) => {
+                    row.notified_ms = now_ms;
+                    true
+                }
+                None => false,
+            }
+        }))
+    }
+
+    async fn alerts(
+        &self,
+        open_only: bool,
+        before: Option<(i64, i64)>,
+        limit: i64,
+    ) -> Result<Vec<AlertRecord>, StoreError> {
+        let before = before.unwrap_or((i64::MAX, i64::MAX));
+        let mut rows: Vec<AlertRecord> = self.with(|rows| {
+            rows.iter()
+                .filter(|row| !open_only || row.acknowledged_ms.is_none())
+                .filter(|row| (row.last_ms, row.id) < before)
+                .cloned()
+                .collect()
+        });
+        rows.sort_by_key(|row| std::cmp::Reverse((row.last_ms, row.id)));
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(rows)
+    }
+
+    async fn acknowledge_alert(&self, id: i64, by: &str, now_ms: i64) -> Result<bool, StoreError> {
+        Ok(self.with(|rows| {
+            match rows
+                .iter_mut()
+                .find(|row| row.id == id && row.acknowledged_ms.is_none())
+            {
+                Some(row) => {
+                    row.acknowledged_ms = Some(now_ms);
+                    row.acknowledged_by = Some(by.to_owned());
+                    true
+                }
+                None => false,
+            }
+        }))
+    }
+}
+
+/// The suite every [`AlertStore`] must pass.
+pub mod conformance {
+    use super::AlertStore;
+
+    /// Runs every case on `alerts`, which must hold none.
+    pub async fn run<A: AlertStore>(alerts: A) {
+        assert!(
+            alerts
+                .alerts(false, None, 10)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        let first = alerts
+            .record_alert("job_failed", "job:sync", "sync failed", None, 1_000)
+            .await
+            .expect("open");
+        assert_eq!(
+            (
+                first.count,
+                first.first_ms,
+                first.last_ms,
+                first.notified_ms
+            ),
+            (1, 1_000, 1_000, 1_000)
+        );
+        let repeat = alerts
+            .record_alert(
+                "job_failed",
+                "job:sync",
+                "sync failed again",
+                Some("503".into()),
+                2_000,
+            )
+            .await
+            .expect("repeat");
+        assert_eq!(repeat.id, first.id, "a repeat counts on the open alert");
+        assert_eq!(
+            (
+                repeat.count,
+                repeat.first_ms,
+                repeat.last_ms,
+                repeat.summary.as_str()
+            ),
+            (2, 1_000, 2_000, "sync failed again")
+        );
+        assert_eq!(repeat.detail.as_deref(), Some("503"));
+        let other = alerts
+            .record_alert(
+                "media_download_failed",
+                "media:7",
+                "media 7 failed",
+                None,
+                1_500,
+            )
+            .await
+            .expect("another group");
+        assert_ne!(other.id, first.id);
+
+        // One claimant per re-notification.
+        assert!(
+            alerts
+                .claim_notification(first.id, 1_000, 3_000)
+                .await
+                .expect("claim")
+        );
+        assert!(
+            !alerts
+                .claim_notification(first.id, 1_000, 3_000)
+                .await
+                .expect("again")
+        );
+        assert!(
+            alerts
+                .claim_notification(first.id, 3_000, 4_000)
+                .await
+                .expect("next")
+        );
+
+        // Newest first by last occurrence, in pages.
+        let page = alerts.alerts(false, None, 1).await.expect("page");
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].id, first.id);
+        assert_eq!(page[0].notified_ms, 4_000);
+        let rest = alerts
+            .alerts(false, Some((page[0].last_ms, page[0].id)), 10)
+            .await
+            .expect("rest");
+        assert_eq!(rest.iter().map(|a| a.id).collect::<Vec<_>>(), [other.id]);
+
+        // Acknowledged: out of the open list; the group's next occurrence opens a new alert.
+        assert!(
+            alerts
+                .acknowledge_alert(first.id, "tok1", 5_000)
+                .await
+                .expect("ack")
+        );
+        assert!(
+            !alerts
+                .acknowledge_alert(first.id, "tok1", 5_000)
+                .await
+                .expect("twice")
+        );
+        assert!(
+            !alerts
+                .acknowledge_alert(999_999, "tok1", 5_000)
+                .await
+                .expect("unknown")
+        );
+        let open = alerts.alerts(true, None, 10).await.expect("open");
+        assert_eq!(open.iter().map(|a| a.id).collect::<Vec<_>>(), [other.id]);
+        let all = alerts.alerts(false, None, 10).await.expect("all");
+        let acked = all.iter().find(|a| a.id == first.id).expect("kept");
+        assert_eq!(
+            (acked.acknowledged_ms, acked.acknowledged_by.as_deref()),
+            (Some(5_000), Some("tok1"))
+        );
+        let reopened = alerts
+            .record_alert("job_failed", "job:sync", "sync failed", None, 6_000)
+            .await
+            .expect("reopen");
+        assert_ne!(reopened.id, first.id);
+        assert_eq!(reopened.count, 1);
     }
 }
 
@@ -236,8 +548,8 @@ impl AlertSink for EmailSink {
 
 /// Raises alerts: records them, groups repeats, tells the channels.
 #[derive(Clone)]
-pub struct Alerter {
-    store: Store,
+pub struct Alerter<S = Store> {
+    store: S,
     sinks: Arc<Vec<Arc<dyn AlertSink>>>,
     repeat: Duration,
     clock: Clock,
@@ -248,12 +560,12 @@ pub struct Alerter {
 /// The window over which webhook verification failures are counted.
 pub const VERIFICATION_WINDOW: Duration = Duration::from_secs(300);
 
-impl Alerter {
+impl<S: AlertStore> Alerter<S> {
     /// An alerter recording in `store` and sending to `sinks`, telling channels again about
     /// an open alert at most every `repeat`; `verification_threshold` verification failures
     /// within five minutes raise an alert.
     pub fn new(
-        store: Store,
+        store: S,
         sinks: Vec<Arc<dyn AlertSink>>,
         repeat: Duration,
         verification_threshold: usize,
@@ -289,27 +601,10 @@ impl Alerter {
             "{summary}"
         );
         let now_ms = unix_ms((self.clock)());
-        let record: Option<AlertRecord> = self
+        let mut record = self
             .store
-            .fetch_optional(
-                &format!(
-                    "INSERT INTO alerts (kind, group_key, summary, detail, first_ms, last_ms, notified_ms, open_key) \
-                     VALUES ($1, $2, $3, $4, $5, $5, $5, $2) ON CONFLICT (open_key) DO UPDATE SET \
-                     count = alerts.count + 1, last_ms = excluded.last_ms, summary = excluded.summary, \
-                     detail = excluded.detail RETURNING {COLUMNS}"
-                ),
-                &[
-                    kind.into(),
-                    group_key.into(),
-                    summary.into(),
-                    detail.into(),
-                    now_ms.into(),
-                ],
-            )
+            .record_alert(kind, group_key, summary, detail, now_ms)
             .await?;
-        let Some(mut record) = record else {
-            return Ok(());
-        };
         let repeat_ms = i64::try_from(self.repeat.as_millis()).unwrap_or(i64::MAX);
         let notify = if record.count == 1 {
             true
@@ -317,13 +612,10 @@ impl Alerter {
             // One replica wins the re-notification.
             let claimed = self
                 .store
-                .execute(
-                    "UPDATE alerts SET notified_ms = $1 WHERE id = $2 AND notified_ms = $3",
-                    &[now_ms.into(), record.id.into(), record.notified_ms.into()],
-                )
+                .claim_notification(record.id, record.notified_ms, now_ms)
                 .await?;
             record.notified_ms = now_ms;
-            claimed == 1
+            claimed
         } else {
             false
         };
@@ -379,5 +671,36 @@ impl Alerter {
                 tracing::error!(%error, "alert could not be recorded");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_alerts_pass_the_conformance_suite() {
+        conformance::run(MemoryAlerts::new()).await;
+    }
+
+    #[tokio::test]
+    async fn the_alerter_groups_repeats_on_any_store() {
+        let alerts = MemoryAlerts::new();
+        let clock: Clock = Arc::new(|| time::macros::datetime!(2026-04-13 12:00 UTC));
+        let alerter = Alerter::new(
+            alerts.clone(),
+            Vec::new(),
+            Duration::from_secs(3600),
+            3,
+            clock,
+        );
+        for _ in 0..3 {
+            alerter
+                .raise("job_failed", "job:x", "x failed", None)
+                .await
+                .unwrap_or_default();
+        }
+        let open = alerts.alerts(true, None, 10).await.unwrap_or_default();
+        assert_eq!(open.iter().map(|a| a.count).collect::<Vec<_>>(), [3]);
     }
 }

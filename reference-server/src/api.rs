@@ -23,6 +23,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::alerts::AlertStore;
 use crate::auth::{Caller, Role};
 use crate::ingest::unix_ms;
 use crate::media::{BlobStore, MediaRecord};

@@ -204,7 +204,17 @@ async fn alerts_are_emailed_over_smtp(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Alerts on this backend pass the suite the memory alerts pass.
+async fn alerts_pass_the_conformance_suite(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    reference_server::alerts::conformance::run(db.store().await).await;
+    db.cleanup().await;
+}
+
 backend_tests!(
     verification_failures_raise_one_grouped_alert,
     alerts_are_emailed_over_smtp,
+    alerts_pass_the_conformance_suite,
 );

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use reference_server::alerts::AlertStore;
 use reference_server::auth::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
