@@ -5,6 +5,7 @@
 //! queues the reply, both keyed by the inbound message id, so a redelivered or replayed event
 //! changes nothing. [`ReplySender`] sends what is queued through the OpenPhone client.
 
+use std::future::Future;
 use std::time::Duration;
 
 use openphone_client::Client;
@@ -199,18 +200,6 @@ impl Store {
         Ok(latest.is_some_and(|(action,)| action == "opt_out"))
     }
 
-    /// The replies queued for an inbound message.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the read fails.
-    pub async fn replies_for(&self, message_id: &str) -> Result<Vec<QueuedReply>, StoreError> {
-        self.fetch_all(
-            &format!("SELECT {REPLY_COLUMNS} FROM outbox WHERE message_id = $1 ORDER BY id"),
-            &[message_id.into()],
-        )
-        .await
-    }
-
     /// The messages flagged for review (they mention an opt-out keyword): `(message id,
     /// phone, reason)`, newest first.
     ///
@@ -223,8 +212,50 @@ impl Store {
         )
         .await
     }
+}
 
-    /// Claims up to `limit` due replies for `lease_ms` (other replicas skip them meanwhile).
+/// The outbox of compliance replies, a leased queue: the projection queues one reply per
+/// keyword message and kind; senders claim due replies for a lease and record each outcome.
+/// [`Store`] keeps it in the `outbox` table (claims skip rows other replicas hold);
+/// `records::MemoryRecords` in memory; both pass [`outbox_conformance::run`].
+pub trait Outbox: Clone + Send + Sync + 'static {
+    /// The replies queued for an inbound message, in queue order.
+    fn replies_for(
+        &self,
+        message_id: &str,
+    ) -> impl Future<Output = Result<Vec<QueuedReply>, StoreError>> + Send;
+
+    /// Claims up to `limit` pending replies due at `now_ms` and not leased, oldest due first,
+    /// for `lease_ms`: no other claim gets them meanwhile.
+    fn claim_replies(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<QueuedReply>, StoreError>> + Send;
+
+    /// Records an attempt's outcome: the new `status` (`pending` again to retry at
+    /// `next_attempt_ms`), the sent message's id or the error; counts the attempt and ends the
+    /// lease.
+    fn finish_reply(
+        &self,
+        id: i64,
+        status: &str,
+        next_attempt_ms: i64,
+        sent_message_id: Option<String>,
+        error: Option<String>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl Outbox for Store {
+    async fn replies_for(&self, message_id: &str) -> Result<Vec<QueuedReply>, StoreError> {
+        self.fetch_all(
+            &format!("SELECT {REPLY_COLUMNS} FROM outbox WHERE message_id = $1 ORDER BY id"),
+            &[message_id.into()],
+        )
+        .await
+    }
+
     async fn claim_replies(
         &self,
         now_ms: i64,
@@ -263,6 +294,126 @@ impl Store {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// The suite every [`Outbox`] must pass; the replies come from the projection of keyword
+/// messages, so the store must also take [`crate::records::Records`] changes.
+pub mod outbox_conformance {
+    use openphone_webhooks::Event;
+    use serde_json::json;
+
+    use super::Outbox;
+    use crate::projection::{OwnNumbers, changes};
+    use crate::records::Records;
+
+    /// Runs every case on `store`, whose outbox must be empty.
+    pub async fn run<S: Outbox + Records>(store: S) {
+        let stop = |n: u32, text: &str| {
+            let body = json!({"id": format!("EVo{n}"), "object": "event", "apiVersion": "v4",
+                "createdAt": "2026-04-13T14:00:00Z", "type": "message.received",
+                "data": {"object": {"id": format!("ACo{n}"), "object": "message", "from": "+15555550444",
+                "to": ["+15555550001"], "direction": "incoming", "text": text, "status": "received",
+                "createdAt": format!("2026-04-13T14:0{n}:00Z"), "phoneNumberId": "PN1"}}});
+            changes(
+                &Event::parse(body.to_string().as_bytes()).expect("event"),
+                &OwnNumbers::default(),
+            )
+        };
+        // Queued once per message and kind, however often the event is applied.
+        for _ in 0..2 {
+            store.apply(&stop(1, "STOP")).await.expect("apply");
+        }
+        store.apply(&stop(2, "help")).await.expect("apply");
+        let queued = store.replies_for("ACo1").await.expect("read");
+        assert_eq!(queued.len(), 1);
+        let reply = &queued[0];
+        assert_eq!(
+            (
+                reply.kind.as_str(),
+                reply.to_phone.as_str(),
+                reply.sender.as_str()
+            ),
+            ("opt_out", "+15555550444", "PN1")
+        );
+        assert_eq!((reply.status.as_str(), reply.attempts), ("pending", 0));
+
+        // A claim holds its replies for the lease; the oldest due comes first.
+        let now = 1_800_000_000_000;
+        let claimed = store.claim_replies(now, 60_000, 1).await.expect("claim");
+        assert_eq!(
+            claimed
+                .iter()
+                .map(|r| r.message_id.as_str())
+                .collect::<Vec<_>>(),
+            ["ACo1"]
+        );
+        let second = store.claim_replies(now, 60_000, 10).await.expect("claim");
+        assert_eq!(
+            second
+                .iter()
+                .map(|r| r.message_id.as_str())
+                .collect::<Vec<_>>(),
+            ["ACo2"]
+        );
+        assert!(
+            store
+                .claim_replies(now + 1, 60_000, 10)
+                .await
+                .expect("claim")
+                .is_empty()
+        );
+
+        // A retry waits for its time; a sent reply is never claimed again.
+        store
+            .finish_reply(
+                claimed[0].id,
+                "pending",
+                now + 30_000,
+                None,
+                Some("503".into()),
+            )
+            .await
+            .expect("retry");
+        store
+            .finish_reply(second[0].id, "sent", 0, Some("ACsent".into()), None)
+            .await
+            .expect("sent");
+        assert!(
+            store
+                .claim_replies(now + 29_999, 60_000, 10)
+                .await
+                .expect("claim")
+                .is_empty()
+        );
+        let again = store
+            .claim_replies(now + 30_000, 60_000, 10)
+            .await
+            .expect("claim");
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            (again[0].message_id.as_str(), again[0].attempts),
+            ("ACo1", 1)
+        );
+        assert_eq!(again[0].last_error.as_deref(), Some("503"));
+        // Past the lease, an unfinished claim is due again.
+        let expired = store
+            .claim_replies(now + 90_001, 60_000, 10)
+            .await
+            .expect("claim");
+        assert_eq!(
+            expired.iter().map(|r| r.id).collect::<Vec<_>>(),
+            [again[0].id]
+        );
+        let sent = store.replies_for("ACo2").await.expect("read");
+        assert_eq!(
+            (
+                sent[0].status.as_str(),
+                sent[0].attempts,
+                sent[0].sent_message_id.as_deref()
+            ),
+            ("sent", 1, Some("ACsent"))
+        );
     }
 }
 

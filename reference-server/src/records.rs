@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::compliance::ConsentEntry;
+use crate::compliance::{ConsentEntry, Outbox, QueuedReply};
 use crate::projection::Change;
 use crate::store::{CallRecord, MessageRecord, Store, StoreError};
 
@@ -145,6 +145,8 @@ struct Memory {
     consent: Vec<ConsentEntry>,
     /// By message: phone, reason, time.
     review_flags: BTreeMap<String, (String, String, i64)>,
+    /// The outbox of compliance replies, in queue order, with due time and lease.
+    outbox: Vec<(QueuedReply, i64, i64)>,
     side_effects: Vec<Change>,
 }
 
@@ -243,8 +245,8 @@ impl MemoryRecords {
         f(&mut self.inner.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// The changes for other stores (media, outbox, suggestions, receipts, campaign reports,
-    /// our numbers), in the order they were applied.
+    /// The changes for other stores (media, suggestions, receipts, campaign reports, our
+    /// numbers), in the order they were applied.
     pub fn side_effects(&self) -> Vec<Change> {
         self.with(|memory| memory.side_effects.clone())
     }
@@ -474,6 +476,37 @@ impl Memory {
                     .entry(message_id)
                     .or_insert((phone, reason, at_ms));
             }
+            Change::Reply {
+                message_id,
+                kind,
+                to,
+                sender,
+                created_ms,
+            } => {
+                let queued = self
+                    .outbox
+                    .iter()
+                    .any(|(reply, ..)| reply.message_id == message_id && reply.kind == kind);
+                if !queued {
+                    let id = i64::try_from(self.outbox.len()).unwrap_or(i64::MAX) + 1;
+                    self.outbox.push((
+                        QueuedReply {
+                            id,
+                            message_id,
+                            kind: kind.to_owned(),
+                            to_phone: to,
+                            sender,
+                            created_ms,
+                            status: "pending".to_owned(),
+                            attempts: 0,
+                            sent_message_id: None,
+                            last_error: None,
+                        },
+                        0,
+                        0,
+                    ));
+                }
+            }
             other => self.side_effects.push(other),
         }
     }
@@ -618,6 +651,68 @@ impl Records for MemoryRecords {
                 })
                 .collect()
         }))
+    }
+}
+
+impl Outbox for MemoryRecords {
+    async fn replies_for(&self, message_id: &str) -> Result<Vec<QueuedReply>, StoreError> {
+        Ok(self.with(|memory| {
+            memory
+                .outbox
+                .iter()
+                .filter(|(reply, ..)| reply.message_id == message_id)
+                .map(|(reply, ..)| reply.clone())
+                .collect()
+        }))
+    }
+
+    async fn claim_replies(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<QueuedReply>, StoreError> {
+        Ok(self.with(|memory| {
+            let mut due: Vec<usize> = (0..memory.outbox.len())
+                .filter(|&index| {
+                    let (reply, next_attempt_ms, lease_until_ms) = &memory.outbox[index];
+                    reply.status == "pending"
+                        && *next_attempt_ms <= now_ms
+                        && *lease_until_ms <= now_ms
+                })
+                .collect();
+            due.sort_by_key(|&index| (memory.outbox[index].1, memory.outbox[index].0.id));
+            due.truncate(usize::try_from(limit).unwrap_or(0));
+            due.into_iter()
+                .map(|index| {
+                    memory.outbox[index].2 = now_ms + lease_ms;
+                    memory.outbox[index].0.clone()
+                })
+                .collect()
+        }))
+    }
+
+    async fn finish_reply(
+        &self,
+        id: i64,
+        status: &str,
+        next_attempt_ms: i64,
+        sent_message_id: Option<String>,
+        error: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.with(|memory| {
+            if let Some((reply, next, lease)) =
+                memory.outbox.iter_mut().find(|(reply, ..)| reply.id == id)
+            {
+                reply.status = status.to_owned();
+                reply.attempts += 1;
+                reply.sent_message_id = sent_message_id;
+                reply.last_error = error;
+                *next = next_attempt_ms;
+                *lease = 0;
+            }
+        });
+        Ok(())
     }
 }
 
@@ -956,6 +1051,11 @@ mod tests {
     #[tokio::test]
     async fn the_memory_records_pass_the_conformance_suite() {
         conformance::run(MemoryRecords::new()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_outbox_passes_the_conformance_suite() {
+        crate::compliance::outbox_conformance::run(MemoryRecords::new()).await;
     }
 
     #[tokio::test]

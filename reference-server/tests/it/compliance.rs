@@ -3,6 +3,7 @@
 use openphone_client::Client;
 use openphone_simulator::{Simulator, SimulatorConfig};
 use reference_server::auth::Role;
+use reference_server::compliance::Outbox;
 use reference_server::config::Redacted;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -140,4 +141,16 @@ async fn keywords_opt_out_opt_in_help_and_flag(backend: Backend) {
     db.cleanup().await;
 }
 
-backend_tests!(keywords_opt_out_opt_in_help_and_flag);
+/// The outbox on this backend passes the suite the memory outbox passes.
+async fn the_outbox_passes_the_conformance_suite(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    reference_server::compliance::outbox_conformance::run(db.store().await).await;
+    db.cleanup().await;
+}
+
+backend_tests!(
+    keywords_opt_out_opt_in_help_and_flag,
+    the_outbox_passes_the_conformance_suite,
+);
