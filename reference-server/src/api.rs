@@ -26,7 +26,7 @@ use utoipa_axum::routes;
 use crate::alerts::AlertStore;
 use crate::auth::{Caller, Role};
 use crate::ingest::unix_ms;
-use crate::media::{BlobStore, MediaRecord};
+use crate::media::{BlobStore, MediaJobs, MediaRecord};
 use crate::messaging::{Messenger, OutgoingMessage, SendRefused, SendRequest, TokenLimiter};
 use crate::openapi::{BadRequest, Forbidden, Unauthorized, Unavailable};
 use crate::reads::{ActivityFilter, CampaignMessages, ConversationSummary, Stats, TimelineEntry};

@@ -10,6 +10,7 @@
 //! download that keeps failing, or fails for good (refused host, 4xx, too large), is marked
 //! `failed`, logged at error level, and shown by the API and metrics.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,12 +115,63 @@ pub struct MediaRecord {
 
 const COLUMNS: &str = "id, owner_kind, owner_id, url, status, CAST(attempts AS BIGINT) AS attempts, sha256, COALESCE(content_type, declared_type) AS content_type, size_bytes, last_error";
 
-impl Store {
+/// The media jobs, a leased queue: the projection queues one job per (message or call, URL);
+/// the fetcher claims due jobs for a lease and records each outcome; the API reads them.
+/// [`Store`] keeps them in the `media` table (claims skip rows other replicas hold);
+/// `records::MemoryRecords` in memory; both pass [`conformance::run`].
+pub trait MediaJobs: Clone + Send + Sync + 'static {
     /// One media job.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the read fails.
-    pub async fn media(&self, id: i64) -> Result<Option<MediaRecord>, StoreError> {
+    fn media(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<MediaRecord>, StoreError>> + Send;
+
+    /// The media of a message or call, in queue order.
+    fn media_of(
+        &self,
+        owner_id: &str,
+    ) -> impl Future<Output = Result<Vec<MediaRecord>, StoreError>> + Send;
+
+    /// Media jobs newest first, below id `before`, of `status` when given; at most `limit`.
+    fn media_list(
+        &self,
+        status: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<MediaRecord>, StoreError>> + Send;
+
+    /// Claims up to `limit` pending jobs due at `now_ms` and not leased, oldest due first, for
+    /// `lease_ms`.
+    fn claim_media(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<MediaRecord>, StoreError>> + Send;
+
+    /// Records a job's content as stored in `blob` (with the server's content type, when it
+    /// gave one); counts the attempt and ends the lease.
+    fn media_stored(
+        &self,
+        id: i64,
+        blob: &Blob,
+        content_type: Option<String>,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records a failed attempt: `pending` again to retry at `next_attempt_ms`, or `failed`;
+    /// counts the attempt and ends the lease.
+    fn media_attempt_failed(
+        &self,
+        id: i64,
+        status: &str,
+        next_attempt_ms: i64,
+        error: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl MediaJobs for Store {
+    async fn media(&self, id: i64) -> Result<Option<MediaRecord>, StoreError> {
         self.fetch_optional(
             &format!("SELECT {COLUMNS} FROM media WHERE id = $1"),
             &[id.into()],
@@ -127,11 +179,7 @@ impl Store {
         .await
     }
 
-    /// The media of a message or call, by id.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the read fails.
-    pub async fn media_of(&self, owner_id: &str) -> Result<Vec<MediaRecord>, StoreError> {
+    async fn media_of(&self, owner_id: &str) -> Result<Vec<MediaRecord>, StoreError> {
         self.fetch_all(
             &format!("SELECT {COLUMNS} FROM media WHERE owner_id = $1 ORDER BY id"),
             &[owner_id.into()],
@@ -139,11 +187,7 @@ impl Store {
         .await
     }
 
-    /// Media jobs newest first, below id `before`, of `status` when given.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the read fails.
-    pub async fn media_list(
+    async fn media_list(
         &self,
         status: Option<&str>,
         before: Option<i64>,
@@ -220,6 +264,144 @@ impl Store {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// The suite every [`MediaJobs`] must pass; the jobs come from the projection, so the store
+/// must also take [`crate::records::Records`] changes.
+pub mod conformance {
+    use openphone_webhooks::Event;
+    use serde_json::json;
+
+    use super::{Blob, MediaJobs};
+    use crate::projection::{OwnNumbers, changes};
+    use crate::records::Records;
+
+    /// Runs every case on `store`, whose media jobs must be empty.
+    pub async fn run<S: MediaJobs + Records>(store: S) {
+        let body = json!({"id": "EVmm", "object": "event", "apiVersion": "v4",
+            "createdAt": "2026-04-13T15:00:00Z", "type": "message.received",
+            "data": {"object": {"id": "ACmm", "object": "message", "from": "+15555550555",
+            "to": ["+15555550001"], "direction": "incoming", "text": "Crack photos",
+            "media": [{"url": "https://files.example/a.jpg", "type": "image/jpeg"},
+                      {"url": "https://files.example/b.png"}],
+            "status": "received", "createdAt": "2026-04-13T15:00:00Z", "phoneNumberId": "PN1"}}});
+        let changes = changes(
+            &Event::parse(body.to_string().as_bytes()).expect("event"),
+            &OwnNumbers::default(),
+        );
+        // One job per (message, URL), however often the event is applied.
+        for _ in 0..2 {
+            store.apply(&changes).await.expect("apply");
+        }
+        let jobs = store.media_of("ACmm").await.expect("read");
+        let urls: Vec<&str> = jobs.iter().map(|job| job.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            ["https://files.example/a.jpg", "https://files.example/b.png"]
+        );
+        assert_eq!(
+            (
+                jobs[0].owner_kind.as_str(),
+                jobs[0].status.as_str(),
+                jobs[0].attempts
+            ),
+            ("message", "pending", 0)
+        );
+        assert_eq!(
+            jobs[0].content_type.as_deref(),
+            Some("image/jpeg"),
+            "as declared"
+        );
+        assert_eq!(jobs[1].content_type, None);
+        let (a, b) = (jobs[0].id, jobs[1].id);
+
+        // Claims hold their jobs for the lease.
+        let now = 1_800_000_000_000;
+        let claimed = store.claim_media(now, 60_000, 1).await.expect("claim");
+        assert_eq!(claimed.iter().map(|job| job.id).collect::<Vec<_>>(), [a]);
+        let rest = store.claim_media(now, 60_000, 10).await.expect("claim");
+        assert_eq!(rest.iter().map(|job| job.id).collect::<Vec<_>>(), [b]);
+        assert!(
+            store
+                .claim_media(now + 1, 60_000, 10)
+                .await
+                .expect("claim")
+                .is_empty()
+        );
+
+        // Stored: the server's content type replaces the declared one.
+        let blob = Blob {
+            sha256: "ab".repeat(32),
+            size: 2048,
+        };
+        store
+            .media_stored(a, &blob, Some("image/webp".into()), now + 5)
+            .await
+            .expect("stored");
+        let stored = store.media(a).await.expect("read").expect("job");
+        assert_eq!(
+            (stored.status.as_str(), stored.attempts, stored.size_bytes),
+            ("stored", 1, Some(2048))
+        );
+        assert_eq!(stored.sha256.as_deref(), Some(blob.sha256.as_str()));
+        assert_eq!(stored.content_type.as_deref(), Some("image/webp"));
+
+        // A retry waits for its time; a final failure is never claimed again.
+        store
+            .media_attempt_failed(b, "pending", now + 30_000, "HTTP 503")
+            .await
+            .expect("retry");
+        assert!(
+            store
+                .claim_media(now + 29_999, 60_000, 10)
+                .await
+                .expect("claim")
+                .is_empty()
+        );
+        let again = store
+            .claim_media(now + 30_000, 60_000, 10)
+            .await
+            .expect("claim");
+        assert_eq!(
+            again
+                .iter()
+                .map(|job| (job.id, job.attempts))
+                .collect::<Vec<_>>(),
+            [(b, 1)]
+        );
+        store
+            .media_attempt_failed(b, "failed", 0, "HTTP 404")
+            .await
+            .expect("failed");
+        assert!(
+            store
+                .claim_media(now + 99_999_999, 60_000, 10)
+                .await
+                .expect("claim")
+                .is_empty()
+        );
+        let failed = store.media(b).await.expect("read").expect("job");
+        assert_eq!(
+            (
+                failed.status.as_str(),
+                failed.attempts,
+                failed.last_error.as_deref()
+            ),
+            ("failed", 2, Some("HTTP 404"))
+        );
+
+        // Listed newest first, by status, in pages.
+        let all = store.media_list(None, None, 10).await.expect("list");
+        assert_eq!(all.iter().map(|job| job.id).collect::<Vec<_>>(), [b, a]);
+        let failures = store
+            .media_list(Some("failed"), None, 10)
+            .await
+            .expect("list");
+        assert_eq!(failures.iter().map(|job| job.id).collect::<Vec<_>>(), [b]);
+        let older = store.media_list(None, Some(b), 10).await.expect("list");
+        assert_eq!(older.iter().map(|job| job.id).collect::<Vec<_>>(), [a]);
+        assert!(store.media(-1).await.expect("read").is_none());
     }
 }
 

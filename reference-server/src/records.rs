@@ -16,6 +16,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::compliance::{ConsentEntry, Outbox, QueuedReply};
+use crate::media::{Blob, MediaJobs, MediaRecord};
 use crate::projection::Change;
 use crate::store::{CallRecord, MessageRecord, Store, StoreError};
 
@@ -147,7 +148,26 @@ struct Memory {
     review_flags: BTreeMap<String, (String, String, i64)>,
     /// The outbox of compliance replies, in queue order, with due time and lease.
     outbox: Vec<(QueuedReply, i64, i64)>,
+    /// The media jobs, in queue order, with the declared type, due time and lease.
+    media: Vec<MediaJob>,
     side_effects: Vec<Change>,
+}
+
+#[derive(Debug, Clone)]
+struct MediaJob {
+    record: MediaRecord,
+    declared_type: Option<String>,
+    next_attempt_ms: i64,
+    lease_until_ms: i64,
+}
+
+impl MediaJob {
+    /// As read: the server's content type, else the declared one.
+    fn read(&self) -> MediaRecord {
+        let mut record = self.record.clone();
+        record.content_type = record.content_type.or_else(|| self.declared_type.clone());
+        record
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -245,8 +265,8 @@ impl MemoryRecords {
         f(&mut self.inner.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// The changes for other stores (media, suggestions, receipts, campaign reports, our
-    /// numbers), in the order they were applied.
+    /// The changes for other stores (suggestions, receipts, campaign reports, our numbers),
+    /// in the order they were applied.
     pub fn side_effects(&self) -> Vec<Change> {
         self.with(|memory| memory.side_effects.clone())
     }
@@ -507,6 +527,37 @@ impl Memory {
                     ));
                 }
             }
+            Change::Media {
+                owner_kind,
+                owner_id,
+                url,
+                declared_type,
+            } => {
+                let queued = self
+                    .media
+                    .iter()
+                    .any(|job| job.record.owner_id == owner_id && job.record.url == url);
+                if !queued {
+                    let id = i64::try_from(self.media.len()).unwrap_or(i64::MAX) + 1;
+                    self.media.push(MediaJob {
+                        record: MediaRecord {
+                            id,
+                            owner_kind: owner_kind.to_owned(),
+                            owner_id,
+                            url,
+                            status: "pending".to_owned(),
+                            attempts: 0,
+                            sha256: None,
+                            content_type: None,
+                            size_bytes: None,
+                            last_error: None,
+                        },
+                        declared_type,
+                        next_attempt_ms: 0,
+                        lease_until_ms: 0,
+                    });
+                }
+            }
             other => self.side_effects.push(other),
         }
     }
@@ -711,6 +762,118 @@ impl Outbox for MemoryRecords {
                 *next = next_attempt_ms;
                 *lease = 0;
             }
+        });
+        Ok(())
+    }
+}
+
+impl MemoryRecords {
+    fn with_job<T>(&self, id: i64, f: impl FnOnce(&mut MediaJob) -> T) -> Option<T> {
+        self.with(|memory| {
+            memory
+                .media
+                .iter_mut()
+                .find(|job| job.record.id == id)
+                .map(f)
+        })
+    }
+}
+
+impl MediaJobs for MemoryRecords {
+    async fn media(&self, id: i64) -> Result<Option<MediaRecord>, StoreError> {
+        Ok(self.with_job(id, |job| job.read()))
+    }
+
+    async fn media_of(&self, owner_id: &str) -> Result<Vec<MediaRecord>, StoreError> {
+        Ok(self.with(|memory| {
+            memory
+                .media
+                .iter()
+                .filter(|job| job.record.owner_id == owner_id)
+                .map(MediaJob::read)
+                .collect()
+        }))
+    }
+
+    async fn media_list(
+        &self,
+        status: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<MediaRecord>, StoreError> {
+        let before = before.unwrap_or(i64::MAX);
+        Ok(self.with(|memory| {
+            memory
+                .media
+                .iter()
+                .rev()
+                .filter(|job| job.record.id < before)
+                .filter(|job| status.is_none_or(|status| job.record.status == status))
+                .take(usize::try_from(limit).unwrap_or(0))
+                .map(MediaJob::read)
+                .collect()
+        }))
+    }
+
+    async fn claim_media(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<MediaRecord>, StoreError> {
+        Ok(self.with(|memory| {
+            let mut due: Vec<&mut MediaJob> = memory
+                .media
+                .iter_mut()
+                .filter(|job| {
+                    job.record.status == "pending"
+                        && job.next_attempt_ms <= now_ms
+                        && job.lease_until_ms <= now_ms
+                })
+                .collect();
+            due.sort_by_key(|job| (job.next_attempt_ms, job.record.id));
+            due.into_iter()
+                .take(usize::try_from(limit).unwrap_or(0))
+                .map(|job| {
+                    job.lease_until_ms = now_ms + lease_ms;
+                    job.read()
+                })
+                .collect()
+        }))
+    }
+
+    async fn media_stored(
+        &self,
+        id: i64,
+        blob: &Blob,
+        content_type: Option<String>,
+        _now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.with_job(id, |job| {
+            job.record.status = "stored".to_owned();
+            job.record.attempts += 1;
+            job.record.sha256 = Some(blob.sha256.clone());
+            job.record.size_bytes = Some(blob.size);
+            job.record.content_type = content_type;
+            job.record.last_error = None;
+            job.lease_until_ms = 0;
+        });
+        Ok(())
+    }
+
+    async fn media_attempt_failed(
+        &self,
+        id: i64,
+        status: &str,
+        next_attempt_ms: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        self.with_job(id, |job| {
+            job.record.status = status.to_owned();
+            job.record.attempts += 1;
+            job.record.last_error = Some(error.to_owned());
+            job.next_attempt_ms = next_attempt_ms;
+            job.lease_until_ms = 0;
         });
         Ok(())
     }
@@ -1056,6 +1219,11 @@ mod tests {
     #[tokio::test]
     async fn the_memory_outbox_passes_the_conformance_suite() {
         crate::compliance::outbox_conformance::run(MemoryRecords::new()).await;
+    }
+
+    #[tokio::test]
+    async fn the_memory_media_jobs_pass_the_conformance_suite() {
+        crate::media::conformance::run(MemoryRecords::new()).await;
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use reference_server::alerts::AlertStore;
 use reference_server::auth::Role;
+use reference_server::media::MediaJobs;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -320,7 +321,17 @@ async fn media_goes_to_the_configured_object_store(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Media jobs on this backend pass the suite the memory jobs pass.
+async fn media_jobs_pass_the_conformance_suite(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    reference_server::media::conformance::run(db.store().await).await;
+    db.cleanup().await;
+}
+
 backend_tests!(
     media_is_copied_served_retried_and_refused,
     media_goes_to_the_configured_object_store,
+    media_jobs_pass_the_conformance_suite,
 );
