@@ -30,6 +30,7 @@ use crate::media::{BlobStore, MediaJobs, MediaRecord};
 use crate::messaging::{Messenger, OutgoingMessage, SendRefused, SendRequest, TokenLimiter};
 use crate::openapi::{BadRequest, Forbidden, Unauthorized, Unavailable};
 use crate::reads::{ActivityFilter, CampaignMessages, ConversationSummary, Stats, TimelineEntry};
+use crate::scheduler::JobRuns;
 use crate::store::{Store, StoredDelivery};
 use crate::{Error, ErrorBody};
 

@@ -9,6 +9,7 @@
 //! end, outcome and the figures the job returns; `GET /api/v1/jobs` lists them.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -129,12 +130,41 @@ pub struct JobRun {
     pub error: Option<String>,
 }
 
-impl Store {
-    /// Claims a slot: `true` when this call inserted its run (so the caller runs it).
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the write fails.
-    pub async fn claim_slot(
+/// Where runs are recorded: one per job and slot, which is how a slot runs once across
+/// replicas. [`Store`] keeps them in `job_runs` (the slot's key is unique); [`MemoryJobRuns`]
+/// in memory; both pass [`conformance::run`].
+pub trait JobRuns: Clone + Send + Sync + 'static {
+    /// Claims a slot: `true` for exactly one claimant (who then runs it), which records the
+    /// run as `running`.
+    fn claim_slot(
+        &self,
+        job: &str,
+        slot_ms: i64,
+        replica: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Records how a claimed run ended: `succeeded` with its figures, or `failed` with why.
+    fn finish_run(
+        &self,
+        job: &str,
+        slot_ms: i64,
+        now_ms: i64,
+        result: &Result<serde_json::Value, String>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Runs newest first (by start, then job name), of `job` when given, strictly before the
+    /// `(started_ms, job)` cursor when given; at most `limit`.
+    fn job_runs(
+        &self,
+        job: Option<&str>,
+        before: Option<(i64, String)>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<JobRun>, StoreError>> + Send;
+}
+
+impl JobRuns for Store {
+    async fn claim_slot(
         &self,
         job: &str,
         slot_ms: i64,
@@ -151,11 +181,7 @@ impl Store {
         Ok(inserted == 1)
     }
 
-    /// Records how a claimed run ended.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the write fails.
-    pub async fn finish_run(
+    async fn finish_run(
         &self,
         job: &str,
         slot_ms: i64,
@@ -181,11 +207,7 @@ impl Store {
         Ok(())
     }
 
-    /// Runs newest first (by start), of `job` when given, started before `before`.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the read fails.
-    pub async fn job_runs(
+    async fn job_runs(
         &self,
         job: Option<&str>,
         before: Option<(i64, String)>,
@@ -204,6 +226,181 @@ impl Store {
             ],
         )
         .await
+    }
+}
+
+/// Runs in memory.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryJobRuns {
+    runs: Arc<std::sync::Mutex<Vec<JobRun>>>,
+}
+
+impl MemoryJobRuns {
+    /// No runs.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Vec<JobRun>) -> T) -> T {
+        f(&mut self
+            .runs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+impl JobRuns for MemoryJobRuns {
+    async fn claim_slot(
+        &self,
+        job: &str,
+        slot_ms: i64,
+        replica: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|runs| {
+            if runs
+                .iter()
+                .any(|run| run.job == job && run.slot_ms == slot_ms)
+            {
+                return false;
+            }
+            runs.push(JobRun {
+                job: job.to_owned(),
+                slot_ms,
+                replica: replica.to_owned(),
+                started_ms: now_ms,
+                finished_ms: None,
+                outcome: "running".to_owned(),
+                figures: None,
+                error: None,
+            });
+            true
+        }))
+    }
+
+    async fn finish_run(
+        &self,
+        job: &str,
+        slot_ms: i64,
+        now_ms: i64,
+        result: &Result<serde_json::Value, String>,
+    ) -> Result<(), StoreError> {
+        self.with(|runs| {
+            if let Some(run) = runs
+                .iter_mut()
+                .find(|run| run.job == job && run.slot_ms == slot_ms)
+            {
+                run.finished_ms = Some(now_ms);
+                match result {
+                    Ok(figures) => {
+                        run.outcome = "succeeded".to_owned();
+                        run.figures = Some(figures.to_string());
+                        run.error = None;
+                    }
+                    Err(error) => {
+                        run.outcome = "failed".to_owned();
+                        run.figures = None;
+                        run.error = Some(error.clone());
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn job_runs(
+        &self,
+        job: Option<&str>,
+        before: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<JobRun>, StoreError> {
+        let mut runs: Vec<JobRun> = self.with(|runs| {
+            runs.iter()
+                .filter(|run| job.is_none_or(|job| run.job == job))
+                .filter(|run| match &before {
+                    None => true,
+                    Some((ms, name)) => {
+                        run.started_ms < *ms
+                            || (run.started_ms == *ms && !name.is_empty() && run.job < *name)
+                    }
+                })
+                .cloned()
+                .collect()
+        });
+        runs.sort_by(|a, b| (b.started_ms, &b.job).cmp(&(a.started_ms, &a.job)));
+        runs.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(runs)
+    }
+}
+
+/// The suite every [`JobRuns`] must pass.
+pub mod conformance {
+    use super::JobRuns;
+
+    /// Runs every case on `runs`, which must hold none.
+    pub async fn run<R: JobRuns>(runs: R) {
+        // Two replicas race for each slot: one wins.
+        for slot in [60_000, 120_000] {
+            let (a, b) = tokio::join!(
+                runs.claim_slot("sync", slot, "replica-a", slot + 5),
+                runs.claim_slot("sync", slot, "replica-b", slot + 5)
+            );
+            assert!(
+                a.expect("claim") ^ b.expect("claim"),
+                "exactly one claimant"
+            );
+        }
+        assert!(
+            !runs
+                .claim_slot("sync", 60_000, "replica-c", 999_999)
+                .await
+                .expect("claim")
+        );
+        assert!(
+            runs.claim_slot("report", 60_000, "replica-a", 60_010)
+                .await
+                .expect("claim")
+        );
+        runs.finish_run(
+            "sync",
+            60_000,
+            61_000,
+            &Ok(serde_json::json!({"fetched": 3})),
+        )
+        .await
+        .expect("finish");
+        runs.finish_run("report", 60_000, 61_000, &Err("SMTP refused".to_owned()))
+            .await
+            .expect("finish");
+
+        let all = runs.job_runs(None, None, 10).await.expect("list");
+        let order: Vec<(&str, i64)> = all.iter().map(|r| (r.job.as_str(), r.slot_ms)).collect();
+        assert_eq!(
+            order,
+            [("sync", 120_000), ("report", 60_000), ("sync", 60_000)]
+        );
+        assert_eq!(
+            (all[0].outcome.as_str(), all[0].finished_ms),
+            ("running", None)
+        );
+        assert_eq!(all[1].outcome, "failed");
+        assert_eq!(all[1].error.as_deref(), Some("SMTP refused"));
+        assert_eq!(all[2].outcome, "succeeded");
+        assert_eq!(all[2].figures.as_deref(), Some(r#"{"fetched":3}"#));
+        assert_eq!(all[2].finished_ms, Some(61_000));
+        assert!(all[2].replica.starts_with("replica-"));
+
+        let syncs = runs.job_runs(Some("sync"), None, 10).await.expect("list");
+        assert_eq!(syncs.len(), 2);
+        let page = runs.job_runs(None, None, 2).await.expect("page");
+        let cursor = (page[1].started_ms, page[1].job.clone());
+        let rest = runs.job_runs(None, Some(cursor), 10).await.expect("rest");
+        assert_eq!(
+            rest.iter()
+                .map(|r| (r.job.as_str(), r.slot_ms))
+                .collect::<Vec<_>>(),
+            [("sync", 60_000)]
+        );
     }
 }
 
@@ -332,6 +529,11 @@ impl Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn memory_job_runs_pass_the_conformance_suite() {
+        conformance::run(MemoryJobRuns::new()).await;
+    }
 
     fn ms(text: &str) -> i64 {
         text.parse::<jiff::Timestamp>().unwrap().as_millisecond()

@@ -4,6 +4,7 @@ use openphone_client::{Client, RateLimit, RetryPolicy};
 use openphone_simulator::{Faults, SeedOptions, Simulator, SimulatorConfig};
 use reference_server::alerts::AlertStore;
 use reference_server::import::{ImportOptions, Importer};
+use reference_server::scheduler::JobRuns;
 use reference_server::store::Store;
 use time::OffsetDateTime;
 

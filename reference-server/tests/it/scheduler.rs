@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::future::{BoxFuture, join_all};
 use reference_server::auth::Role;
-use reference_server::scheduler::{Job, Schedule, Scheduler};
+use reference_server::scheduler::{Job, JobRuns, Schedule, Scheduler};
 use reference_server::store::Store;
 use reqwest::StatusCode;
 use time::OffsetDateTime;
@@ -187,8 +187,18 @@ async fn failed_runs_are_recorded_and_listed_by_the_api(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Job runs on this backend pass the suite the memory runs pass.
+async fn job_runs_pass_the_conformance_suite(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    reference_server::scheduler::conformance::run(db.store().await).await;
+    db.cleanup().await;
+}
+
 backend_tests!(
     three_racing_schedulers_run_each_slot_once,
     a_slot_missed_while_down_runs_once_on_restart,
     failed_runs_are_recorded_and_listed_by_the_api,
+    job_runs_pass_the_conformance_suite,
 );
