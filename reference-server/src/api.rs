@@ -25,6 +25,7 @@ use utoipa_axum::routes;
 
 use crate::alerts::AlertStore;
 use crate::auth::{Caller, Role};
+use crate::health_check::HealthChecks;
 use crate::ingest::unix_ms;
 use crate::media::{BlobStore, MediaJobs, MediaRecord};
 use crate::messaging::{Messenger, OutgoingMessage, SendRefused, SendRequest, TokenLimiter};

@@ -21,6 +21,7 @@ use crate::auth::{Caller, Role};
 use crate::compliance::{ReplySender, ReplyTexts};
 use crate::config::Config;
 use crate::group_commit::{Ingestor, Writers};
+use crate::health_check::HealthChecks;
 use crate::ingest::{
     Clock, IngestState, WebhookObservers, count_webhooks, not_configured, receive, system_clock,
 };

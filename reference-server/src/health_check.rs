@@ -8,6 +8,7 @@
 //! job (every minute) fails the checks whose receipt did not come within the timeout and raises
 //! an alert. `GET /api/v1/health-checks` lists checks with their end-to-end latency.
 
+use std::future::Future;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -56,12 +57,45 @@ pub struct HealthCheck {
 const COLUMNS: &str = "h.token, h.sent_ms, h.message_id, r.received_ms, \
     CASE WHEN r.received_ms IS NOT NULL THEN 'passed' ELSE h.status END AS status, h.error";
 
-impl Store {
-    /// Health checks newest first, sent before `before`.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the read fails.
-    pub async fn health_checks(
+/// Where health checks are kept: each check sent, and its receipt when its webhook comes
+/// back (a projection change). [`Store`] keeps them in `health_checks` and
+/// `health_check_receipts`; `records::MemoryRecords` in memory; both pass
+/// [`conformance::run`].
+pub trait HealthChecks: Clone + Send + Sync + 'static {
+    /// Health checks newest first, sent before `before`; at most `limit`. A check with a
+    /// receipt has passed.
+    fn health_checks(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<HealthCheck>, StoreError>> + Send;
+
+    /// When the check with this token was sent, unix milliseconds.
+    fn health_check_sent(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+
+    /// Records a check sent at `now_ms` (`pending`), or that could not be sent (`failed`
+    /// with `error`).
+    fn start_health_check(
+        &self,
+        token: &str,
+        now_ms: i64,
+        message_id: Option<String>,
+        error: Option<String>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Marks pending checks sent before `deadline_ms` with no receipt as failed; returns
+    /// their tokens.
+    fn expire_health_checks(
+        &self,
+        deadline_ms: i64,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+}
+
+impl HealthChecks for Store {
+    async fn health_checks(
         &self,
         before: Option<i64>,
         limit: i64,
@@ -76,11 +110,7 @@ impl Store {
         .await
     }
 
-    /// When the check with this token was sent, unix milliseconds.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the read fails.
-    pub async fn health_check_sent(&self, token: &str) -> Result<Option<i64>, StoreError> {
+    async fn health_check_sent(&self, token: &str) -> Result<Option<i64>, StoreError> {
         let row: Option<(i64,)> = self
             .fetch_optional(
                 "SELECT sent_ms FROM health_checks WHERE token = $1",
@@ -112,8 +142,6 @@ impl Store {
         Ok(())
     }
 
-    /// Marks pending checks sent before `deadline_ms` with no receipt as failed; returns
-    /// their tokens.
     async fn expire_health_checks(&self, deadline_ms: i64) -> Result<Vec<String>, StoreError> {
         let expired: Vec<(String,)> = self
             .fetch_all(
@@ -125,6 +153,92 @@ impl Store {
             )
             .await?;
         Ok(expired.into_iter().map(|(token,)| token).collect())
+    }
+}
+
+/// The suite every [`HealthChecks`] must pass; receipts come from the projection, so the
+/// store must also take [`crate::records::Records`] changes.
+pub mod conformance {
+    use super::HealthChecks;
+    use crate::projection::Change;
+    use crate::records::Records;
+
+    /// Runs every case on `store`, which must hold no check.
+    pub async fn run<S: HealthChecks + Records>(store: S) {
+        assert!(
+            store
+                .health_checks(None, 10)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        store
+            .start_health_check("hc-a", 1_000, Some("ACa".into()), None)
+            .await
+            .expect("start");
+        store
+            .start_health_check("hc-b", 2_000, None, Some("HTTP 500".into()))
+            .await
+            .expect("start");
+        store
+            .start_health_check("hc-c", 3_000, Some("ACc".into()), None)
+            .await
+            .expect("start");
+        assert_eq!(
+            store.health_check_sent("hc-a").await.expect("read"),
+            Some(1_000)
+        );
+        assert_eq!(store.health_check_sent("hc-x").await.expect("read"), None);
+
+        // hc-a's webhook comes back (twice); hc-c's does not in time.
+        let receipt = Change::HealthReceipt {
+            token: "hc-a".to_owned(),
+            received_ms: 1_400,
+        };
+        for _ in 0..2 {
+            store
+                .apply(std::slice::from_ref(&receipt))
+                .await
+                .expect("receipt");
+        }
+        assert_eq!(
+            store.expire_health_checks(3_500).await.expect("expire"),
+            ["hc-c"]
+        );
+        assert!(
+            store
+                .expire_health_checks(3_500)
+                .await
+                .expect("again")
+                .is_empty()
+        );
+
+        let checks = store.health_checks(None, 10).await.expect("list");
+        let summary: Vec<(&str, &str, Option<i64>)> = checks
+            .iter()
+            .map(|c| (c.token.as_str(), c.status.as_str(), c.received_ms))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("hc-c", "failed", None),
+                ("hc-b", "failed", None),
+                ("hc-a", "passed", Some(1_400))
+            ]
+        );
+        assert_eq!(checks[1].error.as_deref(), Some("HTTP 500"));
+        assert!(
+            checks[0]
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("did not arrive"))
+        );
+        assert_eq!(checks[2].message_id.as_deref(), Some("ACa"));
+        let older = store.health_checks(Some(3_000), 1).await.expect("page");
+        assert_eq!(
+            older.iter().map(|c| c.token.as_str()).collect::<Vec<_>>(),
+            ["hc-b"]
+        );
     }
 }
 

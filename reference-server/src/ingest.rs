@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 
 use crate::Error;
 use crate::group_commit::Ingestor;
+use crate::health_check::HealthChecks;
 use crate::metrics::{Metrics, WebhookOutcome};
 use crate::projection::{Change, OwnNumbers};
 use crate::store::{NewDelivery, Recorded};

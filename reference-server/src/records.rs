@@ -16,6 +16,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::compliance::{ConsentEntry, Outbox, QueuedReply};
+use crate::health_check::{HealthCheck, HealthChecks};
 use crate::media::{Blob, MediaJobs, MediaRecord};
 use crate::projection::Change;
 use crate::store::{CallRecord, MessageRecord, Store, StoreError};
@@ -150,6 +151,9 @@ struct Memory {
     outbox: Vec<(QueuedReply, i64, i64)>,
     /// The media jobs, in queue order, with the declared type, due time and lease.
     media: Vec<MediaJob>,
+    /// Health checks sent, in order, and the receipts of those that came back.
+    health_checks: Vec<HealthCheck>,
+    health_receipts: BTreeMap<String, i64>,
     side_effects: Vec<Change>,
 }
 
@@ -265,8 +269,8 @@ impl MemoryRecords {
         f(&mut self.inner.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// The changes for other stores (suggestions, receipts, campaign reports, our numbers),
-    /// in the order they were applied.
+    /// The changes for other stores (suggestions, campaign reports, our numbers), in the
+    /// order they were applied.
     pub fn side_effects(&self) -> Vec<Change> {
         self.with(|memory| memory.side_effects.clone())
     }
@@ -557,6 +561,9 @@ impl Memory {
                         lease_until_ms: 0,
                     });
                 }
+            }
+            Change::HealthReceipt { token, received_ms } => {
+                self.health_receipts.entry(token).or_insert(received_ms);
             }
             other => self.side_effects.push(other),
         }
@@ -876,6 +883,84 @@ impl MediaJobs for MemoryRecords {
             job.lease_until_ms = 0;
         });
         Ok(())
+    }
+}
+
+impl HealthChecks for MemoryRecords {
+    async fn health_checks(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<HealthCheck>, StoreError> {
+        let before = before.unwrap_or(i64::MAX);
+        Ok(self.with(|memory| {
+            let mut checks: Vec<HealthCheck> = memory
+                .health_checks
+                .iter()
+                .filter(|check| check.sent_ms < before)
+                .map(|check| {
+                    let mut check = check.clone();
+                    check.received_ms = memory.health_receipts.get(&check.token).copied();
+                    if check.received_ms.is_some() {
+                        check.status = "passed".to_owned();
+                    }
+                    check
+                })
+                .collect();
+            checks.sort_by_key(|check| std::cmp::Reverse(check.sent_ms));
+            checks.truncate(usize::try_from(limit).unwrap_or(0));
+            checks
+        }))
+    }
+
+    async fn health_check_sent(&self, token: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.with(|memory| {
+            memory
+                .health_checks
+                .iter()
+                .find(|check| check.token == token)
+                .map(|check| check.sent_ms)
+        }))
+    }
+
+    async fn start_health_check(
+        &self,
+        token: &str,
+        now_ms: i64,
+        message_id: Option<String>,
+        error: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.with(|memory| {
+            memory.health_checks.push(HealthCheck {
+                token: token.to_owned(),
+                sent_ms: now_ms,
+                message_id,
+                received_ms: None,
+                status: if error.is_some() { "failed" } else { "pending" }.to_owned(),
+                error,
+            });
+        });
+        Ok(())
+    }
+
+    async fn expire_health_checks(&self, deadline_ms: i64) -> Result<Vec<String>, StoreError> {
+        Ok(self.with(|memory| {
+            let receipts = &memory.health_receipts;
+            memory
+                .health_checks
+                .iter_mut()
+                .filter(|check| {
+                    check.status == "pending"
+                        && check.sent_ms < deadline_ms
+                        && !receipts.contains_key(&check.token)
+                })
+                .map(|check| {
+                    check.status = "failed".to_owned();
+                    check.error = Some("its webhook did not arrive in time".to_owned());
+                    check.token.clone()
+                })
+                .collect()
+        }))
     }
 }
 
@@ -1227,11 +1312,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_memory_health_checks_pass_the_conformance_suite() {
+        crate::health_check::conformance::run(MemoryRecords::new()).await;
+    }
+
+    #[tokio::test]
     async fn side_effects_are_kept_for_their_stores() {
         let records = MemoryRecords::new();
-        let receipt = Change::HealthReceipt {
-            token: "t".to_owned(),
-            received_ms: 1,
+        let receipt = Change::Suggestion {
+            message_id: "AC1".to_owned(),
+            phone: "+15555550100".to_owned(),
+            kind: "email",
+            value: "pat@example.com".to_owned(),
+            at_ms: 1,
         };
         records
             .apply(std::slice::from_ref(&receipt))

@@ -9,6 +9,7 @@ use openphone_simulator::{Simulator, SimulatorConfig};
 use reference_server::alerts::Alerter;
 use reference_server::auth::Role;
 use reference_server::config::Redacted;
+use reference_server::health_check::HealthChecks;
 use reference_server::health_check::{HealthCheckExpiry, HealthCheckJob};
 use reference_server::scheduler::Job;
 use reqwest::StatusCode;
@@ -137,4 +138,16 @@ async fn a_health_check_passes_when_its_webhook_arrives_and_fails_when_not(backe
     db.cleanup().await;
 }
 
-backend_tests!(a_health_check_passes_when_its_webhook_arrives_and_fails_when_not);
+/// Health checks on this backend pass the suite the memory checks pass.
+async fn health_checks_pass_the_conformance_suite(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    reference_server::health_check::conformance::run(db.store().await).await;
+    db.cleanup().await;
+}
+
+backend_tests!(
+    a_health_check_passes_when_its_webhook_arrives_and_fails_when_not,
+    health_checks_pass_the_conformance_suite,
+);
