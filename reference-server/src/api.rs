@@ -28,7 +28,9 @@ use crate::auth::{Caller, Role};
 use crate::health_check::HealthChecks;
 use crate::ingest::unix_ms;
 use crate::media::{BlobStore, MediaJobs, MediaRecord};
-use crate::messaging::{Messenger, OutgoingMessage, SendRefused, SendRequest, TokenLimiter};
+use crate::messaging::{
+    Messenger, OutgoingMessage, SendLog, SendRefused, SendRequest, TokenLimiter,
+};
 use crate::openapi::{BadRequest, Forbidden, Unauthorized, Unavailable};
 use crate::reads::{ActivityFilter, CampaignMessages, ConversationSummary, Stats, TimelineEntry};
 use crate::scheduler::JobRuns;

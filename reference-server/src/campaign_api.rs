@@ -24,6 +24,7 @@ use crate::Error;
 use crate::ErrorBody;
 use crate::api::{ApiState, Paging, page_of};
 use crate::auth::{Caller, Role};
+use crate::messaging::SendLog;
 use crate::openapi::{BadRequest, Forbidden, Unauthorized, Unavailable};
 
 const LIST_ID: &str = "The list's id (`ls_...`)";

@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::api::{ApiState, Paging};
 use crate::auth::{Caller, Role};
 use crate::ingest::unix_ms;
+use crate::messaging::SendLog;
 use crate::openapi::{BadRequest, Forbidden, Unauthorized, Unavailable};
 use crate::projection::Change;
 use crate::store::{Store, StoreError};

@@ -9,6 +9,7 @@
 //! Opted-out numbers are refused. Each token is rate-limited. Every send is audited.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -65,9 +66,67 @@ pub struct AuditEntry {
     pub detail: Option<String>,
 }
 
-impl Store {
-    /// Records a send about to happen; `None` when the token already used this key (the
-    /// existing record is then returned by [`Store::outgoing_by_key`]).
+/// Where sends through the API and the audit log are kept. A send is recorded under the
+/// caller's idempotency key (unique per token) before it goes out. [`Store`] keeps them in
+/// `outgoing_messages` and `audit_log`; [`MemorySendLog`] in memory; both pass
+/// [`conformance::run`].
+pub trait SendLog: Clone + Send + Sync + 'static {
+    /// Records a send about to happen (`sending`); `None` when the token already used this
+    /// key (the existing record is then returned by [`SendLog::outgoing_by_key`]).
+    fn begin_send(
+        &self,
+        token_id: &str,
+        key: &str,
+        to: &str,
+        sender: &str,
+        text: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Option<OutgoingMessage>, StoreError>> + Send;
+
+    /// The send a token made under an idempotency key.
+    fn outgoing_by_key(
+        &self,
+        token_id: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<OutgoingMessage>, StoreError>> + Send;
+
+    /// One send by our id.
+    fn outgoing(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<OutgoingMessage>, StoreError>> + Send;
+
+    /// Records how a send ended: `sent` with OpenPhone's message id, `failed` or `ambiguous`
+    /// with the error.
+    fn finish_send(
+        &self,
+        id: i64,
+        status: &str,
+        message_id: Option<String>,
+        error: Option<String>,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Appends to the audit log.
+    fn audit(
+        &self,
+        token_id: &str,
+        action: &str,
+        target: Option<&str>,
+        outcome: &str,
+        detail: Option<String>,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The audit log newest first, below id `before`; at most `limit`.
+    fn audit_log(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
+}
+
+impl SendLog for Store {
     async fn begin_send(
         &self,
         token_id: &str,
@@ -94,11 +153,7 @@ impl Store {
         .await
     }
 
-    /// The send a token made under an idempotency key.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the read fails.
-    pub async fn outgoing_by_key(
+    async fn outgoing_by_key(
         &self,
         token_id: &str,
         key: &str,
@@ -110,11 +165,7 @@ impl Store {
         .await
     }
 
-    /// One send by our id.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the read fails.
-    pub async fn outgoing(&self, id: i64) -> Result<Option<OutgoingMessage>, StoreError> {
+    async fn outgoing(&self, id: i64) -> Result<Option<OutgoingMessage>, StoreError> {
         self.fetch_optional(
             &format!("SELECT {COLUMNS} FROM outgoing_messages WHERE id = $1"),
             &[Arg::from(id)],
@@ -144,11 +195,7 @@ impl Store {
         Ok(())
     }
 
-    /// Appends to the audit log.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the write fails.
-    pub async fn audit(
+    async fn audit(
         &self,
         token_id: &str,
         action: &str,
@@ -172,11 +219,7 @@ impl Store {
         Ok(())
     }
 
-    /// The audit log newest first, below id `before`.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the read fails.
-    pub async fn audit_log(
+    async fn audit_log(
         &self,
         before: Option<i64>,
         limit: i64,
@@ -187,7 +230,254 @@ impl Store {
         )
         .await
     }
+}
 
+/// Sends and the audit log in memory.
+#[derive(Debug, Clone, Default)]
+pub struct MemorySendLog {
+    inner: Arc<Mutex<(Vec<OutgoingMessage>, Vec<AuditEntry>)>>,
+}
+
+impl MemorySendLog {
+    /// Nothing sent.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut (Vec<OutgoingMessage>, Vec<AuditEntry>)) -> T) -> T {
+        f(&mut self.inner.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// The next id of `len` rows, from 1.
+fn next_id(len: usize) -> i64 {
+    i64::try_from(len).unwrap_or(i64::MAX) + 1
+}
+
+impl SendLog for MemorySendLog {
+    async fn begin_send(
+        &self,
+        token_id: &str,
+        key: &str,
+        to: &str,
+        sender: &str,
+        text: &str,
+        now_ms: i64,
+    ) -> Result<Option<OutgoingMessage>, StoreError> {
+        Ok(self.with(|(sends, _)| {
+            if sends
+                .iter()
+                .any(|send| send.token_id == token_id && send.idempotency_key == key)
+            {
+                return None;
+            }
+            let send = OutgoingMessage {
+                id: next_id(sends.len()),
+                token_id: token_id.to_owned(),
+                idempotency_key: key.to_owned(),
+                to_phone: to.to_owned(),
+                sender: sender.to_owned(),
+                text: text.to_owned(),
+                status: "sending".to_owned(),
+                message_id: None,
+                error: None,
+                created_ms: now_ms,
+            };
+            sends.push(send.clone());
+            Some(send)
+        }))
+    }
+
+    async fn outgoing_by_key(
+        &self,
+        token_id: &str,
+        key: &str,
+    ) -> Result<Option<OutgoingMessage>, StoreError> {
+        Ok(self.with(|(sends, _)| {
+            sends
+                .iter()
+                .find(|send| send.token_id == token_id && send.idempotency_key == key)
+                .cloned()
+        }))
+    }
+
+    async fn outgoing(&self, id: i64) -> Result<Option<OutgoingMessage>, StoreError> {
+        Ok(self.with(|(sends, _)| sends.iter().find(|send| send.id == id).cloned()))
+    }
+
+    async fn finish_send(
+        &self,
+        id: i64,
+        status: &str,
+        message_id: Option<String>,
+        error: Option<String>,
+        _now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.with(|(sends, _)| {
+            if let Some(send) = sends.iter_mut().find(|send| send.id == id) {
+                send.status = status.to_owned();
+                send.message_id = message_id;
+                send.error = error;
+            }
+        });
+        Ok(())
+    }
+
+    async fn audit(
+        &self,
+        token_id: &str,
+        action: &str,
+        target: Option<&str>,
+        outcome: &str,
+        detail: Option<String>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.with(|(_, log)| {
+            log.push(AuditEntry {
+                id: next_id(log.len()),
+                at_ms: now_ms,
+                token_id: token_id.to_owned(),
+                action: action.to_owned(),
+                target: target.map(str::to_owned),
+                outcome: outcome.to_owned(),
+                detail,
+            });
+        });
+        Ok(())
+    }
+
+    async fn audit_log(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let before = before.unwrap_or(i64::MAX);
+        Ok(self.with(|(_, log)| {
+            log.iter()
+                .rev()
+                .filter(|entry| entry.id < before)
+                .take(usize::try_from(limit).unwrap_or(0))
+                .cloned()
+                .collect()
+        }))
+    }
+}
+
+/// The suite every [`SendLog`] must pass.
+pub mod conformance {
+    use super::SendLog;
+
+    /// Runs every case on `log`, which must hold nothing.
+    pub async fn run<L: SendLog>(log: L) {
+        // Two concurrent requests with one key: one records the send.
+        let (a, b) = tokio::join!(
+            log.begin_send(
+                "tok1",
+                "key-1",
+                "+15555550100",
+                "PN1",
+                "Bay 2 is yours",
+                1_000
+            ),
+            log.begin_send(
+                "tok1",
+                "key-1",
+                "+15555550100",
+                "PN1",
+                "Bay 2 is yours",
+                1_000
+            )
+        );
+        let (a, b) = (a.expect("begin"), b.expect("begin"));
+        assert!(a.is_some() ^ b.is_some(), "exactly one records the send");
+        let first = a.or(b).expect("recorded");
+        assert_eq!(
+            (
+                first.status.as_str(),
+                first.to_phone.as_str(),
+                first.created_ms
+            ),
+            ("sending", "+15555550100", 1_000)
+        );
+        // The same key under another token is another send.
+        let other = log
+            .begin_send("tok2", "key-1", "+15555550101", "PN1", "Hi", 1_100)
+            .await
+            .expect("begin")
+            .expect("another token");
+        assert_ne!(other.id, first.id);
+
+        log.finish_send(first.id, "sent", Some("ACsent".into()), None, 1_200)
+            .await
+            .expect("finish");
+        log.finish_send(other.id, "ambiguous", None, Some("timeout".into()), 1_300)
+            .await
+            .expect("finish");
+        let by_key = log
+            .outgoing_by_key("tok1", "key-1")
+            .await
+            .expect("read")
+            .expect("found");
+        assert_eq!(
+            (
+                by_key.id,
+                by_key.status.as_str(),
+                by_key.message_id.as_deref()
+            ),
+            (first.id, "sent", Some("ACsent"))
+        );
+        let ambiguous = log.outgoing(other.id).await.expect("read").expect("found");
+        assert_eq!(
+            (ambiguous.status.as_str(), ambiguous.error.as_deref()),
+            ("ambiguous", Some("timeout"))
+        );
+        assert!(
+            log.outgoing_by_key("tok3", "key-1")
+                .await
+                .expect("read")
+                .is_none()
+        );
+        assert!(log.outgoing(-1).await.expect("read").is_none());
+
+        for n in 0..3 {
+            log.audit(
+                "tok1",
+                "message.send",
+                Some("+15555550100"),
+                "sent",
+                None,
+                2_000 + n,
+            )
+            .await
+            .expect("audit");
+        }
+        log.audit(
+            "tok2",
+            "contact.merge",
+            None,
+            "refused",
+            Some("why".into()),
+            3_000,
+        )
+        .await
+        .expect("audit");
+        let newest = log.audit_log(None, 2).await.expect("read");
+        assert_eq!(
+            newest.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+            ["contact.merge", "message.send"]
+        );
+        assert_eq!(newest[0].detail.as_deref(), Some("why"));
+        assert_eq!(newest[0].target, None);
+        let rest = log.audit_log(Some(newest[1].id), 10).await.expect("read");
+        assert_eq!(rest.len(), 2);
+        assert!(
+            rest.iter()
+                .all(|e| e.id < newest[1].id && e.token_id == "tok1")
+        );
+    }
+}
+
+impl Store {
     /// Marks a conversation read through its latest inbound message: `Some(OpenPhone's
     /// conversation id, when known)`, or `None` when there is no such conversation.
     ///
@@ -385,6 +675,11 @@ impl Messenger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_memory_send_log_passes_the_conformance_suite() {
+        conformance::run(MemorySendLog::new()).await;
+    }
 
     #[test]
     fn tokens_are_limited_separately() {

@@ -245,7 +245,17 @@ async fn reading_a_conversation_resets_its_unread_count(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Sends and the audit log on this backend pass the suite the memory log passes.
+async fn the_send_log_passes_the_conformance_suite(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    reference_server::messaging::conformance::run(db.store().await).await;
+    db.cleanup().await;
+}
+
 backend_tests!(
     sends_once_per_key_audits_and_refuses_opted_out_numbers,
     reading_a_conversation_resets_its_unread_count,
+    the_send_log_passes_the_conformance_suite,
 );
