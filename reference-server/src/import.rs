@@ -18,6 +18,7 @@
 //! committed before their cursor) and no duplicates (keys are unique).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -108,12 +109,31 @@ pub enum ImportError {
     Store(#[from] StoreError),
 }
 
-impl Store {
-    /// The saved cursor of a stream (`None` when it has not started), and whether it is done.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the read fails.
-    pub async fn import_cursor(
+/// Where resumable work keeps its checkpoints (the import's streams, the thread feed): a
+/// cursor and whether the work is done, by name. [`Store`] keeps them in `import_state`;
+/// [`MemoryCheckpoints`] in memory; both pass [`checkpoint_conformance::run`].
+pub trait Checkpoints: Clone + Send + Sync + 'static {
+    /// The saved cursor of `name` (`None` when it has not started), and whether it is done.
+    fn import_cursor(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<(Option<String>, bool)>, StoreError>> + Send;
+
+    /// Saves the checkpoint `name`, replacing what was saved.
+    fn save_cursor(
+        &self,
+        name: &str,
+        cursor: Option<&str>,
+        done: bool,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Forgets every checkpoint named `<prefix>:...`, so the next run starts over.
+    fn reset_import(&self, prefix: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl Checkpoints for Store {
+    async fn import_cursor(
         &self,
         name: &str,
     ) -> Result<Option<(Option<String>, bool)>, StoreError> {
@@ -124,19 +144,6 @@ impl Store {
             )
             .await?;
         Ok(row.map(|(cursor, done)| (cursor, done != 0)))
-    }
-
-    /// Saves the checkpoint `name` (a running process's cursor, such as the thread feed's).
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the write fails.
-    pub async fn save_import_cursor(
-        &self,
-        name: &str,
-        cursor: &str,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.save_cursor(name, Some(cursor), false, now_ms).await
     }
 
     async fn save_cursor(
@@ -160,19 +167,177 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets a checkpoint, so the next run starts over.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the write fails.
-    pub async fn reset_import(&self, checkpoint: &str) -> Result<(), StoreError> {
+    async fn reset_import(&self, prefix: &str) -> Result<(), StoreError> {
         self.execute(
-            "DELETE FROM import_state WHERE name LIKE $1",
-            &[format!("{checkpoint}:%").into()],
+            "DELETE FROM import_state WHERE substr(name, 1, length($1)) = $1",
+            &[format!("{prefix}:").into()],
         )
         .await?;
         Ok(())
     }
+}
 
+/// Saved checkpoints by name: the cursor and whether the work is done.
+type Saved = BTreeMap<String, (Option<String>, bool)>;
+
+/// Checkpoints in memory.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryCheckpoints {
+    saved: Arc<std::sync::Mutex<Saved>>,
+}
+
+impl MemoryCheckpoints {
+    /// None saved.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Saved) -> T) -> T {
+        f(&mut self
+            .saved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+impl Checkpoints for MemoryCheckpoints {
+    async fn import_cursor(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Option<String>, bool)>, StoreError> {
+        Ok(self.with(|saved| saved.get(name).cloned()))
+    }
+
+    async fn save_cursor(
+        &self,
+        name: &str,
+        cursor: Option<&str>,
+        done: bool,
+        _now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.with(|saved| saved.insert(name.to_owned(), (cursor.map(str::to_owned), done)));
+        Ok(())
+    }
+
+    async fn reset_import(&self, prefix: &str) -> Result<(), StoreError> {
+        let prefix = format!("{prefix}:");
+        self.with(|saved| saved.retain(|name, _| !name.starts_with(&prefix)));
+        Ok(())
+    }
+}
+
+/// The suite every [`Checkpoints`] must pass.
+pub mod checkpoint_conformance {
+    use super::Checkpoints;
+
+    /// Runs every case on `checkpoints`, which must hold none.
+    pub async fn run<C: Checkpoints>(checkpoints: C) {
+        assert_eq!(
+            checkpoints
+                .import_cursor("import:messages")
+                .await
+                .expect("read"),
+            None
+        );
+        checkpoints
+            .save_cursor("import:messages", Some("page-2"), false, 1)
+            .await
+            .expect("save");
+        checkpoints
+            .save_cursor("import:calls", None, true, 2)
+            .await
+            .expect("save");
+        checkpoints
+            .save_cursor("import_100%:x", Some("kept"), false, 3)
+            .await
+            .expect("save");
+        checkpoints
+            .save_cursor("threads:feed", Some("42"), false, 4)
+            .await
+            .expect("save");
+        assert_eq!(
+            checkpoints
+                .import_cursor("import:messages")
+                .await
+                .expect("read"),
+            Some((Some("page-2".to_owned()), false))
+        );
+        checkpoints
+            .save_cursor("import:messages", Some("page-3"), true, 5)
+            .await
+            .expect("replace");
+        assert_eq!(
+            checkpoints
+                .import_cursor("import:messages")
+                .await
+                .expect("read"),
+            Some((Some("page-3".to_owned()), true))
+        );
+        assert_eq!(
+            checkpoints
+                .import_cursor("import:calls")
+                .await
+                .expect("read"),
+            Some((None, true))
+        );
+        // A prefix is literal: `_` and `%` are not wildcards.
+        checkpoints.reset_import("impor_").await.expect("reset");
+        checkpoints
+            .reset_import("import_100%")
+            .await
+            .expect("reset");
+        assert!(
+            checkpoints
+                .import_cursor("import:calls")
+                .await
+                .expect("read")
+                .is_some()
+        );
+        assert!(
+            checkpoints
+                .import_cursor("import_100%:x")
+                .await
+                .expect("read")
+                .is_none()
+        );
+        checkpoints
+            .save_cursor("import_100%:x", Some("kept"), false, 6)
+            .await
+            .expect("save");
+        // Only `import:...` is forgotten.
+        checkpoints.reset_import("import").await.expect("reset");
+        assert_eq!(
+            checkpoints
+                .import_cursor("import:messages")
+                .await
+                .expect("read"),
+            None
+        );
+        assert_eq!(
+            checkpoints
+                .import_cursor("import:calls")
+                .await
+                .expect("read"),
+            None
+        );
+        assert!(
+            checkpoints
+                .import_cursor("import_100%:x")
+                .await
+                .expect("read")
+                .is_some()
+        );
+        assert_eq!(
+            checkpoints
+                .import_cursor("threads:feed")
+                .await
+                .expect("read"),
+            Some((Some("42".to_owned()), false))
+        );
+    }
+}
+
+impl Store {
     async fn exists(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
         let sql = match kind {
             "message" => "SELECT COUNT(*) FROM messages WHERE id = $1",
@@ -896,6 +1061,11 @@ pub async fn show_progress(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn memory_checkpoints_pass_the_conformance_suite() {
+        checkpoint_conformance::run(MemoryCheckpoints::new()).await;
+    }
 
     #[test]
     fn the_bar_fills_with_the_fraction() {

@@ -4,6 +4,7 @@ use std::io::Write;
 
 use clap::{Parser, Subcommand};
 use reference_server::auth::{Role, TokenStore};
+use reference_server::import::Checkpoints;
 use reference_server::store::Store;
 use reference_server::{Application, Config};
 use tracing_subscriber::EnvFilter;

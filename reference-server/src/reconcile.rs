@@ -10,7 +10,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::alerts::Alerter;
-use crate::import::{ImportError, ImportOptions, ImportReport, Importer};
+use crate::import::{Checkpoints, ImportError, ImportOptions, ImportReport, Importer};
 use crate::ingest::Clock;
 use crate::ingest::unix_ms;
 use crate::scheduler::{Job, Schedule};

@@ -13,6 +13,7 @@ use openphone_webhooks::Event;
 use thread_resolver::{Entry, EntryKind, Resolver, ThreadStore};
 use time::OffsetDateTime;
 
+use crate::import::Checkpoints;
 use crate::ingest::{Clock, unix_ms};
 use crate::projection::Change;
 use crate::scheduler::{Job, Schedule};
@@ -139,7 +140,12 @@ pub async fn feed(store: &Store, now: OffsetDateTime) -> Result<u64, String> {
         after = last;
         if after > checkpoint {
             store
-                .save_import_cursor(FEED_CHECKPOINT, &after.to_string(), unix_ms(now))
+                .save_cursor(
+                    FEED_CHECKPOINT,
+                    Some(&after.to_string()),
+                    false,
+                    unix_ms(now),
+                )
                 .await
                 .map_err(|e| e.to_string())?;
         }

@@ -3,7 +3,7 @@
 use openphone_client::{Client, RateLimit, RetryPolicy};
 use openphone_simulator::{Faults, SeedOptions, Simulator, SimulatorConfig};
 use reference_server::alerts::AlertStore;
-use reference_server::import::{ImportOptions, Importer};
+use reference_server::import::{Checkpoints, ImportOptions, Importer};
 use reference_server::scheduler::JobRuns;
 use reference_server::store::Store;
 use time::OffsetDateTime;
@@ -247,8 +247,18 @@ async fn the_reconciliation_job_reports_and_alerts(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Checkpoints on this backend pass the suite the memory checkpoints pass.
+async fn checkpoints_pass_the_conformance_suite(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    reference_server::import::checkpoint_conformance::run(db.store().await).await;
+    db.cleanup().await;
+}
+
 backend_tests!(
     the_reconciliation_job_reports_and_alerts,
     an_interrupted_import_resumes_without_gaps_or_duplicates,
     reconciliation_backfills_only_what_webhooks_missed,
+    checkpoints_pass_the_conformance_suite,
 );
