@@ -166,10 +166,13 @@ pub struct LiveUpdate {
 
 /// What a delivery changed, for clients: messages, calls, and the unread counts of the
 /// conversations touched.
-async fn payload(store: &Store, delivery: &StoredDelivery) -> LiveUpdate {
-    let own = store.own_numbers().await.unwrap_or_default();
+async fn payload(
+    store: &Store,
+    own: &crate::projection::OwnNumbers,
+    delivery: &StoredDelivery,
+) -> LiveUpdate {
     let changes = openphone_webhooks::Event::parse(&delivery.body)
-        .map(|event| crate::projection::changes(&event, &own))
+        .map(|event| crate::projection::changes(&event, own))
         .unwrap_or_default();
     let mut messages = Vec::new();
     let mut calls = Vec::new();
@@ -243,11 +246,17 @@ impl Cursor {
             .store
             .events_ascending(None, floor, time::OffsetDateTime::UNIX_EPOCH, 500)
             .await?;
+        // Our numbers, read once for the rows (they key group conversations).
+        let own = if rows.is_empty() {
+            crate::projection::OwnNumbers::default()
+        } else {
+            self.store.own_numbers().await.unwrap_or_default()
+        };
         for row in rows {
             if row.id <= floor || self.sent.contains(&row.id) {
                 continue;
             }
-            let data = payload(&self.store, &row).await;
+            let data = payload(&self.store, &own, &row).await;
             self.pending.push_back(
                 SseEvent::default()
                     .id(row.id.to_string())

@@ -992,7 +992,7 @@ pub mod conformance {
     }
 
     /// The five events of an answered call (legacy app shape), for call `id`.
-    fn call_events(id: &str) -> Vec<Value> {
+    pub fn call_events(id: &str) -> Vec<Value> {
         let call = |status: &str, answered: Value, completed: Value, media: Value| {
             json!({"id": id, "object": "call", "from": "+18005550100", "to": "+18885550101",
                    "direction": "incoming", "media": media, "voicemail": null, "status": status,
@@ -1148,7 +1148,7 @@ pub mod conformance {
     }
 
     /// A contact's life in the 2026-03-30 shape: created, renamed with a new number, deleted.
-    fn contact_events(id: &str) -> Vec<Value> {
+    pub fn contact_events(id: &str) -> Vec<Value> {
         let version = |n: usize, kind: &str, updated: &str, name: &str, phone: &str| {
             json!({"id": format!("EV{id}-{n}"), "apiVersion": "2026-03-30", "createdAt": updated, "type": kind,
                 "data": {"resource": {"id": id, "firstName": name, "lastName": null, "company": null, "role": null,

@@ -3,102 +3,13 @@
 
 use openphone_webhooks::Event;
 use reference_server::projection::changes;
+use reference_server::records::conformance::{call_events, contact_events};
 use reference_server::store::{NewDelivery, Recorded, Store};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::backend_tests;
 use crate::helpers::{Backend, TestDb};
-
-/// The five events of an answered call (legacy app shape), for call `id`.
-fn call_events(id: &str) -> Vec<Value> {
-    let call = |status: &str, answered: Value, completed: Value, media: Value| {
-        json!({"id": id, "object": "call", "from": "+18005550100", "to": "+18885550101",
-               "direction": "incoming", "media": media, "voicemail": null, "status": status,
-               "createdAt": "2022-01-24T19:21:59.545Z", "answeredAt": answered, "completedAt": completed,
-               "duration": if status == "ringing" { 0 } else { 55 },
-               "userId": "US1", "phoneNumberId": "PN1", "conversationId": "CN1"})
-    };
-    let envelope = |n: usize, kind: &str, object: Value| {
-        json!({"id": format!("EV{id}-{n}"), "object": "event", "apiVersion": "v3",
-               "createdAt": "2022-01-24T19:23:00.000Z", "type": kind, "data": {"object": object}})
-    };
-    vec![
-        envelope(
-            0,
-            "call.ringing",
-            call("ringing", Value::Null, Value::Null, json!([])),
-        ),
-        envelope(
-            1,
-            "call.completed",
-            call(
-                "completed",
-                json!("2022-01-24T19:22:04.000Z"),
-                json!("2022-01-24T19:22:59.000Z"),
-                json!([]),
-            ),
-        ),
-        envelope(
-            2,
-            "call.recording.completed",
-            call(
-                "completed",
-                json!("2022-01-24T19:22:04.000Z"),
-                json!("2022-01-24T19:22:59+00:00"),
-                json!([{"url": "https://storage.example/rec.mp3", "type": "audio/mpeg", "duration": 55}]),
-            ),
-        ),
-        envelope(
-            3,
-            "call.summary.completed",
-            json!({"callId": id, "object": "callSummary", "status": "completed",
-            "summary": ["Booked bay 2"], "nextSteps": ["Confirm by text"]}),
-        ),
-        envelope(
-            4,
-            "call.transcript.completed",
-            json!({"callId": id, "object": "callTranscript",
-            "createdAt": "2022-01-24T19:23:00.000Z", "duration": 55, "status": "completed",
-            "dialogue": [{"content": "Hi", "start": 0.5, "end": 1.0, "identifier": "+18005550100", "userId": null}]}),
-        ),
-    ]
-}
-
-/// A contact's life in the 2026-03-30 shape: created, renamed with a new number, deleted.
-fn contact_events(id: &str) -> Vec<Value> {
-    let version = |n: usize, kind: &str, updated: &str, name: &str, phone: &str| {
-        json!({"id": format!("EV{id}-{n}"), "apiVersion": "2026-03-30", "createdAt": updated, "type": kind,
-            "data": {"resource": {"id": id, "firstName": name, "lastName": null, "company": null, "role": null,
-                "location": null, "source": null, "externalId": "crm-1", "emails": [],
-                "phoneNumbers": [{"value": phone, "type": "phone-number"}], "customFields": [],
-                "createdAt": "2026-04-01T00:00:00Z", "updatedAt": updated},
-                "context": {"orgId": "OR1", "userId": "US1", "sharedWithIds": []}, "links": {"quo": null}}})
-    };
-    vec![
-        version(
-            0,
-            "contact.updated",
-            "2026-04-01T00:00:00Z",
-            "Pat",
-            "+1 (555) 555-0100",
-        ),
-        version(
-            1,
-            "contact.updated",
-            "2026-04-02T00:00:00Z",
-            "Patricia",
-            "+15555550199",
-        ),
-        version(
-            2,
-            "contact.deleted",
-            "2026-04-03T00:00:00Z",
-            "Patricia",
-            "+15555550199",
-        ),
-    ]
-}
 
 /// Stores an event raw only, as ingestion did before the projection existed.
 async fn store_raw(store: &Store, key: &str, payload: &Value, received_at: OffsetDateTime) {
