@@ -6,20 +6,24 @@
 //! ```
 //!
 //! It starts the server in this process on a fresh database (a new PostgreSQL database on the
-//! `DATABASE_URL` server, dropped afterwards, or a temporary SQLite file), then:
+//! `DATABASE_URL` server, dropped afterwards, or a temporary SQLite file). Then, `--rounds`
+//! times, each round on new events:
 //!
 //! 1. baseline: `--concurrency` tasks insert the same raw payloads, one row per autocommitted
-//!    `INSERT`, into a plain table of the same database, over a pool of as many connections;
-//! 2. closed loop: `--concurrency` senders post the signed events as fast as the server
-//!    answers (full ingestion: HTTP, signature check, parse, dedupe, projection, commit);
-//! 3. open loop: events posted at `--rate` per second for `--seconds`, each latency measured
-//!    from its scheduled send time (so a stall counts against every request it delays).
+//!    `INSERT`, into a new plain table of the same database, over a pool of as many
+//!    connections;
+//! 2. full ingestion (closed loop): `--concurrency` senders post signed events as fast as the
+//!    server answers (HTTP, signature check, parse, dedupe, projection, commit). The events
+//!    are signed before the clock starts, as OpenPhone signs them on its own machines;
+//! 3. without HTTP: the same ingestion (parse, projection, group commit) through the server's
+//!    `Ingestor`, at `--concurrency`, to show what the database part costs against the
+//!    baseline apart from HTTP and signatures (which share the same cores).
 //!
-//! 4. without HTTP: the same ingestion (parse, projection, group commit) of new events through
-//!    the server's `Ingestor`, at `--concurrency`, to show what the database part costs
-//!    against the baseline apart from HTTP and signatures (which share the same cores).
-//!
-//! It prints throughput, latency percentiles, and the ratios to the baseline.
+//! Each round prints its rates and ratios, and the summary gives the median ratios: the
+//! baseline alone varies by a fifth from one run to the next on a shared machine, so a ratio
+//! is only taken between phases run back to back. Last, an open loop posts events at `--rate`
+//! per second for `--seconds`, each latency measured from its scheduled send time (so a stall
+//! counts against every request it delays).
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -33,6 +37,10 @@ use reference_server::config::Redacted;
 use reference_server::{Application, Config};
 use sqlx::{Connection, Executor, PgConnection};
 use time::OffsetDateTime;
+
+// The allocator the `reference-server` binary uses.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -50,6 +58,10 @@ struct Args {
     /// Length of the open loop, in seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Rounds of baseline, full ingestion and ingestion without HTTP, one after the other;
+    /// the ratios reported are the medians of the rounds' ratios.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Use SQLite even when `DATABASE_URL` is set.
     #[arg(long)]
     sqlite: bool,
@@ -120,17 +132,24 @@ fn percentiles(mut latencies: Vec<Duration>) -> String {
     )
 }
 
-/// Single-row autocommitted inserts of `bodies` at `concurrency`; returns events per second.
-async fn baseline(url: &str, bodies: Arc<Vec<String>>, concurrency: usize) -> (f64, Vec<Duration>) {
+/// Single-row autocommitted inserts of `bodies` (events `first..`) at `concurrency` into a new
+/// table `table`; returns events per second.
+async fn baseline(
+    url: &str,
+    table: &str,
+    first: usize,
+    bodies: Arc<Vec<String>>,
+    concurrency: usize,
+) -> (f64, Vec<Duration>) {
     macro_rules! run {
         ($pool:expr, $insert:expr) => {{
             let pool = $pool;
             let create = if url.starts_with("sqlite") {
-                "CREATE TABLE bench_baseline (id INTEGER PRIMARY KEY AUTOINCREMENT, delivery_key TEXT NOT NULL UNIQUE, body BLOB NOT NULL)"
+                format!("CREATE TABLE {table} (id INTEGER PRIMARY KEY AUTOINCREMENT, delivery_key TEXT NOT NULL UNIQUE, body BLOB NOT NULL)")
             } else {
-                "CREATE TABLE bench_baseline (id BIGSERIAL PRIMARY KEY, delivery_key TEXT NOT NULL UNIQUE, body BYTEA NOT NULL)"
+                format!("CREATE TABLE {table} (id BIGSERIAL PRIMARY KEY, delivery_key TEXT NOT NULL UNIQUE, body BYTEA NOT NULL)")
             };
-            sqlx::query(create)
+            sqlx::query(sqlx::AssertSqlSafe(create))
             .execute(&pool)
             .await
             .unwrap();
@@ -138,15 +157,16 @@ async fn baseline(url: &str, bodies: Arc<Vec<String>>, concurrency: usize) -> (f
             let started = Instant::now();
             let tasks: Vec<_> = (0..concurrency)
                 .map(|_| {
-                    let (pool, next, bodies) = (pool.clone(), next.clone(), bodies.clone());
+                    let (pool, next, bodies, insert) =
+                        (pool.clone(), next.clone(), bodies.clone(), $insert.clone());
                     tokio::spawn(async move {
                         let mut latencies = Vec::new();
                         loop {
                             let index = next.fetch_add(1, Ordering::Relaxed);
                             let Some(body) = bodies.get(index) else { return latencies };
                             let sent = Instant::now();
-                            sqlx::query($insert)
-                                .bind(format!("webhook-id:msg_{index}"))
+                            sqlx::query(sqlx::AssertSqlSafe(insert.as_str()))
+                                .bind(format!("webhook-id:msg_{}", first + index))
                                 .bind(body.as_bytes())
                                 .execute(&pool)
                                 .await
@@ -180,7 +200,9 @@ async fn baseline(url: &str, bodies: Arc<Vec<String>>, concurrency: usize) -> (f
             .unwrap();
         run!(
             pool,
-            "INSERT INTO bench_baseline (delivery_key, body) VALUES (?1, ?2) ON CONFLICT (delivery_key) DO NOTHING"
+            format!(
+                "INSERT INTO {table} (delivery_key, body) VALUES (?1, ?2) ON CONFLICT (delivery_key) DO NOTHING"
+            )
         )
     } else {
         let pool = sqlx::postgres::PgPoolOptions::new()
@@ -190,32 +212,41 @@ async fn baseline(url: &str, bodies: Arc<Vec<String>>, concurrency: usize) -> (f
             .unwrap();
         run!(
             pool,
-            "INSERT INTO bench_baseline (delivery_key, body) VALUES ($1, $2) ON CONFLICT (delivery_key) DO NOTHING"
+            format!(
+                "INSERT INTO {table} (delivery_key, body) VALUES ($1, $2) ON CONFLICT (delivery_key) DO NOTHING"
+            )
         )
     }
 }
 
+/// A delivery as OpenPhone sends it: signed on its side, so signing is not the server's cost.
 struct Request {
-    delivery_id: String,
-    body: String,
+    headers: reqwest::header::HeaderMap,
+    body: bytes::Bytes,
 }
 
-async fn post(
-    client: &reqwest::Client,
-    url: &str,
-    secret: &SigningSecret,
-    request: &Request,
-) -> bool {
-    let headers = secret
-        .sign(
-            &request.delivery_id,
-            OffsetDateTime::now_utc(),
-            request.body.as_bytes(),
-        )
-        .unwrap();
+impl Request {
+    /// Event `index`, signed now under the delivery id `msg_{index}`.
+    fn signed(secret: &SigningSecret, index: usize) -> Self {
+        let body = event(index);
+        let headers = secret
+            .sign(
+                &format!("msg_{index}"),
+                OffsetDateTime::now_utc(),
+                body.as_bytes(),
+            )
+            .unwrap();
+        Self {
+            headers,
+            body: body.into(),
+        }
+    }
+}
+
+async fn post(client: &reqwest::Client, url: &reqwest::Url, request: &Request) -> bool {
     client
-        .post(url)
-        .headers(headers)
+        .post(url.clone())
+        .headers(request.headers.clone())
         .body(request.body.clone())
         .send()
         .await
@@ -226,6 +257,7 @@ async fn post(
 /// `concurrency` tasks: ingestion less HTTP and signature checks.
 async fn without_http(
     store: &reference_server::store::Store,
+    first: usize,
     events: usize,
     concurrency: usize,
 ) -> (f64, Vec<Duration>) {
@@ -236,8 +268,6 @@ async fn without_http(
         reference_server::metrics::Metrics::default(),
         None,
     );
-    // Ids past the closed and open loops' events.
-    let first = 10_000_000;
     let bodies: Arc<Vec<String>> = Arc::new((first..first + events).map(event).collect());
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -254,7 +284,7 @@ async fn without_http(
                     let sent = Instant::now();
                     let event = openphone_webhooks::Event::parse(body.as_bytes()).unwrap();
                     let delivery = NewDelivery {
-                        delivery_key: format!("webhook-id:store_{index}"),
+                        delivery_key: format!("webhook-id:store_{}", first + index),
                         scheme: "standard",
                         event_id: Some(event.id.to_string()),
                         event_type: Some(event.event_type.to_string()),
@@ -284,28 +314,69 @@ async fn without_http(
     (rate, latencies)
 }
 
+/// `requests` posted by `concurrency` senders as fast as the server answers.
+async fn closed_loop(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    requests: Arc<Vec<Request>>,
+    concurrency: usize,
+) -> (f64, Vec<Duration>) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let senders: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, url, requests, next) =
+                (client.clone(), url.clone(), requests.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(request) = requests.get(index) else {
+                        return latencies;
+                    };
+                    let sent = Instant::now();
+                    assert!(post(&client, &url, request).await, "request {index} failed");
+                    latencies.push(sent.elapsed());
+                }
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for sender in senders {
+        latencies.extend(sender.await.unwrap());
+    }
+    (
+        requests.len() as f64 / started.elapsed().as_secs_f64(),
+        latencies,
+    )
+}
+
+/// The median of `values`.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    assert!(args.rounds > 0, "--rounds must be at least 1");
     let db = database(&args).await;
     let backend = if db.cleanup.is_some() {
         "postgres"
     } else {
         "sqlite"
     };
-    let bodies: Arc<Vec<String>> = Arc::new((0..args.events).map(event).collect());
 
-    // 1. Baseline.
-    let (baseline_rate, baseline_latencies) =
-        baseline(&db.url, bodies.clone(), args.concurrency).await;
-
-    // 2. The server, in this process.
+    // The server, in this process.
     let mut config = Config::with_defaults("127.0.0.1:0".parse().unwrap(), db.dir.clone());
     config.database_url = Some(Redacted(db.url.clone()));
     config.webhook_secrets = Some(Redacted(SECRET.to_owned()));
     config.self_check_interval_secs = 0;
     let app = Application::build(&config).await.unwrap();
-    let url = format!("http://{}/api/openphone/webhook", app.local_addr().unwrap());
+    let url: reqwest::Url = format!("http://{}/api/openphone/webhook", app.local_addr().unwrap())
+        .parse()
+        .unwrap();
     let store = app.store().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {
@@ -316,70 +387,98 @@ async fn main() {
         .build()
         .unwrap();
     let secret = SigningSecret::parse(SECRET).unwrap();
-    let requests: Arc<Vec<Request>> = Arc::new(
-        bodies
-            .iter()
-            .enumerate()
-            .map(|(index, body)| Request {
-                delivery_id: format!("msg_{index}"),
-                body: body.clone(),
-            })
-            .collect(),
+
+    println!(
+        "ingest_load on {backend}: {} rounds of {} events, concurrency {}",
+        args.rounds, args.events, args.concurrency
+    );
+    println!("  round   baseline   full ingestion   ratio   without HTTP   ratio   (events/s)");
+    let (mut full_ratios, mut store_ratios) = (Vec::new(), Vec::new());
+    let mut all = [Vec::new(), Vec::new(), Vec::new()];
+    for round in 0..args.rounds {
+        // Each round writes new events: ids past every earlier round's.
+        let first = round * args.events * 3;
+        // 1. Baseline: single-row inserts of the same payloads into a new plain table.
+        let bodies: Arc<Vec<String>> = Arc::new((first..first + args.events).map(event).collect());
+        let (baseline_rate, baseline_latencies) = baseline(
+            &db.url,
+            &format!("bench_baseline_{round}"),
+            first,
+            bodies,
+            args.concurrency,
+        )
+        .await;
+        // 2. Full ingestion. Signed before the clock starts: OpenPhone signs on its own
+        //    machines, and the sender shares these cores with the server.
+        let requests: Arc<Vec<Request>> = Arc::new(
+            (first + args.events..first + 2 * args.events)
+                .map(|index| Request::signed(&secret, index))
+                .collect(),
+        );
+        let (full_rate, full_latencies) =
+            closed_loop(&client, &url, requests, args.concurrency).await;
+        // 3. The same ingestion without HTTP: parse, project and group-commit new events
+        //    through an `Ingestor` on the server's store, at the same concurrency.
+        let (store_rate, store_latencies) = without_http(
+            &store,
+            first + 2 * args.events,
+            args.events,
+            args.concurrency,
+        )
+        .await;
+        println!(
+            "  {:>5}   {baseline_rate:>8.0}   {full_rate:>14.0}   {:>4.2}x   {store_rate:>12.0}   {:>4.2}x",
+            round + 1,
+            full_rate / baseline_rate,
+            store_rate / baseline_rate
+        );
+        full_ratios.push(full_rate / baseline_rate);
+        store_ratios.push(store_rate / baseline_rate);
+        all[0].extend(baseline_latencies);
+        all[1].extend(full_latencies);
+        all[2].extend(store_latencies);
+    }
+    assert_eq!(
+        store.delivery_count().await.unwrap(),
+        (2 * args.rounds * args.events) as i64
+    );
+    let [baseline_latencies, full_latencies, store_latencies] = all;
+    println!(
+        "  median ratio, full ingestion / baseline: {:.2}x",
+        median(full_ratios)
+    );
+    println!(
+        "  median ratio, without HTTP / baseline:   {:.2}x",
+        median(store_ratios)
+    );
+    println!(
+        "  latency, baseline (single-row inserts): {}",
+        percentiles(baseline_latencies)
+    );
+    println!(
+        "  latency, full ingestion (closed loop):  {}",
+        percentiles(full_latencies)
+    );
+    println!(
+        "  latency, ingestion without HTTP:        {}",
+        percentiles(store_latencies)
     );
 
-    // Closed loop.
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let senders: Vec<_> = (0..args.concurrency)
-        .map(|_| {
-            let (client, url, secret, requests, next) = (
-                client.clone(),
-                url.clone(),
-                secret.clone(),
-                requests.clone(),
-                next.clone(),
-            );
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(request) = requests.get(index) else {
-                        return latencies;
-                    };
-                    let sent = Instant::now();
-                    assert!(
-                        post(&client, &url, &secret, request).await,
-                        "request {index} failed"
-                    );
-                    latencies.push(sent.elapsed());
-                }
-            })
-        })
-        .collect();
-    let mut closed_latencies = Vec::new();
-    for sender in senders {
-        closed_latencies.extend(sender.await.unwrap());
-    }
-    let closed_rate = args.events as f64 / started.elapsed().as_secs_f64();
-    assert_eq!(store.delivery_count().await.unwrap(), args.events as i64);
-
-    // Open loop at a fixed rate, new events.
+    // 4. Open loop at a fixed rate, new events.
     let total = usize::try_from(args.rate * args.seconds).unwrap();
     let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
+    let first = args.rounds * args.events * 3;
     let open_started = tokio::time::Instant::now();
     let mut tasks = Vec::with_capacity(total);
     for n in 0..total {
         let scheduled = open_started + interval * u32::try_from(n).unwrap();
         tokio::time::sleep_until(scheduled).await;
-        let index = args.events + n;
-        let request = Request {
-            delivery_id: format!("msg_{index}"),
-            body: event(index),
-        };
-        let (client, url, secret) = (client.clone(), url.clone(), secret.clone());
+        let index = first + n;
+        let request = Request::signed(&secret, index);
+        let (client, url) = (client.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
             assert!(
-                post(&client, &url, &secret, &request).await,
+                post(&client, &url, &request).await,
                 "request {index} failed"
             );
             scheduled.elapsed()
@@ -392,38 +491,10 @@ async fn main() {
     let open_rate = total as f64 / open_started.elapsed().as_secs_f64();
     assert_eq!(
         store.delivery_count().await.unwrap(),
-        (args.events + total) as i64
+        (2 * args.rounds * args.events + total) as i64
     );
-    // 4. The same ingestion without HTTP: parse, project and group-commit new events through
-    //    an `Ingestor` on the server's store, at the same concurrency.
-    let (store_rate, store_latencies) = without_http(&store, args.events, args.concurrency).await;
     let _ = stop.send(());
     server.await.unwrap().unwrap();
-
-    println!(
-        "ingest_load on {backend}: {} events, concurrency {}",
-        args.events, args.concurrency
-    );
-    println!(
-        "  baseline (single-row inserts):  {baseline_rate:>8.0} events/s  {}",
-        percentiles(baseline_latencies)
-    );
-    println!(
-        "  full ingestion (closed loop):   {closed_rate:>8.0} events/s  {}",
-        percentiles(closed_latencies)
-    );
-    println!(
-        "  ratio ingestion / baseline:     {:>8.2}x",
-        closed_rate / baseline_rate
-    );
-    println!(
-        "  ingestion without HTTP:         {store_rate:>8.0} events/s  {}",
-        percentiles(store_latencies)
-    );
-    println!(
-        "  ratio without HTTP / baseline:  {:>8.2}x",
-        store_rate / baseline_rate
-    );
     println!(
         "  open loop at {} events/s for {} s: achieved {open_rate:.0} events/s, {}",
         args.rate,

@@ -104,7 +104,7 @@ impl Services {
     }
 }
 
-/// The background tasks behind a router: the group-commit writers, the media downloader and
+/// The background tasks behind a router: the group-commit writer, the media downloader and
 /// the compliance reply sender. Drain them after the router stops serving.
 pub struct Workers {
     writers: Writers,
@@ -120,8 +120,8 @@ impl Workers {
         self.live.clone()
     }
 
-    /// Waits until every queued delivery is committed and the writers have stopped (they
-    /// stop once the router, and with it every handle to them, is dropped), then stops the
+    /// Waits until every queued delivery is committed and the writer has stopped (it
+    /// stops once the router, and with it every handle to them, is dropped), then stops the
     /// media and reply workers after the job each has in hand.
     pub async fn drain(mut self) {
         self.writers.drained().await;

@@ -40,12 +40,6 @@ pub trait EventLog: Clone + Send + Sync + 'static {
 
     /// How many deliveries are stored.
     fn count(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;
-
-    /// How many group-commit writers suit the backend: how many batches may be in flight at
-    /// once.
-    fn writers(&self) -> usize {
-        1
-    }
 }
 
 impl EventLog for Store {
@@ -68,16 +62,6 @@ impl EventLog for Store {
 
     async fn count(&self) -> Result<i64, StoreError> {
         self.delivery_count().await
-    }
-
-    fn writers(&self) -> usize {
-        match self {
-            // SQLite has one writer at a time anyway.
-            Self::Sqlite(_) => 1,
-            // Two batches in flight: one commits while the next is written (measured best of
-            // 1, 2, 4 and 8 writers with benches/ingest_load.rs on 2 cores).
-            Self::Postgres(_) => 2,
-        }
     }
 }
 

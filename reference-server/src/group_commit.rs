@@ -1,20 +1,24 @@
 //! Group commit: concurrent webhook requests share transactions.
 //!
-//! Each request hands its delivery to a queue and waits; a few writer tasks each take what is
-//! queued (up to [`MAX_BATCH`]), record it in one transaction, and answer every waiting
-//! request once that transaction has committed. Under load a commit (and its disk flush)
-//! serves many requests; alone, a request is written at once, without waiting for company.
+//! Each request hands its delivery to a queue and waits; one writer task takes what is queued
+//! (up to [`MAX_BATCH`]), records it in one transaction, and answers every waiting request
+//! once that transaction has committed. Under load a commit (and its disk flush) serves many
+//! requests, and the batches grow while the writer is busy; alone, a request is written at
+//! once, without waiting for company.
+//!
+//! One writer, on both backends: SQLite has one writer at a time anyway, and on PostgreSQL a
+//! second writer in flight made full ingestion slower on 2 cores (smaller batches, more
+//! statements per event; measured with `benches/ingest_load.rs`, see `docs/benchmarks.md`).
 //!
 //! A batch that fails is retried delivery by delivery, so one bad delivery cannot fail the
-//! others; a PostgreSQL deadlock between concurrent batches (their projections touching the
-//! same rows in different orders) is retried. When every [`Ingestor`] handle is dropped the
-//! writers finish what is queued and stop: [`Writers::drained`] waits for that.
+//! others; a PostgreSQL deadlock with another replica's batch (their projections touching
+//! the same rows in different orders) is retried. When every [`Ingestor`] handle is dropped
+//! the writer finishes what is queued and stops: [`Writers::drained`] waits for that.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Mutex, mpsc, oneshot};
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 use crate::event_log::EventLog;
 use crate::metrics::Metrics;
@@ -39,40 +43,31 @@ pub struct Ingestor {
     queue: mpsc::Sender<Job>,
 }
 
-/// The writer tasks behind an [`Ingestor`].
+/// The writer task behind an [`Ingestor`].
 pub struct Writers {
-    tasks: JoinSet<()>,
+    task: JoinHandle<()>,
 }
 
 impl Writers {
-    /// Waits until every writer has stopped: all [`Ingestor`] handles are gone and the queue
-    /// is recorded.
-    pub async fn drained(mut self) {
-        while self.tasks.join_next().await.is_some() {}
+    /// Waits until the writer has stopped: all [`Ingestor`] handles are gone and the queue is
+    /// recorded.
+    pub async fn drained(self) {
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "the group-commit writer stopped abnormally");
+        }
     }
 }
 
 impl Ingestor {
-    /// Starts the writers on `log`: as many as [`EventLog::writers`] suggests (one on
-    /// SQLite, two on PostgreSQL).
+    /// Starts the writer on `log`.
     pub fn start<L: EventLog>(
         log: L,
         metrics: Metrics,
         live: Option<crate::live::Live>,
     ) -> (Self, Writers) {
-        let writers = log.writers().max(1);
-        let (queue, receiver) = mpsc::channel::<Job>(MAX_BATCH * writers * 4);
-        let receiver = Arc::new(Mutex::new(receiver));
-        let mut tasks = JoinSet::new();
-        for _ in 0..writers {
-            tasks.spawn(write_batches(
-                log.clone(),
-                Arc::clone(&receiver),
-                metrics.clone(),
-                live.clone(),
-            ));
-        }
-        (Self { queue }, Writers { tasks })
+        let (queue, receiver) = mpsc::channel::<Job>(MAX_BATCH * 4);
+        let task = tokio::spawn(write_batches(log, receiver, metrics, live));
+        (Self { queue }, Writers { task })
     }
 
     /// Records `delivery` and its projection; returns once committed.
@@ -92,43 +87,43 @@ impl Ingestor {
 
 async fn write_batches<L: EventLog>(
     log: L,
-    receiver: Arc<Mutex<mpsc::Receiver<Job>>>,
+    mut receiver: mpsc::Receiver<Job>,
     metrics: Metrics,
     live: Option<crate::live::Live>,
 ) {
     loop {
         let mut jobs = Vec::with_capacity(MAX_BATCH);
-        {
-            let mut receiver = receiver.lock().await;
-            if receiver.recv_many(&mut jobs, MAX_BATCH).await == 0 {
-                return;
-            }
+        if receiver.recv_many(&mut jobs, MAX_BATCH).await == 0 {
+            return;
         }
         let started = Instant::now();
-        let deliveries: Vec<NewDelivery> = jobs.iter().map(|job| job.delivery.clone()).collect();
+        let (deliveries, mut replies): (Vec<NewDelivery>, Vec<Reply>) = jobs
+            .into_iter()
+            .map(|job| (job.delivery, job.reply))
+            .unzip();
         let outcome = record_with_retries(&log, &deliveries).await;
-        metrics.batch_committed(jobs.len(), started.elapsed());
+        metrics.batch_committed(deliveries.len(), started.elapsed());
         let mut any_new = false;
         match outcome {
             Ok(recorded) => {
-                for (job, recorded) in jobs.into_iter().zip(recorded) {
+                for (reply, recorded) in replies.into_iter().zip(recorded) {
                     any_new |= matches!(recorded, Recorded::New(_));
-                    let _ = job.reply.send(Ok(recorded));
+                    let _ = reply.send(Ok(recorded));
                 }
             }
-            Err(error) if jobs.len() == 1 => {
-                if let Some(job) = jobs.pop() {
-                    let _ = job.reply.send(Err(error));
+            Err(error) if replies.len() == 1 => {
+                if let Some(reply) = replies.pop() {
+                    let _ = reply.send(Err(error));
                 }
             }
             Err(error) => {
-                tracing::warn!(%error, size = jobs.len(), "batch failed; recording its deliveries one by one");
-                for job in jobs {
-                    let result = record_with_retries(&log, std::slice::from_ref(&job.delivery))
+                tracing::warn!(%error, size = replies.len(), "batch failed; recording its deliveries one by one");
+                for (delivery, reply) in deliveries.iter().zip(replies) {
+                    let result = record_with_retries(&log, std::slice::from_ref(delivery))
                         .await
                         .map(|mut recorded| recorded.pop().unwrap_or(Recorded::Duplicate));
                     any_new |= matches!(result, Ok(Recorded::New(_)));
-                    let _ = job.reply.send(result);
+                    let _ = reply.send(result);
                 }
             }
         }

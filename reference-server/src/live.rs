@@ -5,7 +5,7 @@
 //! commit only wakes the streams: the group-commit writer bumps a local signal, and on
 //! PostgreSQL also sends `NOTIFY openphone_activity`, which every replica `LISTEN`s to and
 //! turns into the same local signal. Streams then read the log. Transactions may commit out of
-//! id order (two writers), so a stream re-reads a window of recent ids and skips those it sent.
+//! id order (the writers of several replicas, and imports), so a stream re-reads a window of recent ids and skips those it sent.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;

@@ -9,6 +9,11 @@ use reference_server::store::Store;
 use reference_server::{Application, Config};
 use tracing_subscriber::EnvFilter;
 
+// mimalloc: the webhook path allocates per request (HTTP, JSON, the projection), and under
+// load glibc's allocator took a fifth of the server's CPU (see docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// OpenPhone (Quo) reference server: durable webhook ingestion on SQLite or PostgreSQL.
 #[derive(Debug, Parser)]
 #[command(version, about)]
