@@ -14,7 +14,9 @@
 //!    connections;
 //! 2. full ingestion (closed loop): `--concurrency` senders post signed events as fast as the
 //!    server answers (HTTP, signature check, parse, dedupe, projection, commit). The events
-//!    are signed before the clock starts, as OpenPhone signs them on its own machines;
+//!    are signed before the clock starts, as OpenPhone signs them on its own machines, and
+//!    each sender is a bare HTTP/1.1 keep-alive connection: the sender stands for OpenPhone
+//!    but shares these cores with the server, so it should take as little of them as it can;
 //! 3. without HTTP: the same ingestion (parse, projection, group commit) through the server's
 //!    `Ingestor`, at `--concurrency`, to show what the database part costs against the
 //!    baseline apart from HTTP and signatures (which share the same cores).
@@ -22,8 +24,9 @@
 //! Each round prints its rates and ratios, and the summary gives the median ratios: the
 //! baseline alone varies by a fifth from one run to the next on a shared machine, so a ratio
 //! is only taken between phases run back to back. Last, an open loop posts events at `--rate`
-//! per second for `--seconds`, each latency measured from its scheduled send time (so a stall
-//! counts against every request it delays).
+//! per second for `--seconds` (through a pooled `reqwest` client, as many requests in flight
+//! as it takes), each latency measured from its scheduled send time (so a stall counts against
+//! every request it delays).
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -314,19 +317,41 @@ async fn without_http(
     (rate, latencies)
 }
 
-/// `requests` posted by `concurrency` senders as fast as the server answers.
+/// `requests` posted by `concurrency` senders as fast as the server answers. Each sender is
+/// a bare HTTP/1.1 keep-alive connection (hyper, no pool): the sender stands for OpenPhone's
+/// machines but shares these cores with the server, so it should cost as little as it can.
 async fn closed_loop(
-    client: &reqwest::Client,
     url: &reqwest::Url,
     requests: Arc<Vec<Request>>,
     concurrency: usize,
 ) -> (f64, Vec<Duration>) {
+    let address = format!(
+        "{}:{}",
+        url.host_str().unwrap(),
+        url.port_or_known_default().unwrap()
+    );
+    let mut connections = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        connections.push(sender);
+    }
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let senders: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (client, url, requests, next) =
-                (client.clone(), url.clone(), requests.clone(), next.clone());
+    let senders: Vec<_> = connections
+        .into_iter()
+        .map(|mut sender| {
+            let (requests, next, path, host) = (
+                requests.clone(),
+                next.clone(),
+                url.path().to_owned(),
+                address.clone(),
+            );
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 loop {
@@ -335,7 +360,23 @@ async fn closed_loop(
                         return latencies;
                     };
                     let sent = Instant::now();
-                    assert!(post(&client, &url, request).await, "request {index} failed");
+                    let mut builder = hyper::Request::post(path.as_str()).header("host", &host);
+                    for (name, value) in &request.headers {
+                        builder = builder.header(name, value);
+                    }
+                    let response = sender
+                        .send_request(
+                            builder
+                                .body(http_body_util::Full::new(request.body.clone()))
+                                .unwrap(),
+                        )
+                        .await
+                        .unwrap();
+                    assert!(response.status().is_success(), "request {index} failed");
+                    // Read the acknowledgement to the end, so the connection can be reused.
+                    http_body_util::BodyExt::collect(response.into_body())
+                        .await
+                        .unwrap();
                     latencies.push(sent.elapsed());
                 }
             })
@@ -415,8 +456,7 @@ async fn main() {
                 .map(|index| Request::signed(&secret, index))
                 .collect(),
         );
-        let (full_rate, full_latencies) =
-            closed_loop(&client, &url, requests, args.concurrency).await;
+        let (full_rate, full_latencies) = closed_loop(&url, requests, args.concurrency).await;
         // 3. The same ingestion without HTTP: parse, project and group-commit new events
         //    through an `Ingestor` on the server's store, at the same concurrency.
         let (store_rate, store_latencies) = without_http(
