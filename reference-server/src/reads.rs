@@ -2,10 +2,67 @@
 //!
 //! Every listing is keyset-paginated on an index: newest first, resuming strictly after the
 //! last row of the previous page, so rows written meanwhile neither repeat nor shift pages.
+//!
+//! [`Reads`] is the port for the conversation reads (the list with search, one conversation,
+//! its timeline, the activity feed, read marks). [`Store`] implements it in SQL on SQLite and
+//! PostgreSQL, [`MemoryRecords`] over the records it keeps in memory; [`conformance::run`] is
+//! the suite both pass. The raw log's listing is [`crate::event_log::EventLog::list`], and the
+//! counts ([`Store::stats`]) span every store, so they stay on [`Store`].
+
+use std::cmp::Reverse;
+use std::future::Future;
 
 use time::OffsetDateTime;
 
+use crate::records::{Memory, MemoryRecords};
 use crate::store::{Arg, Store, StoreError, StoredDelivery};
+
+/// The conversation reads of the management API and the inbox.
+pub trait Reads: Clone + Send + Sync + 'static {
+    /// Conversations by latest activity, newest first: at most `limit` after the
+    /// `(activity, key)` cursor, showing `campaigns` as asked, matching `search` (a
+    /// case-insensitive substring of a participant's number, or of a live contact's name or
+    /// company when one of the contact's numbers takes part) when given.
+    fn conversations(
+        &self,
+        search: Option<&str>,
+        campaigns: CampaignMessages,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<ConversationSummary>, StoreError>> + Send;
+
+    /// One conversation as listed, by key.
+    fn conversation_summary(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<ConversationSummary>, StoreError>> + Send;
+
+    /// A conversation's messages and calls, newest first (undated ones as time 0): at most
+    /// `limit` after the `(created, id)` cursor.
+    fn timeline(
+        &self,
+        key: &str,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<TimelineEntry>, StoreError>> + Send;
+
+    /// Dated messages and calls across conversations, newest first: at most `limit` after the
+    /// `(created, id)` cursor, matching `filter`.
+    fn activity(
+        &self,
+        filter: &ActivityFilter,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<ActivityEntry>, StoreError>> + Send;
+
+    /// Marks a conversation read through its latest inbound message (a mark never moves
+    /// back): `Some(OpenPhone's conversation id, when known)`, or `None` when there is no such
+    /// conversation.
+    fn mark_read(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Option<String>>, StoreError>> + Send;
+}
 
 /// A conversation as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -455,5 +512,673 @@ impl Store {
             media_pending,
             opted_out,
         })
+    }
+}
+
+impl Reads for Store {
+    async fn conversations(
+        &self,
+        search: Option<&str>,
+        campaigns: CampaignMessages,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        Store::conversations(self, search, campaigns, after, limit).await
+    }
+
+    async fn conversation_summary(
+        &self,
+        key: &str,
+    ) -> Result<Option<ConversationSummary>, StoreError> {
+        Store::conversation(self, key).await
+    }
+
+    async fn timeline(
+        &self,
+        key: &str,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<TimelineEntry>, StoreError> {
+        Store::timeline(self, key, after, limit).await
+    }
+
+    async fn activity(
+        &self,
+        filter: &ActivityFilter,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<ActivityEntry>, StoreError> {
+        Store::activity(self, filter, after, limit).await
+    }
+
+    async fn mark_read(&self, key: &str) -> Result<Option<Option<String>>, StoreError> {
+        Store::mark_read(self, key).await
+    }
+}
+
+impl MemoryRecords {
+    /// Records that campaign `campaign_id` sent message `message_id`: what a campaign
+    /// recipient row with a message id says in SQL, for the reads' campaign filters.
+    pub fn sent_by_campaign(&self, message_id: &str, campaign_id: &str) {
+        self.with(|memory| {
+            memory
+                .campaign_messages
+                .insert(message_id.to_owned(), campaign_id.to_owned());
+        });
+    }
+}
+
+/// At most `limit` of `entries`, a page's worth.
+fn page<T>(entries: impl Iterator<Item = T>, limit: i64) -> Vec<T> {
+    entries.take(usize::try_from(limit).unwrap_or(0)).collect()
+}
+
+/// Whether `(at, id)` comes after the cursor in newest-first order.
+fn after_cursor(at: i64, id: &str, after: Option<&(i64, String)>) -> bool {
+    match after {
+        None => true,
+        Some((after_at, after_id)) => {
+            at < *after_at || (at == *after_at && !after_id.is_empty() && id < after_id.as_str())
+        }
+    }
+}
+
+impl Memory {
+    fn summary(&self, key: &str) -> Option<ConversationSummary> {
+        let conversation = self.conversations.get(key)?;
+        let read_through = self.read_through.get(key).copied().unwrap_or(0);
+        let messages = self
+            .messages
+            .iter()
+            .filter(|(_, message)| message.conversation_key.as_deref() == Some(key));
+        let unread = messages
+            .clone()
+            .filter(|(_, message)| {
+                message.direction.as_deref() == Some("incoming")
+                    && message.created_ms.unwrap_or(0) > read_through
+            })
+            .count();
+        let last = messages.max_by_key(|(id, message)| (message.created_ms, *id));
+        Some(ConversationSummary {
+            key: key.to_owned(),
+            phone_number_id: conversation.phone_number_id.clone(),
+            participants: conversation.participants.clone(),
+            openphone_id: conversation.openphone_id.clone(),
+            last_activity_ms: conversation.last_activity_ms,
+            unread: i64::try_from(unread).unwrap_or(i64::MAX),
+            last_message: last.map(|(id, message)| LastMessage {
+                id: id.clone(),
+                direction: message.direction.clone(),
+                text: message.body.clone(),
+                created_ms: message.created_ms,
+            }),
+        })
+    }
+
+    /// Whether the conversation holds anything but campaign messages.
+    fn has_other(&self, key: &str) -> bool {
+        self.messages.iter().any(|(id, message)| {
+            message.conversation_key.as_deref() == Some(key)
+                && !self.campaign_messages.contains_key(id)
+        }) || self
+            .calls
+            .values()
+            .any(|call| call.conversation_key.as_deref() == Some(key))
+    }
+
+    /// Whether a live contact whose name matches `needle` (lowercase) has a number among the
+    /// participants.
+    fn contact_matches(&self, participants: &str, needle: &str) -> bool {
+        self.contacts.iter().any(|(id, contact)| {
+            if contact.deleted {
+                return false;
+            }
+            let content: serde_json::Value =
+                serde_json::from_str(&contact.content).unwrap_or_default();
+            let field = |name: &str| content[name].as_str().unwrap_or("").to_owned();
+            let name = format!(
+                "{} {} {}",
+                field("first_name"),
+                field("last_name"),
+                field("company")
+            );
+            name.to_lowercase().contains(needle)
+                && self
+                    .contact_phones
+                    .iter()
+                    .any(|(contact, phone)| contact == id && participants.contains(phone.as_str()))
+        })
+    }
+}
+
+impl Reads for MemoryRecords {
+    async fn conversations(
+        &self,
+        search: Option<&str>,
+        campaigns: CampaignMessages,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        Ok(self.with(|memory| {
+            let needle = search.map(str::to_lowercase);
+            let mut found: Vec<ConversationSummary> = memory
+                .conversations
+                .iter()
+                .filter(|(key, conversation)| {
+                    after_cursor(conversation.last_activity_ms, key, after.as_ref())
+                })
+                .filter(|(key, _)| match campaigns {
+                    CampaignMessages::Include => true,
+                    CampaignMessages::Hide => memory.has_other(key),
+                    CampaignMessages::Only => !memory.has_other(key),
+                })
+                .filter(|(_, conversation)| {
+                    needle.as_deref().is_none_or(|needle| {
+                        conversation.participants.to_lowercase().contains(needle)
+                            || memory.contact_matches(&conversation.participants, needle)
+                    })
+                })
+                .filter_map(|(key, _)| memory.summary(key))
+                .collect();
+            found.sort_by_key(|summary| Reverse((summary.last_activity_ms, summary.key.clone())));
+            page(found.into_iter(), limit)
+        }))
+    }
+
+    async fn conversation_summary(
+        &self,
+        key: &str,
+    ) -> Result<Option<ConversationSummary>, StoreError> {
+        Ok(self.with(|memory| memory.summary(key)))
+    }
+
+    async fn timeline(
+        &self,
+        key: &str,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<TimelineEntry>, StoreError> {
+        Ok(self.with(|memory| {
+            let in_conversation = |of: &Option<String>| of.as_deref() == Some(key);
+            let messages = memory
+                .messages
+                .iter()
+                .filter(|(_, message)| in_conversation(&message.conversation_key))
+                .map(|(id, message)| TimelineEntry {
+                    campaign_id: memory.campaign_messages.get(id).cloned(),
+                    kind: "message".to_owned(),
+                    id: id.clone(),
+                    created_ms: message.created_ms.unwrap_or(0),
+                    direction: message.direction.clone(),
+                    status: message.status.clone(),
+                    body: message.body.clone(),
+                    media: Some(message.media.clone()),
+                    outcome: None,
+                    duration_s: None,
+                });
+            let calls = memory
+                .calls
+                .iter()
+                .filter(|(_, call)| in_conversation(&call.conversation_key))
+                .map(|(id, call)| TimelineEntry {
+                    campaign_id: None,
+                    kind: "call".to_owned(),
+                    id: id.clone(),
+                    created_ms: call.created_ms.unwrap_or(0),
+                    direction: call.direction.clone(),
+                    status: call.status.clone(),
+                    body: None,
+                    media: None,
+                    outcome: call.outcome.clone(),
+                    duration_s: call.duration_s,
+                });
+            let mut entries: Vec<TimelineEntry> = messages
+                .chain(calls)
+                .filter(|entry| after_cursor(entry.created_ms, &entry.id, after.as_ref()))
+                .collect();
+            entries.sort_by_key(|entry| Reverse((entry.created_ms, entry.id.clone())));
+            page(entries.into_iter(), limit)
+        }))
+    }
+
+    async fn activity(
+        &self,
+        filter: &ActivityFilter,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<ActivityEntry>, StoreError> {
+        Ok(self.with(|memory| {
+            let kind = filter.kind.as_deref().unwrap_or("");
+            let messages = memory
+                .messages
+                .iter()
+                .filter(|_| matches!(kind, "" | "message"))
+                .filter_map(|(id, message)| {
+                    Some(ActivityEntry {
+                        kind: "message".to_owned(),
+                        id: id.clone(),
+                        conversation_key: message.conversation_key.clone(),
+                        created_ms: message.created_ms?,
+                        direction: message.direction.clone(),
+                        status: message.status.clone(),
+                        body: message.body.clone(),
+                        outcome: None,
+                        duration_s: None,
+                        has_voicemail: 0,
+                        campaign_id: memory.campaign_messages.get(id).cloned(),
+                    })
+                });
+            let calls = memory
+                .calls
+                .iter()
+                .filter(|(_, call)| match kind {
+                    "" | "call" => true,
+                    "missed" => call.outcome.as_deref() == Some("missed"),
+                    "voicemail" => call.has_voicemail,
+                    _ => false,
+                })
+                .filter_map(|(id, call)| {
+                    Some(ActivityEntry {
+                        kind: "call".to_owned(),
+                        id: id.clone(),
+                        conversation_key: call.conversation_key.clone(),
+                        created_ms: call.created_ms?,
+                        direction: call.direction.clone(),
+                        status: call.status.clone(),
+                        body: None,
+                        outcome: call.outcome.clone(),
+                        duration_s: call.duration_s,
+                        has_voicemail: i64::from(call.has_voicemail),
+                        campaign_id: None,
+                    })
+                });
+            let phone = filter.phone.as_deref().unwrap_or("");
+            let contact = filter.contact_id.as_deref().unwrap_or("");
+            let mut entries: Vec<ActivityEntry> = messages
+                .chain(calls)
+                .filter(|entry| after_cursor(entry.created_ms, &entry.id, after.as_ref()))
+                .filter(|entry| {
+                    !filter.incoming_only || entry.direction.as_deref() == Some("incoming")
+                })
+                .filter(|entry| {
+                    entry.created_ms >= filter.since_ms.unwrap_or(i64::MIN)
+                        && entry.created_ms < filter.until_ms.unwrap_or(i64::MAX)
+                })
+                .filter(|entry| {
+                    let key = entry.conversation_key.as_deref().unwrap_or("");
+                    (phone.is_empty() || key.contains(phone))
+                        && (contact.is_empty()
+                            || memory
+                                .contact_phones
+                                .iter()
+                                .any(|(id, number)| id == contact && key.contains(number.as_str())))
+                })
+                .filter(|entry| match filter.campaigns {
+                    CampaignMessages::Include => true,
+                    CampaignMessages::Hide => entry.campaign_id.is_none(),
+                    CampaignMessages::Only => entry.campaign_id.is_some(),
+                })
+                .collect();
+            entries.sort_by_key(|entry| Reverse((entry.created_ms, entry.id.clone())));
+            page(entries.into_iter(), limit)
+        }))
+    }
+
+    async fn mark_read(&self, key: &str) -> Result<Option<Option<String>>, StoreError> {
+        Ok(self.with(|memory| {
+            let openphone_id = memory.conversations.get(key)?.openphone_id.clone();
+            let latest = memory
+                .messages
+                .values()
+                .filter(|message| {
+                    message.conversation_key.as_deref() == Some(key)
+                        && message.direction.as_deref() == Some("incoming")
+                })
+                .filter_map(|message| message.created_ms)
+                .max()
+                .unwrap_or(0);
+            let mark = memory.read_through.entry(key.to_owned()).or_insert(0);
+            *mark = (*mark).max(latest);
+            Some(openphone_id)
+        }))
+    }
+}
+
+/// The suite every [`Reads`] implementation must pass; the crate runs it on memory, SQLite
+/// and PostgreSQL.
+pub mod conformance {
+    use std::future::Future;
+
+    use openphone_webhooks::Event;
+    use serde_json::{Value, json};
+
+    use super::{ActivityFilter, CampaignMessages, Reads};
+    use crate::projection::{OwnNumbers, changes};
+    use crate::records::{MemoryRecords, Records};
+    use crate::store::Store;
+
+    /// What the suite needs besides the reads: records to read, and campaign messages.
+    pub trait Fixture: Reads + Records {
+        /// Records that campaign `campaign_id` sent message `message_id`.
+        fn sent_by_campaign(
+            &self,
+            message_id: &str,
+            campaign_id: &str,
+        ) -> impl Future<Output = ()> + Send;
+    }
+
+    impl Fixture for MemoryRecords {
+        async fn sent_by_campaign(&self, message_id: &str, campaign_id: &str) {
+            MemoryRecords::sent_by_campaign(self, message_id, campaign_id);
+        }
+    }
+
+    impl Fixture for Store {
+        /// A recipient row as the campaign engine leaves it once the message is sent.
+        async fn sent_by_campaign(&self, message_id: &str, campaign_id: &str) {
+            self.execute(
+                "INSERT INTO campaign_recipients (campaign_id, position, contact_id, phone, variant, state, message_id, updated_ms) \
+                 VALUES ($1, (SELECT COUNT(*) FROM campaign_recipients WHERE campaign_id = $1), 'ct', '', 'A', 'sent', $2, 0)",
+                &[campaign_id.into(), message_id.into()],
+            )
+            .await
+            .expect("recipient row");
+        }
+    }
+
+    const LINE: &str = "+15555550100";
+    const ROBIN: &str = "+15555550101";
+    const SAM: &str = "+15555550102";
+    const BROADCAST: &str = "+15555550103";
+
+    /// Unix milliseconds of 2026-04-13 at `hh:mm` UTC.
+    fn at(hh_mm: &str) -> i64 {
+        let time = time::OffsetDateTime::parse(
+            &format!("2026-04-13T{hh_mm}:00Z"),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .expect("a time");
+        crate::ingest::unix_ms(time)
+    }
+
+    async fn apply<R: Records>(records: &R, event: Value) {
+        let event = Event::parse(event.to_string().as_bytes()).expect("a valid event");
+        records
+            .apply(&changes(&event, &OwnNumbers::default()))
+            .await
+            .expect("apply");
+    }
+
+    /// A message on line PN1, in the legacy shape.
+    fn message(id: &str, incoming: bool, other: &str, text: &str, hh_mm: &str) -> Value {
+        let (from, to) = if incoming {
+            (other, LINE)
+        } else {
+            (LINE, other)
+        };
+        json!({"id": format!("EV{id}"), "object": "event", "apiVersion": "v4",
+            "createdAt": format!("2026-04-13T{hh_mm}:00Z"),
+            "type": if incoming { "message.received" } else { "message.delivered" },
+            "data": {"object": {"id": id, "object": "message", "from": from, "to": [to],
+                "direction": if incoming { "incoming" } else { "outgoing" }, "text": text,
+                "status": if incoming { "received" } else { "delivered" },
+                "createdAt": format!("2026-04-13T{hh_mm}:00Z"), "userId": "US1", "phoneNumberId": "PN1"}}})
+    }
+
+    /// A contact version (2026-03-30 shape).
+    fn contact(id: &str, first: &str, company: Option<&str>, phone: &str, deleted: bool) -> Value {
+        let updated = if deleted {
+            "2026-04-02T00:00:00Z"
+        } else {
+            "2026-04-01T00:00:00Z"
+        };
+        json!({"id": format!("EV{id}{deleted}"), "apiVersion": "2026-03-30", "createdAt": updated,
+            "type": if deleted { "contact.deleted" } else { "contact.updated" },
+            "data": {"resource": {"id": id, "firstName": first, "lastName": "Diaz", "company": company,
+                "role": null, "location": null, "source": null, "externalId": null, "emails": [],
+                "phoneNumbers": [{"value": phone, "type": "phone-number"}], "customFields": [],
+                "createdAt": "2026-04-01T00:00:00Z", "updatedAt": updated},
+                "context": {"orgId": "OR1", "userId": "US1", "sharedWithIds": []}, "links": {"quo": null}}})
+    }
+
+    fn ids<T>(entries: &[T], id: impl Fn(&T) -> &str) -> Vec<String> {
+        entries.iter().map(|entry| id(entry).to_owned()).collect()
+    }
+
+    /// Runs every case on `store`, which must hold no records.
+    pub async fn run<R: Fixture>(store: R) {
+        let robin = format!("PN1|{ROBIN}");
+        let sam = format!("PN1|{SAM}");
+        let broadcast = format!("PN1|{BROADCAST}");
+        // Robin: two inbound messages around our reply. Sam: one inbound message at the same
+        // time as Robin's last (ties break on key and id), and a deleted contact. The broadcast number: one campaign message and nothing else.
+        apply(
+            &store,
+            message("AC1", true, ROBIN, "Is bay 3 free at 6?", "10:00"),
+        )
+        .await;
+        apply(
+            &store,
+            message("AC2", false, ROBIN, "Yes, booked for you", "10:05"),
+        )
+        .await;
+        apply(&store, message("AC3", true, ROBIN, "Thanks!", "10:10")).await;
+        apply(
+            &store,
+            message("AC4", true, SAM, "100% sure_thing", "10:10"),
+        )
+        .await;
+        apply(
+            &store,
+            message("AC5", false, BROADCAST, "Spring league starts", "11:00"),
+        )
+        .await;
+        store.sent_by_campaign("AC5", "CA1").await;
+        apply(
+            &store,
+            contact("CTrobin", "Robin", Some("Acme Foundations"), ROBIN, false),
+        )
+        .await;
+        apply(&store, contact("CTsam", "Sam", None, SAM, false)).await;
+        apply(&store, contact("CTsam", "Sam", None, SAM, true)).await;
+
+        // The list hides campaign-only conversations by default, newest first.
+        let list = store
+            .conversations(None, CampaignMessages::Hide, None, 10)
+            .await
+            .expect("list");
+        assert_eq!(ids(&list, |c| &c.key), [sam.clone(), robin.clone()]);
+        let first = &list[1];
+        assert_eq!(first.phone_number_id, "PN1");
+        assert_eq!(first.last_activity_ms, at("10:10"));
+        assert_eq!(first.unread, 2, "two inbound messages, none read");
+        let last = first.last_message.as_ref().expect("a last message");
+        assert_eq!(
+            (
+                last.id.as_str(),
+                last.direction.as_deref(),
+                last.text.as_deref()
+            ),
+            ("AC3", Some("incoming"), Some("Thanks!"))
+        );
+        assert_eq!(last.created_ms, Some(at("10:10")));
+        assert_eq!(
+            store
+                .conversation_summary(&robin)
+                .await
+                .expect("read")
+                .as_ref(),
+            Some(first)
+        );
+        assert!(
+            store
+                .conversation_summary("PN1|+1999")
+                .await
+                .expect("read")
+                .is_none()
+        );
+        let only = store
+            .conversations(None, CampaignMessages::Only, None, 10)
+            .await
+            .expect("list");
+        assert_eq!(ids(&only, |c| &c.key), [broadcast.as_str()]);
+
+        // Pages: one at a time, resuming after the last, until none are left.
+        let mut pages = Vec::new();
+        let mut after = None;
+        for _ in 0..10 {
+            let page = store
+                .conversations(None, CampaignMessages::Include, after.clone(), 1)
+                .await
+                .expect("page");
+            let Some(summary) = page.first() else { break };
+            assert_eq!(page.len(), 1);
+            after = Some((summary.last_activity_ms, summary.key.clone()));
+            pages.push(summary.key.clone());
+        }
+        assert_eq!(pages, [broadcast.clone(), sam.clone(), robin.clone()]);
+
+        // Search: a number's digits, a contact's name or company in any case; a deleted
+        // contact's name finds nothing; `%` and `_` are plain characters.
+        for (search, expected) in [
+            ("0101", vec![robin.clone()]),
+            ("robin", vec![robin.clone()]),
+            ("ACME", vec![robin.clone()]),
+            ("sam", vec![]),
+            ("%", vec![]),
+            ("_", vec![]),
+            ("+1555555010", vec![sam.clone(), robin.clone()]),
+        ] {
+            let found = store
+                .conversations(Some(search), CampaignMessages::Hide, None, 10)
+                .await
+                .expect("search");
+            assert_eq!(ids(&found, |c| &c.key), expected, "search {search:?}");
+        }
+
+        // The timeline: newest first, resumable; a campaign message names its campaign.
+        let timeline = store.timeline(&robin, None, 10).await.expect("timeline");
+        assert_eq!(ids(&timeline, |e| &e.id), ["AC3", "AC2", "AC1"]);
+        assert!(
+            timeline
+                .iter()
+                .all(|e| e.kind == "message" && e.campaign_id.is_none())
+        );
+        assert_eq!(timeline[1].direction.as_deref(), Some("outgoing"));
+        assert_eq!(timeline[1].status.as_deref(), Some("delivered"));
+        assert_eq!(timeline[1].body.as_deref(), Some("Yes, booked for you"));
+        assert_eq!(timeline[1].created_ms, at("10:05"));
+        let rest = store
+            .timeline(&robin, Some((at("10:05"), "AC2".to_owned())), 10)
+            .await
+            .expect("timeline");
+        assert_eq!(ids(&rest, |e| &e.id), ["AC1"]);
+        let sent = store
+            .timeline(&broadcast, None, 10)
+            .await
+            .expect("timeline");
+        assert_eq!(sent[0].campaign_id.as_deref(), Some("CA1"));
+
+        // The activity feed and its filters.
+        let feed = |filter: ActivityFilter| {
+            let store = store.clone();
+            async move {
+                let entries = store.activity(&filter, None, 10).await.expect("activity");
+                ids(&entries, |e| &e.id)
+            }
+        };
+        assert_eq!(
+            feed(ActivityFilter::default()).await,
+            ["AC4", "AC3", "AC2", "AC1"]
+        );
+        let incoming = ActivityFilter {
+            incoming_only: true,
+            ..ActivityFilter::default()
+        };
+        assert_eq!(feed(incoming).await, ["AC4", "AC3", "AC1"]);
+        let window = ActivityFilter {
+            since_ms: Some(at("10:00")),
+            until_ms: Some(at("10:10")),
+            ..ActivityFilter::default()
+        };
+        assert_eq!(feed(window).await, ["AC2", "AC1"]);
+        let by_phone = ActivityFilter {
+            phone: Some(SAM.to_owned()),
+            ..ActivityFilter::default()
+        };
+        assert_eq!(feed(by_phone).await, ["AC4"]);
+        let by_contact = ActivityFilter {
+            contact_id: Some("CTrobin".to_owned()),
+            ..ActivityFilter::default()
+        };
+        assert_eq!(feed(by_contact).await, ["AC3", "AC2", "AC1"]);
+        let campaigns = ActivityFilter {
+            campaigns: CampaignMessages::Only,
+            ..ActivityFilter::default()
+        };
+        assert_eq!(feed(campaigns).await, ["AC5"]);
+        let calls = ActivityFilter {
+            kind: Some("call".to_owned()),
+            ..ActivityFilter::default()
+        };
+        assert!(feed(calls).await.is_empty());
+        let first_two = store
+            .activity(&ActivityFilter::default(), None, 2)
+            .await
+            .expect("activity");
+        let next = store
+            .activity(
+                &ActivityFilter::default(),
+                Some((first_two[1].created_ms, first_two[1].id.clone())),
+                2,
+            )
+            .await
+            .expect("activity");
+        assert_eq!(ids(&next, |e| &e.id), ["AC2", "AC1"]);
+
+        // Calls join the timeline and the feed; missed and voicemail narrow to their calls.
+        for event in crate::records::conformance::call_events("CAcall") {
+            apply(&store, event).await;
+        }
+        let caller = "PN1|+18005550100";
+        let call_line = store.timeline(caller, None, 10).await.expect("timeline");
+        assert_eq!(ids(&call_line, |e| &e.id), ["CAcall"]);
+        assert_eq!(call_line[0].kind, "call");
+        assert_eq!(call_line[0].duration_s, Some(55));
+        assert_eq!(call_line[0].outcome.as_deref(), Some("answered"));
+        let calls = ActivityFilter {
+            kind: Some("call".to_owned()),
+            ..ActivityFilter::default()
+        };
+        assert_eq!(feed(calls).await, ["CAcall"]);
+        let missed = ActivityFilter {
+            kind: Some("missed".to_owned()),
+            ..ActivityFilter::default()
+        };
+        assert!(feed(missed).await.is_empty());
+
+        // Read marks: everything inbound so far is read; a later message is unread again.
+        assert_eq!(store.mark_read(&robin).await.expect("mark"), Some(None));
+        assert_eq!(store.mark_read(&robin).await.expect("mark"), Some(None));
+        assert_eq!(store.mark_read("PN1|+1999").await.expect("mark"), None);
+        let read = store.conversation_summary(&robin).await.expect("read");
+        assert_eq!(read.map(|c| c.unread), Some(0));
+        apply(
+            &store,
+            message("AC6", true, ROBIN, "One more thing", "10:20"),
+        )
+        .await;
+        let unread = store.conversation_summary(&robin).await.expect("read");
+        assert_eq!(unread.map(|c| c.unread), Some(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::records::MemoryRecords;
+
+    #[tokio::test]
+    async fn memory_reads_pass_the_conformance_suite() {
+        super::conformance::run(MemoryRecords::new()).await;
     }
 }

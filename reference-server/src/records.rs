@@ -133,16 +133,16 @@ pub struct MemoryRecords {
 }
 
 #[derive(Debug, Default)]
-struct Memory {
-    conversations: BTreeMap<String, ConversationRecord>,
-    messages: BTreeMap<String, StoredMessage>,
+pub(crate) struct Memory {
+    pub(crate) conversations: BTreeMap<String, ConversationRecord>,
+    pub(crate) messages: BTreeMap<String, StoredMessage>,
     statuses: BTreeMap<(String, String), i64>,
-    calls: BTreeMap<String, StoredCall>,
+    pub(crate) calls: BTreeMap<String, StoredCall>,
     recordings: BTreeSet<(String, String)>,
     summaries: BTreeMap<String, Ranked<(String, String)>>,
     transcripts: BTreeMap<String, Ranked<String>>,
-    contacts: BTreeMap<String, StoredContact>,
-    contact_phones: BTreeSet<(String, String)>,
+    pub(crate) contacts: BTreeMap<String, StoredContact>,
+    pub(crate) contact_phones: BTreeSet<(String, String)>,
     /// In arrival order, one per message.
     consent: Vec<ConsentEntry>,
     /// By message: phone, reason, time.
@@ -155,6 +155,10 @@ struct Memory {
     health_checks: Vec<HealthCheck>,
     health_receipts: BTreeMap<String, i64>,
     side_effects: Vec<Change>,
+    /// By conversation: inbound messages up to this time are read (see [`crate::reads`]).
+    pub(crate) read_through: BTreeMap<String, i64>,
+    /// By message: the campaign that sent it (see [`crate::reads`]).
+    pub(crate) campaign_messages: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -175,33 +179,33 @@ impl MediaJob {
 }
 
 #[derive(Debug, Clone)]
-struct StoredMessage {
-    conversation_key: Option<String>,
-    direction: Option<String>,
-    from: Option<String>,
-    to: String,
-    body: Option<String>,
-    media: String,
-    status: Option<String>,
-    status_rank: i32,
-    error_code: Option<String>,
-    created_ms: Option<i64>,
+pub(crate) struct StoredMessage {
+    pub(crate) conversation_key: Option<String>,
+    pub(crate) direction: Option<String>,
+    pub(crate) from: Option<String>,
+    pub(crate) to: String,
+    pub(crate) body: Option<String>,
+    pub(crate) media: String,
+    pub(crate) status: Option<String>,
+    pub(crate) status_rank: i32,
+    pub(crate) error_code: Option<String>,
+    pub(crate) created_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
-struct StoredCall {
-    conversation_key: Option<String>,
-    direction: Option<String>,
-    status: Option<String>,
-    status_rank: i32,
-    outcome: Option<String>,
-    outcome_rank: i32,
-    created_ms: Option<i64>,
-    answered_ms: Option<i64>,
-    completed_ms: Option<i64>,
-    duration_s: Option<i64>,
-    voicemail_url: Option<String>,
-    has_voicemail: bool,
+pub(crate) struct StoredCall {
+    pub(crate) conversation_key: Option<String>,
+    pub(crate) direction: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) status_rank: i32,
+    pub(crate) outcome: Option<String>,
+    pub(crate) outcome_rank: i32,
+    pub(crate) created_ms: Option<i64>,
+    pub(crate) answered_ms: Option<i64>,
+    pub(crate) completed_ms: Option<i64>,
+    pub(crate) duration_s: Option<i64>,
+    pub(crate) voicemail_url: Option<String>,
+    pub(crate) has_voicemail: bool,
 }
 
 /// An artefact whose content follows its processing status's rank (ties: the greater content).
@@ -213,10 +217,10 @@ struct Ranked<T> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct StoredContact {
-    updated_ms: i64,
-    deleted: bool,
-    content: String,
+pub(crate) struct StoredContact {
+    pub(crate) updated_ms: i64,
+    pub(crate) deleted: bool,
+    pub(crate) content: String,
 }
 
 /// The least of two values, `None` only when both are.
@@ -265,7 +269,7 @@ impl MemoryRecords {
         Self::default()
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Memory) -> T) -> T {
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Memory) -> T) -> T {
         f(&mut self.inner.lock().unwrap_or_else(PoisonError::into_inner))
     }
 

@@ -328,8 +328,19 @@ async fn records_pass_the_conformance_suite(backend: Backend) {
     db.cleanup().await;
 }
 
+/// The conversation reads on this backend (list, search, timeline, activity, read marks)
+/// pass the suite the memory records pass (see `reference_server::reads`).
+async fn reads_pass_the_conformance_suite(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    reference_server::reads::conformance::run(db.store().await).await;
+    db.cleanup().await;
+}
+
 backend_tests!(
     records_pass_the_conformance_suite,
+    reads_pass_the_conformance_suite,
     campaign_reports_in_one_batch_all_count,
     a_batch_projects_like_one_delivery_at_a_time,
     replay_projects_the_raw_log_idempotently,
