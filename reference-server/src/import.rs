@@ -34,6 +34,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::Mutex;
 
+use crate::directory::Directory;
 use crate::ingest::Clock;
 use crate::ingest::unix_ms;
 use crate::projection::Change;
@@ -409,18 +410,12 @@ pub async fn save_phone_numbers(
 ) -> Result<Vec<openphone_client::model::phone_number::PhoneNumber>, ImportError> {
     let numbers = client.list_phone_numbers(None).await?;
     for number in &numbers {
-        store
-            .execute(
-                "INSERT INTO workspace_phone_numbers (id, number, name, updated_ms) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (id) DO UPDATE SET number = excluded.number, name = excluded.name, updated_ms = excluded.updated_ms",
-                &[
-                    number.id.as_str().into(),
-                    number.number.as_str().into(),
-                    number.name.clone().into(),
-                    now_ms.into(),
-                ],
-            )
-            .await?;
+        let line = crate::directory::WorkspaceNumber {
+            id: number.id.to_string(),
+            number: number.number.to_string(),
+            name: Some(number.name.clone()),
+        };
+        store.save_number(&line, now_ms).await?;
     }
     Ok(numbers)
 }
@@ -696,21 +691,14 @@ impl Importer {
             self.request();
             let page = self.client.list_users_page(50, token.as_deref()).await?;
             for user in &page.data {
-                self.store
-                    .execute(
-                        "INSERT INTO workspace_users (id, email, first_name, last_name, role, updated_ms) VALUES ($1, $2, $3, $4, $5, $6) \
-                         ON CONFLICT (id) DO UPDATE SET email = excluded.email, first_name = excluded.first_name, \
-                         last_name = excluded.last_name, role = excluded.role, updated_ms = excluded.updated_ms",
-                        &[
-                            user.id.as_str().into(),
-                            user.email.clone().into(),
-                            user.first_name.clone().into(),
-                            user.last_name.clone().into(),
-                            user.role.to_string().into(),
-                            self.now_ms().into(),
-                        ],
-                    )
-                    .await?;
+                let member = crate::directory::WorkspaceUser {
+                    id: user.id.to_string(),
+                    email: user.email.clone(),
+                    first_name: user.first_name.clone(),
+                    last_name: user.last_name.clone(),
+                    role: Some(user.role.to_string()),
+                };
+                self.store.save_user(&member, self.now_ms()).await?;
                 count += 1;
             }
             match page.next_page_token {

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::Error;
+use crate::directory::Directory;
 use crate::group_commit::Ingestor;
 use crate::health_check::HealthChecks;
 use crate::metrics::{Metrics, WebhookOutcome};

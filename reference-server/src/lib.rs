@@ -10,6 +10,7 @@ pub mod campaigns;
 pub mod compliance;
 pub mod config;
 pub mod contacts;
+pub mod directory;
 mod error;
 pub mod event_log;
 pub mod forward;

@@ -15,6 +15,7 @@ use axum::response::sse::Event as SseEvent;
 use futures_util::Stream;
 use tokio::sync::watch;
 
+use crate::directory::Directory;
 use crate::projection::Change;
 use crate::store::{Store, StoreError, StoredDelivery};
 

@@ -7,9 +7,10 @@
 //! is the one suite every implementation must pass; the crate runs it on all three.
 //!
 //! The consent ledger and the review flags are records too (the projection writes them from
-//! keywords). The changes that feed other stores (media jobs, the outbox, contact
-//! suggestions, health check receipts, campaign reports, our numbers) are applied by [`Store`]
-//! too; [`MemoryRecords`] keeps them, in order, for [`MemoryRecords::side_effects`].
+//! keywords). The changes that feed other stores are applied by [`Store`] too. Of those,
+//! [`MemoryRecords`] merges the ones whose stores it implements (media jobs, the outbox,
+//! health check receipts, our numbers for [`crate::directory::Directory`]) and keeps the rest
+//! (contact suggestions, campaign reports), in order, for [`MemoryRecords::side_effects`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -159,6 +160,10 @@ pub(crate) struct Memory {
     pub(crate) read_through: BTreeMap<String, i64>,
     /// By message: the campaign that sent it (see [`crate::reads`]).
     pub(crate) campaign_messages: BTreeMap<String, String>,
+    /// Our numbers by id (see [`crate::directory`]).
+    pub(crate) numbers: BTreeMap<String, crate::directory::WorkspaceNumber>,
+    /// The workspace's users by id (see [`crate::directory`]).
+    pub(crate) users: BTreeMap<String, crate::directory::WorkspaceUser>,
 }
 
 #[derive(Debug, Clone)]
@@ -273,7 +278,7 @@ impl MemoryRecords {
         f(&mut self.inner.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// The changes for other stores (suggestions, campaign reports, our numbers), in the
+    /// The changes for stores it does not implement (suggestions, campaign reports), in the
     /// order they were applied.
     pub fn side_effects(&self) -> Vec<Change> {
         self.with(|memory| memory.side_effects.clone())
@@ -569,6 +574,7 @@ impl Memory {
             Change::HealthReceipt { token, received_ms } => {
                 self.health_receipts.entry(token).or_insert(received_ms);
             }
+            own @ Change::OwnNumber { .. } => self.learn_number(&own),
             other => self.side_effects.push(other),
         }
     }

@@ -607,18 +607,6 @@ impl Store {
         })
     }
 
-    /// Our own lines (phone number id and number): those an import listed and those seen
-    /// sending.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the read fails.
-    pub async fn own_numbers(&self) -> Result<crate::projection::OwnNumbers, StoreError> {
-        let rows: Vec<(String, String)> = self
-            .fetch_all("SELECT id, number FROM workspace_phone_numbers", &[])
-            .await?;
-        Ok(crate::projection::OwnNumbers::new(rows))
-    }
-
     /// Re-projects the raw log (from `since`, by received time, in arrival order) into the
     /// normalized records, in one transaction. Projection merges are joins, so a replay is
     /// idempotent and converges with what ingestion already wrote. With `dry_run` the
@@ -635,7 +623,7 @@ impl Store {
             WHERE id > $1 AND ($2 OR received_at >= $3) ORDER BY id LIMIT 500";
         let since_or_epoch = since.unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let mut report = ReplayReport::default();
-        let mut own = self.own_numbers().await?;
+        let mut own = crate::directory::Directory::own_numbers(self).await?;
         macro_rules! replay {
             ($pool:expr, $dialect:expr) => {{
                 let mut tx = $pool.begin().await?;

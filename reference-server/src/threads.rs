@@ -13,6 +13,7 @@ use openphone_webhooks::Event;
 use thread_resolver::{Entry, EntryKind, Resolver, ThreadStore};
 use time::OffsetDateTime;
 
+use crate::directory::Directory;
 use crate::import::Checkpoints;
 use crate::ingest::{Clock, unix_ms};
 use crate::projection::Change;

@@ -256,7 +256,18 @@ async fn checkpoints_pass_the_conformance_suite(backend: Backend) {
     db.cleanup().await;
 }
 
+/// The workspace directory (our numbers, users) on this backend passes the suite the memory
+/// records pass.
+async fn the_directory_passes_the_conformance_suite(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    reference_server::directory::conformance::run(db.store().await).await;
+    db.cleanup().await;
+}
+
 backend_tests!(
+    the_directory_passes_the_conformance_suite,
     the_reconciliation_job_reports_and_alerts,
     an_interrupted_import_resumes_without_gaps_or_duplicates,
     reconciliation_backfills_only_what_webhooks_missed,
