@@ -19,6 +19,7 @@ use crate::messaging::SendLog;
 use crate::openapi::{BadRequest, Forbidden, Unauthorized, Unavailable};
 use crate::projection::Change;
 use crate::store::{Store, StoreError};
+use crate::suggestions::{Suggestion, SuggestionStore};
 use crate::{Error, ErrorBody};
 
 /// A contact as stored.
@@ -657,63 +658,6 @@ pub async fn push(
     }))
 }
 
-/// A suggested contact detail.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct Suggestion {
-    /// Its id.
-    pub id: i64,
-    /// The inbound message it was found in.
-    pub message_id: String,
-    /// The number that sent it.
-    pub phone: String,
-    /// `name`, `email` or `address`.
-    pub kind: String,
-    /// The detail.
-    pub value: String,
-    /// `pending`, `approved` or `rejected`.
-    pub status: String,
-}
-
-impl Store {
-    /// Suggestions newest first, of `status` when given, below id `before`.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the read fails.
-    pub async fn suggestions(
-        &self,
-        status: Option<&str>,
-        before: Option<i64>,
-        limit: i64,
-    ) -> Result<Vec<Suggestion>, StoreError> {
-        self.fetch_all(
-            "SELECT id, message_id, phone, kind, value, status FROM contact_suggestions \
-             WHERE ($1 = '' OR status = $1) AND id < $2 ORDER BY id DESC LIMIT $3",
-            &[
-                status.unwrap_or_default().into(),
-                before.unwrap_or(i64::MAX).into(),
-                limit.into(),
-            ],
-        )
-        .await
-    }
-
-    /// Records a decision on a pending suggestion; `None` when there is no pending one.
-    async fn decide(
-        &self,
-        id: i64,
-        status: &str,
-        by: &str,
-        now_ms: i64,
-    ) -> Result<Option<Suggestion>, StoreError> {
-        self.fetch_optional(
-            "UPDATE contact_suggestions SET status = $1, decided_by = $2, decided_ms = $3 \
-             WHERE id = $4 AND status = 'pending' RETURNING id, message_id, phone, kind, value, status",
-            &[status.into(), by.into(), now_ms.into(), id.into()],
-        )
-        .await
-    }
-}
-
 /// What a suggested detail is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -1014,6 +958,8 @@ mod tests {
             kind: "email".into(),
             value: "a@example.com".into(),
             status: "approved".into(),
+            decided_by: Some("tok1".into()),
+            decided_ms: Some(1_000),
         });
         assert_sorted(&ContactPage::new(vec![contact.clone()], 1, || "n".into()));
         assert_sorted(&SuggestionPage::new(vec![suggestion.clone()], 2, || {

@@ -9,8 +9,9 @@
 //! The consent ledger and the review flags are records too (the projection writes them from
 //! keywords). The changes that feed other stores are applied by [`Store`] too. Of those,
 //! [`MemoryRecords`] merges the ones whose stores it implements (media jobs, the outbox,
-//! health check receipts, our numbers for [`crate::directory::Directory`]) and keeps the rest
-//! (contact suggestions, campaign reports), in order, for [`MemoryRecords::side_effects`].
+//! health check receipts, our numbers for [`crate::directory::Directory`], contact
+//! suggestions for [`crate::suggestions::SuggestionStore`]) and keeps the rest (campaign
+//! reports, whose store is `sms-campaigns`'), in order, for [`MemoryRecords::side_effects`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -164,6 +165,8 @@ pub(crate) struct Memory {
     pub(crate) numbers: BTreeMap<String, crate::directory::WorkspaceNumber>,
     /// The workspace's users by id (see [`crate::directory`]).
     pub(crate) users: BTreeMap<String, crate::directory::WorkspaceUser>,
+    /// Contact suggestions in the order found (see [`crate::suggestions`]).
+    pub(crate) suggestions: Vec<crate::suggestions::Suggestion>,
 }
 
 #[derive(Debug, Clone)]
@@ -278,7 +281,7 @@ impl MemoryRecords {
         f(&mut self.inner.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// The changes for stores it does not implement (suggestions, campaign reports), in the
+    /// The changes for stores it does not implement (campaign reports), in the
     /// order they were applied.
     pub fn side_effects(&self) -> Vec<Change> {
         self.with(|memory| memory.side_effects.clone())
@@ -575,6 +578,7 @@ impl Memory {
                 self.health_receipts.entry(token).or_insert(received_ms);
             }
             own @ Change::OwnNumber { .. } => self.learn_number(&own),
+            found @ Change::Suggestion { .. } => self.suggest(&found),
             other => self.side_effects.push(other),
         }
     }

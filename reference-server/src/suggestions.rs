@@ -6,6 +6,17 @@
 //! each as a pending suggestion for the sender's number; a person approves (the contact with
 //! that number is updated, or created) or rejects it. [`Extractor`] is the seam for a smarter
 //! (LLM) extractor later.
+//!
+//! [`SuggestionStore`] keeps them: [`Store`] in SQL (`contact_suggestions`, written by the
+//! projection's `Suggestion` changes in the ingestion transaction), [`MemoryRecords`] in
+//! memory (the same changes, through [`crate::records::Records::apply`]); [`conformance::run`]
+//! is the suite both pass.
+
+use std::future::Future;
+
+use crate::projection::Change;
+use crate::records::{Memory, MemoryRecords};
+use crate::store::{Store, StoreError};
 
 /// What kind of detail a suggestion holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,8 +156,268 @@ pub fn extract(text: &str) -> Vec<(Kind, String)> {
     found
 }
 
+/// A suggested contact detail.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Suggestion {
+    /// Its id: suggestions are numbered in the order they were found.
+    pub id: i64,
+    /// The inbound message it was found in.
+    pub message_id: String,
+    /// The number that sent it.
+    pub phone: String,
+    /// `name`, `email` or `address`.
+    pub kind: String,
+    /// The detail.
+    pub value: String,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    /// Who decided (an API token id), once decided.
+    pub decided_by: Option<String>,
+    /// When it was decided, unix milliseconds.
+    pub decided_ms: Option<i64>,
+}
+
+/// Where suggestions are kept. They are added by applying the projection's `Suggestion`
+/// changes (one per message, kind and value, however often applied).
+pub trait SuggestionStore: Clone + Send + Sync + 'static {
+    /// Suggestions newest first, of `status` when given, with ids below `before`.
+    fn suggestions(
+        &self,
+        status: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Suggestion>, StoreError>> + Send;
+
+    /// Records a decision (`approved` or `rejected`) on a pending suggestion: the suggestion
+    /// as decided, or `None` when no pending suggestion has this id (a suggestion is decided
+    /// once).
+    fn decide(
+        &self,
+        id: i64,
+        status: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Option<Suggestion>, StoreError>> + Send;
+}
+
+impl SuggestionStore for Store {
+    async fn suggestions(
+        &self,
+        status: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Suggestion>, StoreError> {
+        self.fetch_all(
+            "SELECT id, message_id, phone, kind, value, status, decided_by, decided_ms FROM contact_suggestions \
+             WHERE ($1 = '' OR status = $1) AND id < $2 ORDER BY id DESC LIMIT $3",
+            &[
+                status.unwrap_or_default().into(),
+                before.unwrap_or(i64::MAX).into(),
+                limit.into(),
+            ],
+        )
+        .await
+    }
+
+    async fn decide(
+        &self,
+        id: i64,
+        status: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<Option<Suggestion>, StoreError> {
+        self.fetch_optional(
+            "UPDATE contact_suggestions SET status = $1, decided_by = $2, decided_ms = $3 \
+             WHERE id = $4 AND status = 'pending' \
+             RETURNING id, message_id, phone, kind, value, status, decided_by, decided_ms",
+            &[status.into(), by.into(), now_ms.into(), id.into()],
+        )
+        .await
+    }
+}
+
+impl Memory {
+    /// Merges a `Suggestion` change: one suggestion per message, kind and value.
+    pub(crate) fn suggest(&mut self, change: &Change) {
+        let Change::Suggestion {
+            message_id,
+            phone,
+            kind,
+            value,
+            ..
+        } = change
+        else {
+            return;
+        };
+        let known = self.suggestions.iter().any(|suggestion| {
+            suggestion.message_id == *message_id
+                && suggestion.kind == *kind
+                && suggestion.value == *value
+        });
+        if !known {
+            let id = i64::try_from(self.suggestions.len()).unwrap_or(i64::MAX) + 1;
+            self.suggestions.push(Suggestion {
+                id,
+                message_id: message_id.clone(),
+                phone: phone.clone(),
+                kind: (*kind).to_owned(),
+                value: value.clone(),
+                status: "pending".to_owned(),
+                decided_by: None,
+                decided_ms: None,
+            });
+        }
+    }
+}
+
+impl SuggestionStore for MemoryRecords {
+    async fn suggestions(
+        &self,
+        status: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Suggestion>, StoreError> {
+        Ok(self.with(|memory| {
+            memory
+                .suggestions
+                .iter()
+                .rev()
+                .filter(|suggestion| status.is_none_or(|status| suggestion.status == status))
+                .filter(|suggestion| suggestion.id < before.unwrap_or(i64::MAX))
+                .take(usize::try_from(limit).unwrap_or(0))
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn decide(
+        &self,
+        id: i64,
+        status: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<Option<Suggestion>, StoreError> {
+        Ok(self.with(|memory| {
+            let suggestion = memory
+                .suggestions
+                .iter_mut()
+                .find(|suggestion| suggestion.id == id && suggestion.status == "pending")?;
+            suggestion.status = status.to_owned();
+            suggestion.decided_by = Some(by.to_owned());
+            suggestion.decided_ms = Some(now_ms);
+            Some(suggestion.clone())
+        }))
+    }
+}
+
+/// The suite every [`SuggestionStore`] must pass; the crate runs it on memory, SQLite and
+/// PostgreSQL.
+pub mod conformance {
+    use super::SuggestionStore;
+    use crate::projection::Change;
+    use crate::records::Records;
+
+    fn found(message_id: &str, kind: &'static str, value: &str) -> Change {
+        Change::Suggestion {
+            message_id: message_id.to_owned(),
+            phone: "+15555550101".to_owned(),
+            kind,
+            value: value.to_owned(),
+            at_ms: 1_000,
+        }
+    }
+
+    fn values<S: AsRef<[super::Suggestion]>>(suggestions: S) -> Vec<String> {
+        suggestions
+            .as_ref()
+            .iter()
+            .map(|suggestion| suggestion.value.clone())
+            .collect()
+    }
+
+    /// Runs every case on `store`, which must hold no suggestions.
+    pub async fn run<S: SuggestionStore + Records>(store: S) {
+        // Found twice (a redelivery, a replay): kept once.
+        let first = [
+            found("AC1", "name", "Ana Ruiz"),
+            found("AC1", "email", "ana@example.com"),
+        ];
+        for _ in 0..2 {
+            store.apply(&first).await.expect("apply");
+        }
+        store
+            .apply(&[found("AC2", "address", "1420 Oak Street")])
+            .await
+            .expect("apply");
+        let all = store.suggestions(None, None, 10).await.expect("list");
+        assert_eq!(
+            values(&all),
+            ["1420 Oak Street", "ana@example.com", "Ana Ruiz"],
+            "newest first"
+        );
+        assert!(
+            all.iter()
+                .all(|s| s.status == "pending" && s.decided_by.is_none())
+        );
+        assert_eq!(all[1].message_id, "AC1");
+        assert_eq!(all[1].kind, "email");
+        assert_eq!(all[1].phone, "+15555550101");
+        assert!(all[0].id > all[1].id && all[1].id > all[2].id);
+
+        // Pages resume below the last id.
+        let next = store
+            .suggestions(None, Some(all[0].id), 1)
+            .await
+            .expect("page");
+        assert_eq!(values(&next), ["ana@example.com"]);
+
+        // Decided once; a second decision, or an unknown id, finds no pending suggestion.
+        let email = all[1].id;
+        let decided = store
+            .decide(email, "approved", "tok1", 5_000)
+            .await
+            .expect("decide")
+            .expect("pending");
+        assert_eq!(decided.status, "approved");
+        assert_eq!(decided.decided_by.as_deref(), Some("tok1"));
+        assert_eq!(decided.decided_ms, Some(5_000));
+        assert!(
+            store
+                .decide(email, "rejected", "tok2", 6_000)
+                .await
+                .expect("decide")
+                .is_none()
+        );
+        assert!(
+            store
+                .decide(999_999, "rejected", "tok2", 6_000)
+                .await
+                .expect("decide")
+                .is_none()
+        );
+
+        // Finding it again does not make it pending again.
+        store.apply(&first).await.expect("apply");
+        let pending = store
+            .suggestions(Some("pending"), None, 10)
+            .await
+            .expect("list");
+        assert_eq!(values(&pending), ["1420 Oak Street", "Ana Ruiz"]);
+        let approved = store
+            .suggestions(Some("approved"), None, 10)
+            .await
+            .expect("list");
+        assert_eq!(approved, [decided]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn memory_suggestions_pass_the_conformance_suite() {
+        super::conformance::run(crate::records::MemoryRecords::new()).await;
+    }
+
     use super::*;
 
     #[test]

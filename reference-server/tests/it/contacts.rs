@@ -381,7 +381,17 @@ async fn details_found_in_messages_wait_for_approval(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Suggestions on this backend pass the suite the memory records pass.
+async fn suggestions_pass_the_conformance_suite(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    reference_server::suggestions::conformance::run(db.store().await).await;
+    db.cleanup().await;
+}
+
 backend_tests!(
+    suggestions_pass_the_conformance_suite,
     details_found_in_messages_wait_for_approval,
     contacts_are_listed_created_updated_and_merged_with_webhooks,
     contacts_are_pushed_to_openphone_by_external_id,
