@@ -250,7 +250,7 @@ impl Store {
             &format!(
                 "UPDATE campaign_recipients SET {column} = $2 \
                  WHERE phone = $1 AND state IN ('sent', 'delivered', 'failed', 'ambiguous') \
-                 AND attempted_ms <= $2 AND {column} IS NULL"
+                 AND attempted_ms <= $2 AND ({column} IS NULL OR {column} > $2)"
             ),
             &[phone.as_str().into(), unix_ms(at).into()],
         )

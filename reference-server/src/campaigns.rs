@@ -3,8 +3,9 @@
 //! knows of each number ([`DbHistory`]: the consent ledger, earlier messages and calls).
 //!
 //! The scheduler runs [`CampaignJob`] every minute (once per minute across replicas; the
-//! engine is safe even when two replicas run it at once). Ingestion tells campaigns about
-//! replies, opt-outs and delivery reports after each commit.
+//! engine is safe even when two replicas run it at once). Replies, opt-outs and delivery
+//! reports reach the recipients as projection changes, in the ingestion transaction
+//! ([`report_conformance`] is the suite they pass).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -324,5 +325,197 @@ impl Job for CampaignJob {
             }
             serde_json::to_value(&report).map_err(|error| error.to_string())
         })
+    }
+}
+
+/// The suite campaign reports must pass however they are recorded: by the SQL statements of
+/// the ingestion transaction ([`crate::store::Store`] as both records and campaign store), or
+/// by [`crate::records::MemoryRecords::with_campaigns`] on an `sms-campaigns` memory store.
+/// The crate runs it on memory, SQLite and PostgreSQL.
+pub mod report_conformance {
+    use openphone_types::E164;
+    use sms_campaigns::{
+        CampaignSpec, CampaignStore, NewContact, Outcome, RecipientState, Schedule, Weekday,
+    };
+    use time::OffsetDateTime;
+    use time::macros::datetime;
+
+    use crate::ingest::unix_ms;
+    use crate::projection::Change;
+    use crate::records::Records;
+
+    const T0: OffsetDateTime = datetime!(2026-11-27 12:00 UTC);
+
+    fn phone(n: u32) -> E164 {
+        E164::parse(&format!("+1415555{n:04}")).expect("valid test number")
+    }
+
+    fn reply(n: u32, minutes: i64, opt_out: bool) -> Change {
+        Change::CampaignResponse {
+            phone: phone(n).to_string(),
+            at_ms: unix_ms(T0 + time::Duration::minutes(minutes)),
+            opt_out,
+        }
+    }
+
+    fn report(message_id: &str, failure: Option<&str>, minutes: i64) -> Change {
+        Change::CampaignDelivery {
+            message_id: message_id.to_owned(),
+            failure: failure.map(str::to_owned),
+            reported_ms: unix_ms(T0 + time::Duration::minutes(minutes)),
+        }
+    }
+
+    /// Runs every case: `records` applies the changes, `campaigns` holds the campaign (both
+    /// empty of campaigns).
+    pub async fn run<R: Records, C: CampaignStore>(records: R, campaigns: C) {
+        // Four recipients, all attempted at T0: three sent, one refused by the API.
+        let list = campaigns.create_list("Audience", T0).await.expect("list");
+        let mut recipients = Vec::new();
+        for n in 300..304 {
+            let contact = NewContact {
+                phone: Some(phone(n)),
+                ..NewContact::default()
+            };
+            let (contact, _) = campaigns
+                .upsert_contact(contact, T0)
+                .await
+                .expect("contact");
+            campaigns
+                .add_member(&list.id, &contact.id, T0)
+                .await
+                .expect("member");
+            recipients.push(sms_campaigns::NewRecipient {
+                contact_id: contact.id,
+                phone: contact.phone,
+            });
+        }
+        let spec = CampaignSpec {
+            name: "Reports".to_owned(),
+            message_a: "Hi".to_owned(),
+            message_b: None,
+            list_id: list.id.clone(),
+            sender: phone(9000),
+            schedule: Schedule {
+                days: vec![Weekday::Mon],
+                send_time: "10:00".to_owned(),
+                timezone: "America/Chicago".to_owned(),
+                per_run: 10,
+            },
+            opt_out_text: None,
+        };
+        let id = campaigns
+            .create_campaign(&spec, T0)
+            .await
+            .expect("create")
+            .id;
+        campaigns
+            .activate(&id, recipients, None, T0)
+            .await
+            .expect("activate");
+        let lease = T0.unix_timestamp() + 600;
+        let claimed = campaigns
+            .claim(&id, 1000, 10, "w1", lease, T0)
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 4);
+        for recipient in &claimed {
+            let position = recipient.position;
+            assert!(
+                campaigns
+                    .begin_send(&id, position, "w1", "Hi", lease, T0)
+                    .await
+                    .expect("begin")
+            );
+            let outcome = if position == 3 {
+                Outcome::Failed {
+                    reason: "400 invalid number".to_owned(),
+                }
+            } else {
+                Outcome::Sent {
+                    message_id: format!("MSGr{position}"),
+                }
+            };
+            assert!(
+                campaigns
+                    .finish(&id, position, "w1", &outcome, T0)
+                    .await
+                    .expect("finish")
+            );
+        }
+
+        // Reports out of order, each applied twice: the earliest reply and opt-out are kept,
+        // a reply before the send is not one, and a delivery beats a failure either way.
+        let changes = [
+            reply(300, 10, false),
+            reply(300, 5, false),
+            reply(301, 7, true),
+            reply(301, 9, false),
+            reply(302, -60, false),
+            report("MSGr0", Some("carrier failure"), 1),
+            report("MSGr0", None, 2),
+            report("MSGr1", None, 1),
+            report("MSGr1", Some("late carrier failure"), 2),
+            report("MSGr2", Some("unreachable"), 1),
+            report("MSGunknown", None, 1),
+            reply(399, 5, true),
+        ];
+        for change in &changes {
+            for _ in 0..2 {
+                records
+                    .apply(std::slice::from_ref(change))
+                    .await
+                    .expect("apply");
+            }
+        }
+        let rows = campaigns
+            .recipients(&id, None, None, 10)
+            .await
+            .expect("recipients");
+        let at = |minutes: i64| Some(T0 + time::Duration::minutes(minutes));
+        let seen: Vec<_> = rows
+            .iter()
+            .map(|row| {
+                (
+                    row.position,
+                    row.state,
+                    row.detail.as_deref(),
+                    row.replied_at,
+                    row.opted_out_at,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (0, RecipientState::Delivered, None, at(5), None),
+                (1, RecipientState::Delivered, None, at(7), at(7)),
+                (2, RecipientState::Failed, Some("unreachable"), None, None),
+                (
+                    3,
+                    RecipientState::Failed,
+                    Some("400 invalid number"),
+                    None,
+                    None
+                ),
+            ]
+        );
+        let totals = campaigns.report(&id).await.expect("report").total;
+        assert_eq!(
+            (totals.delivered, totals.replied, totals.opted_out),
+            (2, 2, 1)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::records::MemoryRecords;
+
+    #[tokio::test]
+    async fn memory_campaign_reports_pass_the_conformance_suite() {
+        let campaigns = sms_campaigns::MemoryStore::default();
+        super::report_conformance::run(MemoryRecords::with_campaigns(campaigns.clone()), campaigns)
+            .await;
     }
 }

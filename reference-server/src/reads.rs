@@ -31,7 +31,7 @@ pub trait Reads: Clone + Send + Sync + 'static {
         limit: i64,
     ) -> impl Future<Output = Result<Vec<ConversationSummary>, StoreError>> + Send;
 
-    /// One conversation as listed, by key.
+    /// One conversation as listed, by key. Its last message is the latest dated one.
     fn conversation_summary(
         &self,
         key: &str,
@@ -229,10 +229,13 @@ const CONVERSATION_COLUMNS: &str = "c.conversation_key, c.phone_number_id, c.par
     (SELECT COUNT(*) FROM messages m WHERE m.conversation_key = c.conversation_key AND m.direction = 'incoming' AND COALESCE(m.created_ms, 0) > c.read_through_ms), \
     l.id, l.direction, l.body, l.created_ms";
 
-/// The latest message of `c`, as a lateral-free join both backends plan on the
-/// `(conversation_key, created_ms)` index.
+/// The latest dated message of `c`, as a lateral-free join both backends plan on the
+/// `(conversation_key, created_ms)` index. Undated messages (a status report that came before
+/// the message) are left out: the backends would sort them differently (PostgreSQL puts
+/// nulls first in descending order, SQLite last).
 const LAST_MESSAGE_JOIN: &str = "LEFT JOIN messages l ON l.id = (SELECT m.id FROM messages m \
-    WHERE m.conversation_key = c.conversation_key ORDER BY m.created_ms DESC, m.id DESC LIMIT 1)";
+    WHERE m.conversation_key = c.conversation_key AND m.created_ms IS NOT NULL \
+    ORDER BY m.created_ms DESC, m.id DESC LIMIT 1)";
 
 fn summary(row: ConversationRow) -> ConversationSummary {
     ConversationSummary {
@@ -598,7 +601,10 @@ impl Memory {
                     && message.created_ms.unwrap_or(0) > read_through
             })
             .count();
-        let last = messages.max_by_key(|(id, message)| (message.created_ms, *id));
+        let last = messages
+            .filter_map(|(id, message)| Some((message.created_ms?, id, message)))
+            .max_by_key(|(created_ms, id, _)| (*created_ms, *id))
+            .map(|(_, id, message)| (id, message));
         Some(ConversationSummary {
             key: key.to_owned(),
             phone_number_id: conversation.phone_number_id.clone(),
@@ -853,7 +859,7 @@ pub mod conformance {
     use serde_json::{Value, json};
 
     use super::{ActivityFilter, CampaignMessages, Reads};
-    use crate::projection::{OwnNumbers, changes};
+    use crate::projection::{Change, OwnNumbers, changes};
     use crate::records::{MemoryRecords, Records};
     use crate::store::Store;
 
@@ -982,6 +988,25 @@ pub mod conformance {
         apply(&store, contact("CTsam", "Sam", None, SAM, false)).await;
         apply(&store, contact("CTsam", "Sam", None, SAM, true)).await;
 
+        // A message known only from a status report (no creation time yet): in the timeline
+        // as time 0, never the last message, never in the feed, never unread.
+        store
+            .apply(&[Change::Message {
+                id: "AC0".to_owned(),
+                conversation_key: Some(robin.clone()),
+                direction: Some("incoming".to_owned()),
+                from: Some(ROBIN.to_owned()),
+                to: json!([LINE]).to_string(),
+                body: None,
+                media: "[]".to_owned(),
+                status: Some("received".to_owned()),
+                status_rank: 1,
+                error_code: None,
+                created_ms: None,
+            }])
+            .await
+            .expect("apply");
+
         // The list hides campaign-only conversations by default, newest first.
         let list = store
             .conversations(None, CampaignMessages::Hide, None, 10)
@@ -1058,7 +1083,8 @@ pub mod conformance {
 
         // The timeline: newest first, resumable; a campaign message names its campaign.
         let timeline = store.timeline(&robin, None, 10).await.expect("timeline");
-        assert_eq!(ids(&timeline, |e| &e.id), ["AC3", "AC2", "AC1"]);
+        assert_eq!(ids(&timeline, |e| &e.id), ["AC3", "AC2", "AC1", "AC0"]);
+        assert_eq!(timeline[3].created_ms, 0);
         assert!(
             timeline
                 .iter()
@@ -1072,7 +1098,7 @@ pub mod conformance {
             .timeline(&robin, Some((at("10:05"), "AC2".to_owned())), 10)
             .await
             .expect("timeline");
-        assert_eq!(ids(&rest, |e| &e.id), ["AC1"]);
+        assert_eq!(ids(&rest, |e| &e.id), ["AC1", "AC0"]);
         let sent = store
             .timeline(&broadcast, None, 10)
             .await

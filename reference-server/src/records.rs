@@ -10,8 +10,9 @@
 //! keywords). The changes that feed other stores are applied by [`Store`] too. Of those,
 //! [`MemoryRecords`] merges the ones whose stores it implements (media jobs, the outbox,
 //! health check receipts, our numbers for [`crate::directory::Directory`], contact
-//! suggestions for [`crate::suggestions::SuggestionStore`]) and keeps the rest (campaign
-//! reports, whose store is `sms-campaigns`'), in order, for [`MemoryRecords::side_effects`].
+//! suggestions for [`crate::suggestions::SuggestionStore`]). Campaign reports belong to the
+//! `sms-campaigns` store: [`MemoryRecords::with_campaigns`] records them there; every
+//! `MemoryRecords` also keeps them, in order, for [`MemoryRecords::side_effects`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -132,6 +133,8 @@ impl Records for Store {
 #[derive(Debug, Clone, Default)]
 pub struct MemoryRecords {
     inner: Arc<Mutex<Memory>>,
+    /// Where campaign reports go, when attached.
+    campaigns: Option<sms_campaigns::MemoryStore>,
 }
 
 #[derive(Debug, Default)]
@@ -275,6 +278,16 @@ impl MemoryRecords {
     /// Empty records.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Empty records whose campaign reports (replies, opt-outs, delivery reports on the
+    /// recipients of campaigns) are recorded in `campaigns`, as [`Store`] records them in its
+    /// campaign tables. Without it they are only kept in [`MemoryRecords::side_effects`].
+    pub fn with_campaigns(campaigns: sms_campaigns::MemoryStore) -> Self {
+        Self {
+            campaigns: Some(campaigns),
+            ..Self::default()
+        }
     }
 
     pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Memory) -> T) -> T {
@@ -612,13 +625,59 @@ fn merge_ranked<T: Clone>(
     );
 }
 
+/// Records a campaign report change in `campaigns` with the rules the SQL store's
+/// statements follow: the earliest reply and opt-out are kept; a delivery beats a failure.
+async fn report_to(
+    campaigns: &sms_campaigns::MemoryStore,
+    change: &Change,
+) -> Result<(), sms_campaigns::Error> {
+    use sms_campaigns::CampaignStore;
+    let at = |ms: i64| crate::ingest::from_unix_ms(ms).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    match change {
+        Change::CampaignResponse {
+            phone,
+            at_ms,
+            opt_out,
+        } => {
+            // A sender that is not a valid number matches no recipient (recipients are E.164).
+            let Ok(phone) = openphone_types::E164::parse(phone) else {
+                return Ok(());
+            };
+            campaigns.record_reply(&phone, at(*at_ms)).await?;
+            if *opt_out {
+                campaigns.record_opt_out(&phone, at(*at_ms)).await?;
+            }
+        }
+        Change::CampaignDelivery {
+            message_id,
+            failure,
+            reported_ms,
+        } => {
+            campaigns
+                .record_delivery(message_id, failure.as_deref(), at(*reported_ms))
+                .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 impl Records for MemoryRecords {
+    /// Merges `changes`; with campaigns attached, then records the campaign reports there
+    /// (two stores: a failure there leaves the records merged, and applying again is safe).
     async fn apply(&self, changes: &[Change]) -> Result<(), StoreError> {
         self.with(|memory| {
             for change in changes {
                 memory.merge(change);
             }
         });
+        if let Some(campaigns) = &self.campaigns {
+            for change in changes {
+                report_to(campaigns, change)
+                    .await
+                    .map_err(StoreError::Campaigns)?;
+            }
+        }
         Ok(())
     }
 

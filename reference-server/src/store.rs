@@ -35,6 +35,10 @@ pub enum StoreError {
     /// The database failed or could not be reached.
     #[error("database backend error")]
     Backend(#[from] sqlx::Error),
+    /// The campaign store refused a campaign report (in-memory records with campaigns
+    /// attached, [`crate::records::MemoryRecords::with_campaigns`]).
+    #[error("campaign store error")]
+    Campaigns(#[source] sms_campaigns::Error),
 }
 
 impl StoreError {

@@ -650,6 +650,29 @@ async fn ledger_claims_and_outcomes<S: CampaignStore>(store: &S) {
             .expect("reply again"),
         0
     );
+    // Reports out of order: an earlier reply arriving second is kept, a later one is not.
+    assert_eq!(
+        store
+            .record_reply(&phone(202), reply_at - time::Duration::minutes(1))
+            .await
+            .expect("earlier reply"),
+        1
+    );
+    assert_eq!(
+        store
+            .record_reply(&phone(202), reply_at + time::Duration::minutes(1))
+            .await
+            .expect("later reply"),
+        0
+    );
+    let replied = store
+        .recipients(&id, None, Some(1), 1)
+        .await
+        .expect("recipient 2");
+    assert_eq!(
+        replied[0].replied_at,
+        Some(reply_at - time::Duration::minutes(1))
+    );
     assert_eq!(
         store
             .record_reply(&phone(201), reply_at)

@@ -733,7 +733,10 @@ impl MemoryStore {
                     | RecipientState::Failed
                     | RecipientState::Ambiguous
             );
-            if sent && row.attempted_at.is_some_and(|t| t <= at) && field(row).is_none() {
+            if sent
+                && row.attempted_at.is_some_and(|t| t <= at)
+                && field(row).is_none_or(|marked| marked > at)
+            {
                 *field(row) = Some(at);
                 marked += 1;
             }

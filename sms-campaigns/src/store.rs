@@ -215,15 +215,17 @@ pub trait CampaignStore: Clone + Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
-    /// Notes a reply from `phone` at `at` on every recipient with that number attempted
-    /// before `at` and not marked replied yet. Returns how many.
+    /// Notes a reply from `phone` at `at` on every recipient with that number attempted at
+    /// or before `at` (sent, delivered, failed or ambiguous) and not marked replied at or
+    /// before `at`: the earliest reply is kept, whatever order reports arrive in. Returns how
+    /// many recipients it marked.
     fn record_reply(
         &self,
         phone: &E164,
         at: OffsetDateTime,
     ) -> impl Future<Output = Result<u64, Error>> + Send;
 
-    /// Notes an opt-out like [`CampaignStore::record_reply`].
+    /// Notes an opt-out like [`CampaignStore::record_reply`] (the earliest is kept).
     fn record_opt_out(
         &self,
         phone: &E164,

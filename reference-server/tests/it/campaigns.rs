@@ -32,6 +32,17 @@ async fn the_campaign_store_conformance_suite_passes(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Campaign reports recorded by this backend's ingestion statements pass the suite the
+/// memory records (with an `sms-campaigns` memory store attached) pass.
+async fn campaign_reports_pass_the_conformance_suite(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    reference_server::campaigns::report_conformance::run(store.clone(), store).await;
+    db.cleanup().await;
+}
+
 /// Records every send; sends to one number twice are the failure this test looks for.
 #[derive(Clone, Default)]
 struct CountingSender {
@@ -774,6 +785,7 @@ async fn a_run_that_cannot_send_pauses_the_campaign_and_alerts(backend: Backend)
 
 backend_tests!(
     the_campaign_store_conformance_suite_passes,
+    campaign_reports_pass_the_conformance_suite,
     a_run_that_cannot_send_pauses_the_campaign_and_alerts,
     three_engines_racing_never_double_send,
     a_campaign_runs_end_to_end_through_the_api,
