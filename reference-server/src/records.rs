@@ -1392,12 +1392,10 @@ mod tests {
     #[tokio::test]
     async fn side_effects_are_kept_for_their_stores() {
         let records = MemoryRecords::new();
-        let receipt = Change::Suggestion {
-            message_id: "AC1".to_owned(),
+        let receipt = Change::CampaignResponse {
             phone: "+15555550100".to_owned(),
-            kind: "email",
-            value: "pat@example.com".to_owned(),
             at_ms: 1,
+            opt_out: false,
         };
         records
             .apply(std::slice::from_ref(&receipt))
