@@ -349,7 +349,7 @@ async fn send_message(State(shared): Shard, Json(body): Json<Value>) -> Response
     {
         return bad_request("to must hold 1 to 10 E.164 numbers");
     }
-    let now = OffsetDateTime::now_utc();
+    let now = shared.now();
     let message = {
         let mut workspace = shared.workspace.lock().unwrap_or_else(|e| e.into_inner());
         let Some(number) = workspace.number_by_ref(from).cloned() else {
@@ -646,7 +646,7 @@ async fn create_contact(State(shared): Shard, Json(body): Json<Value>) -> Respon
             "Failed to create contact",
         );
     }
-    let now = OffsetDateTime::now_utc();
+    let now = shared.now();
     let id = format!(
         "{:024x}",
         workspace.rng.as_mut().map_or(1, crate::rng::Rng::next_u64)
@@ -706,7 +706,7 @@ async fn update_contact(
     if let Some(source) = body.get("source") {
         contact.source = source.as_str().map(str::to_owned);
     }
-    contact.updated_at = OffsetDateTime::now_utc();
+    contact.updated_at = shared.now();
     Json(json!({"data": contact_json(contact)})).into_response()
 }
 
@@ -878,7 +878,7 @@ fn create_webhook(shared: &Shared, body: &Value, allowed: &[&str]) -> Response {
                     .collect()
             })
             .unwrap_or_else(|| vec!["*".to_owned()]),
-        created_at: OffsetDateTime::now_utc(),
+        created_at: shared.now(),
     };
     let rendered = webhook_json(&record, &workspace.org_id);
     workspace.webhooks.push(record);

@@ -101,7 +101,13 @@ fn default_duration() -> u32 {
     60
 }
 
+/// What the simulator reads the time from: the system clock unless a test sets one.
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
 pub(crate) struct Shared {
+    /// The time of new records (messages, calls, contacts, webhooks); signatures are always
+    /// made at the system time, as the receiving end checks them against its own.
+    pub clock: Mutex<Clock>,
     pub workspace: Mutex<Workspace>,
     pub config: SimulatorConfig,
     pub faults: Mutex<(Faults, Rng)>,
@@ -119,6 +125,14 @@ pub(crate) struct Counters {
     pub rate_limited: AtomicU64,
     pub server_errors: AtomicU64,
     pub sends: AtomicU64,
+}
+
+impl Shared {
+    /// The current time by the simulator's clock.
+    pub fn now(&self) -> OffsetDateTime {
+        let clock = self.clock.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        clock()
+    }
 }
 
 pub(crate) fn base64(bytes: &[u8]) -> String {
@@ -169,7 +183,7 @@ impl Shared {
         let shared = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(shared.config.delivery.delivered_after).await;
-            let now = OffsetDateTime::now_utc();
+            let now = shared.now();
             let mut workspace = shared.workspace.lock().unwrap_or_else(|e| e.into_inner());
             let Some(stored) = workspace
                 .messages
@@ -228,7 +242,7 @@ impl Shared {
         if inbound.media > 10 {
             return Err("media: at most 10 attachments".to_owned());
         }
-        let now = OffsetDateTime::now_utc();
+        let now = self.now();
         let (mut workspace, number, conversation_id) =
             self.open_inbound(&inbound.from, &inbound.to, now)?;
         let media = (0..inbound.media).map(|_| workspace.new_id("ME")).collect();
@@ -269,7 +283,7 @@ impl Shared {
     }
 
     pub(crate) fn inbound_call(&self, inbound: InboundCall) -> Result<String, String> {
-        let now = OffsetDateTime::now_utc();
+        let now = self.now();
         let (mut workspace, number, conversation_id) =
             self.open_inbound(&inbound.from, &inbound.to, now)?;
         let call = CallRec {
@@ -362,6 +376,7 @@ impl Simulator {
         let listener = tokio::net::TcpListener::bind(address).await?;
         let address = listener.local_addr()?;
         let shared = Arc::new(Shared {
+            clock: Mutex::new(Arc::new(OffsetDateTime::now_utc)),
             workspace: Mutex::new(Workspace::seeded(&config.seed)),
             faults: Mutex::new((config.faults.clone(), Rng::new(config.seed.seed ^ 0xFA_u64))),
             limits: Mutex::new(HashMap::new()),
@@ -388,6 +403,15 @@ impl Simulator {
             shutdown,
             task,
         })
+    }
+
+    /// Reads the time from `clock` from now on, for the creation and update times of what
+    /// the simulator records (sent and inbound messages, calls, contacts, webhooks): a test
+    /// whose server runs on a fake clock gives the simulator the same one, so that listings
+    /// filtered by time (`createdAfter`) agree with it. Webhook signatures keep the system
+    /// time.
+    pub fn set_clock(&self, clock: impl Fn() -> OffsetDateTime + Send + Sync + 'static) {
+        *self.shared.clock.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(clock);
     }
 
     /// The base URL to give a client, e.g. `http://127.0.0.1:41234`.

@@ -21,9 +21,9 @@
 //!    `Ingestor`, at `--concurrency`, to show what the database part costs against the
 //!    baseline apart from HTTP and signatures (which share the same cores).
 //!
-//! Each round prints its rates and ratios, and the summary gives the median ratios: the
-//! baseline alone varies by a fifth from one run to the next on a shared machine, so a ratio
-//! is only taken between phases run back to back. Last, an open loop posts events at `--rate`
+//! Each round prints its rates and ratios, and the summary gives the median ratios: on a
+//! shared machine the baseline alone has moved by half (10,100 to 15,400 events/s) within
+//! one run, so a ratio is only taken between phases run back to back. Last, an open loop posts events at `--rate`
 //! per second for `--seconds` (through a pooled `reqwest` client, as many requests in flight
 //! as it takes), each latency measured from its scheduled send time (so a stall counts against
 //! every request it delays).
@@ -359,6 +359,9 @@ async fn closed_loop(
                     let Some(request) = requests.get(index) else {
                         return latencies;
                     };
+                    // The connection takes one request at a time: wait until it can (the
+                    // previous answer read to its end) before timing this one.
+                    sender.ready().await.unwrap();
                     let sent = Instant::now();
                     let mut builder = hyper::Request::post(path.as_str()).header("host", &host);
                     for (name, value) in &request.headers {

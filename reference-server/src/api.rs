@@ -431,7 +431,8 @@ page_of! {
 #[into_params(parameter_in = Query)]
 pub struct ConversationSearch {
     /// A part of a participant's number, or of the first name, last name or company of a
-    /// contact whose number takes part (case-insensitive; `%` and `_` are literal).
+    /// contact whose number takes part (ASCII letters in any case, other letters as written;
+    /// `%` and `_` are literal).
     pub q: Option<String>,
     /// Conversations holding nothing but outgoing campaign messages: hidden by default,
     /// `include` to show them too, `only` for them alone.

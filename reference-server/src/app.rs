@@ -121,7 +121,7 @@ impl Workers {
     }
 
     /// Waits until every queued delivery is committed and the writer has stopped (it
-    /// stops once the router, and with it every handle to them, is dropped), then stops the
+    /// stops once the router, and with it every [`crate::group_commit::Ingestor`] handle, is dropped), then stops the
     /// media and reply workers after the job each has in hand.
     pub async fn drain(mut self) {
         self.writers.drained().await;

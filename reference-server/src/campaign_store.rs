@@ -911,13 +911,13 @@ impl CampaignStore for Store {
         let (sql, args): (&str, Vec<Arg>) = match failure {
             // A delivery replaces a failure reported first.
             None => (
-                "UPDATE campaign_recipients SET state = 'delivered', detail = NULL, updated_ms = $2 \
+                "UPDATE campaign_recipients SET state = 'delivered', detail = NULL, updated_ms = GREATEST(updated_ms, $2) \
                  WHERE message_id = $1 AND state IN ('sent', 'delivered', 'failed')",
                 vec![message_id.into(), unix_ms(now).into()],
             ),
             // A late failure report never overrides a delivery.
             Some(reason) => (
-                "UPDATE campaign_recipients SET state = 'failed', detail = $3, updated_ms = $2 \
+                "UPDATE campaign_recipients SET state = 'failed', detail = $3, updated_ms = GREATEST(updated_ms, $2) \
                  WHERE message_id = $1 AND state = 'sent'",
                 vec![message_id.into(), unix_ms(now).into(), reason.into()],
             ),

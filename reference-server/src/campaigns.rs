@@ -342,6 +342,7 @@ pub mod report_conformance {
 
     use crate::ingest::unix_ms;
     use crate::projection::Change;
+    use crate::reads::{ActivityFilter, CampaignMessages, Reads};
     use crate::records::Records;
 
     const T0: OffsetDateTime = datetime!(2026-11-27 12:00 UTC);
@@ -366,9 +367,37 @@ pub mod report_conformance {
         }
     }
 
-    /// Runs every case: `records` applies the changes, `campaigns` holds the campaign (both
-    /// empty of campaigns).
-    pub async fn run<R: Records, C: CampaignStore>(records: R, campaigns: C) {
+    /// An outgoing message from the campaign's sender to `n`, as the projection records it:
+    /// its conversation and the message.
+    fn sent_message(id: &str, n: u32, minutes: i64) -> [Change; 2] {
+        let key = format!("PN1|{}", phone(n));
+        let at_ms = unix_ms(T0 + time::Duration::minutes(minutes));
+        let conversation = Change::Conversation {
+            key: key.clone(),
+            phone_number_id: "PN1".to_owned(),
+            participants: serde_json::json!([phone(n).to_string()]).to_string(),
+            openphone_id: None,
+            activity_ms: at_ms,
+        };
+        let message = Change::Message {
+            id: id.to_owned(),
+            conversation_key: Some(key),
+            direction: Some("outgoing".to_owned()),
+            from: Some(phone(9000).to_string()),
+            to: serde_json::json!([phone(n).to_string()]).to_string(),
+            body: Some("Hi".to_owned()),
+            media: "[]".to_owned(),
+            status: Some("sent".to_owned()),
+            status_rank: 1,
+            error_code: None,
+            created_ms: Some(at_ms),
+        };
+        [conversation, message]
+    }
+
+    /// Runs every case: `records` applies the changes and reads them back, `campaigns` holds
+    /// the campaign (both empty of campaigns).
+    pub async fn run<R: Records + Reads, C: CampaignStore>(records: R, campaigns: C) {
         // Four recipients, all attempted at T0: three sent, one refused by the API.
         let list = campaigns.create_list("Audience", T0).await.expect("list");
         let mut recipients = Vec::new();
@@ -504,6 +533,71 @@ pub mod report_conformance {
         assert_eq!(
             (totals.delivered, totals.replied, totals.opted_out),
             (2, 2, 1)
+        );
+        let updated = |position: usize| rows[position].updated_at;
+        assert_eq!(
+            (updated(0), updated(1)),
+            (
+                T0 + time::Duration::minutes(2),
+                T0 + time::Duration::minutes(1)
+            ),
+            "a row's time is its latest report that changed it"
+        );
+
+        // The reads know which messages the campaign sent: the three sent ones (and not an
+        // ordinary message to the same number) are campaign messages.
+        let mut messages: Vec<Change> = (0..3)
+            .flat_map(|position| sent_message(&format!("MSGr{position}"), 300 + position, 0))
+            .collect();
+        messages.extend(sent_message("MSGother", 300, 30));
+        records.apply(&messages).await.expect("messages");
+        let feed = |campaigns| ActivityFilter {
+            kind: Some("message".to_owned()),
+            campaigns,
+            ..ActivityFilter::default()
+        };
+        let only = records
+            .activity(&feed(CampaignMessages::Only), None, 10)
+            .await
+            .expect("campaign messages");
+        let mut seen: Vec<_> = only
+            .iter()
+            .map(|entry| (entry.id.as_str(), entry.campaign_id.as_deref()))
+            .collect();
+        seen.sort();
+        let campaign = Some(id.0.as_str());
+        assert_eq!(
+            seen,
+            [
+                ("MSGr0", campaign),
+                ("MSGr1", campaign),
+                ("MSGr2", campaign)
+            ]
+        );
+        let hidden = records
+            .activity(&feed(CampaignMessages::Hide), None, 10)
+            .await
+            .expect("other messages");
+        assert_eq!(
+            hidden
+                .iter()
+                .map(|entry| entry.id.as_str())
+                .collect::<Vec<_>>(),
+            ["MSGother"]
+        );
+        let broadcasts = records
+            .conversations(None, CampaignMessages::Only, None, 10)
+            .await
+            .expect("broadcast conversations");
+        let mut keys: Vec<_> = broadcasts
+            .iter()
+            .map(|summary| summary.key.clone())
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [format!("PN1|{}", phone(301)), format!("PN1|{}", phone(302))],
+            "the number also sent an ordinary message is not a broadcast-only conversation"
         );
     }
 }

@@ -42,7 +42,8 @@ pub struct ContactRecord {
 const COLUMNS: &str = "id, first_name, last_name, company, content, updated_ms";
 
 impl Store {
-    /// Live contacts by id, after `after`, matching `search` (name, company or number).
+    /// Live contacts by id, after `after`, matching `search` (name, company or number;
+    /// ASCII letters in any case, others as written).
     ///
     /// # Errors
     /// [`StoreError::Backend`] when the read fails.
@@ -56,7 +57,7 @@ impl Store {
             format!(
                 "%{}%",
                 search
-                    .to_lowercase()
+                    .to_ascii_lowercase()
                     .replace('\\', "\\\\")
                     .replace('%', "\\%")
                     .replace('_', "\\_")
@@ -65,7 +66,7 @@ impl Store {
         self.fetch_all(
             &format!(
                 "SELECT {COLUMNS} FROM contacts c WHERE c.deleted = 0 AND c.id > $1 AND ($2 = '' OR \
-                 lower(COALESCE(c.first_name, '') || ' ' || COALESCE(c.last_name, '') || ' ' || COALESCE(c.company, '')) LIKE $2 ESCAPE '\\' \
+                 lower((COALESCE(c.first_name, '') || ' ' || COALESCE(c.last_name, '') || ' ' || COALESCE(c.company, '')) COLLATE \"C\") LIKE $2 ESCAPE '\\' \
                  OR EXISTS (SELECT 1 FROM contact_phones p WHERE p.contact_id = c.id AND p.phone LIKE $2 ESCAPE '\\')) \
                  ORDER BY c.id LIMIT $3"
             ),

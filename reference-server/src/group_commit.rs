@@ -11,9 +11,11 @@
 //! statements per event; measured with `benches/ingest_load.rs`, see `docs/benchmarks.md`).
 //!
 //! A batch that fails is retried delivery by delivery, so one bad delivery cannot fail the
-//! others; a PostgreSQL deadlock with another replica's batch (their projections touching
-//! the same rows in different orders) is retried. When every [`Ingestor`] handle is dropped
-//! the writer finishes what is queued and stops: [`Writers::drained`] waits for that.
+//! others; a PostgreSQL deadlock with a batch written at the same time (another replica's,
+//! or the import's, which records through the same store; their projections touch the same
+//! rows in different orders) is retried. When every [`Ingestor`] handle is dropped the
+//! writer finishes what is queued and stops: [`Writers::drained`] waits for that. Dropping
+//! [`Writers`] does not stop the writer; it only gives up waiting for it.
 
 use std::time::{Duration, Instant};
 
@@ -73,7 +75,7 @@ impl Ingestor {
     /// Records `delivery` and its projection; returns once committed.
     ///
     /// # Errors
-    /// [`StoreError::Backend`] when the write fails (or the writers are gone).
+    /// [`StoreError::Backend`] when the write fails (or the writer has stopped).
     pub async fn record(&self, delivery: NewDelivery) -> Result<Recorded, StoreError> {
         let (reply, answer) = oneshot::channel();
         let closed = || StoreError::Backend(sqlx::Error::PoolClosed);

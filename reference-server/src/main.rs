@@ -11,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 // mimalloc: the webhook path allocates per request (HTTP, JSON, the projection), and under
 // load glibc's allocator took a fifth of the server's CPU (see docs/benchmarks.md).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -21,8 +21,9 @@ use crate::store::{Arg, Store, StoreError, StoredDelivery};
 pub trait Reads: Clone + Send + Sync + 'static {
     /// Conversations by latest activity, newest first: at most `limit` after the
     /// `(activity, key)` cursor, showing `campaigns` as asked, matching `search` (a
-    /// case-insensitive substring of a participant's number, or of a live contact's name or
-    /// company when one of the contact's numbers takes part) when given.
+    /// substring of a participant's number, or of a live contact's name or company when one
+    /// of the contact's numbers takes part) when given. Matching ignores the case of ASCII
+    /// letters only: other letters match as written, so every backend agrees.
     fn conversations(
         &self,
         search: Option<&str>,
@@ -313,7 +314,7 @@ impl Store {
 
     /// Conversations by latest activity: at most `limit` after the `(activity, key)` cursor,
     /// matching `search` (a substring of a participant's number, or of a contact's name whose
-    /// number takes part) when given.
+    /// number takes part; ASCII letters in any case) when given.
     ///
     /// # Errors
     /// [`StoreError::Backend`] when the read fails.
@@ -343,15 +344,15 @@ impl Store {
             let pattern = format!(
                 "%{}%",
                 search
-                    .to_lowercase()
+                    .to_ascii_lowercase()
                     .replace('\\', "\\\\")
                     .replace('%', "\\%")
                     .replace('_', "\\_")
             );
             sql.push_str(
-                " AND (lower(c.participants) LIKE $4 ESCAPE '\\' OR EXISTS (SELECT 1 FROM contacts ct \
+                " AND (lower(c.participants COLLATE \"C\") LIKE $4 ESCAPE '\\' OR EXISTS (SELECT 1 FROM contacts ct \
                  JOIN contact_phones cp ON cp.contact_id = ct.id WHERE ct.deleted = 0 \
-                 AND lower(COALESCE(ct.first_name, '') || ' ' || COALESCE(ct.last_name, '') || ' ' || COALESCE(ct.company, '')) LIKE $4 ESCAPE '\\' \
+                 AND lower((COALESCE(ct.first_name, '') || ' ' || COALESCE(ct.last_name, '') || ' ' || COALESCE(ct.company, '')) COLLATE \"C\") LIKE $4 ESCAPE '\\' \
                  AND strpos(c.participants, cp.phone) > 0))",
             );
             args.push(pattern.into());
@@ -621,11 +622,25 @@ impl Memory {
         })
     }
 
+    /// The campaign that sent message `id`: one marked with
+    /// [`MemoryRecords::sent_by_campaign`], else one in the attached campaign store.
+    fn campaign_of(
+        &self,
+        campaigns: Option<&sms_campaigns::MemoryStore>,
+        id: &str,
+    ) -> Option<String> {
+        self.campaign_messages.get(id).cloned().or_else(|| {
+            campaigns
+                .and_then(|campaigns| campaigns.campaign_of_message(id))
+                .map(|campaign| campaign.0)
+        })
+    }
+
     /// Whether the conversation holds anything but campaign messages.
-    fn has_other(&self, key: &str) -> bool {
+    fn has_other(&self, campaigns: Option<&sms_campaigns::MemoryStore>, key: &str) -> bool {
         self.messages.iter().any(|(id, message)| {
             message.conversation_key.as_deref() == Some(key)
-                && !self.campaign_messages.contains_key(id)
+                && self.campaign_of(campaigns, id).is_none()
         }) || self
             .calls
             .values()
@@ -648,7 +663,7 @@ impl Memory {
                 field("last_name"),
                 field("company")
             );
-            name.to_lowercase().contains(needle)
+            name.to_ascii_lowercase().contains(needle)
                 && self
                     .contact_phones
                     .iter()
@@ -665,9 +680,11 @@ impl Reads for MemoryRecords {
         after: Option<(i64, String)>,
         limit: i64,
     ) -> Result<Vec<ConversationSummary>, StoreError> {
+        let attached = self.campaigns.as_ref();
         Ok(self.with(|memory| {
-            let needle = search.map(str::to_lowercase);
-            let mut found: Vec<ConversationSummary> = memory
+            let needle = search.map(str::to_ascii_lowercase);
+            // Sorted and paged on the cursor's keys; only the page is summarized.
+            let mut found: Vec<(i64, &String)> = memory
                 .conversations
                 .iter()
                 .filter(|(key, conversation)| {
@@ -675,19 +692,25 @@ impl Reads for MemoryRecords {
                 })
                 .filter(|(key, _)| match campaigns {
                     CampaignMessages::Include => true,
-                    CampaignMessages::Hide => memory.has_other(key),
-                    CampaignMessages::Only => !memory.has_other(key),
+                    CampaignMessages::Hide => memory.has_other(attached, key),
+                    CampaignMessages::Only => !memory.has_other(attached, key),
                 })
                 .filter(|(_, conversation)| {
                     needle.as_deref().is_none_or(|needle| {
-                        conversation.participants.to_lowercase().contains(needle)
+                        conversation
+                            .participants
+                            .to_ascii_lowercase()
+                            .contains(needle)
                             || memory.contact_matches(&conversation.participants, needle)
                     })
                 })
-                .filter_map(|(key, _)| memory.summary(key))
+                .map(|(key, conversation)| (conversation.last_activity_ms, key))
                 .collect();
-            found.sort_by_key(|summary| Reverse((summary.last_activity_ms, summary.key.clone())));
+            found.sort_by_key(|found| Reverse(*found));
             page(found.into_iter(), limit)
+                .into_iter()
+                .filter_map(|(_, key)| memory.summary(key))
+                .collect()
         }))
     }
 
@@ -704,6 +727,7 @@ impl Reads for MemoryRecords {
         after: Option<(i64, String)>,
         limit: i64,
     ) -> Result<Vec<TimelineEntry>, StoreError> {
+        let attached = self.campaigns.as_ref();
         Ok(self.with(|memory| {
             let in_conversation = |of: &Option<String>| of.as_deref() == Some(key);
             let messages = memory
@@ -711,7 +735,7 @@ impl Reads for MemoryRecords {
                 .iter()
                 .filter(|(_, message)| in_conversation(&message.conversation_key))
                 .map(|(id, message)| TimelineEntry {
-                    campaign_id: memory.campaign_messages.get(id).cloned(),
+                    campaign_id: memory.campaign_of(attached, id),
                     kind: "message".to_owned(),
                     id: id.clone(),
                     created_ms: message.created_ms.unwrap_or(0),
@@ -753,6 +777,7 @@ impl Reads for MemoryRecords {
         after: Option<(i64, String)>,
         limit: i64,
     ) -> Result<Vec<ActivityEntry>, StoreError> {
+        let attached = self.campaigns.as_ref();
         Ok(self.with(|memory| {
             let kind = filter.kind.as_deref().unwrap_or("");
             let messages = memory
@@ -771,7 +796,7 @@ impl Reads for MemoryRecords {
                         outcome: None,
                         duration_s: None,
                         has_voicemail: 0,
-                        campaign_id: memory.campaign_messages.get(id).cloned(),
+                        campaign_id: memory.campaign_of(attached, id),
                     })
                 });
             let calls = memory
@@ -982,7 +1007,7 @@ pub mod conformance {
         store.sent_by_campaign("AC5", "CA1").await;
         apply(
             &store,
-            contact("CTrobin", "Robin", Some("Acme Foundations"), ROBIN, false),
+            contact("CTrobin", "Robin", Some("Acme Bâtiment"), ROBIN, false),
         )
         .await;
         apply(&store, contact("CTsam", "Sam", None, SAM, false)).await;
@@ -1063,12 +1088,16 @@ pub mod conformance {
         }
         assert_eq!(pages, [broadcast.clone(), sam.clone(), robin.clone()]);
 
-        // Search: a number's digits, a contact's name or company in any case; a deleted
-        // contact's name finds nothing; `%` and `_` are plain characters.
+        // Search: a number's digits, a contact's name or company in any ASCII case (other
+        // letters match only as written, alike on every backend); a deleted contact's name
+        // finds nothing; `%` and `_` are plain characters.
         for (search, expected) in [
             ("0101", vec![robin.clone()]),
             ("robin", vec![robin.clone()]),
             ("ACME", vec![robin.clone()]),
+            ("BâTIMENT", vec![robin.clone()]),
+            ("bâtiment", vec![robin.clone()]),
+            ("BÂTIMENT", vec![]),
             ("sam", vec![]),
             ("%", vec![]),
             ("_", vec![]),
@@ -1196,6 +1225,73 @@ pub mod conformance {
         .await;
         let unread = store.conversation_summary(&robin).await.expect("read");
         assert_eq!(unread.map(|c| c.unread), Some(1));
+
+        // A read mark never moves back: AC6 read at 10:20, then re-dated 09:00 (the earliest
+        // time wins), so the latest inbound is now 10:10; marking again keeps 10:20, and a
+        // message dated 10:15 is read already.
+        assert_eq!(store.mark_read(&robin).await.expect("mark"), Some(None));
+        apply(
+            &store,
+            message("AC6", true, ROBIN, "One more thing", "09:00"),
+        )
+        .await;
+        assert_eq!(store.mark_read(&robin).await.expect("mark"), Some(None));
+        apply(&store, message("AC7", true, ROBIN, "Also", "10:15")).await;
+        let read = store.conversation_summary(&robin).await.expect("read");
+        assert_eq!(read.map(|c| c.unread), Some(0));
+
+        // A missed call with a voicemail, on the broadcast number: the missed and voicemail
+        // filters find it alone, and the conversation is no longer campaign messages only.
+        store
+            .apply(&[Change::Call {
+                id: "CAmissed".to_owned(),
+                conversation_key: Some(broadcast.clone()),
+                direction: Some("incoming".to_owned()),
+                status: Some("completed".to_owned()),
+                status_rank: 3,
+                outcome: Some("missed".to_owned()),
+                outcome_rank: 1,
+                created_ms: Some(at("12:00")),
+                answered_ms: None,
+                completed_ms: Some(at("12:01")),
+                duration_s: Some(0),
+                voicemail_url: Some("https://storage.openphone.co/vm.mp3".to_owned()),
+                has_voicemail: true,
+            }])
+            .await
+            .expect("missed call");
+        for kind in ["missed", "voicemail"] {
+            let filter = ActivityFilter {
+                kind: Some(kind.to_owned()),
+                ..ActivityFilter::default()
+            };
+            assert_eq!(feed(filter).await, ["CAmissed"], "kind {kind}");
+        }
+        let voicemail = store
+            .activity(
+                &ActivityFilter {
+                    kind: Some("voicemail".to_owned()),
+                    ..ActivityFilter::default()
+                },
+                None,
+                10,
+            )
+            .await
+            .expect("voicemail");
+        assert_eq!(
+            (voicemail[0].outcome.as_deref(), voicemail[0].has_voicemail),
+            (Some("missed"), 1)
+        );
+        let only = store
+            .conversations(None, CampaignMessages::Only, None, 10)
+            .await
+            .expect("campaign-only conversations");
+        assert!(only.is_empty(), "a call is more than campaign messages");
+        let shown = store
+            .conversations(None, CampaignMessages::Hide, None, 10)
+            .await
+            .expect("conversations");
+        assert!(shown.iter().any(|summary| summary.key == broadcast));
     }
 }
 

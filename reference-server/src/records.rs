@@ -134,7 +134,7 @@ impl Records for Store {
 pub struct MemoryRecords {
     inner: Arc<Mutex<Memory>>,
     /// Where campaign reports go, when attached.
-    campaigns: Option<sms_campaigns::MemoryStore>,
+    pub(crate) campaigns: Option<sms_campaigns::MemoryStore>,
 }
 
 #[derive(Debug, Default)]

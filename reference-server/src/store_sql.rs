@@ -5,9 +5,11 @@
 use crate::projection::Change;
 use crate::store::Arg;
 
-/// SQLite spells numbered parameters `?1` and the two-argument extremes `max`/`min`.
+/// SQLite spells numbered parameters `?1` and the two-argument extremes `max`/`min`, and
+/// compares text bytewise already (PostgreSQL's `COLLATE "C"`, which it lacks).
 pub(crate) fn sqlite(sql: &str) -> String {
     sql.replace('$', "?")
+        .replace(" COLLATE \"C\"", "")
         .replace("GREATEST(", "max(")
         .replace("LEAST(", "min(")
         .replace("strpos(", "instr(")

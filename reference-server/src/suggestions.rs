@@ -180,7 +180,8 @@ pub struct Suggestion {
 /// Where suggestions are kept. They are added by applying the projection's `Suggestion`
 /// changes (one per message, kind and value, however often applied).
 pub trait SuggestionStore: Clone + Send + Sync + 'static {
-    /// Suggestions newest first, of `status` when given, with ids below `before`.
+    /// At most `limit` suggestions (none for a limit below 1), newest first, of `status` when
+    /// given (an empty status matches none), with ids below `before`.
     fn suggestions(
         &self,
         status: Option<&str>,
@@ -209,11 +210,11 @@ impl SuggestionStore for Store {
     ) -> Result<Vec<Suggestion>, StoreError> {
         self.fetch_all(
             "SELECT id, message_id, phone, kind, value, status, decided_by, decided_ms FROM contact_suggestions \
-             WHERE ($1 = '' OR status = $1) AND id < $2 ORDER BY id DESC LIMIT $3",
+             WHERE ($1 IS NULL OR status = $1) AND id < $2 ORDER BY id DESC LIMIT $3",
             &[
-                status.unwrap_or_default().into(),
+                status.map(str::to_owned).into(),
                 before.unwrap_or(i64::MAX).into(),
-                limit.into(),
+                limit.max(0).into(),
             ],
         )
         .await
@@ -408,6 +409,11 @@ pub mod conformance {
             .await
             .expect("list");
         assert_eq!(approved, [decided]);
+        // An empty status is a status no suggestion has; a limit below 1 lists nothing.
+        for (status, limit) in [(Some(""), 10), (None, 0), (None, -1)] {
+            let none = store.suggestions(status, None, limit).await.expect("list");
+            assert!(none.is_empty(), "{status:?}, limit {limit}");
+        }
     }
 }
 

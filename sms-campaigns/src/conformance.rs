@@ -708,11 +708,23 @@ async fn ledger_claims_and_outcomes<S: CampaignStore>(store: &S) {
             .await
             .expect("failure")
     );
+    let earlier = later - time::Duration::minutes(1);
     assert!(
         store
-            .record_delivery("MSG3", None, later)
+            .record_delivery("MSG3", None, earlier)
             .await
             .expect("delivered after the failure")
+    );
+    let row = store
+        .recipients(&id, Some(RecipientState::Delivered), None, 10)
+        .await
+        .expect("delivered rows")
+        .into_iter()
+        .find(|row| row.message_id.as_deref() == Some("MSG3"))
+        .expect("MSG3 delivered");
+    assert_eq!(
+        row.updated_at, later,
+        "a report dated before the last change does not move the row's time back"
     );
     let report = store.report(&id).await.expect("report");
     let total = &report.total;

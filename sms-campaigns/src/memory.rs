@@ -59,6 +59,15 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// The campaign that sent message `message_id` (a recipient finished as
+    /// [`Outcome::Sent`] with that id), if any: what a reader of conversations joins on.
+    pub fn campaign_of_message(&self, message_id: &str) -> Option<CampaignId> {
+        self.lock()
+            .by_message
+            .get(message_id)
+            .map(|(id, _)| id.clone())
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -668,7 +677,8 @@ impl CampaignStore for MemoryStore {
             }
             _ => return Ok(false),
         }
-        row.updated_at = now;
+        // Reports arrive out of order: the row's time never moves back.
+        row.updated_at = row.updated_at.max(now);
         Ok(true)
     }
 

@@ -206,8 +206,9 @@ pub trait CampaignStore: Clone + Send + Sync + 'static {
 
     /// Applies a delivery report to the recipient sent as `message_id`: delivered, or failed
     /// with `reason`. Delivery wins in either order: a failure never overrides it, and it
-    /// replaces a failure reported first. `false` when no recipient has that message (or the
-    /// report changes nothing).
+    /// replaces a failure reported first. The row's `updated_at` becomes the later of its own
+    /// and `now`, so a report delivered late never moves it back. `false` when no recipient
+    /// has that message (or the report changes nothing).
     fn record_delivery(
         &self,
         message_id: &str,

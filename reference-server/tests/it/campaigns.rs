@@ -217,11 +217,13 @@ async fn upload(app: &TestApp, path: &str, token: &str, csv: &str) -> (StatusCod
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-fn inbound(id: &str, from: &str, to: &str, text: &str, at: &str) -> Value {
+/// An inbound text to our line `to` (its phone number id and number).
+fn inbound(id: &str, from: &str, to: &(String, String), text: &str, at: &str) -> Value {
+    let (line_id, number) = to;
     json!({"id": format!("EV{id}"), "object": "event", "apiVersion": "v4",
         "createdAt": at, "type": "message.received", "data": {"object": {
-        "id": id, "object": "message", "from": from, "to": [to], "direction": "incoming",
-        "text": text, "status": "received", "createdAt": at, "phoneNumberId": "PN1"}}})
+        "id": id, "object": "message", "from": from, "to": [number], "direction": "incoming",
+        "text": text, "status": "received", "createdAt": at, "phoneNumberId": line_id}}})
 }
 
 /// The whole flow through the API: a list from a CSV file (preview, import, validation), a
@@ -232,11 +234,16 @@ async fn a_campaign_runs_end_to_end_through_the_api(backend: Backend) {
         return;
     };
     let (sim, key) = simulator().await;
-    let (_, our_number) = sim.phone_numbers()[0].clone();
+    let line = sim.phone_numbers()[0].clone();
+    let our_number = line.1.clone();
     // Monday 2026-11-30, 09:30 in Chicago.
     let now = Arc::new(Mutex::new(datetime!(2026-11-30 15:30 UTC)));
     let clock_now = now.clone();
     let clock: reference_server::ingest::Clock = Arc::new(move || *clock_now.lock().unwrap());
+    // The simulator on the same clock: what it records (the sent messages the daily
+    // reconciliation reads back with `createdAfter`) is dated as the server sees time.
+    let sim_now = now.clone();
+    sim.set_clock(move || *sim_now.lock().unwrap());
     let app = TestApp::spawn_with_clock(&db, clock, |config| {
         config.openphone_api_key = Some(Redacted(key.clone()));
         config.openphone_base_url = sim.base_url();
@@ -414,7 +421,7 @@ async fn a_campaign_runs_end_to_end_through_the_api(backend: Backend) {
     let before = inbound(
         "ACold",
         "+14155550101",
-        &our_number,
+        &line,
         "Is Tuesday ok?",
         "2026-10-01T12:00:00Z",
     );
@@ -470,11 +477,15 @@ async fn a_campaign_runs_end_to_end_through_the_api(backend: Backend) {
     let stop = inbound(
         "ACstop",
         "+14155550102",
-        &our_number,
+        &line,
         "STOP",
         "2026-11-30T15:40:00Z",
     );
     assert_eq!(app.webhook("d-stop", &stop).await, StatusCode::OK);
+    TestApp::eventually("Cy's opt-out confirmation", || async {
+        (sim.sent().len() == 1).then_some(())
+    })
+    .await;
 
     // 10:00 in Chicago: the first run sends Ana and puts Ben on review.
     *now.lock().unwrap() = datetime!(2026-11-30 16:00:30 UTC);
@@ -497,7 +508,7 @@ async fn a_campaign_runs_end_to_end_through_the_api(backend: Backend) {
     let reply = inbound(
         "ACreply",
         "+14155550100",
-        &our_number,
+        &line,
         "Yes please",
         "2026-11-30T16:05:00Z",
     );
@@ -527,7 +538,7 @@ async fn a_campaign_runs_end_to_end_through_the_api(backend: Backend) {
     assert_eq!(status, StatusCode::CONFLICT);
     *now.lock().unwrap() = datetime!(2026-12-01 16:00:30 UTC);
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    assert_eq!(sim.sent().len(), 1, "paused: nothing sent");
+    assert_eq!(sim.sent().len(), 2, "paused: nothing sent");
     let (status, _) = call(
         &app,
         "POST",
@@ -540,7 +551,7 @@ async fn a_campaign_runs_end_to_end_through_the_api(backend: Backend) {
     // Wednesday: Cy (STOP) is skipped, Di sent; Thursday: Ed sent, and the campaign is done.
     *now.lock().unwrap() = datetime!(2026-12-02 16:00:30 UTC);
     TestApp::eventually("Wednesday's run", || async {
-        (sim.sent().len() == 2).then_some(())
+        (sim.sent().len() == 3).then_some(())
     })
     .await;
     *now.lock().unwrap() = datetime!(2026-12-03 16:00:30 UTC);
@@ -566,7 +577,11 @@ async fn a_campaign_runs_end_to_end_through_the_api(backend: Backend) {
     );
     assert_eq!(report["skipped_by_reason"]["opted_out"], 1);
     assert_eq!(report["skipped_by_reason"]["prior_communication"], 1);
-    assert_eq!(sim.sent().len(), 3, "Ana, Di and Ed, once each");
+    assert_eq!(
+        sim.sent().len(),
+        4,
+        "Cy's confirmation, then Ana, Di and Ed once each"
+    );
 
     // Delivery reports of two campaign messages arrive: the report counts the delivery, and
     // listings hide campaign messages unless asked.
@@ -579,7 +594,7 @@ async fn a_campaign_runs_end_to_end_through_the_api(backend: Backend) {
         let delivered = json!({"id": format!("EVd{position}"), "object": "event", "apiVersion": "v4",
             "createdAt": "2026-12-03T16:10:00Z", "type": "message.delivered", "data": {"object": {
             "id": message_id, "object": "message", "from": our_number, "to": [phone], "direction": "outgoing",
-            "text": entry["text"], "status": "delivered", "createdAt": "2026-11-30T16:00:30Z", "phoneNumberId": "PN1"}}});
+            "text": entry["text"], "status": "delivered", "createdAt": "2026-11-30T16:00:30Z", "phoneNumberId": line.0}}});
         assert_eq!(
             app.webhook(&format!("d-delivered-{position}"), &delivered)
                 .await,
@@ -590,29 +605,48 @@ async fn a_campaign_runs_end_to_end_through_the_api(backend: Backend) {
         .get(&format!("/api/v1/campaigns/{id}/report"), &support)
         .await;
     assert_eq!(report["total"]["delivered"], 2, "{report}");
+    // The campaign messages: Ana's and Ed's from their delivery reports, and Di's (no
+    // webhook) once Thursday's 02:00 reconciliation has read it back from the API. All three
+    // name the campaign.
+    let only = TestApp::eventually("the reconciliation reads Di's message back", || async {
+        let (_, only) = app.get("/api/v1/activity?campaign=only", &support).await;
+        let items = only["items"].as_array().unwrap().clone();
+        (items.len() == 3).then_some(items)
+    })
+    .await;
+    assert!(
+        only.iter().all(|i| i["campaign_id"] == id.as_str()),
+        "{only:?}"
+    );
+    let texts: Vec<&str> = only.iter().map(|i| i["text"].as_str().unwrap()).collect();
+    assert!(
+        texts.iter().any(|text| text.starts_with("Di:")),
+        "{texts:?}"
+    );
     let (_, hidden) = app.get("/api/v1/activity", &support).await;
-    let ids: Vec<String> = hidden["items"]
-        .as_array()
-        .unwrap()
+    let hidden = hidden["items"].as_array().unwrap();
+    let kinds: Vec<(&str, &str)> = hidden
         .iter()
-        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .map(|i| {
+            (
+                i["direction"].as_str().unwrap(),
+                i["text"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
-        ids.len(),
-        3,
-        "the three inbound texts, no campaign message: {ids:?}"
+        kinds.len(),
+        4,
+        "the three inbound texts and Cy's confirmation (read back too), no campaign message: {kinds:?}"
     );
-    let (_, only) = app.get("/api/v1/activity?campaign=only", &support).await;
-    let only = only["items"].as_array().unwrap();
-    assert_eq!(only.len(), 2);
-    assert!(only.iter().all(|i| i["campaign_id"] == id.as_str()));
+    assert!(hidden.iter().all(|i| i["campaign_id"].is_null()));
     let (_, all) = app.get("/api/v1/activity?campaign=include", &support).await;
-    assert_eq!(all["items"].as_array().unwrap().len(), 5);
+    assert_eq!(all["items"].as_array().unwrap().len(), 7);
     let (status, _) = app
         .get("/api/v1/activity?campaign=sometimes", &support)
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    // Ed's conversation holds only the campaign message; Ana's has her reply too.
+    // Di's and Ed's conversations hold only the campaign message; Ana's has her reply too.
     let participants = |page: &Value| -> Vec<String> {
         page["items"]
             .as_array()
@@ -644,7 +678,11 @@ async fn a_campaign_runs_end_to_end_through_the_api(backend: Backend) {
             .iter()
             .any(|p| p.contains("+14155550104"))
     );
-    assert_eq!(participants(&campaign_only).len(), 1, "{campaign_only}");
+    assert_eq!(
+        participants(&campaign_only).len(),
+        2,
+        "Di's and Ed's: {campaign_only}"
+    );
     let ana_conversation = default["items"]
         .as_array()
         .unwrap()
