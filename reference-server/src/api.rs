@@ -1113,7 +1113,7 @@ async fn live_stream(
         .transpose()?;
     let after = match last_event_id.or(query.after) {
         Some(after) => after,
-        None => state.store.latest_delivery_id().await?,
+        None => crate::event_log::EventLog::latest_id(&state.store).await?,
     };
     let events = crate::live::stream(&state.live, state.store.clone(), after);
     Ok(axum::response::sse::Sse::new(events)

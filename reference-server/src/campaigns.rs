@@ -182,18 +182,9 @@ impl History for DbHistory {
         phone: &E164,
         before: OffsetDateTime,
     ) -> Result<bool, CampaignError> {
-        let found: Option<(i64,)> = self
-            .store
-            .fetch_optional(
-                "SELECT CAST(1 AS BIGINT) FROM conversations c WHERE strpos(c.participants, $1) > 0 AND (\
-                   EXISTS (SELECT 1 FROM messages m WHERE m.conversation_key = c.conversation_key AND m.created_ms < $2) \
-                   OR EXISTS (SELECT 1 FROM calls k WHERE k.conversation_key = c.conversation_key AND k.created_ms < $2)) \
-                 LIMIT 1",
-                &[format!("\"{}\"", phone.as_str()).into(), unix_ms(before).into()],
-            )
+        crate::reads::Reads::communicated_before(&self.store, phone.as_str(), unix_ms(before))
             .await
-            .map_err(CampaignError::backend)?;
-        Ok(found.is_some())
+            .map_err(CampaignError::backend)
     }
 }
 

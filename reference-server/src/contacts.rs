@@ -18,7 +18,7 @@ use crate::ingest::unix_ms;
 use crate::messaging::SendLog;
 use crate::openapi::{BadRequest, Forbidden, Unauthorized, Unavailable};
 use crate::projection::Change;
-use crate::store::{Store, StoreError};
+use crate::reads::Reads;
 use crate::suggestions::{Suggestion, SuggestionStore};
 use crate::{Error, ErrorBody};
 
@@ -37,59 +37,6 @@ pub struct ContactRecord {
     pub content: String,
     /// When this version was made, unix milliseconds.
     pub updated_ms: i64,
-}
-
-const COLUMNS: &str = "id, first_name, last_name, company, content, updated_ms";
-
-impl Store {
-    /// Live contacts by id, after `after`, matching `search` (name, company or number;
-    /// ASCII letters in any case, others as written).
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the read fails.
-    pub async fn contacts(
-        &self,
-        search: Option<&str>,
-        after: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<ContactRecord>, StoreError> {
-        let pattern = search.map_or_else(String::new, |search| {
-            format!(
-                "%{}%",
-                search
-                    .to_ascii_lowercase()
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            )
-        });
-        self.fetch_all(
-            &format!(
-                "SELECT {COLUMNS} FROM contacts c WHERE c.deleted = 0 AND c.id > $1 AND ($2 = '' OR \
-                 lower((COALESCE(c.first_name, '') || ' ' || COALESCE(c.last_name, '') || ' ' || COALESCE(c.company, '')) COLLATE \"C\") LIKE $2 ESCAPE '\\' \
-                 OR EXISTS (SELECT 1 FROM contact_phones p WHERE p.contact_id = c.id AND p.phone LIKE $2 ESCAPE '\\')) \
-                 ORDER BY c.id LIMIT $3"
-            ),
-            &[
-                after.unwrap_or_default().into(),
-                pattern.into(),
-                limit.into(),
-            ],
-        )
-        .await
-    }
-
-    /// One live contact.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the read fails.
-    pub async fn contact(&self, id: &str) -> Result<Option<ContactRecord>, StoreError> {
-        self.fetch_optional(
-            &format!("SELECT {COLUMNS} FROM contacts WHERE id = $1 AND deleted = 0"),
-            &[id.into()],
-        )
-        .await
-    }
 }
 
 /// Fields of a contact sent to the API (create: all optional but one name or number; update:

@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use time::OffsetDateTime;
+
 use crate::store::{NewDelivery, Recorded, Store, StoreError, StoredDelivery};
 
 /// An append-only log of webhook deliveries, deduplicated by delivery key.
@@ -40,6 +42,20 @@ pub trait EventLog: Clone + Send + Sync + 'static {
 
     /// How many deliveries are stored.
     fn count(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// Oldest first: at most `limit` deliveries with ids above `after`, received at or after
+    /// `since`, of `event_type` when given (the export, the forwarder and live streams read
+    /// the log this way).
+    fn ascending(
+        &self,
+        event_type: Option<&str>,
+        after: i64,
+        since: OffsetDateTime,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<StoredDelivery>, StoreError>> + Send;
+
+    /// The id of the newest delivery, 0 when the log is empty.
+    fn latest_id(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;
 }
 
 impl EventLog for Store {
@@ -62,6 +78,61 @@ impl EventLog for Store {
 
     async fn count(&self) -> Result<i64, StoreError> {
         self.delivery_count().await
+    }
+
+    async fn ascending(
+        &self,
+        event_type: Option<&str>,
+        after: i64,
+        since: OffsetDateTime,
+        limit: i64,
+    ) -> Result<Vec<StoredDelivery>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: i64,
+            delivery_key: String,
+            scheme: String,
+            event_id: Option<String>,
+            event_type: Option<String>,
+            parse_error: Option<String>,
+            signed_at: OffsetDateTime,
+            received_at: OffsetDateTime,
+            body: Vec<u8>,
+        }
+        let rows: Vec<Row> = self
+            .fetch_all(
+                "SELECT id, delivery_key, scheme, event_id, event_type, parse_error, signed_at, received_at, body \
+                 FROM webhook_deliveries WHERE id > $1 AND received_at >= $2 AND ($3 = '' OR event_type = $3) \
+                 ORDER BY id LIMIT $4",
+                &[
+                    after.into(),
+                    since.into(),
+                    event_type.unwrap_or_default().into(),
+                    limit.into(),
+                ],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| StoredDelivery {
+                id: row.id,
+                delivery_key: row.delivery_key,
+                scheme: row.scheme,
+                event_id: row.event_id,
+                event_type: row.event_type,
+                parse_error: row.parse_error,
+                signed_at: row.signed_at,
+                received_at: row.received_at,
+                body: row.body,
+            })
+            .collect())
+    }
+
+    async fn latest_id(&self) -> Result<i64, StoreError> {
+        let row: Option<(Option<i64>,)> = self
+            .fetch_optional("SELECT MAX(id) FROM webhook_deliveries", &[])
+            .await?;
+        Ok(row.and_then(|(id,)| id).unwrap_or(0))
     }
 }
 
@@ -152,6 +223,30 @@ impl EventLog for MemoryEventLog {
     async fn count(&self) -> Result<i64, StoreError> {
         Ok(self.with(|memory| i64::try_from(memory.rows.len()).unwrap_or(i64::MAX)))
     }
+
+    async fn ascending(
+        &self,
+        event_type: Option<&str>,
+        after: i64,
+        since: OffsetDateTime,
+        limit: i64,
+    ) -> Result<Vec<StoredDelivery>, StoreError> {
+        let limit = usize::try_from(limit.max(0)).unwrap_or(usize::MAX);
+        Ok(self.with(|memory| {
+            memory
+                .rows
+                .iter()
+                .filter(|row| row.id > after && row.received_at >= since)
+                .filter(|row| event_type.is_none_or(|kind| row.event_type.as_deref() == Some(kind)))
+                .take(limit)
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn latest_id(&self) -> Result<i64, StoreError> {
+        Ok(self.with(|memory| memory.rows.last().map_or(0, |row| row.id)))
+    }
 }
 
 /// The conformance suite of [`EventLog`]: run it against a new, empty log of every
@@ -191,10 +286,65 @@ pub mod conformance {
             0,
             "the log must start empty"
         );
+        assert_eq!(log.latest_id().await.expect("latest"), 0, "empty: 0");
         appends_and_reads_back_exact_bytes(&log).await;
         duplicates_change_nothing(&log).await;
         lists_newest_first_by_type_in_pages(&log).await;
+        reads_oldest_first_after_an_id_since_a_time(&log).await;
         concurrent_appends_of_one_key_store_it_once(&log).await;
+    }
+
+    async fn reads_oldest_first_after_an_id_since_a_time<L: EventLog>(log: &L) {
+        let newest = log.list(None, None, 1).await.expect("list");
+        assert_eq!(log.latest_id().await.expect("latest"), newest[0].id);
+        // Two more, received a day later.
+        let later = datetime!(2026-04-14 09:00 UTC);
+        for key in ["late-1", "late-2"] {
+            let mut late = delivery(key, "call.ringing", b"{}");
+            late.received_at = later;
+            log.append(&[late]).await.expect("append");
+        }
+        let latest = log.latest_id().await.expect("latest");
+        assert_eq!(
+            log.get("late-2").await.expect("get").expect("stored").id,
+            latest
+        );
+        // Every delivery, oldest first, in pages of 4 resumed after the last id.
+        let mut all = Vec::new();
+        let mut after = 0;
+        for _ in 0..100 {
+            let page = log
+                .ascending(None, after, OffsetDateTime::UNIX_EPOCH, 4)
+                .await
+                .expect("ascending");
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            all.extend(page.into_iter().map(|row| (row.id, row.delivery_key)));
+        }
+        assert_eq!(all.len(), 12);
+        assert!(
+            all.windows(2).all(|pair| pair[0].0 < pair[1].0),
+            "oldest first"
+        );
+        assert_eq!(all[0].1, "a");
+        // Since a time, of a type.
+        let since = log
+            .ascending(Some("call.ringing"), 0, later, 10)
+            .await
+            .expect("since");
+        let keys: Vec<_> = since.iter().map(|row| row.delivery_key.as_str()).collect();
+        assert_eq!(keys, ["late-1", "late-2"]);
+        let after_first = log
+            .ascending(Some("call.ringing"), since[0].id, later, 10)
+            .await
+            .expect("after");
+        assert_eq!(after_first.len(), 1);
+        assert!(
+            log.ascending(None, latest, OffsetDateTime::UNIX_EPOCH, 10)
+                .await
+                .expect("none after the newest")
+                .is_empty()
+        );
     }
 
     async fn appends_and_reads_back_exact_bytes<L: EventLog>(log: &L) {

@@ -16,6 +16,7 @@ use openphone_webhooks::SigningSecret;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::event_log::EventLog;
 use crate::store::{Store, StoreError, StoredDelivery};
 
 /// A development endpoint and the secret it verifies with.
@@ -153,9 +154,7 @@ pub async fn export(
     let mut after = 0;
     let mut written = 0;
     loop {
-        let page = store
-            .events_ascending(event_type, after, since, 500)
-            .await?;
+        let page = EventLog::ascending(store, event_type, after, since, 500).await?;
         let Some(last) = page.last() else { break };
         after = last.id;
         for event in page {
@@ -178,61 +177,6 @@ fn write_line(out: &mut dyn Write, event: StoredDelivery) -> Result<(), ExportEr
     serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::from)?;
     out.write_all(b"\n")?;
     Ok(())
-}
-
-impl Store {
-    /// The raw log oldest first: at most `limit` deliveries with ids above `after`, received
-    /// at or after `since`, of `event_type` when given.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the read fails.
-    pub async fn events_ascending(
-        &self,
-        event_type: Option<&str>,
-        after: i64,
-        since: OffsetDateTime,
-        limit: i64,
-    ) -> Result<Vec<StoredDelivery>, StoreError> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            id: i64,
-            delivery_key: String,
-            scheme: String,
-            event_id: Option<String>,
-            event_type: Option<String>,
-            parse_error: Option<String>,
-            signed_at: OffsetDateTime,
-            received_at: OffsetDateTime,
-            body: Vec<u8>,
-        }
-        let rows: Vec<Row> = self
-            .fetch_all(
-                "SELECT id, delivery_key, scheme, event_id, event_type, parse_error, signed_at, received_at, body \
-                 FROM webhook_deliveries WHERE id > $1 AND received_at >= $2 AND ($3 = '' OR event_type = $3) \
-                 ORDER BY id LIMIT $4",
-                &[
-                    after.into(),
-                    since.into(),
-                    event_type.unwrap_or_default().into(),
-                    limit.into(),
-                ],
-            )
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| StoredDelivery {
-                id: row.id,
-                delivery_key: row.delivery_key,
-                scheme: row.scheme,
-                event_id: row.event_id,
-                event_type: row.event_type,
-                parse_error: row.parse_error,
-                signed_at: row.signed_at,
-                received_at: row.received_at,
-                body: row.body,
-            })
-            .collect())
-    }
 }
 
 /// Why an export failed.

@@ -257,11 +257,6 @@ impl knowledge_export::CallDetails for Store {
         call_ids: &[String],
     ) -> Result<std::collections::HashMap<String, knowledge_export::format::CallDetail>, Error>
     {
-        use knowledge_export::format::{CallDetail, TranscriptLine};
-        let strings = |text: Option<String>| -> Vec<String> {
-            text.and_then(|t| serde_json::from_str::<Vec<String>>(&t).ok())
-                .unwrap_or_default()
-        };
         let mut details = std::collections::HashMap::new();
         for id in call_ids {
             let summary: Option<(Option<String>, Option<String>)> = self
@@ -278,31 +273,48 @@ impl knowledge_export::CallDetails for Store {
                 )
                 .await
                 .map_err(backend)?;
-            let (summary, next_steps) =
-                summary.map_or((Vec::new(), Vec::new()), |(s, n)| (strings(s), strings(n)));
-            let transcript: Vec<TranscriptLine> = dialogue
-                .and_then(|(d,)| d)
-                .and_then(|d| serde_json::from_str::<Vec<serde_json::Value>>(&d).ok())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|line| {
-                    Some(TranscriptLine {
-                        speaker: line["speaker"].as_str().unwrap_or("?").to_owned(),
-                        text: line["content"].as_str()?.to_owned(),
-                    })
-                })
-                .collect();
-            if !(summary.is_empty() && next_steps.is_empty() && transcript.is_empty()) {
-                details.insert(
-                    id.clone(),
-                    CallDetail {
-                        summary,
-                        next_steps,
-                        transcript,
-                    },
-                );
+            let (summary, next_steps) = summary.unwrap_or_default();
+            if let Some(detail) = call_detail(
+                summary.as_deref(),
+                next_steps.as_deref(),
+                dialogue.and_then(|(d,)| d).as_deref(),
+            ) {
+                details.insert(id.clone(), detail);
             }
         }
         Ok(details)
     }
+}
+
+/// A call's detail for the knowledge export from its stored summary and next steps (JSON
+/// lists of strings) and transcript (a JSON dialogue); `None` when all are empty.
+pub(crate) fn call_detail(
+    summary: Option<&str>,
+    next_steps: Option<&str>,
+    dialogue: Option<&str>,
+) -> Option<knowledge_export::format::CallDetail> {
+    use knowledge_export::format::{CallDetail, TranscriptLine};
+    let strings = |text: Option<&str>| -> Vec<String> {
+        text.and_then(|t| serde_json::from_str::<Vec<String>>(t).ok())
+            .unwrap_or_default()
+    };
+    let (summary, next_steps) = (strings(summary), strings(next_steps));
+    let transcript: Vec<TranscriptLine> = dialogue
+        .and_then(|d| serde_json::from_str::<Vec<serde_json::Value>>(d).ok())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|line| {
+            Some(TranscriptLine {
+                speaker: line["speaker"].as_str().unwrap_or("?").to_owned(),
+                text: line["content"].as_str()?.to_owned(),
+            })
+        })
+        .collect();
+    (!(summary.is_empty() && next_steps.is_empty() && transcript.is_empty())).then_some(
+        CallDetail {
+            summary,
+            next_steps,
+            transcript,
+        },
+    )
 }

@@ -16,6 +16,7 @@ use futures_util::Stream;
 use tokio::sync::watch;
 
 use crate::directory::Directory;
+use crate::event_log::EventLog;
 use crate::projection::Change;
 use crate::store::{Store, StoreError, StoredDelivery};
 
@@ -96,19 +97,6 @@ async fn listen(pool: sqlx::PgPool, signal: watch::Sender<u64>) {
             return;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-impl Store {
-    /// The id of the newest delivery (0 when none).
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the read fails.
-    pub async fn latest_delivery_id(&self) -> Result<i64, StoreError> {
-        let row: Option<(Option<i64>,)> = self
-            .fetch_optional("SELECT MAX(id) FROM webhook_deliveries", &[])
-            .await?;
-        Ok(row.and_then(|(id,)| id).unwrap_or(0))
     }
 }
 
@@ -243,10 +231,14 @@ impl Cursor {
     /// Reads what was committed after what this stream sent.
     async fn fill(&mut self) -> Result<(), StoreError> {
         let floor = (self.last - WINDOW).max(0);
-        let rows = self
-            .store
-            .events_ascending(None, floor, time::OffsetDateTime::UNIX_EPOCH, 500)
-            .await?;
+        let rows = EventLog::ascending(
+            &self.store,
+            None,
+            floor,
+            time::OffsetDateTime::UNIX_EPOCH,
+            500,
+        )
+        .await?;
         // Our numbers, read once for the rows (they key group conversations).
         let own = if rows.is_empty() {
             crate::projection::OwnNumbers::default()

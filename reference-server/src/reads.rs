@@ -14,6 +14,7 @@ use std::future::Future;
 
 use time::OffsetDateTime;
 
+use crate::contacts::ContactRecord;
 use crate::records::{Memory, MemoryRecords};
 use crate::store::{Arg, Store, StoreError, StoredDelivery};
 
@@ -63,6 +64,61 @@ pub trait Reads: Clone + Send + Sync + 'static {
         &self,
         key: &str,
     ) -> impl Future<Output = Result<Option<Option<String>>, StoreError>> + Send;
+
+    /// Live contacts by id: at most `limit` after `after`, matching `search` (a substring of
+    /// a name, company or number; ASCII letters in any case, others as written; `%` and `_`
+    /// literal) when given.
+    fn contacts(
+        &self,
+        search: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<ContactRecord>, StoreError>> + Send;
+
+    /// A live contact by id.
+    fn contact(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<ContactRecord>, StoreError>> + Send;
+
+    /// Whether a conversation with `phone` (E.164) among its participants holds a message or
+    /// call created before `before_ms` (a campaign's prior-communication check).
+    fn communicated_before(
+        &self,
+        phone: &str,
+        before_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Outgoing messages created in `[from_ms, until_ms)` that never reached a final status
+    /// (delivered, failed, undelivered): possibly failed, since legacy webhooks have no
+    /// failure event. At most 100 ids, oldest first (ties by id).
+    fn possibly_failed(
+        &self,
+        from_ms: i64,
+        until_ms: i64,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Counts of the records (`GET /api/v1/stats` adds the raw log's).
+    fn counts(&self) -> impl Future<Output = Result<RecordCounts, StoreError>> + Send;
+}
+
+/// Counts of the normalized records, for [`Stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecordCounts {
+    /// Calls.
+    pub calls: i64,
+    /// Conversations.
+    pub conversations: i64,
+    /// Media downloads that gave up.
+    pub media_failed: i64,
+    /// Media downloads still to do.
+    pub media_pending: i64,
+    /// Media files copied into the blob store.
+    pub media_stored: i64,
+    /// Messages.
+    pub messages: i64,
+    /// Numbers whose latest consent entry is an opt-out.
+    pub opted_out: i64,
 }
 
 /// A conversation as listed.
@@ -213,6 +269,31 @@ pub struct Stats {
     pub opted_out: i64,
 }
 
+impl Stats {
+    /// The answer of `GET /api/v1/stats`: `events` raw deliveries and the records' counts.
+    pub fn new(events: i64, records: RecordCounts) -> Self {
+        let RecordCounts {
+            calls,
+            conversations,
+            media_failed,
+            media_pending,
+            media_stored,
+            messages,
+            opted_out,
+        } = records;
+        Self {
+            calls,
+            conversations,
+            events,
+            media_failed,
+            media_pending,
+            media_stored,
+            messages,
+            opted_out,
+        }
+    }
+}
+
 type ConversationRow = (
     String,
     String,
@@ -341,14 +422,7 @@ impl Store {
         }
         let mut args: Vec<Arg> = vec![after_ms.into(), after_key.into(), limit.into()];
         if let Some(search) = search {
-            let pattern = format!(
-                "%{}%",
-                search
-                    .to_ascii_lowercase()
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            );
+            let pattern = like_pattern(search);
             sql.push_str(
                 " AND (lower(c.participants COLLATE \"C\") LIKE $4 ESCAPE '\\' OR EXISTS (SELECT 1 FROM contacts ct \
                  JOIN contact_phones cp ON cp.contact_id = ct.id WHERE ct.deleted = 0 \
@@ -481,41 +555,14 @@ impl Store {
         .await
     }
 
-    /// Counts of everything stored.
+    /// Counts of everything stored: the raw log's and the records'.
     ///
     /// # Errors
     /// [`StoreError::Backend`] when the read fails.
     pub async fn stats(&self) -> Result<Stats, StoreError> {
-        let row: Option<(i64, i64, i64, i64)> = self
-            .fetch_optional(
-                "SELECT (SELECT COUNT(*) FROM webhook_deliveries), (SELECT COUNT(*) FROM conversations), \
-                 (SELECT COUNT(*) FROM messages), (SELECT COUNT(*) FROM calls)",
-                &[],
-            )
-            .await?;
-        let (events, conversations, messages, calls) = row.unwrap_or_default();
-        let media: Option<(i64, i64, i64, i64)> = self
-            .fetch_optional(
-                "SELECT (SELECT COUNT(*) FROM media WHERE status = 'stored'), \
-                 (SELECT COUNT(*) FROM media WHERE status = 'failed'), \
-                 (SELECT COUNT(*) FROM media WHERE status = 'pending'), \
-                 (SELECT COUNT(*) FROM (SELECT phone, MAX(at_ms) AS at_ms FROM consent_ledger GROUP BY phone) latest \
-                  WHERE (SELECT action FROM consent_ledger c WHERE c.phone = latest.phone AND c.at_ms = latest.at_ms \
-                  ORDER BY c.id DESC LIMIT 1) = 'opt_out')",
-                &[],
-            )
-            .await?;
-        let (media_stored, media_failed, media_pending, opted_out) = media.unwrap_or_default();
-        Ok(Stats {
-            events,
-            conversations,
-            messages,
-            calls,
-            media_stored,
-            media_failed,
-            media_pending,
-            opted_out,
-        })
+        let events = self.delivery_count().await?;
+        let counts = Reads::counts(self).await?;
+        Ok(Stats::new(events, counts))
     }
 }
 
@@ -558,6 +605,111 @@ impl Reads for Store {
     async fn mark_read(&self, key: &str) -> Result<Option<Option<String>>, StoreError> {
         Store::mark_read(self, key).await
     }
+
+    async fn contacts(
+        &self,
+        search: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ContactRecord>, StoreError> {
+        let pattern = search.map_or_else(String::new, like_pattern);
+        self.fetch_all(
+            &format!(
+                "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.deleted = 0 AND c.id > $1 AND ($2 = '' OR \
+                 lower((COALESCE(c.first_name, '') || ' ' || COALESCE(c.last_name, '') || ' ' || COALESCE(c.company, '')) COLLATE \"C\") LIKE $2 ESCAPE '\\' \
+                 OR EXISTS (SELECT 1 FROM contact_phones p WHERE p.contact_id = c.id AND p.phone LIKE $2 ESCAPE '\\')) \
+                 ORDER BY c.id LIMIT $3"
+            ),
+            &[
+                after.unwrap_or_default().into(),
+                pattern.into(),
+                limit.max(0).into(),
+            ],
+        )
+        .await
+    }
+
+    async fn contact(&self, id: &str) -> Result<Option<ContactRecord>, StoreError> {
+        self.fetch_optional(
+            &format!("SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.id = $1 AND c.deleted = 0"),
+            &[id.into()],
+        )
+        .await
+    }
+
+    async fn communicated_before(&self, phone: &str, before_ms: i64) -> Result<bool, StoreError> {
+        let found: Option<(i64,)> = self
+            .fetch_optional(
+                "SELECT CAST(1 AS BIGINT) FROM conversations c WHERE strpos(c.participants, $1) > 0 AND (\
+                   EXISTS (SELECT 1 FROM messages m WHERE m.conversation_key = c.conversation_key AND m.created_ms < $2) \
+                   OR EXISTS (SELECT 1 FROM calls k WHERE k.conversation_key = c.conversation_key AND k.created_ms < $2)) \
+                 LIMIT 1",
+                &[format!("\"{phone}\"").into(), before_ms.into()],
+            )
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn possibly_failed(
+        &self,
+        from_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = self
+            .fetch_all(
+                "SELECT id FROM messages WHERE direction = 'outgoing' AND status_rank < 4 \
+                 AND created_ms >= $1 AND created_ms < $2 ORDER BY created_ms, id LIMIT 100",
+                &[from_ms.into(), until_ms.into()],
+            )
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn counts(&self) -> Result<RecordCounts, StoreError> {
+        let row: Option<(i64, i64, i64)> = self
+            .fetch_optional(
+                "SELECT (SELECT COUNT(*) FROM conversations), (SELECT COUNT(*) FROM messages), (SELECT COUNT(*) FROM calls)",
+                &[],
+            )
+            .await?;
+        let (conversations, messages, calls) = row.unwrap_or_default();
+        let media: Option<(i64, i64, i64, i64)> = self
+            .fetch_optional(
+                "SELECT (SELECT COUNT(*) FROM media WHERE status = 'stored'), \
+                 (SELECT COUNT(*) FROM media WHERE status = 'failed'), \
+                 (SELECT COUNT(*) FROM media WHERE status = 'pending'), \
+                 (SELECT COUNT(*) FROM (SELECT phone, MAX(at_ms) AS at_ms FROM consent_ledger GROUP BY phone) latest \
+                  WHERE (SELECT action FROM consent_ledger c WHERE c.phone = latest.phone AND c.at_ms = latest.at_ms \
+                  ORDER BY c.id DESC LIMIT 1) = 'opt_out')",
+                &[],
+            )
+            .await?;
+        let (media_stored, media_failed, media_pending, opted_out) = media.unwrap_or_default();
+        Ok(RecordCounts {
+            calls,
+            conversations,
+            media_failed,
+            media_pending,
+            media_stored,
+            messages,
+            opted_out,
+        })
+    }
+}
+
+const CONTACT_COLUMNS: &str = "id, first_name, last_name, company, content, updated_ms";
+
+/// A `LIKE` pattern for a substring: lowercased (ASCII letters only), with `\`, `%` and `_`
+/// escaped.
+fn like_pattern(search: &str) -> String {
+    format!(
+        "%{}%",
+        search
+            .to_ascii_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
 }
 
 impl MemoryRecords {
@@ -569,6 +721,20 @@ impl MemoryRecords {
                 .campaign_messages
                 .insert(message_id.to_owned(), campaign_id.to_owned());
         });
+    }
+}
+
+/// A contact as read: its names and company from its stored version.
+fn contact_record(id: &str, contact: &crate::records::StoredContact) -> ContactRecord {
+    let content: serde_json::Value = serde_json::from_str(&contact.content).unwrap_or_default();
+    let field = |name: &str| content[name].as_str().map(str::to_owned);
+    ContactRecord {
+        id: id.to_owned(),
+        first_name: field("first_name"),
+        last_name: field("last_name"),
+        company: field("company"),
+        content: contact.content.clone(),
+        updated_ms: contact.updated_ms,
     }
 }
 
@@ -873,6 +1039,133 @@ impl Reads for MemoryRecords {
             Some(openphone_id)
         }))
     }
+
+    async fn contacts(
+        &self,
+        search: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ContactRecord>, StoreError> {
+        let needle = search.map(str::to_ascii_lowercase);
+        Ok(self.with(|memory| {
+            let found = memory
+                .contacts
+                .iter()
+                .filter(|(id, contact)| {
+                    !contact.deleted && after.is_none_or(|after| id.as_str() > after)
+                })
+                .map(|(id, contact)| contact_record(id, contact))
+                .filter(|record| {
+                    needle.as_deref().is_none_or(|needle| {
+                        let name = format!(
+                            "{} {} {}",
+                            record.first_name.as_deref().unwrap_or(""),
+                            record.last_name.as_deref().unwrap_or(""),
+                            record.company.as_deref().unwrap_or("")
+                        );
+                        name.to_ascii_lowercase().contains(needle)
+                            || memory
+                                .contact_phones
+                                .iter()
+                                .any(|(id, phone)| *id == record.id && phone.contains(needle))
+                    })
+                });
+            page(found, limit)
+        }))
+    }
+
+    async fn contact(&self, id: &str) -> Result<Option<ContactRecord>, StoreError> {
+        Ok(self.with(|memory| {
+            memory
+                .contacts
+                .get(id)
+                .filter(|contact| !contact.deleted)
+                .map(|contact| contact_record(id, contact))
+        }))
+    }
+
+    async fn communicated_before(&self, phone: &str, before_ms: i64) -> Result<bool, StoreError> {
+        let quoted = format!("\"{phone}\"");
+        Ok(self.with(|memory| {
+            let before = |of: &Option<String>, created: Option<i64>, key: &str| {
+                of.as_deref() == Some(key) && created.is_some_and(|at| at < before_ms)
+            };
+            memory
+                .conversations
+                .iter()
+                .filter(|(_, conversation)| conversation.participants.contains(&quoted))
+                .any(|(key, _)| {
+                    memory
+                        .messages
+                        .values()
+                        .any(|message| before(&message.conversation_key, message.created_ms, key))
+                        || memory
+                            .calls
+                            .values()
+                            .any(|call| before(&call.conversation_key, call.created_ms, key))
+                })
+        }))
+    }
+
+    async fn possibly_failed(
+        &self,
+        from_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self.with(|memory| {
+            let mut found: Vec<(i64, &String)> = memory
+                .messages
+                .iter()
+                .filter(|(_, message)| {
+                    message.direction.as_deref() == Some("outgoing") && message.status_rank < 4
+                })
+                .filter_map(|(id, message)| Some((message.created_ms?, id)))
+                .filter(|(created, _)| (from_ms..until_ms).contains(created))
+                .collect();
+            found.sort();
+            page(found.into_iter().map(|(_, id)| id.clone()), 100)
+        }))
+    }
+
+    async fn counts(&self) -> Result<RecordCounts, StoreError> {
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        Ok(self.with(|memory| {
+            let media = |status: &str| {
+                count(
+                    memory
+                        .media
+                        .iter()
+                        .filter(|job| job.record.status == status)
+                        .count(),
+                )
+            };
+            // Each number's latest entry by time (equal times: the later arrival).
+            let mut latest: std::collections::BTreeMap<&str, (i64, &str)> =
+                std::collections::BTreeMap::new();
+            for entry in &memory.consent {
+                let slot = latest
+                    .entry(entry.phone.as_str())
+                    .or_insert((entry.at_ms, entry.action.as_str()));
+                if entry.at_ms >= slot.0 {
+                    *slot = (entry.at_ms, entry.action.as_str());
+                }
+            }
+            RecordCounts {
+                calls: count(memory.calls.len()),
+                conversations: count(memory.conversations.len()),
+                media_failed: media("failed"),
+                media_pending: media("pending"),
+                media_stored: media("stored"),
+                messages: count(memory.messages.len()),
+                opted_out: count(
+                    latest
+                        .values()
+                        .filter(|(_, action)| *action == "opt_out")
+                        .count(),
+                ),
+            }
+        }))
+    }
 }
 
 /// The suite every [`Reads`] implementation must pass; the crate runs it on memory, SQLite
@@ -889,7 +1182,7 @@ pub mod conformance {
     use crate::store::Store;
 
     /// What the suite needs besides the reads: records to read, and campaign messages.
-    pub trait Fixture: Reads + Records {
+    pub trait Fixture: Reads + Records + knowledge_export::CallDetails {
         /// Records that campaign `campaign_id` sent message `message_id`.
         fn sent_by_campaign(
             &self,
@@ -1292,6 +1585,129 @@ pub mod conformance {
             .await
             .expect("conversations");
         assert!(shown.iter().any(|summary| summary.key == broadcast));
+
+        // The contact directory: live contacts by id, searched like conversations.
+        let listed = store.contacts(None, None, 10).await.expect("contacts");
+        assert_eq!(ids(&listed, |c| &c.id), ["CTrobin"]);
+        assert_eq!(
+            (
+                listed[0].first_name.as_deref(),
+                listed[0].last_name.as_deref(),
+                listed[0].company.as_deref()
+            ),
+            (Some("Robin"), Some("Diaz"), Some("Acme Bâtiment"))
+        );
+        for (search, expected) in [
+            ("robin diaz", vec!["CTrobin"]),
+            ("BâTIMENT", vec!["CTrobin"]),
+            ("BÂTIMENT", vec![]),
+            ("0101", vec!["CTrobin"]),
+            ("sam", vec![]),
+            ("%", vec![]),
+        ] {
+            let found = store
+                .contacts(Some(search), None, 10)
+                .await
+                .expect("search");
+            assert_eq!(ids(&found, |c| &c.id), expected, "contacts {search:?}");
+        }
+        assert!(
+            store
+                .contacts(None, Some("CTrobin"), 10)
+                .await
+                .expect("after")
+                .is_empty()
+        );
+        assert!(
+            store
+                .contacts(None, None, 0)
+                .await
+                .expect("none")
+                .is_empty()
+        );
+        assert_eq!(
+            store.contact("CTrobin").await.expect("contact"),
+            Some(listed[0].clone())
+        );
+        assert_eq!(store.contact("CTsam").await.expect("deleted"), None);
+        assert_eq!(store.contact("CTnobody").await.expect("unknown"), None);
+
+        // Prior communication: a dated message or call before the time, with the number
+        // itself among the participants (not a number it is the prefix of).
+        for (phone, before, expected) in [
+            // AC6, re-dated 09:00 above, is Robin's earliest.
+            (ROBIN, at("09:00"), false),
+            (ROBIN, at("09:01"), true),
+            (SAM, at("10:11"), true),
+            ("+1555555010", at("23:59"), false),
+            ("+18005550100", at("00:00"), true),
+            ("+19995550000", at("23:59"), false),
+        ] {
+            assert_eq!(
+                store
+                    .communicated_before(phone, before)
+                    .await
+                    .expect("history"),
+                expected,
+                "{phone} before {before}"
+            );
+        }
+
+        // Possibly failed: outgoing messages still without a final status, in a window.
+        let mut pending = message("AC8", false, SAM, "Still sending?", "13:00");
+        pending["data"]["object"]["status"] = json!("sent");
+        apply(&store, pending).await;
+        let mut queued = message("AC9", false, SAM, "Queued", "13:30");
+        queued["data"]["object"]["status"] = json!("queued");
+        apply(&store, queued).await;
+        assert_eq!(
+            store
+                .possibly_failed(at("00:00"), at("23:59"))
+                .await
+                .expect("possibly failed"),
+            ["AC8", "AC9"]
+        );
+        assert_eq!(
+            store
+                .possibly_failed(at("13:00"), at("13:30"))
+                .await
+                .expect("window"),
+            ["AC8"]
+        );
+
+        // Call details for the knowledge export: the call with a summary and a transcript.
+        let details = store
+            .call_details(&[
+                "CAcall".to_owned(),
+                "CAmissed".to_owned(),
+                "CAnone".to_owned(),
+            ])
+            .await
+            .expect("call details");
+        assert_eq!(details.len(), 1, "only calls with something to say");
+        let detail = &details["CAcall"];
+        assert_eq!(detail.summary, ["Booked bay 2"]);
+        assert_eq!(detail.next_steps, ["Confirm by text"]);
+        assert_eq!(detail.transcript.len(), 1);
+        assert_eq!(detail.transcript[0].text, "Hi");
+
+        // Counts: a STOP makes one opted-out number, a START after it none again.
+        apply(&store, message("AC10", true, BROADCAST, "STOP", "14:00")).await;
+        let counts = store.counts().await.expect("counts");
+        assert_eq!(
+            counts,
+            super::RecordCounts {
+                calls: 2,
+                conversations: 4,
+                media_failed: 0,
+                media_pending: 1,
+                media_stored: 0,
+                messages: 11,
+                opted_out: 1,
+            }
+        );
+        apply(&store, message("AC11", true, BROADCAST, "START", "14:05")).await;
+        assert_eq!(store.counts().await.expect("counts").opted_out, 0);
     }
 }
 

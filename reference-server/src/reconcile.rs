@@ -13,8 +13,8 @@ use crate::alerts::Alerter;
 use crate::import::{Checkpoints, ImportError, ImportOptions, ImportReport, Importer};
 use crate::ingest::Clock;
 use crate::ingest::unix_ms;
-use crate::scheduler::{Job, Schedule};
-use crate::store::{Store, StoreError};
+use crate::scheduler::{Job, JobRuns, Schedule};
+use crate::store::Store;
 
 /// Name of the reconciliation job (and of its runs).
 pub const JOB: &str = "reconcile";
@@ -45,43 +45,6 @@ pub async fn reconcile(
     )
     .run()
     .await
-}
-
-impl Store {
-    /// Outgoing messages created between `from_ms` and `until_ms` that never reached a final
-    /// status (delivered, failed, undelivered): possibly failed, since legacy webhooks have no
-    /// failure event. At most 100 ids, oldest first.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the read fails.
-    pub async fn possibly_failed(
-        &self,
-        from_ms: i64,
-        until_ms: i64,
-    ) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> = self
-            .fetch_all(
-                "SELECT id FROM messages WHERE direction = 'outgoing' AND status_rank < 4 \
-                 AND created_ms >= $1 AND created_ms < $2 ORDER BY created_ms, id LIMIT 100",
-                &[from_ms.into(), until_ms.into()],
-            )
-            .await?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
-    }
-
-    /// The slot of the latest successful run of `job`, unix milliseconds.
-    ///
-    /// # Errors
-    /// [`StoreError::Backend`] when the read fails.
-    pub async fn last_success(&self, job: &str) -> Result<Option<i64>, StoreError> {
-        let row: Option<(i64,)> = self
-            .fetch_optional(
-                "SELECT slot_ms FROM job_runs WHERE job = $1 AND outcome = 'succeeded' ORDER BY slot_ms DESC LIMIT 1",
-                &[job.into()],
-            )
-            .await?;
-        Ok(row.map(|(slot,)| slot))
-    }
 }
 
 /// The scheduled reconciliation.
@@ -132,11 +95,13 @@ impl Job for Reconciliation {
             .await
             .map_err(|error| error.to_string())?;
             let pending_ms = i64::try_from(self.pending_after.as_millis()).unwrap_or(0);
-            let possibly_failed = self
-                .store
-                .possibly_failed(since_ms, unix_ms((self.clock)()) - pending_ms)
-                .await
-                .map_err(|error| error.to_string())?;
+            let possibly_failed = crate::reads::Reads::possibly_failed(
+                &self.store,
+                since_ms,
+                unix_ms((self.clock)()) - pending_ms,
+            )
+            .await
+            .map_err(|error| error.to_string())?;
             let kinds: serde_json::Map<String, serde_json::Value> = report
                 .kinds
                 .iter()

@@ -144,18 +144,18 @@ pub(crate) struct Memory {
     statuses: BTreeMap<(String, String), i64>,
     pub(crate) calls: BTreeMap<String, StoredCall>,
     recordings: BTreeSet<(String, String)>,
-    summaries: BTreeMap<String, Ranked<(String, String)>>,
-    transcripts: BTreeMap<String, Ranked<String>>,
+    pub(crate) summaries: BTreeMap<String, Ranked<(String, String)>>,
+    pub(crate) transcripts: BTreeMap<String, Ranked<String>>,
     pub(crate) contacts: BTreeMap<String, StoredContact>,
     pub(crate) contact_phones: BTreeSet<(String, String)>,
     /// In arrival order, one per message.
-    consent: Vec<ConsentEntry>,
+    pub(crate) consent: Vec<ConsentEntry>,
     /// By message: phone, reason, time.
     review_flags: BTreeMap<String, (String, String, i64)>,
     /// The outbox of compliance replies, in queue order, with due time and lease.
     outbox: Vec<(QueuedReply, i64, i64)>,
     /// The media jobs, in queue order, with the declared type, due time and lease.
-    media: Vec<MediaJob>,
+    pub(crate) media: Vec<MediaJob>,
     /// Health checks sent, in order, and the receipts of those that came back.
     health_checks: Vec<HealthCheck>,
     health_receipts: BTreeMap<String, i64>,
@@ -173,8 +173,8 @@ pub(crate) struct Memory {
 }
 
 #[derive(Debug, Clone)]
-struct MediaJob {
-    record: MediaRecord,
+pub(crate) struct MediaJob {
+    pub(crate) record: MediaRecord,
     declared_type: Option<String>,
     next_attempt_ms: i64,
     lease_until_ms: i64,
@@ -221,10 +221,10 @@ pub(crate) struct StoredCall {
 
 /// An artefact whose content follows its processing status's rank (ties: the greater content).
 #[derive(Debug, Clone)]
-struct Ranked<T> {
+pub(crate) struct Ranked<T> {
     status: Option<String>,
     rank: i32,
-    content: T,
+    pub(crate) content: T,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -779,6 +779,34 @@ impl Records for MemoryRecords {
                 .into_iter()
                 .map(|(_, message_id, (phone, reason, _))| {
                     (message_id.clone(), phone.clone(), reason.clone())
+                })
+                .collect()
+        }))
+    }
+}
+
+impl knowledge_export::CallDetails for MemoryRecords {
+    async fn call_details(
+        &self,
+        call_ids: &[String],
+    ) -> Result<
+        std::collections::HashMap<String, knowledge_export::format::CallDetail>,
+        knowledge_export::Error,
+    > {
+        Ok(self.with(|memory| {
+            call_ids
+                .iter()
+                .filter_map(|id| {
+                    let summary = memory.summaries.get(id).map(|ranked| &ranked.content);
+                    let detail = crate::insight_store::call_detail(
+                        summary.map(|(summary, _)| summary.as_str()),
+                        summary.map(|(_, next_steps)| next_steps.as_str()),
+                        memory
+                            .transcripts
+                            .get(id)
+                            .map(|ranked| ranked.content.as_str()),
+                    )?;
+                    Some((id.clone(), detail))
                 })
                 .collect()
         }))

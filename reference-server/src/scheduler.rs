@@ -161,6 +161,13 @@ pub trait JobRuns: Clone + Send + Sync + 'static {
         before: Option<(i64, String)>,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<JobRun>, StoreError>> + Send;
+
+    /// The slot of the latest successful run of `job` (a later failed or running one does
+    /// not count), unix milliseconds.
+    fn last_success(
+        &self,
+        job: &str,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
 }
 
 impl JobRuns for Store {
@@ -226,6 +233,16 @@ impl JobRuns for Store {
             ],
         )
         .await
+    }
+
+    async fn last_success(&self, job: &str) -> Result<Option<i64>, StoreError> {
+        let row: Option<(i64,)> = self
+            .fetch_optional(
+                "SELECT slot_ms FROM job_runs WHERE job = $1 AND outcome = 'succeeded' ORDER BY slot_ms DESC LIMIT 1",
+                &[job.into()],
+            )
+            .await?;
+        Ok(row.map(|(slot,)| slot))
     }
 }
 
@@ -331,6 +348,15 @@ impl JobRuns for MemoryJobRuns {
         runs.truncate(usize::try_from(limit).unwrap_or(0));
         Ok(runs)
     }
+
+    async fn last_success(&self, job: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.with(|runs| {
+            runs.iter()
+                .filter(|run| run.job == job && run.outcome == "succeeded")
+                .map(|run| run.slot_ms)
+                .max()
+        }))
+    }
 }
 
 /// The suite every [`JobRuns`] must pass.
@@ -400,6 +426,19 @@ pub mod conformance {
                 .map(|r| (r.job.as_str(), r.slot_ms))
                 .collect::<Vec<_>>(),
             [("sync", 60_000)]
+        );
+
+        // The latest success: sync's first slot (its second is still running), none for the
+        // report (it failed) or an unknown job; a later success moves it on.
+        assert_eq!(runs.last_success("sync").await.expect("last"), Some(60_000));
+        assert_eq!(runs.last_success("report").await.expect("last"), None);
+        assert_eq!(runs.last_success("nothing").await.expect("last"), None);
+        runs.finish_run("sync", 120_000, 121_000, &Ok(serde_json::json!({})))
+            .await
+            .expect("finish");
+        assert_eq!(
+            runs.last_success("sync").await.expect("last"),
+            Some(120_000)
         );
     }
 }

@@ -18,7 +18,7 @@ use crate::import::Checkpoints;
 use crate::ingest::{Clock, unix_ms};
 use crate::projection::Change;
 use crate::scheduler::{Job, Schedule};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// How many deliveries before the checkpoint each feed reads again.
 pub const FEED_OVERLAP: i64 = 5_000;
@@ -112,18 +112,20 @@ pub async fn feed(store: &Store, now: OffsetDateTime) -> Result<u64, String> {
     let mut appended = 0;
     let mut own = store.own_numbers().await.map_err(|e| e.to_string())?;
     loop {
-        let rows: Vec<(i64, Vec<u8>)> = store
-            .fetch_all(
-                "SELECT id, body FROM webhook_deliveries WHERE id > $1 ORDER BY id LIMIT $2",
-                &[after.into(), FEED_BATCH.into()],
-            )
-            .await
-            .map_err(|e: StoreError| e.to_string())?;
-        let Some(last) = rows.last().map(|(id, _)| *id) else {
+        let rows = crate::event_log::EventLog::ascending(
+            store,
+            None,
+            after,
+            OffsetDateTime::UNIX_EPOCH,
+            FEED_BATCH,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let Some(last) = rows.last().map(|row| row.id) else {
             break;
         };
-        for (_, body) in &rows {
-            let Ok(event) = Event::parse(body) else {
+        for row in &rows {
+            let Ok(event) = Event::parse(&row.body) else {
                 continue;
             };
             own.learn(&event);
