@@ -38,6 +38,8 @@ use crate::directory::Directory;
 use crate::ingest::Clock;
 use crate::ingest::unix_ms;
 use crate::projection::Change;
+use crate::reads::Reads;
+use crate::records::Records;
 use crate::store::{NewDelivery, Recorded, Store, StoreError};
 
 /// What to import.
@@ -338,23 +340,21 @@ pub mod checkpoint_conformance {
     }
 }
 
-impl Store {
-    async fn exists(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
-        let sql = match kind {
-            "message" => "SELECT COUNT(*) FROM messages WHERE id = $1",
-            "call" => "SELECT COUNT(*) FROM calls WHERE id = $1 AND status IS NOT NULL",
-            "contact" => "SELECT COUNT(*) FROM contacts WHERE id = $1",
-            "summary" => "SELECT COUNT(*) FROM call_summaries WHERE call_id = $1",
-            "transcript" => "SELECT COUNT(*) FROM call_transcripts WHERE call_id = $1",
-            "recording" => "SELECT COUNT(*) FROM call_recordings WHERE call_id = $1",
-            _ => "SELECT COUNT(*) FROM calls WHERE id = $1 AND has_voicemail = 1",
-        };
-        let (count,): (i64,) = self
-            .fetch_optional(sql, &[id.into()])
-            .await?
-            .unwrap_or((0,));
-        Ok(count > 0)
-    }
+/// Whether the records already hold the object an import item stands for: a message, a
+/// contact (live), a call with its status known, or a call's summary, transcript, recording or
+/// voicemail.
+async fn exists<R: Records + Reads>(records: &R, kind: &str, id: &str) -> Result<bool, StoreError> {
+    Ok(match kind {
+        "message" => records.message(id).await?.is_some(),
+        "contact" => records.contact(id).await?.is_some(),
+        _ => records.call(id).await?.is_some_and(|call| match kind {
+            "call" => call.status.is_some(),
+            "summary" => call.summary.is_some() || call.next_steps.is_some(),
+            "transcript" => call.transcript.is_some(),
+            "recording" => !call.recordings.is_empty(),
+            _ => call.voicemail.0,
+        }),
+    })
 }
 
 /// Live counts, readable while the import runs (for a progress display).
@@ -720,7 +720,7 @@ impl Importer {
         // The phone numbers this import recorded first, and every sender seen since.
         let mut own = self.store.own_numbers().await?;
         for item in items {
-            if self.options.only_missing && self.store.exists(item.kind, &item.id).await? {
+            if self.options.only_missing && exists(&self.store, item.kind, &item.id).await? {
                 kept.push((item.kind, item.id, false));
                 continue;
             }
