@@ -578,7 +578,13 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
         let live = self.workers.live.clone();
-        let served = axum::serve(self.listener, self.router)
+        // Answers go out at once (no Nagle delay on small writes to a keep-alive connection).
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "TCP_NODELAY not set");
+            }
+        });
+        let served = axum::serve(listener, self.router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 live.close();

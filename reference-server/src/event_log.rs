@@ -56,9 +56,23 @@ pub trait EventLog: Clone + Send + Sync + 'static {
 
     /// The id of the newest delivery, 0 when the log is empty.
     fn latest_id(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// How many batches the group commit may append at once: one where appends serialize
+    /// anyway (the default).
+    fn parallel_batches(&self) -> usize {
+        1
+    }
 }
 
 impl EventLog for Store {
+    /// Two on PostgreSQL (a second batch is written while the first commits), one on SQLite.
+    fn parallel_batches(&self) -> usize {
+        match self {
+            Store::Sqlite(_) => 1,
+            Store::Postgres(_) => 2,
+        }
+    }
+
     async fn append(&self, deliveries: &[NewDelivery]) -> Result<Vec<Recorded>, StoreError> {
         self.record_batch(deliveries).await
     }

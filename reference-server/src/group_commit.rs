@@ -6,14 +6,18 @@
 //! requests, and the batches grow while the writer is busy; alone, a request is written at
 //! once, without waiting for company.
 //!
-//! One writer, on both backends: SQLite has one writer at a time anyway, and on PostgreSQL a
-//! second writer in flight made full ingestion slower on 2 cores (smaller batches, more
-//! statements per event; measured with `benches/ingest_load.rs`, see `docs/benchmarks.md`).
+//! One writer task forms the batches. On SQLite (one writer at a time anyway) and in memory
+//! it writes one batch at a time. On PostgreSQL ([`EventLog::parallel_batches`]) it may write
+//! a second batch while the first commits, but only once 16 deliveries have queued: the
+//! database's second core works while the first batch waits for its flush, and batches stay
+//! large. Taking whatever is queued for a second transaction made batches small
+//! and ingestion slower; waiting for 16 made it faster (`benches/ingest_load.rs`,
+//! `docs/benchmarks.md`).
 //!
 //! A batch that fails is retried delivery by delivery, so one bad delivery cannot fail the
-//! others; a PostgreSQL deadlock with a batch written at the same time (another replica's,
-//! or the import's, which records through the same store; their projections touch the same
-//! rows in different orders) is retried. When every [`Ingestor`] handle is dropped the
+//! others; a PostgreSQL deadlock with a batch written at the same time (this writer's other
+//! batch, another replica's, or the import's, which records through the same store; keys are
+//! written in sorted order, which makes it rare) is retried. When every [`Ingestor`] handle is dropped the
 //! writer finishes what is queued and stops: [`Writers::drained`] waits for that. Dropping
 //! [`Writers`] does not stop the writer; it only gives up waiting for it.
 
@@ -93,46 +97,83 @@ async fn write_batches<L: EventLog>(
     metrics: Metrics,
     live: Option<crate::live::Live>,
 ) {
+    let parallel = log.parallel_batches().max(1);
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut queued: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut open = true;
     loop {
-        let mut jobs = Vec::with_capacity(MAX_BATCH);
-        if receiver.recv_many(&mut jobs, MAX_BATCH).await == 0 {
+        // A batch starts at once when none is being written; another one alongside only once
+        // enough has queued to be worth a transaction of its own.
+        let start = match in_flight.len() {
+            0 => !queued.is_empty(),
+            n => n < parallel && queued.len() >= OVERLAP_MIN,
+        };
+        if start {
+            let jobs = std::mem::replace(&mut queued, Vec::with_capacity(MAX_BATCH));
+            in_flight.spawn(commit(log.clone(), jobs, metrics.clone(), live.clone()));
+            continue;
+        }
+        if !open && in_flight.is_empty() {
             return;
         }
-        let started = Instant::now();
-        let (deliveries, mut replies): (Vec<NewDelivery>, Vec<Reply>) = jobs
-            .into_iter()
-            .map(|job| (job.delivery, job.reply))
-            .unzip();
-        let outcome = record_with_retries(&log, &deliveries).await;
-        metrics.batch_committed(deliveries.len(), started.elapsed());
-        let mut any_new = false;
-        match outcome {
-            Ok(recorded) => {
-                for (reply, recorded) in replies.into_iter().zip(recorded) {
-                    any_new |= matches!(recorded, Recorded::New(_));
-                    let _ = reply.send(Ok(recorded));
+        let room = MAX_BATCH - queued.len();
+        tokio::select! {
+            // Cancel-safe: what it received stays in `queued`.
+            received = receiver.recv_many(&mut queued, room), if open && room > 0 => {
+                if received == 0 {
+                    open = false;
                 }
             }
-            Err(error) if replies.len() == 1 => {
-                if let Some(reply) = replies.pop() {
-                    let _ = reply.send(Err(error));
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, size = replies.len(), "batch failed; recording its deliveries one by one");
-                for (delivery, reply) in deliveries.iter().zip(replies) {
-                    let result = record_with_retries(&log, std::slice::from_ref(delivery))
-                        .await
-                        .map(|mut recorded| recorded.pop().unwrap_or(Recorded::Duplicate));
-                    any_new |= matches!(result, Ok(Recorded::New(_)));
-                    let _ = reply.send(result);
-                }
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+        }
+    }
+}
+
+/// The least a batch written alongside another holds. Smaller overlapping batches cost more
+/// statements per event than they gain (`docs/benchmarks.md`: 4, 8, 12, 16 and 24 compared).
+const OVERLAP_MIN: usize = 16;
+
+/// Writes one batch and answers its requests.
+async fn commit<L: EventLog>(
+    log: L,
+    jobs: Vec<Job>,
+    metrics: Metrics,
+    live: Option<crate::live::Live>,
+) {
+    let started = Instant::now();
+    let (deliveries, mut replies): (Vec<NewDelivery>, Vec<Reply>) = jobs
+        .into_iter()
+        .map(|job| (job.delivery, job.reply))
+        .unzip();
+    let outcome = record_with_retries(&log, &deliveries).await;
+    metrics.batch_committed(deliveries.len(), started.elapsed());
+    let mut any_new = false;
+    match outcome {
+        Ok(recorded) => {
+            for (reply, recorded) in replies.into_iter().zip(recorded) {
+                any_new |= matches!(recorded, Recorded::New(_));
+                let _ = reply.send(Ok(recorded));
             }
         }
-        // After the answers: announcing the commit never delays a request.
-        if any_new && let Some(live) = &live {
-            live.committed();
+        Err(error) if replies.len() == 1 => {
+            if let Some(reply) = replies.pop() {
+                let _ = reply.send(Err(error));
+            }
         }
+        Err(error) => {
+            tracing::warn!(%error, size = replies.len(), "batch failed; recording its deliveries one by one");
+            for (delivery, reply) in deliveries.iter().zip(replies) {
+                let result = record_with_retries(&log, std::slice::from_ref(delivery))
+                    .await
+                    .map(|mut recorded| recorded.pop().unwrap_or(Recorded::Duplicate));
+                any_new |= matches!(result, Ok(Recorded::New(_)));
+                let _ = reply.send(result);
+            }
+        }
+    }
+    // After the answers: announcing the commit never delays a request.
+    if any_new && let Some(live) = &live {
+        live.committed();
     }
 }
 
@@ -153,5 +194,151 @@ async fn record_with_retries<L: EventLog>(
             }
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use time::OffsetDateTime;
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::event_log::MemoryEventLog;
+    use crate::store::StoredDelivery;
+
+    /// A log whose appends wait for a permit, allowing two batches at once, and that records
+    /// the batches and how many were in flight.
+    #[derive(Clone)]
+    struct Gated {
+        log: MemoryEventLog,
+        gate: Arc<Semaphore>,
+        in_flight: Arc<AtomicUsize>,
+        batches: Arc<std::sync::Mutex<Vec<usize>>>,
+    }
+
+    impl EventLog for Gated {
+        fn parallel_batches(&self) -> usize {
+            2
+        }
+
+        async fn append(&self, deliveries: &[NewDelivery]) -> Result<Vec<Recorded>, StoreError> {
+            self.in_flight.fetch_add(1, Ordering::SeqCst);
+            self.batches.lock().unwrap().push(deliveries.len());
+            self.gate.acquire().await.expect("gate").forget();
+            let recorded = self.log.append(deliveries).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            recorded
+        }
+
+        async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, StoreError> {
+            self.log.get(key).await
+        }
+
+        async fn list(
+            &self,
+            event_type: Option<&str>,
+            before: Option<i64>,
+            limit: i64,
+        ) -> Result<Vec<StoredDelivery>, StoreError> {
+            self.log.list(event_type, before, limit).await
+        }
+
+        async fn count(&self) -> Result<i64, StoreError> {
+            self.log.count().await
+        }
+
+        async fn ascending(
+            &self,
+            event_type: Option<&str>,
+            after: i64,
+            since: OffsetDateTime,
+            limit: i64,
+        ) -> Result<Vec<StoredDelivery>, StoreError> {
+            self.log.ascending(event_type, after, since, limit).await
+        }
+
+        async fn latest_id(&self) -> Result<i64, StoreError> {
+            self.log.latest_id().await
+        }
+    }
+
+    fn delivery(index: usize) -> NewDelivery {
+        NewDelivery {
+            delivery_key: format!("webhook-id:msg_{index}"),
+            scheme: "standard",
+            event_id: Some(format!("EV{index}")),
+            event_type: Some("message.received".to_owned()),
+            parse_error: None,
+            signed_at: OffsetDateTime::UNIX_EPOCH,
+            received_at: OffsetDateTime::UNIX_EPOCH,
+            body: b"{}".to_vec(),
+            changes: Vec::new(),
+        }
+    }
+
+    /// Yields until `done` holds (bounded).
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        for _ in 0..10_000 {
+            if done() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("never happened: {what}");
+    }
+
+    #[tokio::test]
+    async fn a_second_batch_waits_for_enough_deliveries_and_never_a_third() {
+        let log = Gated {
+            log: MemoryEventLog::new(),
+            gate: Arc::new(Semaphore::new(0)),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            batches: Arc::new(std::sync::Mutex::new(Vec::new())),
+        };
+        let (ingestor, writers) = Ingestor::start(log.clone(), Metrics::default(), None);
+        let send = |range: std::ops::Range<usize>| {
+            range
+                .map(|index| {
+                    let ingestor = ingestor.clone();
+                    tokio::spawn(async move { ingestor.record(delivery(index)).await })
+                })
+                .collect::<Vec<_>>()
+        };
+        let in_flight = || log.in_flight.load(Ordering::SeqCst);
+        let batches = || log.batches.lock().unwrap().clone();
+
+        // Alone, a delivery is written at once.
+        let mut answers = send(0..1);
+        until("the first batch", || in_flight() == 1).await;
+        // Fifteen queued behind it are not worth a second transaction...
+        answers.extend(send(1..16));
+        for _ in 0..1_000 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!((in_flight(), batches()), (1, vec![1]));
+        // ...sixteen are.
+        answers.extend(send(16..17));
+        until("the second batch", || in_flight() == 2).await;
+        assert_eq!(batches(), [1, 16]);
+        // Never a third: twenty more wait for one of the two to finish.
+        answers.extend(send(17..37));
+        for _ in 0..1_000 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(in_flight(), 2);
+
+        log.gate.add_permits(3);
+        for answer in answers {
+            assert!(matches!(answer.await.expect("task"), Ok(Recorded::New(_))));
+        }
+        assert_eq!(batches(), [1, 16, 20]);
+        assert_eq!(log.count().await.expect("count"), 37);
+        drop(ingestor);
+        tokio::time::timeout(std::time::Duration::from_secs(10), writers.drained())
+            .await
+            .expect("the writer stops once every handle is gone");
     }
 }
