@@ -479,6 +479,8 @@ pub mod report_conformance {
             report("MSGr2", Some("unreachable"), 1),
             report("MSGunknown", None, 1),
             reply(399, 5, true),
+            // Delivered again, reported as of before the last change: the time stays.
+            report("MSGr0", None, 0),
         ];
         for change in &changes {
             for _ in 0..2 {
@@ -532,7 +534,7 @@ pub mod report_conformance {
                 T0 + time::Duration::minutes(2),
                 T0 + time::Duration::minutes(1)
             ),
-            "a row's time is its latest report that changed it"
+            "a row's time never moves back"
         );
 
         // The reads know which messages the campaign sent: the three sent ones (and not an

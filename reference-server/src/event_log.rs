@@ -43,9 +43,9 @@ pub trait EventLog: Clone + Send + Sync + 'static {
     /// How many deliveries are stored.
     fn count(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;
 
-    /// Oldest first: at most `limit` deliveries with ids above `after`, received at or after
-    /// `since`, of `event_type` when given (the export, the forwarder and live streams read
-    /// the log this way).
+    /// Oldest first: at most `limit` deliveries (none for a limit below 1) with ids above
+    /// `after`, received at or after `since`, of `event_type` when given (the export, live
+    /// streams and the thread feed read the log this way).
     fn ascending(
         &self,
         event_type: Option<&str>,
@@ -116,13 +116,13 @@ impl EventLog for Store {
         let rows: Vec<Row> = self
             .fetch_all(
                 "SELECT id, delivery_key, scheme, event_id, event_type, parse_error, signed_at, received_at, body \
-                 FROM webhook_deliveries WHERE id > $1 AND received_at >= $2 AND ($3 = '' OR event_type = $3) \
+                 FROM webhook_deliveries WHERE id > $1 AND received_at >= $2 AND ($3 IS NULL OR event_type = $3) \
                  ORDER BY id LIMIT $4",
                 &[
                     after.into(),
                     since.into(),
-                    event_type.unwrap_or_default().into(),
-                    limit.into(),
+                    event_type.map(str::to_owned).into(),
+                    limit.max(0).into(),
                 ],
             )
             .await?;
@@ -353,12 +353,22 @@ pub mod conformance {
             .await
             .expect("after");
         assert_eq!(after_first.len(), 1);
-        assert!(
-            log.ascending(None, latest, OffsetDateTime::UNIX_EPOCH, 10)
-                .await
-                .expect("none after the newest")
-                .is_empty()
-        );
+        // Nothing after the newest; an empty type is a type no delivery has; a limit below
+        // 1 reads nothing.
+        for (event_type, after, limit) in [
+            (None, latest, 10),
+            (Some(""), 0, 10),
+            (None, 0, 0),
+            (None, 0, -1),
+        ] {
+            assert!(
+                log.ascending(event_type, after, OffsetDateTime::UNIX_EPOCH, limit)
+                    .await
+                    .expect("ascending")
+                    .is_empty(),
+                "{event_type:?} after {after}, limit {limit}"
+            );
+        }
     }
 
     async fn appends_and_reads_back_exact_bytes<L: EventLog>(log: &L) {

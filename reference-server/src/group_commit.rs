@@ -109,6 +109,13 @@ async fn write_batches<L: EventLog>(
             n => n < parallel && queued.len() >= OVERLAP_MIN,
         };
         if start {
+            // Whatever else has arrived goes in too (the loop may have woken for a commit).
+            while queued.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(job) => queued.push(job),
+                    Err(_) => break,
+                }
+            }
             let jobs = std::mem::replace(&mut queued, Vec::with_capacity(MAX_BATCH));
             in_flight.spawn(commit(log.clone(), jobs, metrics.clone(), live.clone()));
             continue;
@@ -124,7 +131,12 @@ async fn write_batches<L: EventLog>(
                     open = false;
                 }
             }
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+                // A batch whose task panicked has dropped its replies: its requests get 503.
+                if let Err(error) = joined {
+                    tracing::error!(%error, "a group-commit batch stopped abnormally");
+                }
+            }
         }
     }
 }
@@ -330,15 +342,23 @@ mod tests {
         }
         assert_eq!(in_flight(), 2);
 
+        // Every handle gone while two batches wait: the writer still finishes them, and the
+        // twenty queued, before it stops.
+        drop(ingestor);
+        let drained = tokio::spawn(writers.drained());
+        for _ in 0..1_000 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!drained.is_finished(), "batches are still being written");
         log.gate.add_permits(3);
         for answer in answers {
             assert!(matches!(answer.await.expect("task"), Ok(Recorded::New(_))));
         }
         assert_eq!(batches(), [1, 16, 20]);
         assert_eq!(log.count().await.expect("count"), 37);
-        drop(ingestor);
-        tokio::time::timeout(std::time::Duration::from_secs(10), writers.drained())
+        tokio::time::timeout(std::time::Duration::from_secs(10), drained)
             .await
-            .expect("the writer stops once every handle is gone");
+            .expect("the writer stops once every handle is gone")
+            .expect("drained");
     }
 }

@@ -39,7 +39,6 @@ use crate::ingest::Clock;
 use crate::ingest::unix_ms;
 use crate::projection::Change;
 use crate::reads::Reads;
-use crate::records::Records;
 use crate::store::{NewDelivery, Recorded, Store, StoreError};
 
 /// What to import.
@@ -338,23 +337,6 @@ pub mod checkpoint_conformance {
             Some((Some("42".to_owned()), false))
         );
     }
-}
-
-/// Whether the records already hold the object an import item stands for: a message, a
-/// contact (live), a call with its status known, or a call's summary, transcript, recording or
-/// voicemail.
-async fn exists<R: Records + Reads>(records: &R, kind: &str, id: &str) -> Result<bool, StoreError> {
-    Ok(match kind {
-        "message" => records.message(id).await?.is_some(),
-        "contact" => records.contact(id).await?.is_some(),
-        _ => records.call(id).await?.is_some_and(|call| match kind {
-            "call" => call.status.is_some(),
-            "summary" => call.summary.is_some() || call.next_steps.is_some(),
-            "transcript" => call.transcript.is_some(),
-            "recording" => !call.recordings.is_empty(),
-            _ => call.voicemail.0,
-        }),
-    })
 }
 
 /// Live counts, readable while the import runs (for a progress display).
@@ -720,7 +702,7 @@ impl Importer {
         // The phone numbers this import recorded first, and every sender seen since.
         let mut own = self.store.own_numbers().await?;
         for item in items {
-            if self.options.only_missing && exists(&self.store, item.kind, &item.id).await? {
+            if self.options.only_missing && self.store.holds(item.kind, &item.id).await? {
                 kept.push((item.kind, item.id, false));
                 continue;
             }

@@ -5,7 +5,8 @@
 //! commit only wakes the streams: the group-commit writer bumps a local signal, and on
 //! PostgreSQL also sends `NOTIFY openphone_activity`, which every replica `LISTEN`s to and
 //! turns into the same local signal. Streams then read the log. Transactions may commit out of
-//! id order (the writers of several replicas, and imports), so a stream re-reads a window of recent ids and skips those it sent.
+//! id order (the two batches a writer may have in flight on PostgreSQL, the writers of several
+//! replicas, and imports), so a stream re-reads a window of recent ids and skips those it sent.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;
@@ -23,8 +24,11 @@ use crate::store::{Store, StoreError, StoredDelivery};
 /// The channel commits are announced on (PostgreSQL).
 pub const CHANNEL: &str = "openphone_activity";
 
-/// How many recent ids a stream re-reads, for commits that land out of id order.
-const WINDOW: i64 = 256;
+/// How many recent ids a stream re-reads, for commits that land out of id order: a batch may
+/// commit after a later one of the same writer (two in flight on PostgreSQL), another
+/// replica's, or the import's, each up to 128 deliveries (more ids when retried one by one),
+/// so the window is generous.
+const WINDOW: i64 = 1024;
 
 /// The commit signal streams wait on.
 #[derive(Clone)]

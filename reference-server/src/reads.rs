@@ -3,11 +3,14 @@
 //! Every listing is keyset-paginated on an index: newest first, resuming strictly after the
 //! last row of the previous page, so rows written meanwhile neither repeat nor shift pages.
 //!
-//! [`Reads`] is the port for the conversation reads (the list with search, one conversation,
-//! its timeline, the activity feed, read marks). [`Store`] implements it in SQL on SQLite and
-//! PostgreSQL, [`MemoryRecords`] over the records it keeps in memory; [`conformance::run`] is
-//! the suite both pass. The raw log's listing is [`crate::event_log::EventLog::list`], and the
-//! counts ([`Store::stats`]) span every store, so they stay on [`Store`].
+//! [`Reads`] is the port for the reads over the records: the conversation list with search,
+//! one conversation, its timeline, the activity feed, read marks, the contact directory, the
+//! campaigns' prior-communication check, the reconciliation's possibly failed sends, what a
+//! record of some kind is held, and the records' counts. [`Store`] implements it in SQL on
+//! SQLite and PostgreSQL, [`MemoryRecords`] over the records it keeps in memory;
+//! [`conformance::run`] is the suite both pass. The raw log's listing is
+//! [`crate::event_log::EventLog::list`]; [`Store::stats`] adds the log's count to
+//! [`Reads::counts`].
 
 use std::cmp::Reverse;
 use std::future::Future;
@@ -100,6 +103,12 @@ pub trait Reads: Clone + Send + Sync + 'static {
 
     /// Counts of the records (`GET /api/v1/stats` adds the raw log's).
     fn counts(&self) -> impl Future<Output = Result<RecordCounts, StoreError>> + Send;
+
+    /// Whether the records hold `id` of `kind` (the reconciliation's check of what is
+    /// missing): a `message`; a `contact` (deleted ones too); a `call` whose status is known;
+    /// a call's `summary`, `transcript` or `recording` (with or without its call); any other
+    /// kind is a call with a voicemail.
+    fn holds(&self, kind: &str, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// Counts of the normalized records, for [`Stats`].
@@ -365,14 +374,14 @@ impl Store {
             Some(event_type) => {
                 self.fetch_all(
                     &format!("SELECT {columns} FROM webhook_deliveries WHERE event_type = $1 AND id < $2 ORDER BY id DESC LIMIT $3"),
-                    &[event_type.into(), before.into(), limit.into()],
+                    &[event_type.into(), before.into(), limit.max(0).into()],
                 )
                 .await?
             }
             None => {
                 self.fetch_all(
                     &format!("SELECT {columns} FROM webhook_deliveries WHERE id < $1 ORDER BY id DESC LIMIT $2"),
-                    &[before.into(), limit.into()],
+                    &[before.into(), limit.max(0).into()],
                 )
                 .await?
             }
@@ -420,7 +429,7 @@ impl Store {
             CampaignMessages::Hide => sql.push_str(&format!(" AND {has_other}")),
             CampaignMessages::Only => sql.push_str(&format!(" AND NOT {has_other}")),
         }
-        let mut args: Vec<Arg> = vec![after_ms.into(), after_key.into(), limit.into()];
+        let mut args: Vec<Arg> = vec![after_ms.into(), after_key.into(), limit.max(0).into()];
         if let Some(search) = search {
             let pattern = like_pattern(search);
             sql.push_str(
@@ -488,7 +497,7 @@ impl Store {
                  CAST(NULL AS TEXT) FROM calls WHERE conversation_key = $1) t \
                  WHERE t.created_ms < $2 OR (t.created_ms = $2 AND t.id < $3 AND $3 <> '') \
                  ORDER BY t.created_ms DESC, t.id DESC LIMIT $4",
-                &[key.into(), after_ms.into(), after_id.into(), limit.into()],
+                &[key.into(), after_ms.into(), after_id.into(), limit.max(0).into()],
             )
             .await?;
         Ok(rows
@@ -548,7 +557,7 @@ impl Store {
                 filter.until_ms.unwrap_or(i64::MAX).into(),
                 filter.phone.clone().unwrap_or_default().into(),
                 filter.contact_id.clone().unwrap_or_default().into(),
-                limit.into(),
+                limit.max(0).into(),
                 filter.campaigns.as_str().into(),
             ],
         )
@@ -617,7 +626,7 @@ impl Reads for Store {
             &format!(
                 "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.deleted = 0 AND c.id > $1 AND ($2 = '' OR \
                  lower((COALESCE(c.first_name, '') || ' ' || COALESCE(c.last_name, '') || ' ' || COALESCE(c.company, '')) COLLATE \"C\") LIKE $2 ESCAPE '\\' \
-                 OR EXISTS (SELECT 1 FROM contact_phones p WHERE p.contact_id = c.id AND p.phone LIKE $2 ESCAPE '\\')) \
+                 OR EXISTS (SELECT 1 FROM contact_phones p WHERE p.contact_id = c.id AND lower(p.phone COLLATE \"C\") LIKE $2 ESCAPE '\\')) \
                  ORDER BY c.id LIMIT $3"
             ),
             &[
@@ -694,6 +703,23 @@ impl Reads for Store {
             messages,
             opted_out,
         })
+    }
+
+    async fn holds(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
+        let sql = match kind {
+            "message" => "SELECT COUNT(*) FROM messages WHERE id = $1",
+            "call" => "SELECT COUNT(*) FROM calls WHERE id = $1 AND status IS NOT NULL",
+            "contact" => "SELECT COUNT(*) FROM contacts WHERE id = $1",
+            "summary" => "SELECT COUNT(*) FROM call_summaries WHERE call_id = $1",
+            "transcript" => "SELECT COUNT(*) FROM call_transcripts WHERE call_id = $1",
+            "recording" => "SELECT COUNT(*) FROM call_recordings WHERE call_id = $1",
+            _ => "SELECT COUNT(*) FROM calls WHERE id = $1 AND has_voicemail = 1",
+        };
+        let (count,): (i64,) = self
+            .fetch_optional(sql, &[id.into()])
+            .await?
+            .unwrap_or((0,));
+        Ok(count > 0)
     }
 }
 
@@ -1064,10 +1090,9 @@ impl Reads for MemoryRecords {
                             record.company.as_deref().unwrap_or("")
                         );
                         name.to_ascii_lowercase().contains(needle)
-                            || memory
-                                .contact_phones
-                                .iter()
-                                .any(|(id, phone)| *id == record.id && phone.contains(needle))
+                            || memory.contact_phones.iter().any(|(id, phone)| {
+                                *id == record.id && phone.to_ascii_lowercase().contains(needle)
+                            })
                     })
                 });
             page(found, limit)
@@ -1165,6 +1190,10 @@ impl Reads for MemoryRecords {
                 ),
             }
         }))
+    }
+
+    async fn holds(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
+        Ok(self.with(|memory| memory.holds(kind, id)))
     }
 }
 
@@ -1618,13 +1647,36 @@ pub mod conformance {
                 .expect("after")
                 .is_empty()
         );
-        assert!(
-            store
-                .contacts(None, None, 0)
-                .await
-                .expect("none")
-                .is_empty()
-        );
+        for limit in [0, -1] {
+            assert!(
+                store
+                    .contacts(None, None, limit)
+                    .await
+                    .expect("none")
+                    .is_empty()
+            );
+            assert!(
+                store
+                    .conversations(None, CampaignMessages::Include, None, limit)
+                    .await
+                    .expect("none")
+                    .is_empty()
+            );
+            assert!(
+                store
+                    .timeline(&robin, None, limit)
+                    .await
+                    .expect("none")
+                    .is_empty()
+            );
+            assert!(
+                store
+                    .activity(&ActivityFilter::default(), None, limit)
+                    .await
+                    .expect("none")
+                    .is_empty()
+            );
+        }
         assert_eq!(
             store.contact("CTrobin").await.expect("contact"),
             Some(listed[0].clone())
@@ -1690,6 +1742,42 @@ pub mod conformance {
         assert_eq!(detail.next_steps, ["Confirm by text"]);
         assert_eq!(detail.transcript.len(), 1);
         assert_eq!(detail.transcript[0].text, "Hi");
+
+        // What the records hold, by kind (a summary without its call too; a deleted contact).
+        store
+            .apply(&[Change::Summary {
+                call_id: "CAorphan".to_owned(),
+                status: Some("completed".to_owned()),
+                status_rank: 2,
+                summary: json!(["Left early"]).to_string(),
+                next_steps: "[]".to_owned(),
+            }])
+            .await
+            .expect("summary");
+        for (kind, id, expected) in [
+            ("message", "AC1", true),
+            ("message", "ACnone", false),
+            ("call", "CAcall", true),
+            ("call", "CAorphan", false),
+            ("summary", "CAcall", true),
+            ("summary", "CAorphan", true),
+            ("summary", "CAmissed", false),
+            ("transcript", "CAcall", true),
+            ("transcript", "CAmissed", false),
+            ("recording", "CAcall", true),
+            ("recording", "CAmissed", false),
+            ("voicemail", "CAmissed", true),
+            ("voicemail", "CAcall", false),
+            ("contact", "CTrobin", true),
+            ("contact", "CTsam", true),
+            ("contact", "CTnobody", false),
+        ] {
+            assert_eq!(
+                store.holds(kind, id).await.expect("holds"),
+                expected,
+                "{kind} {id}"
+            );
+        }
 
         // Counts: a STOP makes one opted-out number, a START after it none again.
         apply(&store, message("AC10", true, BROADCAST, "STOP", "14:00")).await;

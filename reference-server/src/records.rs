@@ -785,6 +785,21 @@ impl Records for MemoryRecords {
     }
 }
 
+impl Memory {
+    /// See [`crate::reads::Reads::holds`].
+    pub(crate) fn holds(&self, kind: &str, id: &str) -> bool {
+        match kind {
+            "message" => self.messages.contains_key(id),
+            "call" => self.calls.get(id).is_some_and(|call| call.status.is_some()),
+            "contact" => self.contacts.contains_key(id),
+            "summary" => self.summaries.contains_key(id),
+            "transcript" => self.transcripts.contains_key(id),
+            "recording" => self.recordings.iter().any(|(call, _)| call == id),
+            _ => self.calls.get(id).is_some_and(|call| call.has_voicemail),
+        }
+    }
+}
+
 impl knowledge_export::CallDetails for MemoryRecords {
     async fn call_details(
         &self,

@@ -208,7 +208,8 @@ pub trait CampaignStore: Clone + Send + Sync + 'static {
     /// with `reason`. Delivery wins in either order: a failure never overrides it, and it
     /// replaces a failure reported first. The row's `updated_at` becomes the later of its own
     /// and `now`, so a report delivered late never moves it back. `false` when no recipient
-    /// has that message (or the report changes nothing).
+    /// has that message, or the report cannot apply (a failure after a delivery, a report on a
+    /// recipient not sent).
     fn record_delivery(
         &self,
         message_id: &str,

@@ -630,8 +630,13 @@ async fn a_campaign_runs_end_to_end_through_the_api(backend: Backend) {
         .get(&format!("/api/v1/campaigns/{id}/report"), &support)
         .await;
     assert_eq!(report["total"]["delivered"], 3, "{report}");
-    let (_, hidden) = app.get("/api/v1/activity", &support).await;
-    let hidden = hidden["items"].as_array().unwrap();
+    // Cy's confirmation is read back by Tuesday's reconciliation.
+    let hidden = TestApp::eventually("Cy's confirmation is read back", || async {
+        let (_, hidden) = app.get("/api/v1/activity", &support).await;
+        let items = hidden["items"].as_array().unwrap().clone();
+        (items.len() == 4).then_some(items)
+    })
+    .await;
     let kinds: Vec<(&str, &str)> = hidden
         .iter()
         .map(|i| {

@@ -61,7 +61,11 @@ impl TestDb {
                     .await
                     .expect("DATABASE_URL must point at a reachable PostgreSQL server");
                 admin
-                    .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    // The C locale, as docs/deployment.md advises: text compares bytewise,
+                    // as on SQLite and in memory.
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "CREATE DATABASE {name} TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"
+                    )))
                     .await
                     .expect("create test database");
                 let base = server
