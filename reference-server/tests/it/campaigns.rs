@@ -543,7 +543,17 @@ async fn a_campaign_runs_end_to_end_through_the_api(backend: Backend) {
     .await;
     assert_eq!(status, StatusCode::CONFLICT);
     *now.lock().unwrap() = datetime!(2026-12-01 16:00:30 UTC);
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // Tuesday's 10:00 slot has run (and finished) while the campaign was paused.
+    TestApp::eventually("Tuesday's campaign run", || async {
+        let (_, runs) = app.get("/api/v1/jobs?job=campaigns", &operator).await;
+        runs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|run| run["slot"] == "2026-12-01T16:00:00Z" && run["outcome"] == "succeeded")
+            .then_some(())
+    })
+    .await;
     assert_eq!(sim.sent().len(), 2, "paused: nothing sent");
     let (status, _) = call(
         &app,
