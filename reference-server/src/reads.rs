@@ -764,6 +764,20 @@ fn contact_record(id: &str, contact: &crate::records::StoredContact) -> ContactR
     }
 }
 
+/// Whether `needle` (ASCII-lowercased) is in the contact's "first last company", as the SQL
+/// searches compare it.
+fn name_matches(record: &ContactRecord, needle: &str) -> bool {
+    let part = |field: &Option<String>| field.as_deref().unwrap_or("").to_owned();
+    format!(
+        "{} {} {}",
+        part(&record.first_name),
+        part(&record.last_name),
+        part(&record.company)
+    )
+    .to_ascii_lowercase()
+    .contains(needle)
+}
+
 /// At most `limit` of `entries`, a page's worth.
 fn page<T>(entries: impl Iterator<Item = T>, limit: i64) -> Vec<T> {
     entries.take(usize::try_from(limit).unwrap_or(0)).collect()
@@ -846,16 +860,7 @@ impl Memory {
             if contact.deleted {
                 return false;
             }
-            let content: serde_json::Value =
-                serde_json::from_str(&contact.content).unwrap_or_default();
-            let field = |name: &str| content[name].as_str().unwrap_or("").to_owned();
-            let name = format!(
-                "{} {} {}",
-                field("first_name"),
-                field("last_name"),
-                field("company")
-            );
-            name.to_ascii_lowercase().contains(needle)
+            name_matches(&contact_record(id, contact), needle)
                 && self
                     .contact_phones
                     .iter()
@@ -1083,13 +1088,7 @@ impl Reads for MemoryRecords {
                 .map(|(id, contact)| contact_record(id, contact))
                 .filter(|record| {
                     needle.as_deref().is_none_or(|needle| {
-                        let name = format!(
-                            "{} {} {}",
-                            record.first_name.as_deref().unwrap_or(""),
-                            record.last_name.as_deref().unwrap_or(""),
-                            record.company.as_deref().unwrap_or("")
-                        );
-                        name.to_ascii_lowercase().contains(needle)
+                        name_matches(record, needle)
                             || memory.contact_phones.iter().any(|(id, phone)| {
                                 *id == record.id && phone.to_ascii_lowercase().contains(needle)
                             })
