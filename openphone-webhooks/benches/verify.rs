@@ -118,6 +118,13 @@ fn main() {
             }),
         ),
         (
+            "Event::from_value(serde_json tree) (not one)",
+            Box::new(|| {
+                let tree = serde_json::from_slice(black_box(&body)).unwrap();
+                black_box(Event::from_value(tree)).unwrap();
+            }),
+        ),
+        (
             "Event::parse (not a verification)",
             Box::new(|| {
                 black_box(Event::parse(black_box(&body))).unwrap();

@@ -24,6 +24,7 @@ use std::fmt;
 
 use openphone_types::{EventId, OrgId};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
 pub use call::{Call, CallMenuSelection, CallOutcome, Recording, Voicemail};
@@ -34,7 +35,7 @@ pub use summary::{CallSummary, CallTranscript, DialogueLine, SummaryJob};
 pub use task::{Task, TaskAction};
 
 use crate::Error;
-use raw::{RawContact, RawContext, RawEnvelope, RawObject, from_value};
+use raw::{RawContact, RawContext, RawEnvelope, RawObject, Source, from_value};
 
 /// One webhook event, normalized across payload generations.
 #[derive(Debug, Clone, PartialEq)]
@@ -215,6 +216,19 @@ impl Event {
     /// `type`, `data`), or a known event type's object is missing or has a field of the wrong
     /// type. The error names the JSON path and never quotes the body.
     pub fn parse(body: &[u8]) -> Result<Self, Error> {
+        // Straight from the body's text when it can: known types' objects are deserialized
+        // where they lie, without a tree built first. Whatever that refuses (an unknown type,
+        // which keeps its `data` as a tree; a repeated key, which the tree resolves to its
+        // last value; any error) goes through the tree, which reports errors by JSON path.
+        if let Ok(envelope) = serde_json::from_slice::<RawEnvelope<Box<RawValue>>>(body)
+            && !matches!(
+                EventType::parse(&envelope.event_type),
+                EventType::Unknown(_)
+            )
+            && let Ok(event) = Self::from_envelope(envelope, None)
+        {
+            return Ok(event);
+        }
         Self::from_value(raw::parse_json(body)?)
     }
 
@@ -236,7 +250,15 @@ impl Event {
         } else {
             None
         };
-        let envelope: RawEnvelope = from_value(value, "$")?;
+        let envelope: RawEnvelope<Value> = from_value(value, "$")?;
+        Self::from_envelope(envelope, data_value)
+    }
+
+    /// The event an envelope carries; `data_value` is the raw `data` of an unknown type.
+    fn from_envelope<S: Source>(
+        envelope: RawEnvelope<S>,
+        data_value: Option<Value>,
+    ) -> Result<Self, Error> {
         let event_type = EventType::parse(&envelope.event_type);
         let format = if envelope.data.resource.is_some() {
             PayloadFormat::Resource
@@ -244,8 +266,8 @@ impl Event {
             PayloadFormat::Object
         };
         let context: RawContext = match envelope.data.context {
-            Some(Value::Null) | None => RawContext::default(),
-            Some(context) => from_value(context, "$.data.context")?,
+            None => RawContext::default(),
+            Some(context) => context.deserialize("$.data.context")?,
         };
         let org_id = context.org_id.clone().map(OrgId::new);
         let link = envelope.data.links.and_then(|links| links.quo);
@@ -259,7 +281,7 @@ impl Event {
         };
         let data = match (&event_type, object) {
             (EventType::Unknown(_), _) => EventData::Unknown(data_value.unwrap_or(Value::Null)),
-            (_, None | Some(Value::Null)) => {
+            (_, None) => {
                 return Err(Error::payload(
                     "$.data",
                     "missing data.object or data.resource",
@@ -280,14 +302,14 @@ impl Event {
     }
 }
 
-fn typed(
+fn typed<S: Source>(
     event: &EventType,
-    object: Value,
+    object: S,
     context: RawContext,
     format: PayloadFormat,
     at: &str,
 ) -> Result<EventData, Error> {
-    let raw = |object| from_value::<RawObject>(object, at);
+    let raw = |object: S| object.deserialize::<RawObject>(at);
     Ok(match event {
         EventType::MessageReceived
         | EventType::MessageDelivered
@@ -317,16 +339,85 @@ fn typed(
         }
         EventType::Task(_) => EventData::Task(task::normalize(raw(object)?, context, at)?),
         EventType::ContactUpdated | EventType::ContactDeleted => {
-            let contact: RawContact = from_value(object, at)?;
+            let contact: RawContact = object.deserialize(at)?;
             EventData::Contact(contact::normalize(contact, context, at)?)
         }
-        EventType::Unknown(_) => EventData::Unknown(object),
+        EventType::Unknown(_) => EventData::Unknown(object.deserialize(at)?),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every fixture, as (path, bytes).
+    fn fixtures() -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut found = Vec::new();
+        for generation in std::fs::read_dir(root).unwrap() {
+            let generation = generation.unwrap().path();
+            if !generation.is_dir() {
+                continue;
+            }
+            for file in std::fs::read_dir(&generation).unwrap() {
+                let path = file.unwrap().path();
+                if path.extension().is_some_and(|ext| ext == "json") {
+                    let bytes = std::fs::read(&path).unwrap();
+                    found.push((path, bytes));
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn reading_objects_in_place_gives_what_the_tree_gives() {
+        let fixtures = fixtures();
+        assert!(fixtures.len() > 40, "fixtures not found");
+        let mut in_place = 0;
+        for (path, bytes) in &fixtures {
+            let tree = Event::from_value(serde_json::from_slice(bytes).unwrap());
+            let envelope: RawEnvelope<Box<RawValue>> = serde_json::from_slice(bytes).unwrap();
+            if matches!(
+                EventType::parse(&envelope.event_type),
+                EventType::Unknown(_)
+            ) {
+                continue;
+            }
+            let direct = Event::from_envelope(envelope, None);
+            assert_eq!(
+                format!("{direct:?}"),
+                format!("{tree:?}"),
+                "{}",
+                path.display()
+            );
+            assert_eq!(Event::parse(bytes).ok(), tree.ok(), "{}", path.display());
+            in_place += 1;
+        }
+        assert!(in_place > 40, "only {in_place} fixtures read in place");
+    }
+
+    #[test]
+    fn a_repeated_key_resolves_as_in_the_tree_and_errors_name_their_path() {
+        let repeated = br#"{"id":"EV1","type":"message.received","data":{"object":{"id":"AC1","direction":"incoming","from":"+15550001111","to":"+15550002222","text":"first","text":"last"}}}"#;
+        let Ok(event) = Event::parse(repeated) else {
+            panic!("a repeated key is not an error")
+        };
+        let EventData::Message(message) = event.data else {
+            panic!("not a message")
+        };
+        assert_eq!(message.text.as_deref(), Some("last"));
+
+        let wrong = br#"{"id":"EV1","type":"message.received","data":{"object":{"id":"AC1","direction":"incoming","media":"not a list"}}}"#;
+        let error = Event::parse(wrong).unwrap_err().to_string();
+        assert!(error.contains("$.data.object.media"), "{error}");
+        let unknown = br#"{"id":"EV1","type":"brand.new","data":{"object":{"a":1}}}"#;
+        let event = Event::parse(unknown).unwrap();
+        assert_eq!(
+            event.data,
+            EventData::Unknown(serde_json::json!({"object": {"a": 1}}))
+        );
+    }
 
     #[test]
     fn event_type_names_round_trip_and_accept_aliases() {

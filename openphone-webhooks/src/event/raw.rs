@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
 use crate::Error;
@@ -11,15 +12,37 @@ use crate::Error;
 /// Deserializes `value`, reporting failures with their JSON path under `at` and without
 /// quoting the offending value.
 pub(crate) fn from_value<T: DeserializeOwned>(value: Value, at: &str) -> Result<T, Error> {
-    serde_path_to_error::deserialize(value).map_err(|error| {
-        let inner = error.path().to_string();
-        let path = if inner == "." || inner.is_empty() {
-            at.to_owned()
-        } else {
-            format!("{at}.{inner}")
-        };
-        Error::payload(path, sanitize(&error.into_inner().to_string()))
-    })
+    serde_path_to_error::deserialize(value).map_err(|error| path_error(error, at))
+}
+
+fn path_error<E: std::fmt::Display>(error: serde_path_to_error::Error<E>, at: &str) -> Error {
+    let inner = error.path().to_string();
+    let path = if inner == "." || inner.is_empty() {
+        at.to_owned()
+    } else {
+        format!("{at}.{inner}")
+    };
+    Error::payload(path, sanitize(&error.into_inner().to_string()))
+}
+
+/// Where the lenient layer reads a JSON object from: a parsed tree ([`Value`]), or the
+/// object's text within the body ([`RawValue`]), which spares building the tree first.
+pub(crate) trait Source: DeserializeOwned {
+    /// Deserializes the object, as [`from_value`] does.
+    fn deserialize<T: DeserializeOwned>(self, at: &str) -> Result<T, Error>;
+}
+
+impl Source for Value {
+    fn deserialize<T: DeserializeOwned>(self, at: &str) -> Result<T, Error> {
+        from_value(self, at)
+    }
+}
+
+impl Source for Box<RawValue> {
+    fn deserialize<T: DeserializeOwned>(self, at: &str) -> Result<T, Error> {
+        let mut deserializer = serde_json::Deserializer::from_str(self.get());
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| path_error(error, at))
+    }
 }
 
 /// Parses the body as JSON, reporting syntax errors by position only.
@@ -66,10 +89,10 @@ fn sanitize(message: &str) -> String {
     message.to_owned()
 }
 
-/// The event envelope shared by every generation.
+/// The event envelope shared by every generation, its objects kept as `S` ([`Source`]).
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct RawEnvelope {
+#[serde(rename_all = "camelCase", bound = "S: Source")]
+pub(crate) struct RawEnvelope<S> {
     pub id: String,
     #[serde(rename = "type")]
     pub event_type: String,
@@ -77,20 +100,25 @@ pub(crate) struct RawEnvelope {
     pub api_version: Option<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub created_at: Option<OffsetDateTime>,
-    pub data: RawData,
+    pub data: RawData<S>,
 }
 
 /// `data`: `object` in legacy payloads; `resource`, `context` and `links` in 2026-03-30 ones.
 #[derive(Deserialize)]
-pub(crate) struct RawData {
-    #[serde(default)]
-    pub object: Option<Value>,
-    #[serde(default)]
-    pub resource: Option<Value>,
-    #[serde(default)]
-    pub context: Option<Value>,
+#[serde(bound = "S: Source")]
+pub(crate) struct RawData<S> {
+    #[serde(default = "none")]
+    pub object: Option<S>,
+    #[serde(default = "none")]
+    pub resource: Option<S>,
+    #[serde(default = "none")]
+    pub context: Option<S>,
     #[serde(default)]
     pub links: Option<RawLinks>,
+}
+
+fn none<S>() -> Option<S> {
+    None
 }
 
 #[derive(Deserialize)]
