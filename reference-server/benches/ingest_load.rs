@@ -11,12 +11,13 @@
 //!
 //! 1. baseline: `--concurrency` tasks insert the same raw payloads, one row per autocommitted
 //!    `INSERT`, into a new plain table of the same database, over a pool of as many
-//!    connections;
+//!    connections that never pings a connection before use (one round trip per insert);
 //! 2. full ingestion (closed loop): `--concurrency` senders post signed events as fast as the
 //!    server answers (HTTP, signature check, parse, dedupe, projection, commit). The events
-//!    are signed before the clock starts, as OpenPhone signs them on its own machines, and
-//!    each sender is a bare HTTP/1.1 keep-alive connection: the sender stands for OpenPhone
-//!    but shares these cores with the server, so it should take as little of them as it can;
+//!    are signed and serialized before the clock starts, as OpenPhone signs them on its own
+//!    machines, and each sender is a keep-alive connection that writes a request's bytes and
+//!    reads the answer's (as `wrk` does): the sender stands for OpenPhone but shares these
+//!    cores with the server, so it should take as little of them as it can;
 //! 3. without HTTP: the same ingestion (parse, projection, group commit) through the server's
 //!    `Ingestor`, at `--concurrency`, to show what the database part costs against the
 //!    baseline apart from HTTP and signatures (which share the same cores).
@@ -193,6 +194,7 @@ async fn baseline(
         let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
         let pool = sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(connections)
+            .test_before_acquire(false)
             .connect_with(
                 options
                     .create_if_missing(true)
@@ -210,6 +212,7 @@ async fn baseline(
     } else {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(connections)
+            .test_before_acquire(false)
             .connect(url)
             .await
             .unwrap();
@@ -243,6 +246,23 @@ impl Request {
             headers,
             body: body.into(),
         }
+    }
+}
+
+impl Request {
+    /// The request as it goes on the wire, to `path` on `host`.
+    fn wire(&self, path: &str, host: &str) -> Vec<u8> {
+        let mut head = format!(
+            "POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-length: {}\r\n",
+            self.body.len()
+        );
+        for (name, value) in &self.headers {
+            head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(&self.body);
+        bytes
     }
 }
 
@@ -317,69 +337,58 @@ async fn without_http(
     (rate, latencies)
 }
 
-/// `requests` posted by `concurrency` senders as fast as the server answers. Each sender is
-/// a bare HTTP/1.1 keep-alive connection (hyper, no pool): the sender stands for OpenPhone's
-/// machines but shares these cores with the server, so it should cost as little as it can.
+/// `requests` posted by `concurrency` senders as fast as the server answers, each sender a
+/// keep-alive connection that writes the request's bytes, serialized before the clock starts,
+/// and reads the answer's head and `content-length` bytes of body (as `wrk` does).
 async fn closed_loop(
     url: &reqwest::Url,
     requests: Arc<Vec<Request>>,
     concurrency: usize,
 ) -> (f64, Vec<Duration>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let address = format!(
         "{}:{}",
         url.host_str().unwrap(),
         url.port_or_known_default().unwrap()
     );
+    let wire: Arc<Vec<Vec<u8>>> = Arc::new(
+        requests
+            .iter()
+            .map(|request| request.wire(url.path(), &address))
+            .collect(),
+    );
     let mut connections = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
         let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
         stream.set_nodelay(true).unwrap();
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .unwrap();
-        tokio::spawn(connection);
-        connections.push(sender);
+        connections.push(stream);
     }
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let senders: Vec<_> = connections
         .into_iter()
-        .map(|mut sender| {
-            let (requests, next, path, host) = (
-                requests.clone(),
-                next.clone(),
-                url.path().to_owned(),
-                address.clone(),
-            );
+        .map(|mut stream| {
+            let (wire, next) = (wire.clone(), next.clone());
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
+                let mut buffer = vec![0_u8; 4096];
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(request) = requests.get(index) else {
+                    let Some(request) = wire.get(index) else {
                         return latencies;
                     };
-                    // The connection takes one request at a time: wait until it can (the
-                    // previous answer read to its end) before timing this one.
-                    sender.ready().await.unwrap();
                     let sent = Instant::now();
-                    let mut builder = hyper::Request::post(path.as_str()).header("host", &host);
-                    for (name, value) in &request.headers {
-                        builder = builder.header(name, value);
+                    stream.write_all(request).await.unwrap();
+                    let mut filled = 0;
+                    loop {
+                        let read = stream.read(&mut buffer[filled..]).await.unwrap();
+                        assert!(read > 0, "request {index}: connection closed");
+                        filled += read;
+                        if let Some(length) = answer_length(&buffer[..filled], index) {
+                            assert_eq!(filled, length, "request {index}: a pipelined answer");
+                            break;
+                        }
                     }
-                    let response = sender
-                        .send_request(
-                            builder
-                                .body(http_body_util::Full::new(request.body.clone()))
-                                .unwrap(),
-                        )
-                        .await
-                        .unwrap();
-                    assert!(response.status().is_success(), "request {index} failed");
-                    // Read the acknowledgement to the end, so the connection can be reused.
-                    http_body_util::BodyExt::collect(response.into_body())
-                        .await
-                        .unwrap();
                     latencies.push(sent.elapsed());
                 }
             })
@@ -393,6 +402,26 @@ async fn closed_loop(
         requests.len() as f64 / started.elapsed().as_secs_f64(),
         latencies,
     )
+}
+
+/// The length of the HTTP answer at the start of `bytes` once it is all there (head and
+/// `content-length` bytes of body); panics unless it is a 2xx.
+fn answer_length(bytes: &[u8], index: usize) -> Option<usize> {
+    let head_end = bytes.windows(4).position(|window| window == b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(&bytes[..head_end]).unwrap();
+    assert!(
+        head.starts_with("HTTP/1.1 2"),
+        "request {index} failed: {head}"
+    );
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().unwrap())
+        })
+        .expect("an answer with content-length");
+    (bytes.len() >= head_end + length).then_some(head_end + length)
 }
 
 /// The median of `values`.

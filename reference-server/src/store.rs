@@ -62,6 +62,28 @@ impl StoreError {
     }
 }
 
+/// How long a pooled connection may sit idle and still be used without a check.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// `options` with a liveness check (a ping) only for a connection idle for
+/// [`PING_WHEN_IDLE_FOR`] or longer, as HikariCP does. A connection that has just answered
+/// goes straight back to work instead of costing a round trip per use; one that has sat idle
+/// (a database restarted, a connection dropped by the network) is checked and replaced.
+fn checked_when_idle<DB: sqlx::Database>(
+    options: sqlx::pool::PoolOptions<DB>,
+) -> sqlx::pool::PoolOptions<DB> {
+    options
+        .test_before_acquire(false)
+        .before_acquire(|connection, metadata| {
+            Box::pin(async move {
+                if metadata.idle_for >= PING_WHEN_IDLE_FOR {
+                    sqlx::Connection::ping(connection).await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 /// The database behind the server.
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -295,14 +317,14 @@ impl Store {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(10));
-            let pool = SqlitePoolOptions::new()
+            let pool = checked_when_idle(SqlitePoolOptions::new())
                 .max_connections(4)
                 .connect_with(options)
                 .await?;
             SQLITE_MIGRATIONS.run(&pool).await?;
             Self::Sqlite(pool)
         } else {
-            let pool = PgPoolOptions::new()
+            let pool = checked_when_idle(PgPoolOptions::new())
                 .max_connections(10)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect(url)
@@ -724,7 +746,7 @@ macro_rules! bind_columns {
                 Arg::Text(_) => query.bind(
                     values
                         .map(|arg| match arg {
-                            Arg::Text(value) => value.clone(),
+                            Arg::Text(value) => value.as_deref(),
                             _ => None,
                         })
                         .collect::<Vec<_>>(),
@@ -817,35 +839,35 @@ async fn record_batch_unnested(
         next_parameter += columns.len() + 1;
     }
     statement.push_str(" SELECT id, delivery_key FROM raw");
+    // Values are encoded as they are bound: borrowed, not copied.
     let mut query = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(statement))
         .bind(
             rows.iter()
-                .map(|d| d.delivery_key.clone())
+                .map(|d| d.delivery_key.as_str())
                 .collect::<Vec<_>>(),
         )
-        .bind(rows.iter().map(|d| d.scheme.to_owned()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|d| d.event_id.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|d| d.scheme).collect::<Vec<_>>())
         .bind(
             rows.iter()
-                .map(|d| d.event_type.clone())
+                .map(|d| d.event_id.as_deref())
                 .collect::<Vec<_>>(),
         )
         .bind(
             rows.iter()
-                .map(|d| d.parse_error.clone())
+                .map(|d| d.event_type.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|d| d.parse_error.as_deref())
                 .collect::<Vec<_>>(),
         )
         .bind(rows.iter().map(|d| d.signed_at).collect::<Vec<_>>())
         .bind(rows.iter().map(|d| d.received_at).collect::<Vec<_>>())
-        .bind(rows.iter().map(|d| d.body.clone()).collect::<Vec<_>>());
+        .bind(rows.iter().map(|d| d.body.as_slice()).collect::<Vec<_>>());
     for rounds in groups.values() {
         query = bind_columns!(query, &rounds[0]);
-        query = query.bind(
-            rounds[0]
-                .iter()
-                .map(|(key, _)| (*key).to_owned())
-                .collect::<Vec<_>>(),
-        );
+        query = query.bind(rounds[0].iter().map(|(key, _)| *key).collect::<Vec<_>>());
     }
 
     let single =

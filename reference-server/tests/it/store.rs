@@ -1,6 +1,7 @@
 //! The store's contract, on every backend.
 
 use reference_server::store::{NewDelivery, Recorded};
+use sqlx::Connection;
 use time::macros::datetime;
 
 use crate::backend_tests;
@@ -109,3 +110,39 @@ backend_tests!(
     concurrent_duplicates_record_exactly_once,
     migrations_are_idempotent_across_restarts,
 );
+
+/// A pooled connection the database dropped while it sat idle is checked and replaced before
+/// use, so the next write succeeds (PostgreSQL: its backends are terminated under the pool).
+#[tokio::test]
+async fn a_connection_dropped_while_idle_is_replaced_before_use() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let store = db.store().await;
+    store
+        .record_delivery(&delivery("webhook-id:msg_1", b"{}"))
+        .await
+        .unwrap();
+    let (server, name) = db.url.rsplit_once('/').unwrap();
+    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .unwrap();
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(name)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!terminated.is_empty(), "no pooled connection to drop");
+    // Past the time a connection may sit idle unchecked.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let recorded = store
+        .record_delivery(&delivery("webhook-id:msg_2", b"{}"))
+        .await
+        .expect("a dropped connection is replaced, not used");
+    assert!(matches!(recorded, Recorded::New(_)), "{recorded:?}");
+    store.close().await;
+    db.cleanup().await;
+}
