@@ -247,9 +247,7 @@ impl Request {
             body: body.into(),
         }
     }
-}
 
-impl Request {
     /// The request as it goes on the wire, to `path` on `host`.
     fn wire(&self, path: &str, host: &str) -> Vec<u8> {
         let mut head = format!(
