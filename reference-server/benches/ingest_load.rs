@@ -10,8 +10,8 @@
 //! times, each round on new events:
 //!
 //! 1. baseline: `--concurrency` tasks insert the same raw payloads, one row per autocommitted
-//!    `INSERT`, into a new plain table of the same database, over a pool of as many
-//!    connections that never pings a connection before use (one round trip per insert);
+//!    `INSERT`, into a new plain table of the same database, each task on a connection of
+//!    its own held for the whole run (one round trip per insert: no pool checks);
 //! 2. full ingestion (closed loop): `--concurrency` senders post signed events as fast as the
 //!    server answers (HTTP, signature check, parse, dedupe, projection, commit). The events
 //!    are signed and serialized before the clock starts, as OpenPhone signs them on its own
@@ -157,12 +157,19 @@ async fn baseline(
             .execute(&pool)
             .await
             .unwrap();
+            // Each task holds a connection of its own for the whole run, opened before the
+            // clock starts: one round trip per insert (a pool pings each connection it takes
+            // back).
+            let mut connections = Vec::with_capacity(concurrency);
+            for _ in 0..concurrency {
+                connections.push(pool.acquire().await.unwrap());
+            }
             let next = Arc::new(AtomicUsize::new(0));
             let started = Instant::now();
-            let tasks: Vec<_> = (0..concurrency)
-                .map(|_| {
-                    let (pool, next, bodies, insert) =
-                        (pool.clone(), next.clone(), bodies.clone(), $insert.clone());
+            let tasks: Vec<_> = connections
+                .into_iter()
+                .map(|mut connection| {
+                    let (next, bodies, insert) = (next.clone(), bodies.clone(), $insert.clone());
                     tokio::spawn(async move {
                         let mut latencies = Vec::new();
                         loop {
@@ -172,7 +179,7 @@ async fn baseline(
                             sqlx::query(sqlx::AssertSqlSafe(insert.as_str()))
                                 .bind(format!("webhook-id:msg_{}", first + index))
                                 .bind(body.as_bytes())
-                                .execute(&pool)
+                                .execute(&mut *connection)
                                 .await
                                 .unwrap();
                             latencies.push(sent.elapsed());
@@ -194,7 +201,6 @@ async fn baseline(
         let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
         let pool = sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(connections)
-            .test_before_acquire(false)
             .connect_with(
                 options
                     .create_if_missing(true)
@@ -212,7 +218,6 @@ async fn baseline(
     } else {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(connections)
-            .test_before_acquire(false)
             .connect(url)
             .await
             .unwrap();

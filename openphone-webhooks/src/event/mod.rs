@@ -220,7 +220,11 @@ impl Event {
         // where they lie, without a tree built first. Whatever that refuses (an unknown type,
         // which keeps its `data` as a tree; a repeated key, which the tree resolves to its
         // last value; any error) goes through the tree, which reports errors by JSON path.
-        if let Ok(envelope) = serde_json::from_slice::<RawEnvelope<Box<RawValue>>>(body)
+        // Only a UTF-8 body holding an object goes the short way: the derived envelope would
+        // also read an array, and fields nothing reads are skipped unchecked.
+        if body.trim_ascii_start().first() == Some(&b'{')
+            && let Ok(text) = std::str::from_utf8(body)
+            && let Ok(envelope) = serde_json::from_str::<RawEnvelope<Box<RawValue>>>(text)
             && !matches!(
                 EventType::parse(&envelope.event_type),
                 EventType::Unknown(_)
@@ -398,7 +402,7 @@ mod tests {
     }
 
     #[test]
-    fn a_repeated_key_resolves_as_in_the_tree_and_errors_name_their_path() {
+    fn repeated_keys_resolve_and_bad_bodies_fail_as_in_the_tree() {
         let repeated = br#"{"id":"EV1","type":"message.received","data":{"object":{"id":"AC1","direction":"incoming","from":"+15550001111","to":"+15550002222","text":"first","text":"last"}}}"#;
         let Ok(event) = Event::parse(repeated) else {
             panic!("a repeated key is not an error")
@@ -411,6 +415,15 @@ mod tests {
         let wrong = br#"{"id":"EV1","type":"message.received","data":{"object":{"id":"AC1","direction":"incoming","media":"not a list"}}}"#;
         let error = Event::parse(wrong).unwrap_err().to_string();
         assert!(error.contains("$.data.object.media"), "{error}");
+        // Refused as the tree refuses them: an array in place of the object, and bytes that
+        // are not UTF-8 in a field no event reads.
+        let array = br#"["EV1","message.received",null,null,{"object":{"id":"AC1","direction":"incoming"}}]"#;
+        let error = Event::parse(array).unwrap_err().to_string();
+        assert!(error.contains("expected a JSON object"), "{error}");
+        let not_utf8 = b"{\"id\":\"EV1\",\"type\":\"message.received\",\"extra\":\"\xff\",\"data\":{\"object\":{\"id\":\"AC1\",\"direction\":\"incoming\"}}}";
+        assert!(serde_json::from_slice::<Value>(not_utf8).is_err());
+        let error = Event::parse(not_utf8).unwrap_err().to_string();
+        assert!(error.contains("not valid JSON"), "{error}");
         let unknown = br#"{"id":"EV1","type":"brand.new","data":{"object":{"a":1}}}"#;
         let event = Event::parse(unknown).unwrap();
         assert_eq!(

@@ -123,8 +123,13 @@ async fn a_connection_dropped_while_idle_is_replaced_before_use() {
         .record_delivery(&delivery("webhook-id:msg_1", b"{}"))
         .await
         .unwrap();
-    let (server, name) = db.url.rsplit_once('/').unwrap();
-    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+    // The write's connection is back in the pool, idle.
+    crate::helpers::TestApp::eventually("the connection back in the pool", || async {
+        (store.pool_connections().1 >= 1).then_some(())
+    })
+    .await;
+    let name = db.url.rsplit_once('/').unwrap().1;
+    let mut admin = sqlx::PgConnection::connect(&std::env::var("DATABASE_URL").unwrap())
         .await
         .unwrap();
     let terminated: Vec<bool> = sqlx::query_scalar(
@@ -136,6 +141,7 @@ async fn a_connection_dropped_while_idle_is_replaced_before_use() {
     .await
     .unwrap();
     assert!(!terminated.is_empty(), "no pooled connection to drop");
+    assert!(terminated.iter().all(|done| *done), "{terminated:?}");
     // Past the time a connection may sit idle unchecked.
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     let recorded = store
