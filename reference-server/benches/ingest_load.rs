@@ -384,6 +384,9 @@ async fn closed_loop(
                     stream.write_all(request).await.unwrap();
                     let mut filled = 0;
                     loop {
+                        if filled == buffer.len() {
+                            buffer.resize(buffer.len() * 2, 0);
+                        }
                         let read = stream.read(&mut buffer[filled..]).await.unwrap();
                         assert!(read > 0, "request {index}: connection closed");
                         filled += read;
