@@ -3,8 +3,10 @@
 //! The raw log is the source: each event is one committed delivery, with its row id as the SSE
 //! id, so a client that reconnects with `Last-Event-ID` resumes exactly after what it saw. A
 //! commit only wakes the streams: the group-commit writer bumps a local signal, and on
-//! PostgreSQL also sends `NOTIFY openphone_activity`, which every replica `LISTEN`s to and
-//! turns into the same local signal. Streams then read the log. Transactions may commit out of
+//! PostgreSQL also has `NOTIFY openphone_activity` sent, which every replica `LISTEN`s to and
+//! turns into the same local signal. Announcements are coalesced: at most one `NOTIFY` every
+//! [`ANNOUNCE_EVERY`], however many batches commit meanwhile (each `NOTIFY` is a transaction
+//! PostgreSQL flushes to disk). Streams then read the log. Transactions may commit out of
 //! id order (the two batches a writer may have in flight on PostgreSQL, the writers of several
 //! replicas, and imports), so a stream re-reads a window of recent ids and skips those it sent.
 
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use axum::response::sse::Event as SseEvent;
 use futures_util::Stream;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::directory::Directory;
 use crate::event_log::EventLog;
@@ -30,12 +32,18 @@ pub const CHANNEL: &str = "openphone_activity";
 /// so the window is generous.
 const WINDOW: i64 = 1024;
 
+/// The least time between two `NOTIFY`s of one replica: other replicas' streams may learn of
+/// a commit this much later than this replica's own streams.
+pub const ANNOUNCE_EVERY: Duration = Duration::from_millis(50);
+
 /// The commit signal streams wait on.
 #[derive(Clone)]
 pub struct Live {
     signal: watch::Sender<u64>,
     closed: watch::Sender<bool>,
-    store: Store,
+    /// Wakes the task that sends `NOTIFY` (PostgreSQL); holds at most one wake-up, so
+    /// commits announced while one is pending coalesce.
+    announce: Option<mpsc::Sender<()>>,
 }
 
 impl Live {
@@ -43,33 +51,31 @@ impl Live {
     pub fn new(store: Store) -> Self {
         let (signal, _) = watch::channel(0);
         let (closed, _) = watch::channel(false);
-        let live = Self {
+        let announce = match &store {
+            Store::Postgres(pool) => {
+                let (pool, listened) = (pool.clone(), signal.clone());
+                tokio::spawn(listen(pool.clone(), listened));
+                let (announce, wakes) = mpsc::channel(1);
+                tokio::spawn(announce_commits(pool, wakes));
+                Some(announce)
+            }
+            Store::Sqlite(_) => None,
+        };
+        Self {
             signal,
             closed,
-            store,
-        };
-        if let Store::Postgres(pool) = &live.store {
-            let (pool, signal) = (pool.clone(), live.signal.clone());
-            tokio::spawn(async move { listen(pool, signal).await });
+            announce,
         }
-        live
     }
 
     /// Announces a commit: wakes this process's streams at once, and other replicas' on
-    /// PostgreSQL (the `NOTIFY` is sent in the background, off the caller's path).
+    /// PostgreSQL (the `NOTIFY` is sent in the background, off the caller's path, within
+    /// [`ANNOUNCE_EVERY`]).
     pub fn committed(&self) {
         self.signal.send_modify(|count| *count += 1);
-        if let Store::Postgres(pool) = &self.store {
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
-                    .bind(CHANNEL)
-                    .execute(&pool)
-                    .await
-                {
-                    tracing::warn!(%error, "commit not announced to other replicas");
-                }
-            });
+        if let Some(announce) = &self.announce {
+            // Full: a wake-up is already pending, and it announces this commit too.
+            let _ = announce.try_send(());
         }
     }
 
@@ -80,6 +86,21 @@ impl Live {
 
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.signal.subscribe()
+    }
+}
+
+/// Sends one `NOTIFY` per wake-up, then waits [`ANNOUNCE_EVERY`]; commits meanwhile leave one
+/// wake-up pending. Stops when every [`Live`] is gone, after the last wake-up.
+async fn announce_commits(pool: sqlx::PgPool, mut wakes: mpsc::Receiver<()>) {
+    while wakes.recv().await.is_some() {
+        if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANNEL)
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(%error, "commit not announced to other replicas");
+        }
+        tokio::time::sleep(ANNOUNCE_EVERY).await;
     }
 }
 

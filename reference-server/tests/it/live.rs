@@ -142,3 +142,44 @@ async fn committed_messages_reach_streams_and_reconnects_resume(backend: Backend
 }
 
 backend_tests!(committed_messages_reach_streams_and_reconnects_resume);
+
+/// Commits announced to other replicas coalesce: a burst of commits sends one or two
+/// `NOTIFY`s, not one each, and a commit after the burst is still announced (PostgreSQL).
+#[tokio::test]
+async fn announcements_to_other_replicas_coalesce() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let store = db.store().await;
+    let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
+    listener
+        .listen(reference_server::live::CHANNEL)
+        .await
+        .unwrap();
+    let live = reference_server::live::Live::new(store.clone());
+
+    for _ in 0..200 {
+        live.committed();
+    }
+    let burst = notifications(&mut listener, reference_server::live::ANNOUNCE_EVERY * 8).await;
+    assert!(
+        (1..=2).contains(&burst),
+        "200 commits at once sent {burst} NOTIFYs"
+    );
+
+    live.committed();
+    let after = notifications(&mut listener, Duration::from_secs(1)).await;
+    assert_eq!(after, 1, "a later commit is announced once");
+    store.close().await;
+    db.cleanup().await;
+}
+
+/// How many notifications `listener` receives `within`.
+async fn notifications(listener: &mut sqlx::postgres::PgListener, within: Duration) -> usize {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut count = 0;
+    while let Ok(Ok(_)) = tokio::time::timeout_at(deadline, listener.recv()).await {
+        count += 1;
+    }
+    count
+}
