@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use time::OffsetDateTime;
 
-use crate::store::{NewDelivery, Recorded, Store, StoreError, StoredDelivery};
+use crate::store::{HeldConnection, NewDelivery, Recorded, Store, StoreError, StoredDelivery};
 
 /// An append-only log of webhook deliveries, deduplicated by delivery key.
 pub trait EventLog: Clone + Send + Sync + 'static {
@@ -62,6 +62,21 @@ pub trait EventLog: Clone + Send + Sync + 'static {
     fn parallel_batches(&self) -> usize {
         1
     }
+
+    /// What a group-commit writer keeps from one batch to its next (a database connection
+    /// kept out of the pool; `()` where nothing is worth keeping).
+    type Held: Default + Send + 'static;
+
+    /// [`append`](Self::append), given what the writer `held` since its last batch (which it
+    /// may fill or empty); by default, `append`.
+    fn append_held(
+        &self,
+        held: &mut Self::Held,
+        deliveries: &[NewDelivery],
+    ) -> impl Future<Output = Result<Vec<Recorded>, StoreError>> + Send {
+        let _ = held;
+        self.append(deliveries)
+    }
 }
 
 impl EventLog for Store {
@@ -75,6 +90,17 @@ impl EventLog for Store {
 
     async fn append(&self, deliveries: &[NewDelivery]) -> Result<Vec<Recorded>, StoreError> {
         self.record_batch(deliveries).await
+    }
+
+    /// On PostgreSQL, a [`HeldConnection`] spares the pool's ping per batch.
+    type Held = HeldConnection;
+
+    async fn append_held(
+        &self,
+        held: &mut HeldConnection,
+        deliveries: &[NewDelivery],
+    ) -> Result<Vec<Recorded>, StoreError> {
+        self.record_batch_held(held, deliveries).await
     }
 
     async fn get(&self, key: &str) -> Result<Option<StoredDelivery>, StoreError> {
@@ -174,6 +200,8 @@ impl MemoryEventLog {
 }
 
 impl EventLog for MemoryEventLog {
+    type Held = ();
+
     async fn append(&self, deliveries: &[NewDelivery]) -> Result<Vec<Recorded>, StoreError> {
         Ok(self.with(|memory| {
             deliveries

@@ -14,6 +14,10 @@
 //! and ingestion slower; waiting for 16 made it faster (`benches/ingest_load.rs`,
 //! `docs/benchmarks.md`).
 //!
+//! On PostgreSQL each batch in flight runs on a connection the writer keeps between batches,
+//! outside the pool ([`EventLog::Held`]): a sqlx pool pings every connection it takes back,
+//! which cost a round trip per batch.
+//!
 //! A batch that fails is retried delivery by delivery, so one bad delivery cannot fail the
 //! others; a PostgreSQL deadlock with a batch written at the same time (this writer's other
 //! batch, another replica's, or the import's, which records through the same store; keys are
@@ -99,6 +103,8 @@ async fn write_batches<L: EventLog>(
 ) {
     let parallel = log.parallel_batches().max(1);
     let mut in_flight = tokio::task::JoinSet::new();
+    // What finished batches held (PostgreSQL: their connections), for the next ones.
+    let mut spare: Vec<L::Held> = Vec::with_capacity(parallel);
     let mut queued: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut open = true;
     loop {
@@ -117,7 +123,14 @@ async fn write_batches<L: EventLog>(
                 }
             }
             let jobs = std::mem::replace(&mut queued, Vec::with_capacity(MAX_BATCH));
-            in_flight.spawn(commit(log.clone(), jobs, metrics.clone(), live.clone()));
+            let held = spare.pop().unwrap_or_default();
+            in_flight.spawn(commit(
+                log.clone(),
+                held,
+                jobs,
+                metrics.clone(),
+                live.clone(),
+            ));
             continue;
         }
         if !open && in_flight.is_empty() {
@@ -132,9 +145,13 @@ async fn write_batches<L: EventLog>(
                 }
             }
             Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
-                // A batch whose task panicked has dropped its replies: its requests get 503.
-                if let Err(error) = joined {
-                    tracing::error!(%error, "a group-commit batch stopped abnormally");
+                match joined {
+                    Ok(held) => spare.push(held),
+                    // A batch whose task panicked has dropped its replies: its requests get
+                    // 503.
+                    Err(error) => {
+                        tracing::error!(%error, "a group-commit batch stopped abnormally");
+                    }
                 }
             }
         }
@@ -145,19 +162,21 @@ async fn write_batches<L: EventLog>(
 /// statements per event than they gain (`docs/benchmarks.md`: 4, 8, 12, 16 and 24 compared).
 const OVERLAP_MIN: usize = 16;
 
-/// Writes one batch and answers its requests.
+/// Writes one batch through what `held` holds and answers its requests; returns `held` for
+/// the next batch.
 async fn commit<L: EventLog>(
     log: L,
+    mut held: L::Held,
     jobs: Vec<Job>,
     metrics: Metrics,
     live: Option<crate::live::Live>,
-) {
+) -> L::Held {
     let started = Instant::now();
     let (deliveries, mut replies): (Vec<NewDelivery>, Vec<Reply>) = jobs
         .into_iter()
         .map(|job| (job.delivery, job.reply))
         .unzip();
-    let outcome = record_with_retries(&log, &deliveries).await;
+    let outcome = record_with_retries(&log, &mut held, &deliveries).await;
     metrics.batch_committed(deliveries.len(), started.elapsed());
     let mut any_new = false;
     match outcome {
@@ -175,7 +194,7 @@ async fn commit<L: EventLog>(
         Err(error) => {
             tracing::warn!(%error, size = replies.len(), "batch failed; recording its deliveries one by one");
             for (delivery, reply) in deliveries.iter().zip(replies) {
-                let result = record_with_retries(&log, std::slice::from_ref(delivery))
+                let result = record_with_retries(&log, &mut held, std::slice::from_ref(delivery))
                     .await
                     .map(|mut recorded| recorded.pop().unwrap_or(Recorded::Duplicate));
                 any_new |= matches!(result, Ok(Recorded::New(_)));
@@ -187,15 +206,17 @@ async fn commit<L: EventLog>(
     if any_new && let Some(live) = &live {
         live.committed();
     }
+    held
 }
 
 async fn record_with_retries<L: EventLog>(
     log: &L,
+    held: &mut L::Held,
     deliveries: &[NewDelivery],
 ) -> Result<Vec<Recorded>, StoreError> {
     let mut attempt = 0;
     loop {
-        match log.append(deliveries).await {
+        match log.append_held(held, deliveries).await {
             Err(error) if error.is_transient() && attempt < DEADLOCK_RETRIES => {
                 attempt += 1;
                 tracing::debug!(%error, attempt, "batch conflicted; retrying");
@@ -232,6 +253,8 @@ mod tests {
     }
 
     impl EventLog for Gated {
+        type Held = ();
+
         fn parallel_batches(&self) -> usize {
             2
         }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::AssertSqlSafe;
 use sqlx::Row;
@@ -82,6 +82,39 @@ fn checked_when_idle<DB: sqlx::Database>(
                 Ok(true)
             })
         })
+}
+
+/// A PostgreSQL connection the group-commit writer keeps between its batches, outside the
+/// pool: a sqlx pool pings every connection it takes back, which cost a round trip per batch.
+/// Opened on first use, checked with a ping when it has sat idle for [`PING_WHEN_IDLE_FOR`] or
+/// longer (and replaced when the check fails), dropped after a failed batch. Holds nothing on
+/// SQLite. Each writer holds up to two, on top of the pool's connections.
+#[derive(Debug, Default)]
+pub struct HeldConnection {
+    /// The connection and when it last answered.
+    connection: Option<(sqlx::PgConnection, Instant)>,
+}
+
+impl HeldConnection {
+    /// The held connection, checked when it sat idle, or a new one.
+    async fn take(&mut self, pool: &PgPool) -> Result<sqlx::PgConnection, StoreError> {
+        use sqlx::Connection as _;
+        if let Some((mut connection, answered)) = self.connection.take() {
+            if answered.elapsed() < PING_WHEN_IDLE_FOR {
+                return Ok(connection);
+            }
+            match connection.ping().await {
+                Ok(()) => return Ok(connection),
+                Err(error) => tracing::debug!(%error, "held connection dropped; reconnecting"),
+            }
+        }
+        Ok(sqlx::PgConnection::connect_with(&pool.connect_options()).await?)
+    }
+
+    /// Keeps `connection`, which has just answered, for the next batch.
+    fn keep(&mut self, connection: sqlx::PgConnection) {
+        self.connection = Some((connection, Instant::now()));
+    }
 }
 
 /// The database behind the server.
@@ -480,9 +513,34 @@ impl Store {
             Self::Sqlite(pool) => record!(pool, sql::sqlite),
             // On PostgreSQL every statement is a round trip: a batch is written in one
             // statement when it can be (arrays unnested), not one per row.
-            Self::Postgres(pool) => return record_batch_unnested(pool, deliveries).await,
+            Self::Postgres(pool) => {
+                return record_batch_unnested(&mut *pool.acquire().await?, deliveries).await;
+            }
         }
         Ok(recorded)
+    }
+
+    /// [`record_batch`](Self::record_batch) on the connection `held` keeps between the
+    /// group-commit writer's batches (PostgreSQL; the pool on SQLite).
+    ///
+    /// # Errors
+    /// As [`record_batch`](Self::record_batch), and [`StoreError::Backend`] when no
+    /// connection can be opened.
+    pub async fn record_batch_held(
+        &self,
+        held: &mut HeldConnection,
+        deliveries: &[NewDelivery],
+    ) -> Result<Vec<Recorded>, StoreError> {
+        let Self::Postgres(pool) = self else {
+            return self.record_batch(deliveries).await;
+        };
+        let mut connection = held.take(pool).await?;
+        let recorded = record_batch_unnested(&mut connection, deliveries).await;
+        // After a failure the connection may be broken or mid-transaction: not kept.
+        if recorded.is_ok() {
+            held.keep(connection);
+        }
+        recorded
     }
 
     /// The stored delivery with this key, if any.
@@ -769,7 +827,7 @@ type Rounds<'a> = Vec<Vec<(&'a str, sql::Upsert)>>;
 /// later round, run after it in one transaction (as are contacts); merges are
 /// order-independent, so rounds give what one row at a time gives.
 async fn record_batch_unnested(
-    pool: &PgPool,
+    connection: &mut sqlx::PgConnection,
     deliveries: &[NewDelivery],
 ) -> Result<Vec<Recorded>, StoreError> {
     // The first delivery of each key, in key order (so concurrent batches wait, not deadlock).
@@ -873,9 +931,9 @@ async fn record_batch_unnested(
     let single =
         contacts.is_empty() && later.is_empty() && groups.values().all(|rounds| rounds.len() == 1);
     let inserted: Vec<(i64, String)> = if single {
-        query.fetch_all(pool).await?
+        query.fetch_all(&mut *connection).await?
     } else {
-        let mut tx = pool.begin().await?;
+        let mut tx = sqlx::Connection::begin(&mut *connection).await?;
         let inserted = query.fetch_all(&mut *tx).await?;
         let new: std::collections::HashSet<&str> =
             inserted.iter().map(|(_, key)| key.as_str()).collect();

@@ -111,6 +111,58 @@ backend_tests!(
     migrations_are_idempotent_across_restarts,
 );
 
+/// Terminates every connection to `db` but the caller's; returns how many there were.
+async fn terminate_connections(db: &TestDb) -> usize {
+    let name = db.url.rsplit_once('/').unwrap().1;
+    let mut admin = sqlx::PgConnection::connect(&std::env::var("DATABASE_URL").unwrap())
+        .await
+        .unwrap();
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(name)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(terminated.iter().all(|done| *done), "{terminated:?}");
+    terminated.len()
+}
+
+/// The connection the group-commit writer keeps between batches (outside the pool) is
+/// checked when it has sat idle, and replaced when the database dropped it: the next webhook
+/// is stored (PostgreSQL: every backend of the database is terminated between two webhooks).
+#[tokio::test]
+async fn a_webhook_after_the_writers_connection_was_dropped_is_stored() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let app = crate::helpers::TestApp::spawn_with(&db, |_| {}).await;
+    let event = |id: &str| {
+        serde_json::json!({"id": format!("EV{id}"), "object": "event", "apiVersion": "v4",
+            "createdAt": "2026-11-22T06:00:00Z", "type": "message.received",
+            "data": {"object": {"id": id, "object": "message", "from": "+15550001111",
+            "to": ["+15550000001"], "direction": "incoming", "text": "hello", "status": "received",
+            "createdAt": "2026-11-22T06:00:00Z", "phoneNumberId": "PN1"}}})
+    };
+    assert_eq!(
+        app.webhook("msg_1", &event("AC1")).await,
+        reqwest::StatusCode::OK
+    );
+    // The pool's connections, the listener's and the writer's own.
+    assert!(terminate_connections(&db).await >= 2);
+    // Past the time a connection may sit idle unchecked.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(
+        app.webhook("msg_2", &event("AC2")).await,
+        reqwest::StatusCode::OK,
+        "a dropped connection is replaced, not used"
+    );
+    assert_eq!(app.store.delivery_count().await.unwrap(), 2);
+    app.stop().await;
+    db.cleanup().await;
+}
+
 /// A pooled connection the database dropped while it sat idle is checked and replaced before
 /// use, so the next write succeeds (PostgreSQL: its backends are terminated under the pool).
 #[tokio::test]
@@ -128,20 +180,10 @@ async fn a_connection_dropped_while_idle_is_replaced_before_use() {
         (store.pool_connections().1 >= 1).then_some(())
     })
     .await;
-    let name = db.url.rsplit_once('/').unwrap().1;
-    let mut admin = sqlx::PgConnection::connect(&std::env::var("DATABASE_URL").unwrap())
-        .await
-        .unwrap();
-    let terminated: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = $1 AND pid <> pg_backend_pid()",
-    )
-    .bind(name)
-    .fetch_all(&mut admin)
-    .await
-    .unwrap();
-    assert!(!terminated.is_empty(), "no pooled connection to drop");
-    assert!(terminated.iter().all(|done| *done), "{terminated:?}");
+    assert!(
+        terminate_connections(&db).await >= 1,
+        "no pooled connection to drop"
+    );
     // Past the time a connection may sit idle unchecked.
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     let recorded = store
