@@ -86,7 +86,7 @@ fn checked_when_idle<DB: sqlx::Database>(
 
 /// A PostgreSQL connection the group-commit writer keeps between its batches, outside the
 /// pool: a sqlx pool pings every connection it takes back, which cost a round trip per batch.
-/// Opened on first use, checked with a ping when it has sat idle for [`PING_WHEN_IDLE_FOR`] or
+/// Opened on first use, checked with a ping when it has sat idle for a second or
 /// longer (and replaced when the check fails), dropped after a failed batch. Holds nothing on
 /// SQLite. Each writer holds up to two, on top of the pool's connections.
 #[derive(Debug, Default)]
