@@ -121,10 +121,12 @@ impl Workers {
     }
 
     /// Waits until every queued delivery is committed and the writer has stopped (it
-    /// stops once the router, and with it every [`crate::group_commit::Ingestor`] handle, is dropped), then stops the
-    /// media and reply workers after the job each has in hand.
+    /// stops once the router, and with it every [`crate::group_commit::Ingestor`] handle, is dropped), announces the last
+    /// commits to other replicas, then stops the media and reply workers after the job each
+    /// has in hand.
     pub async fn drain(mut self) {
         self.writers.drained().await;
+        self.live.finish().await;
         let _ = self.stop.send(true);
         while self.background.join_next().await.is_some() {}
     }

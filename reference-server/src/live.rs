@@ -12,11 +12,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::response::sse::Event as SseEvent;
 use futures_util::Stream;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use crate::directory::Directory;
 use crate::event_log::EventLog;
@@ -33,17 +35,34 @@ pub const CHANNEL: &str = "openphone_activity";
 const WINDOW: i64 = 1024;
 
 /// The least time between two `NOTIFY`s of one replica: other replicas' streams may learn of
-/// a commit this much later than this replica's own streams.
+/// a commit about this much later (plus a `NOTIFY`'s round trip) than this replica's own
+/// streams.
 pub const ANNOUNCE_EVERY: Duration = Duration::from_millis(50);
+
+/// What the announcing task is told.
+enum Announce {
+    /// A batch committed.
+    Commit,
+    /// The server is stopping: announce what is pending, then stop.
+    Finish,
+}
+
+/// The task that sends `NOTIFY` (PostgreSQL).
+#[derive(Clone)]
+struct Announcer {
+    /// Holds at most one message, so commits announced while one is pending coalesce.
+    wakes: mpsc::Sender<Announce>,
+    /// The task, until [`Live::finish`] awaits it.
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
 
 /// The commit signal streams wait on.
 #[derive(Clone)]
 pub struct Live {
     signal: watch::Sender<u64>,
     closed: watch::Sender<bool>,
-    /// Wakes the task that sends `NOTIFY` (PostgreSQL); holds at most one wake-up, so
-    /// commits announced while one is pending coalesce.
-    announce: Option<mpsc::Sender<()>>,
+    /// The task that sends `NOTIFY`, on PostgreSQL.
+    announce: Option<Announcer>,
 }
 
 impl Live {
@@ -55,9 +74,12 @@ impl Live {
             Store::Postgres(pool) => {
                 let (pool, listened) = (pool.clone(), signal.clone());
                 tokio::spawn(listen(pool.clone(), listened));
-                let (announce, wakes) = mpsc::channel(1);
-                tokio::spawn(announce_commits(pool, wakes));
-                Some(announce)
+                let (wakes, received) = mpsc::channel(1);
+                let task = tokio::spawn(announce_commits(pool, received));
+                Some(Announcer {
+                    wakes,
+                    task: Arc::new(Mutex::new(Some(task))),
+                })
             }
             Store::Sqlite(_) => None,
         };
@@ -70,12 +92,38 @@ impl Live {
 
     /// Announces a commit: wakes this process's streams at once, and other replicas' on
     /// PostgreSQL (the `NOTIFY` is sent in the background, off the caller's path, within
-    /// [`ANNOUNCE_EVERY`]).
+    /// about [`ANNOUNCE_EVERY`]).
     pub fn committed(&self) {
         self.signal.send_modify(|count| *count += 1);
         if let Some(announce) = &self.announce {
             // Full: a wake-up is already pending, and it announces this commit too.
-            let _ = announce.try_send(());
+            let _ = announce.wakes.try_send(Announce::Commit);
+        }
+    }
+
+    /// Sends the `NOTIFY` still pending, if any, and stops announcing (for a shutdown, once
+    /// the writer has committed its last batch and before the pool closes). Waits at most
+    /// five seconds.
+    pub async fn finish(&self) {
+        let Some(announce) = &self.announce else {
+            return;
+        };
+        let task = announce
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            let finished = async {
+                let _ = announce.wakes.send(Announce::Finish).await;
+                let _ = task.await;
+            };
+            if tokio::time::timeout(Duration::from_secs(5), finished)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the last commits were not announced to other replicas in time");
+            }
         }
     }
 
@@ -90,9 +138,10 @@ impl Live {
 }
 
 /// Sends one `NOTIFY` per wake-up, then waits [`ANNOUNCE_EVERY`]; commits meanwhile leave one
-/// wake-up pending. Stops when every [`Live`] is gone, after the last wake-up.
-async fn announce_commits(pool: sqlx::PgPool, mut wakes: mpsc::Receiver<()>) {
-    while wakes.recv().await.is_some() {
+/// wake-up pending. Stops when told to finish (after the wake-up before it) or when every
+/// [`Live`] is gone.
+async fn announce_commits(pool: sqlx::PgPool, mut wakes: mpsc::Receiver<Announce>) {
+    while let Some(Announce::Commit) = wakes.recv().await {
         if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
             .bind(CHANNEL)
             .execute(&pool)

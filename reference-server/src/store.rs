@@ -86,8 +86,9 @@ fn checked_when_idle<DB: sqlx::Database>(
 
 /// A PostgreSQL connection the group-commit writer keeps between its batches, outside the
 /// pool: a sqlx pool pings every connection it takes back, which cost a round trip per batch.
-/// Opened on first use, checked with a ping when it has sat idle for a second or
-/// longer (and replaced when the check fails), dropped after a failed batch. Holds nothing on
+/// Opened through the pool on first use (then detached from it), checked with a ping when
+/// it has sat idle for a second or longer (and replaced when the check fails or times out),
+/// dropped after a failure other than an error the database reported. Holds nothing on
 /// SQLite. Each writer holds up to two, on top of the pool's connections.
 #[derive(Debug, Default)]
 pub struct HeldConnection {
@@ -103,17 +104,29 @@ impl HeldConnection {
             if answered.elapsed() < PING_WHEN_IDLE_FOR {
                 return Ok(connection);
             }
-            match connection.ping().await {
-                Ok(()) => return Ok(connection),
-                Err(error) => tracing::debug!(%error, "held connection dropped; reconnecting"),
+            let timeout = pool.options().get_acquire_timeout();
+            match tokio::time::timeout(timeout, connection.ping()).await {
+                Ok(Ok(())) => return Ok(connection),
+                Ok(Err(error)) => tracing::debug!(%error, "held connection dropped; reconnecting"),
+                Err(_) => tracing::debug!("held connection did not answer; reconnecting"),
             }
         }
-        Ok(sqlx::PgConnection::connect_with(&pool.connect_options()).await?)
+        // Opened through the pool, for its timeout and its retries while the database
+        // restarts; detached, it no longer counts against the pool's size.
+        Ok(pool.acquire().await?.detach())
     }
 
-    /// Keeps `connection`, which has just answered, for the next batch.
-    fn keep(&mut self, connection: sqlx::PgConnection) {
-        self.connection = Some((connection, Instant::now()));
+    /// Keeps `connection` for the next batch after `outcome`, unless the failure may have
+    /// broken it: an error the database reported (a deadlock, a constraint) leaves the
+    /// connection usable (sqlx rolls back what the failed transaction began); any other
+    /// (input/output, protocol, timeout) does not.
+    fn keep_after<T>(&mut self, connection: sqlx::PgConnection, outcome: &Result<T, StoreError>) {
+        if matches!(
+            outcome,
+            Ok(_) | Err(StoreError::Backend(sqlx::Error::Database(_)))
+        ) {
+            self.connection = Some((connection, Instant::now()));
+        }
     }
 }
 
@@ -536,10 +549,7 @@ impl Store {
         };
         let mut connection = held.take(pool).await?;
         let recorded = record_batch_unnested(&mut connection, deliveries).await;
-        // After a failure the connection may be broken or mid-transaction: not kept.
-        if recorded.is_ok() {
-            held.keep(connection);
-        }
+        held.keep_after(connection, &recorded);
         recorded
     }
 

@@ -151,34 +151,89 @@ async fn announcements_to_other_replicas_coalesce() {
         return;
     };
     let store = db.store().await;
-    let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
-    listener
-        .listen(reference_server::live::CHANNEL)
-        .await
-        .unwrap();
+    let mut listener = listen(&db).await;
     let live = reference_server::live::Live::new(store.clone());
 
     for _ in 0..200 {
         live.committed();
     }
-    let burst = notifications(&mut listener, reference_server::live::ANNOUNCE_EVERY * 8).await;
+    let burst = notifications_until_quiet(&mut listener).await;
     assert!(
         (1..=2).contains(&burst),
         "200 commits at once sent {burst} NOTIFYs"
     );
 
     live.committed();
-    let after = notifications(&mut listener, Duration::from_secs(1)).await;
+    let after = notifications_until_quiet(&mut listener).await;
     assert_eq!(after, 1, "a later commit is announced once");
     store.close().await;
     db.cleanup().await;
 }
 
-/// How many notifications `listener` receives `within`.
-async fn notifications(listener: &mut sqlx::postgres::PgListener, within: Duration) -> usize {
-    let deadline = tokio::time::Instant::now() + within;
-    let mut count = 0;
-    while let Ok(Ok(_)) = tokio::time::timeout_at(deadline, listener.recv()).await {
+/// A commit left pending while the announcer waits between two `NOTIFY`s is still announced
+/// when the server stops: [`Live::finish`] sends it before the pool closes (PostgreSQL).
+#[tokio::test]
+async fn a_pending_announcement_is_sent_before_shutdown() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let store = db.store().await;
+    let mut listener = listen(&db).await;
+    let live = reference_server::live::Live::new(store.clone());
+
+    live.committed();
+    next_notification(&mut listener, Duration::from_secs(10))
+        .await
+        .expect("the first commit is announced");
+    // The announcer now waits before its next NOTIFY: this commit stays pending.
+    live.committed();
+    live.finish().await;
+    store.close().await;
+    assert!(
+        next_notification(&mut listener, Duration::from_secs(10))
+            .await
+            .is_some(),
+        "the pending commit was announced before the pool closed"
+    );
+    live.committed(); // after finishing: nothing to announce to, and no panic
+    db.cleanup().await;
+}
+
+/// A listener on the live channel of `db`.
+async fn listen(db: &TestDb) -> sqlx::postgres::PgListener {
+    let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
+    listener
+        .listen(reference_server::live::CHANNEL)
+        .await
+        .unwrap();
+    listener
+}
+
+/// The next notification within `within`, if any.
+async fn next_notification(
+    listener: &mut sqlx::postgres::PgListener,
+    within: Duration,
+) -> Option<sqlx::postgres::PgNotification> {
+    tokio::time::timeout(within, listener.recv())
+        .await
+        .ok()
+        .map(|received| received.unwrap())
+}
+
+/// How many notifications arrive: waits up to 10 s for the first, then counts until none has
+/// come for half a second (ten times the least time between two).
+async fn notifications_until_quiet(listener: &mut sqlx::postgres::PgListener) -> usize {
+    if next_notification(listener, Duration::from_secs(10))
+        .await
+        .is_none()
+    {
+        return 0;
+    }
+    let mut count = 1;
+    while next_notification(listener, reference_server::live::ANNOUNCE_EVERY * 10)
+        .await
+        .is_some()
+    {
         count += 1;
     }
     count
