@@ -88,12 +88,16 @@ fn checked_when_idle<DB: sqlx::Database>(
 /// pool: a sqlx pool pings every connection it takes back, which cost a round trip per batch.
 /// Opened through the pool on first use (then detached from it), checked with a ping when
 /// it has sat idle for a second or longer (and replaced when the check fails or times out),
-/// dropped after a failure other than an error the database reported. Holds nothing on
+/// dropped after a failure other than an error the database reported for a statement. A
+/// connection replacing a lost one is opened anew, not taken from the pool, whose idle
+/// connections the same restart or network failure may have broken. Holds nothing on
 /// SQLite. Each writer holds up to two, on top of the pool's connections.
 #[derive(Debug, Default)]
 pub struct HeldConnection {
     /// The connection and when it last answered.
     connection: Option<(sqlx::PgConnection, Instant)>,
+    /// Whether the last connection was lost (dropped after a failure or a failed check).
+    lost: bool,
 }
 
 impl HeldConnection {
@@ -110,6 +114,17 @@ impl HeldConnection {
                 Ok(Err(error)) => tracing::debug!(%error, "held connection dropped; reconnecting"),
                 Err(_) => tracing::debug!("held connection did not answer; reconnecting"),
             }
+            self.lost = true;
+        }
+        if self.lost {
+            let timeout = pool.options().get_acquire_timeout();
+            let options = pool.connect_options();
+            let connecting = sqlx::PgConnection::connect_with(&options);
+            let connection = tokio::time::timeout(timeout, connecting)
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??;
+            self.lost = false;
+            return Ok(connection);
         }
         // Opened through the pool, for its timeout and its retries while the database
         // restarts; detached, it no longer counts against the pool's size.
@@ -117,16 +132,28 @@ impl HeldConnection {
     }
 
     /// Keeps `connection` for the next batch after `outcome`, unless the failure may have
-    /// broken it: an error the database reported (a deadlock, a constraint) leaves the
-    /// connection usable (sqlx rolls back what the failed transaction began); any other
-    /// (input/output, protocol, timeout) does not.
+    /// broken it: an error the database reported for a statement (a deadlock, a constraint)
+    /// leaves the connection usable (sqlx rolls back what the failed transaction began); one
+    /// that ended the session (severity `FATAL` or `PANIC`: terminated, shutting down) and any
+    /// other failure (input/output, protocol, timeout) do not.
     fn keep_after<T>(&mut self, connection: sqlx::PgConnection, outcome: &Result<T, StoreError>) {
-        if matches!(
-            outcome,
-            Ok(_) | Err(StoreError::Backend(sqlx::Error::Database(_)))
-        ) {
+        let usable = match outcome {
+            Ok(_) => true,
+            Err(StoreError::Backend(sqlx::Error::Database(error))) => error
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some_and(|error| matches!(error.severity(), sqlx::postgres::PgSeverity::Error)),
+            Err(_) => false,
+        };
+        if usable {
             self.connection = Some((connection, Instant::now()));
+        } else {
+            self.lost = true;
         }
+    }
+
+    /// Whether a connection is held for the next batch.
+    pub fn holds(&self) -> bool {
+        self.connection.is_some()
     }
 }
 

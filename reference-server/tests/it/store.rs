@@ -1,6 +1,6 @@
 //! The store's contract, on every backend.
 
-use reference_server::store::{NewDelivery, Recorded};
+use reference_server::store::{HeldConnection, NewDelivery, Recorded, StoreError};
 use sqlx::Connection;
 use time::macros::datetime;
 
@@ -160,6 +160,58 @@ async fn a_webhook_after_the_writers_connection_was_dropped_is_stored() {
     );
     assert_eq!(app.store.delivery_count().await.unwrap(), 2);
     app.stop().await;
+    db.cleanup().await;
+}
+
+/// The writer's connection is kept after an error the database reported for a statement,
+/// and replaced after the database ended its session (PostgreSQL).
+#[tokio::test]
+async fn the_writers_connection_is_kept_after_a_statement_error_only() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let store = db.store().await;
+    let mut held = HeldConnection::default();
+    assert!(!held.holds());
+    let recorded = store
+        .record_batch_held(&mut held, &[delivery("webhook-id:msg_1", b"{}")])
+        .await
+        .unwrap();
+    assert!(matches!(recorded[..], [Recorded::New(_)]), "{recorded:?}");
+    assert!(held.holds());
+
+    // PostgreSQL refuses a NUL in text: an error of the statement, the session goes on.
+    let mut refused = delivery("webhook-id:msg_2", b"{}");
+    refused.event_type = Some("message\0received".to_owned());
+    let error = store
+        .record_batch_held(&mut held, &[refused])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, StoreError::Backend(sqlx::Error::Database(_))),
+        "{error:?}"
+    );
+    assert!(held.holds(), "kept after a statement's error");
+    let recorded = store
+        .record_batch_held(&mut held, &[delivery("webhook-id:msg_3", b"{}")])
+        .await
+        .unwrap();
+    assert!(matches!(recorded[..], [Recorded::New(_)]), "{recorded:?}");
+
+    // The database ends the session (within the second a connection is used unchecked).
+    assert!(terminate_connections(&db).await >= 1);
+    let failed = store
+        .record_batch_held(&mut held, &[delivery("webhook-id:msg_4", b"{}")])
+        .await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert!(!held.holds(), "dropped after the session ended");
+    let recorded = store
+        .record_batch_held(&mut held, &[delivery("webhook-id:msg_4", b"{}")])
+        .await
+        .expect("a new connection");
+    assert!(matches!(recorded[..], [Recorded::New(_)]), "{recorded:?}");
+    assert!(held.holds());
+    store.close().await;
     db.cleanup().await;
 }
 
