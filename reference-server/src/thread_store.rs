@@ -15,7 +15,7 @@ use thread_resolver::{
 use time::OffsetDateTime;
 
 use crate::ingest::unix_ms;
-use crate::store::{Arg, Store, StoreError};
+use crate::store::{Arg, Store, StoreError, Tx};
 
 fn backend(error: StoreError) -> Error {
     Error::backend(error)
@@ -110,62 +110,18 @@ const INSERT_ENTRY: &str = "INSERT INTO thread_entries (thread_id, entry_id, kin
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (thread_id, entry_id) DO NOTHING";
 
 impl Store {
-    async fn try_append(&self, key: &str, entry: &Entry) -> Result<Appended, StoreError> {
+    /// Appends `entries` in one transaction.
+    async fn try_append_all(
+        &self,
+        entries: &[(String, Entry)],
+    ) -> Result<Vec<Appended>, StoreError> {
         let mut tx = self.begin().await?;
-        let claimed = tx
-            .execute(
-                "INSERT INTO thread_entry_seen (entry_id, thread_id) VALUES ($1, 0) ON CONFLICT (entry_id) DO NOTHING",
-                &[entry.id.as_str().into()],
-            )
-            .await?;
-        if claimed == 0 {
-            let seen: Option<(i64,)> = tx
-                .fetch_optional(
-                    "SELECT thread_id FROM thread_entry_seen WHERE entry_id = $1",
-                    &[entry.id.as_str().into()],
-                )
-                .await?;
-            return Ok(Appended {
-                thread: ThreadId(seen.map_or(0, |(id,)| id)),
-                new: false,
-                opened: false,
-            });
+        let mut appended = Vec::with_capacity(entries.len());
+        for (key, entry) in entries {
+            appended.push(append_in(&mut tx, key, entry).await?);
         }
-        let at = unix_ms(entry.at);
-        let existing: Option<(i64,)> = tx
-            .fetch_optional(
-                "UPDATE threads SET entries = entries + 1, version = version + 1, \
-                 last_activity_ms = GREATEST(last_activity_ms, $2), opened_ms = LEAST(opened_ms, $2) \
-                 WHERE thread_key = $1 AND state = 'open' RETURNING id",
-                &[key.into(), at.into()],
-            )
-            .await?;
-        let (thread, opened) = match existing {
-            Some((id,)) => (id, false),
-            None => {
-                let (id,): (i64,) = tx
-                    .fetch_optional(
-                        "INSERT INTO threads (thread_key, state, entries, version, opened_ms, last_activity_ms) \
-                         VALUES ($1, 'open', 1, 1, $2, $2) RETURNING id",
-                        &[key.into(), at.into()],
-                    )
-                    .await?
-                    .ok_or(StoreError::Backend(sqlx::Error::RowNotFound))?;
-                (id, true)
-            }
-        };
-        tx.execute(INSERT_ENTRY, &entry_args(thread, entry)).await?;
-        tx.execute(
-            "UPDATE thread_entry_seen SET thread_id = $2 WHERE entry_id = $1",
-            &[entry.id.as_str().into(), thread.into()],
-        )
-        .await?;
         tx.commit().await?;
-        Ok(Appended {
-            thread: ThreadId(thread),
-            new: true,
-            opened,
-        })
+        Ok(appended)
     }
 
     async fn thread_entries(&self, id: ThreadId) -> Result<Vec<Entry>, StoreError> {
@@ -179,11 +135,79 @@ impl Store {
     }
 }
 
+/// Appends `entry` to the open thread of `key` within `tx` (see [`ThreadStore::append`]).
+async fn append_in(tx: &mut Tx, key: &str, entry: &Entry) -> Result<Appended, StoreError> {
+    let claimed = tx
+        .execute(
+            "INSERT INTO thread_entry_seen (entry_id, thread_id) VALUES ($1, 0) ON CONFLICT (entry_id) DO NOTHING",
+            &[entry.id.as_str().into()],
+        )
+        .await?;
+    if claimed == 0 {
+        let seen: Option<(i64,)> = tx
+            .fetch_optional(
+                "SELECT thread_id FROM thread_entry_seen WHERE entry_id = $1",
+                &[entry.id.as_str().into()],
+            )
+            .await?;
+        return Ok(Appended {
+            thread: ThreadId(seen.map_or(0, |(id,)| id)),
+            new: false,
+            opened: false,
+        });
+    }
+    let at = unix_ms(entry.at);
+    let existing: Option<(i64,)> = tx
+        .fetch_optional(
+            "UPDATE threads SET entries = entries + 1, version = version + 1, \
+             last_activity_ms = GREATEST(last_activity_ms, $2), opened_ms = LEAST(opened_ms, $2) \
+             WHERE thread_key = $1 AND state = 'open' RETURNING id",
+            &[key.into(), at.into()],
+        )
+        .await?;
+    let (thread, opened) = match existing {
+        Some((id,)) => (id, false),
+        None => {
+            let (id,): (i64,) = tx
+                .fetch_optional(
+                    "INSERT INTO threads (thread_key, state, entries, version, opened_ms, last_activity_ms) \
+                     VALUES ($1, 'open', 1, 1, $2, $2) RETURNING id",
+                    &[key.into(), at.into()],
+                )
+                .await?
+                .ok_or(StoreError::Backend(sqlx::Error::RowNotFound))?;
+            (id, true)
+        }
+    };
+    tx.execute(INSERT_ENTRY, &entry_args(thread, entry)).await?;
+    tx.execute(
+        "UPDATE thread_entry_seen SET thread_id = $2 WHERE entry_id = $1",
+        &[entry.id.as_str().into(), thread.into()],
+    )
+    .await?;
+    Ok(Appended {
+        thread: ThreadId(thread),
+        new: true,
+        opened,
+    })
+}
+
 impl ThreadStore for Store {
     async fn append(&self, key: &str, entry: &Entry) -> Result<Appended, Error> {
+        let entries = [(key.to_owned(), entry.clone())];
+        let mut appended = self.append_all(&entries).await?;
+        appended
+            .pop()
+            .ok_or_else(|| backend(sqlx::Error::RowNotFound.into()))
+    }
+
+    async fn append_all(&self, entries: &[(String, Entry)]) -> Result<Vec<Appended>, Error> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut attempts = 0;
         loop {
-            match self.try_append(key, entry).await {
+            match self.try_append_all(entries).await {
                 Ok(appended) => return Ok(appended),
                 // Another append opened the conversation's thread at the same time: join it.
                 Err(error)

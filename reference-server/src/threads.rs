@@ -124,22 +124,22 @@ pub async fn feed(store: &Store, now: OffsetDateTime) -> Result<u64, String> {
         let Some(last) = rows.last().map(|row| row.id) else {
             break;
         };
+        // One append of the whole page: one transaction, not one per message.
+        let mut entries = Vec::new();
         for row in &rows {
             let Ok(event) = Event::parse(&row.body) else {
                 continue;
             };
             own.learn(&event);
-            for (key, entry) in entries_of(&crate::projection::changes(&event, &own)) {
-                if store
-                    .append(&key, &entry)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .new
-                {
-                    appended += 1;
-                }
-            }
+            entries.extend(entries_of(&crate::projection::changes(&event, &own)));
         }
+        appended += store
+            .append_all(&entries)
+            .await
+            .map_err(|e| e.to_string())?
+            .iter()
+            .filter(|outcome| outcome.new)
+            .count() as u64;
         after = last;
         if after > checkpoint {
             store

@@ -301,4 +301,47 @@ pub async fn run<S: ThreadStore>(store: S) {
         store.thread(ThreadId(999_999)).await,
         Err(Error::NotFound(_))
     ));
+
+    // Appending many at once gives what one by one gives: a new thread, an entry joining it,
+    // an entry repeated within the batch and one already stored changing nothing.
+    let batch_key = "PN9|+14155550001";
+    let before = store
+        .append(batch_key, &entry("b0", 0))
+        .await
+        .expect("append");
+    let batch = [
+        (batch_key.to_owned(), entry("b1", 1)),
+        ("PN9|+14155550002".to_owned(), entry("c1", 2)),
+        (batch_key.to_owned(), entry("b1", 1)),
+        (batch_key.to_owned(), entry("b0", 0)),
+        (batch_key.to_owned(), entry("b2", 3)),
+    ];
+    let outcomes = store.append_all(&batch).await.expect("append all");
+    let seen: Vec<(bool, bool)> = outcomes.iter().map(|a| (a.new, a.opened)).collect();
+    assert_eq!(
+        seen,
+        [
+            (true, false),
+            (true, true),
+            (false, false),
+            (false, false),
+            (true, false)
+        ]
+    );
+    for (index, thread) in [0, 2, 3, 4].map(|index| (index, outcomes[index].thread)) {
+        assert_eq!(thread, before.thread, "outcome {index}");
+    }
+    assert_ne!(outcomes[1].thread, before.thread);
+    let (thread, _) = store.thread(before.thread).await.expect("thread");
+    assert_eq!(
+        (thread.entries, thread.last_activity_at),
+        (3, T0 + time::Duration::minutes(3))
+    );
+    assert!(
+        store
+            .append_all(&[])
+            .await
+            .expect("nothing to append")
+            .is_empty()
+    );
 }

@@ -45,6 +45,22 @@ pub trait ThreadStore: Clone + Send + Sync + 'static {
         entry: &Entry,
     ) -> impl Future<Output = Result<Appended, Error>> + Send;
 
+    /// [`append`](Self::append) for each `(key, entry)` in order, one outcome each. A store
+    /// that can writes them all at once (the SQL stores: one transaction, so a feed of many
+    /// entries pays one commit, and on an error none is applied); by default, one by one.
+    fn append_all(
+        &self,
+        entries: &[(String, Entry)],
+    ) -> impl Future<Output = Result<Vec<Appended>, Error>> + Send {
+        async move {
+            let mut appended = Vec::with_capacity(entries.len());
+            for (key, entry) in entries {
+                appended.push(self.append(key, entry).await?);
+            }
+            Ok(appended)
+        }
+    }
+
     /// Open threads whose last activity is before `cutoff`, least recently active first, at
     /// most `limit`. Its cost grows with the threads returned, not with all open threads.
     fn idle(
