@@ -452,8 +452,8 @@ async fn main() {
     config.database_url = Some(Redacted(db.url.clone()));
     config.webhook_secrets = Some(Redacted(SECRET.to_owned()));
     config.self_check_interval_secs = 0;
-    // The thread feed re-reads the log every 5 minutes on the clock, one transaction per
-    // message: crossing such a mark, a run would measure it in whichever phase it landed.
+    // The thread feed re-reads the log every 5 minutes on the clock: crossing such a mark, a
+    // run would measure it in whichever phase it landed.
     config.thread_sweep_minutes = 24 * 60;
     let app = Application::build(&config).await.unwrap();
     let url: reqwest::Url = format!("http://{}/api/openphone/webhook", app.local_addr().unwrap())

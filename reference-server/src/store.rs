@@ -104,11 +104,11 @@ impl HeldConnection {
     /// The held connection, checked when it sat idle, or a new one.
     async fn take(&mut self, pool: &PgPool) -> Result<sqlx::PgConnection, StoreError> {
         use sqlx::Connection as _;
+        let timeout = pool.options().get_acquire_timeout();
         if let Some((mut connection, answered)) = self.connection.take() {
             if answered.elapsed() < PING_WHEN_IDLE_FOR {
                 return Ok(connection);
             }
-            let timeout = pool.options().get_acquire_timeout();
             match tokio::time::timeout(timeout, connection.ping()).await {
                 Ok(Ok(())) => return Ok(connection),
                 Ok(Err(error)) => tracing::debug!(%error, "held connection dropped; reconnecting"),
@@ -117,7 +117,6 @@ impl HeldConnection {
             self.lost = true;
         }
         if self.lost {
-            let timeout = pool.options().get_acquire_timeout();
             let options = pool.connect_options();
             let connecting = sqlx::PgConnection::connect_with(&options);
             let connection = tokio::time::timeout(timeout, connecting)
