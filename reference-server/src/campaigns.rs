@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 
 use crate::alerts::Alerter;
 use crate::ingest::{Clock, unix_ms};
-use crate::scheduler::{Job, Schedule};
+use crate::scheduler::{Job, RunEnd, Schedule, Stop};
 use crate::store::Store;
 
 /// The engine as the server runs it.
@@ -288,7 +288,7 @@ impl Job for CampaignJob {
         Schedule::Every(std::time::Duration::from_secs(60))
     }
 
-    fn run(&self, _slot: OffsetDateTime) -> BoxFuture<'_, Result<serde_json::Value, String>> {
+    fn run(&self, _slot: OffsetDateTime, _stop: Stop) -> BoxFuture<'_, Result<RunEnd, String>> {
         Box::pin(async move {
             let report = self
                 .campaigns
@@ -314,7 +314,9 @@ impl Job for CampaignJob {
                     }
                 }
             }
-            serde_json::to_value(&report).map_err(|error| error.to_string())
+            serde_json::to_value(&report)
+                .map(RunEnd::Done)
+                .map_err(|error| error.to_string())
         })
     }
 }

@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use crate::alerts::Alerter;
 use crate::ingest::Clock;
 use crate::ingest::unix_ms;
-use crate::scheduler::{Job, Schedule};
+use crate::scheduler::{Job, RunEnd, Schedule, Stop};
 use crate::store::{Arg, Store, StoreError};
 
 /// The text of a health check message: `Health check <token>`.
@@ -267,7 +267,7 @@ impl Job for HealthCheckJob {
         Schedule::Every(self.every)
     }
 
-    fn run(&self, _slot: OffsetDateTime) -> BoxFuture<'_, Result<serde_json::Value, String>> {
+    fn run(&self, _slot: OffsetDateTime, _stop: Stop) -> BoxFuture<'_, Result<RunEnd, String>> {
         Box::pin(async move {
             let token = format!("hc-{}", uuid::Uuid::new_v4().simple());
             let sender = if self.from.starts_with("PN") {
@@ -290,7 +290,9 @@ impl Job for HealthCheckJob {
                 .map_err(|error| error.to_string())?;
             match error {
                 Some(error) => Err(error),
-                None => Ok(json!({"token": token, "message_id": message_id})),
+                None => Ok(RunEnd::Done(
+                    json!({"token": token, "message_id": message_id}),
+                )),
             }
         })
     }
@@ -317,7 +319,7 @@ impl Job for HealthCheckExpiry {
         Schedule::Every(Duration::from_secs(60))
     }
 
-    fn run(&self, _slot: OffsetDateTime) -> BoxFuture<'_, Result<serde_json::Value, String>> {
+    fn run(&self, _slot: OffsetDateTime, _stop: Stop) -> BoxFuture<'_, Result<RunEnd, String>> {
         Box::pin(async move {
             let timeout = i64::try_from(self.timeout.as_millis()).unwrap_or(i64::MAX);
             let expired = self
@@ -340,7 +342,7 @@ impl Job for HealthCheckExpiry {
                     .await
                     .map_err(|error| error.to_string())?;
             }
-            Ok(json!({"expired": expired}))
+            Ok(RunEnd::Done(json!({"expired": expired})))
         })
     }
 }

@@ -15,7 +15,7 @@ use knowledge_export::{
 use time::OffsetDateTime;
 
 use crate::ingest::Clock;
-use crate::scheduler::{Job, Schedule};
+use crate::scheduler::{Job, RunEnd, Schedule, Stop};
 use crate::store::Store;
 
 /// The configured model.
@@ -177,7 +177,7 @@ impl Job for KnowledgeJob {
         ))
     }
 
-    fn run(&self, _slot: OffsetDateTime) -> BoxFuture<'_, Result<serde_json::Value, String>> {
+    fn run(&self, _slot: OffsetDateTime, _stop: Stop) -> BoxFuture<'_, Result<RunEnd, String>> {
         Box::pin(async move {
             let options = ExportOptions {
                 to_dir: self.settings.export_dir.clone(),
@@ -185,7 +185,9 @@ impl Job for KnowledgeJob {
                 dry_run: false,
             };
             let report = run_export(&self.store, &self.settings, &options, (self.clock)()).await?;
-            serde_json::to_value(&report).map_err(|e| e.to_string())
+            serde_json::to_value(&report)
+                .map(RunEnd::Done)
+                .map_err(|e| e.to_string())
         })
     }
 }

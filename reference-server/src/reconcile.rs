@@ -13,7 +13,7 @@ use crate::alerts::Alerter;
 use crate::import::{Checkpoints, ImportError, ImportOptions, ImportReport, Importer};
 use crate::ingest::Clock;
 use crate::ingest::unix_ms;
-use crate::scheduler::{Job, JobRuns, Schedule};
+use crate::scheduler::{Job, JobRuns, RunEnd, Schedule, Stop};
 use crate::store::Store;
 
 /// Name of the reconciliation job (and of its runs).
@@ -74,7 +74,7 @@ impl Job for Reconciliation {
         self.schedule.clone()
     }
 
-    fn run(&self, slot: OffsetDateTime) -> BoxFuture<'_, Result<serde_json::Value, String>> {
+    fn run(&self, slot: OffsetDateTime, _stop: Stop) -> BoxFuture<'_, Result<RunEnd, String>> {
         Box::pin(async move {
             let overlap = i64::try_from(self.overlap.as_millis()).unwrap_or(0);
             let last = self
@@ -137,13 +137,13 @@ impl Job for Reconciliation {
                     .await
                     .map_err(|error| error.to_string())?;
             }
-            Ok(json!({
+            Ok(RunEnd::Done(json!({
                 "since": since.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
                 "requests": report.requests,
                 "kinds": kinds,
                 "possibly_failed": possibly_failed,
                 "failures": report.failures,
-            }))
+            })))
         })
     }
 }

@@ -7,6 +7,12 @@
 //! replica starts, the latest slot that is due runs if no replica ran it (a slot missed while
 //! every replica was down runs once); older missed slots are not replayed. Runs record start,
 //! end, outcome and the figures the job returns; `GET /api/v1/jobs` lists them.
+//!
+//! When the server stops, a job in progress is told through its [`Stop`]: a job that works in
+//! steps (the thread feed, page by page) ends after the step in progress and reports
+//! [`RunEnd::Stopped`]; its run is recorded `stopped`, and the slot may be claimed and run
+//! again (on restart, when it is still the latest due slot). A job that does not look at its
+//! [`Stop`] runs to its end.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -97,6 +103,37 @@ impl Schedule {
     }
 }
 
+/// Tells a running job that the server is stopping, so that it can end at a safe point.
+#[derive(Debug, Clone)]
+pub struct Stop(Option<watch::Receiver<bool>>);
+
+impl Stop {
+    /// A stop that never comes (a run outside a serving scheduler, such as a test's tick).
+    pub fn never() -> Self {
+        Self(None)
+    }
+
+    /// Stops once `receiver` holds `true` (the server's stop signal).
+    pub fn on(receiver: watch::Receiver<bool>) -> Self {
+        Self(Some(receiver))
+    }
+
+    /// Whether the server is stopping.
+    pub fn requested(&self) -> bool {
+        self.0.as_ref().is_some_and(|receiver| *receiver.borrow())
+    }
+}
+
+/// How a run that did not fail ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEnd {
+    /// It did all its work; the figures to record (JSON).
+    Done(serde_json::Value),
+    /// It ended early, at a safe point, because the server is stopping; the figures of what
+    /// it did. Recorded `stopped`; the slot may run again.
+    Stopped(serde_json::Value),
+}
+
 /// A periodic job.
 pub trait Job: Send + Sync + 'static {
     /// Its unique name (the key of its runs).
@@ -105,8 +142,11 @@ pub trait Job: Send + Sync + 'static {
     /// When it runs.
     fn schedule(&self) -> Schedule;
 
-    /// Runs the slot starting at `slot`; returns figures to record (JSON), or why it failed.
-    fn run(&self, slot: OffsetDateTime) -> BoxFuture<'_, Result<serde_json::Value, String>>;
+    /// Runs the slot starting at `slot`: how it ended (with figures to record), or why it
+    /// failed. A job that works in steps checks `stop` between them and returns
+    /// [`RunEnd::Stopped`] when it is requested; one that does not check it runs to its end,
+    /// which delays the server's shutdown by as long.
+    fn run(&self, slot: OffsetDateTime, stop: Stop) -> BoxFuture<'_, Result<RunEnd, String>>;
 }
 
 /// A recorded run.
@@ -122,7 +162,7 @@ pub struct JobRun {
     pub started_ms: i64,
     /// When it ended.
     pub finished_ms: Option<i64>,
-    /// `running`, `succeeded` or `failed`.
+    /// `running`, `succeeded`, `stopped` (ended early by a shutdown) or `failed`.
     pub outcome: String,
     /// What the job reported (JSON).
     pub figures: Option<String>,
@@ -135,7 +175,8 @@ pub struct JobRun {
 /// in memory; both pass [`conformance::run`].
 pub trait JobRuns: Clone + Send + Sync + 'static {
     /// Claims a slot: `true` for exactly one claimant (who then runs it), which records the
-    /// run as `running`.
+    /// run as `running`. A slot whose run was `stopped` may be claimed again (its record is
+    /// replaced); a `running`, `succeeded` or `failed` one may not.
     fn claim_slot(
         &self,
         job: &str,
@@ -144,13 +185,14 @@ pub trait JobRuns: Clone + Send + Sync + 'static {
         now_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Records how a claimed run ended: `succeeded` with its figures, or `failed` with why.
+    /// Records how a claimed run ended: `succeeded` or `stopped` with its figures, or `failed`
+    /// with why.
     fn finish_run(
         &self,
         job: &str,
         slot_ms: i64,
         now_ms: i64,
-        result: &Result<serde_json::Value, String>,
+        result: &Result<RunEnd, String>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Runs newest first (by start, then job name), of `job` when given, strictly before the
@@ -162,8 +204,8 @@ pub trait JobRuns: Clone + Send + Sync + 'static {
         limit: i64,
     ) -> impl Future<Output = Result<Vec<JobRun>, StoreError>> + Send;
 
-    /// The slot of the latest successful run of `job` (a later failed or running one does
-    /// not count), unix milliseconds.
+    /// The slot of the latest successful run of `job` (a later failed, stopped or running
+    /// one does not count), unix milliseconds.
     fn last_success(
         &self,
         job: &str,
@@ -181,7 +223,9 @@ impl JobRuns for Store {
         let inserted = self
             .execute(
                 "INSERT INTO job_runs (job, slot_ms, replica, started_ms, outcome) VALUES ($1, $2, $3, $4, 'running') \
-                 ON CONFLICT (job, slot_ms) DO NOTHING",
+                 ON CONFLICT (job, slot_ms) DO UPDATE SET replica = excluded.replica, \
+                 started_ms = excluded.started_ms, finished_ms = NULL, outcome = 'running', \
+                 figures = NULL, error = NULL WHERE job_runs.outcome = 'stopped'",
                 &[job.into(), slot_ms.into(), replica.into(), now_ms.into()],
             )
             .await?;
@@ -193,12 +237,9 @@ impl JobRuns for Store {
         job: &str,
         slot_ms: i64,
         now_ms: i64,
-        result: &Result<serde_json::Value, String>,
+        result: &Result<RunEnd, String>,
     ) -> Result<(), StoreError> {
-        let (outcome, figures, error) = match result {
-            Ok(figures) => ("succeeded", Some(figures.to_string()), None),
-            Err(error) => ("failed", None, Some(error.clone())),
-        };
+        let (outcome, figures, error) = recorded(result);
         self.execute(
             "UPDATE job_runs SET finished_ms = $1, outcome = $2, figures = $3, error = $4 WHERE job = $5 AND slot_ms = $6",
             &[
@@ -246,6 +287,15 @@ impl JobRuns for Store {
     }
 }
 
+/// The outcome, figures and error a run's end is recorded with.
+fn recorded(result: &Result<RunEnd, String>) -> (&'static str, Option<String>, Option<String>) {
+    match result {
+        Ok(RunEnd::Done(figures)) => ("succeeded", Some(figures.to_string()), None),
+        Ok(RunEnd::Stopped(figures)) => ("stopped", Some(figures.to_string()), None),
+        Err(error) => ("failed", None, Some(error.clone())),
+    }
+}
+
 /// Runs in memory.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryJobRuns {
@@ -275,11 +325,14 @@ impl JobRuns for MemoryJobRuns {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         Ok(self.with(|runs| {
-            if runs
+            if let Some(index) = runs
                 .iter()
-                .any(|run| run.job == job && run.slot_ms == slot_ms)
+                .position(|run| run.job == job && run.slot_ms == slot_ms)
             {
-                return false;
+                if runs[index].outcome != "stopped" {
+                    return false;
+                }
+                runs.remove(index);
             }
             runs.push(JobRun {
                 job: job.to_owned(),
@@ -300,26 +353,18 @@ impl JobRuns for MemoryJobRuns {
         job: &str,
         slot_ms: i64,
         now_ms: i64,
-        result: &Result<serde_json::Value, String>,
+        result: &Result<RunEnd, String>,
     ) -> Result<(), StoreError> {
+        let (outcome, figures, error) = recorded(result);
         self.with(|runs| {
             if let Some(run) = runs
                 .iter_mut()
                 .find(|run| run.job == job && run.slot_ms == slot_ms)
             {
                 run.finished_ms = Some(now_ms);
-                match result {
-                    Ok(figures) => {
-                        run.outcome = "succeeded".to_owned();
-                        run.figures = Some(figures.to_string());
-                        run.error = None;
-                    }
-                    Err(error) => {
-                        run.outcome = "failed".to_owned();
-                        run.figures = None;
-                        run.error = Some(error.clone());
-                    }
-                }
+                outcome.clone_into(&mut run.outcome);
+                run.figures = figures;
+                run.error = error;
             }
         });
         Ok(())
@@ -361,7 +406,7 @@ impl JobRuns for MemoryJobRuns {
 
 /// The suite every [`JobRuns`] must pass.
 pub mod conformance {
-    use super::JobRuns;
+    use super::{JobRuns, RunEnd};
 
     /// Runs every case on `runs`, which must hold none.
     pub async fn run<R: JobRuns>(runs: R) {
@@ -391,7 +436,7 @@ pub mod conformance {
             "sync",
             60_000,
             61_000,
-            &Ok(serde_json::json!({"fetched": 3})),
+            &Ok(RunEnd::Done(serde_json::json!({"fetched": 3}))),
         )
         .await
         .expect("finish");
@@ -433,12 +478,71 @@ pub mod conformance {
         assert_eq!(runs.last_success("sync").await.expect("last"), Some(60_000));
         assert_eq!(runs.last_success("report").await.expect("last"), None);
         assert_eq!(runs.last_success("nothing").await.expect("last"), None);
-        runs.finish_run("sync", 120_000, 121_000, &Ok(serde_json::json!({})))
-            .await
-            .expect("finish");
+        runs.finish_run(
+            "sync",
+            120_000,
+            121_000,
+            &Ok(RunEnd::Done(serde_json::json!({}))),
+        )
+        .await
+        .expect("finish");
         assert_eq!(
             runs.last_success("sync").await.expect("last"),
             Some(120_000)
+        );
+
+        // A run stopped by a shutdown is recorded with its figures, is not a success, and its
+        // slot can be claimed again (once): the new run replaces its record.
+        assert!(
+            runs.claim_slot("feed", 60_000, "replica-a", 60_001)
+                .await
+                .expect("claim")
+        );
+        runs.finish_run(
+            "feed",
+            60_000,
+            60_500,
+            &Ok(RunEnd::Stopped(serde_json::json!({"pages": 2}))),
+        )
+        .await
+        .expect("finish");
+        let stopped = runs.job_runs(Some("feed"), None, 10).await.expect("list");
+        assert_eq!(stopped.len(), 1);
+        assert_eq!(
+            (
+                stopped[0].outcome.as_str(),
+                stopped[0].figures.as_deref(),
+                stopped[0].finished_ms
+            ),
+            ("stopped", Some(r#"{"pages":2}"#), Some(60_500))
+        );
+        assert_eq!(runs.last_success("feed").await.expect("last"), None);
+        let (a, b) = tokio::join!(
+            runs.claim_slot("feed", 60_000, "replica-b", 70_000),
+            runs.claim_slot("feed", 60_000, "replica-c", 70_000)
+        );
+        assert!(
+            a.expect("claim") ^ b.expect("claim"),
+            "exactly one claimant of a stopped slot"
+        );
+        let again = runs.job_runs(Some("feed"), None, 10).await.expect("list");
+        assert_eq!(again.len(), 1, "{again:?}");
+        assert_eq!(
+            (
+                again[0].outcome.as_str(),
+                again[0].started_ms,
+                again[0].finished_ms,
+                again[0].figures.as_deref()
+            ),
+            ("running", 70_000, None, None)
+        );
+        assert_ne!(again[0].replica, "replica-a");
+        assert!(
+            !runs
+                .claim_slot("feed", 60_000, "replica-d", 80_000)
+                .await
+                .expect("claim"),
+            "a running slot is not claimed again"
         );
     }
 }
@@ -452,6 +556,8 @@ pub struct Scheduler {
     /// The last slot each job was checked for, so a tick costs no query until a new slot.
     checked: HashMap<String, i64>,
     alerter: Option<Alerter>,
+    /// Handed to every run ([`Scheduler::run`] sets it to the server's stop signal).
+    stop: Stop,
 }
 
 impl Scheduler {
@@ -464,6 +570,7 @@ impl Scheduler {
             replica,
             checked: HashMap::new(),
             alerter: None,
+            stop: Stop::never(),
         }
     }
 
@@ -507,9 +614,16 @@ impl Scheduler {
             let slot_time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(slot) * 1_000_000)
                 .unwrap_or(OffsetDateTime::UNIX_EPOCH);
             tracing::info!(job = job.name(), slot = %slot_time, "job started");
-            let result = job.run(slot_time).await;
+            let result = job.run(slot_time, self.stop.clone()).await;
             match &result {
-                Ok(figures) => tracing::info!(job = job.name(), %figures, "job succeeded"),
+                Ok(RunEnd::Done(figures)) => {
+                    tracing::info!(job = job.name(), %figures, "job succeeded");
+                }
+                Ok(RunEnd::Stopped(figures)) => tracing::info!(
+                    job = job.name(),
+                    %figures,
+                    "job stopped early for the shutdown; its slot may run again"
+                ),
                 Err(error) => {
                     tracing::error!(job = job.name(), %error, "job failed");
                     if let Some(alerter) = &self.alerter {
@@ -533,7 +647,8 @@ impl Scheduler {
     }
 
     /// Runs each job in its own task, checking for a new slot every second, until `stop`
-    /// turns true (a job in progress finishes first). A long job never delays another.
+    /// turns true. A job in progress is told through its [`Stop`] and ends at its next safe
+    /// point (or at its end, if it does not look). A long job never delays another.
     pub async fn run(self, stop: watch::Receiver<bool>) {
         let mut tasks = tokio::task::JoinSet::new();
         for job in &self.jobs {
@@ -544,19 +659,22 @@ impl Scheduler {
                 self.replica.clone(),
             );
             single.alerter = self.alerter.clone();
+            single.stop = Stop::on(stop.clone());
             let mut stop = stop.clone();
             tasks.spawn(async move {
                 loop {
+                    if *stop.borrow_and_update() {
+                        return;
+                    }
                     let now = (single.clock)();
                     if let Err(error) = single.tick(now).await {
                         tracing::error!(%error, "scheduler: database failed");
                     }
                     tokio::select! {
-                        _ = stop.changed() => return,
+                        changed = stop.changed() => if changed.is_err() {
+                            return;
+                        },
                         () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                    if *stop.borrow() {
-                        return;
                     }
                 }
             });

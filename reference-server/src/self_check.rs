@@ -10,7 +10,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::ingest::Clock;
-use crate::scheduler::{Job, Schedule};
+use crate::scheduler::{Job, RunEnd, Schedule, Stop};
 use crate::store::Store;
 
 /// The event type of self-check deliveries (kept in the raw log; projected into nothing).
@@ -39,7 +39,7 @@ impl Job for SelfCheck {
         Schedule::Every(self.every)
     }
 
-    fn run(&self, slot: OffsetDateTime) -> BoxFuture<'_, Result<serde_json::Value, String>> {
+    fn run(&self, slot: OffsetDateTime, _stop: Stop) -> BoxFuture<'_, Result<RunEnd, String>> {
         Box::pin(async move {
             let id = format!("self-check-{}", slot.unix_timestamp());
             let body = json!({"id": id, "type": EVENT_TYPE, "apiVersion": "2026-03-30",
@@ -75,7 +75,9 @@ impl Job for SelfCheck {
             if stored.is_none() {
                 return Err("acknowledged but not stored".to_owned());
             }
-            Ok(json!({"latency_ms": latency.as_secs_f64() * 1000.0, "delivery_key": key}))
+            Ok(RunEnd::Done(
+                json!({"latency_ms": latency.as_secs_f64() * 1000.0, "delivery_key": key}),
+            ))
         })
     }
 }

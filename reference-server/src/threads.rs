@@ -6,6 +6,9 @@
 //! resolves the threads idle for `THREAD_IDLE_MINUTES` (30). Feeding reads the append-only log
 //! by id and re-reads the last [`FEED_OVERLAP`] deliveries each time (appends are idempotent),
 //! so a delivery committed late with a lower id (concurrent group commits) is not skipped.
+//! The feed goes a page of up to 1,000 deliveries at a time; when the server stops, it ends
+//! after the page in progress (the run is recorded `stopped`, the sweep waits for the next
+//! run).
 //! History brought in by `reference-server import` is not in the log and is not threaded.
 
 use futures_util::future::BoxFuture;
@@ -17,7 +20,7 @@ use crate::directory::Directory;
 use crate::import::Checkpoints;
 use crate::ingest::{Clock, unix_ms};
 use crate::projection::Change;
-use crate::scheduler::{Job, Schedule};
+use crate::scheduler::{Job, RunEnd, Schedule, Stop};
 use crate::store::Store;
 
 /// How many deliveries before the checkpoint each feed reads again.
@@ -99,8 +102,20 @@ pub fn entries_of(changes: &[Change]) -> Vec<(String, Entry)> {
     entries
 }
 
-/// Feeds the log into threads from the checkpoint; returns the entries appended.
-pub async fn feed(store: &Store, now: OffsetDateTime) -> Result<u64, String> {
+/// What a feed did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fed {
+    /// Entries appended (an entry already in its thread is not counted).
+    pub appended: u64,
+    /// Whether it ended early because the server is stopping. The pages it committed are
+    /// checkpointed; the next feed goes on from there.
+    pub stopped: bool,
+}
+
+/// Feeds the log into threads from the checkpoint, a page of up to 1,000 deliveries at a time,
+/// each page appended in one transaction and then checkpointed. When `stop` is requested it
+/// ends after the page in progress.
+pub async fn feed(store: &Store, now: OffsetDateTime, stop: &Stop) -> Result<Fed, String> {
     let checkpoint = store
         .import_cursor(FEED_CHECKPOINT)
         .await
@@ -155,8 +170,17 @@ pub async fn feed(store: &Store, now: OffsetDateTime) -> Result<u64, String> {
         if (rows.len() as i64) < FEED_BATCH {
             break;
         }
+        if stop.requested() {
+            return Ok(Fed {
+                appended,
+                stopped: true,
+            });
+        }
     }
-    Ok(appended)
+    Ok(Fed {
+        appended,
+        stopped: false,
+    })
 }
 
 /// Thread settings (see `docs/configuration.md`).
@@ -196,14 +220,20 @@ impl Job for ThreadJob {
         Schedule::Every(self.every)
     }
 
-    fn run(&self, _slot: OffsetDateTime) -> BoxFuture<'_, Result<serde_json::Value, String>> {
+    fn run(&self, _slot: OffsetDateTime, stop: Stop) -> BoxFuture<'_, Result<RunEnd, String>> {
         Box::pin(async move {
             let now = (self.clock)();
-            let fed = feed(self.resolver.store(), now).await?;
+            let fed = feed(self.resolver.store(), now, &stop).await?;
+            if fed.stopped {
+                // The sweep waits for the next run, after the rest of the feed.
+                return Ok(RunEnd::Stopped(
+                    serde_json::json!({"entries_fed": fed.appended}),
+                ));
+            }
             let sweep = self.resolver.sweep(now).await.map_err(|e| e.to_string())?;
-            Ok(
-                serde_json::json!({"entries_fed": fed, "resolved": sweep.resolved, "raced": sweep.raced}),
-            )
+            Ok(RunEnd::Done(
+                serde_json::json!({"entries_fed": fed.appended, "resolved": sweep.resolved, "raced": sweep.raced}),
+            ))
         })
     }
 }

@@ -11,7 +11,7 @@ use reference_server::auth::Role;
 use reference_server::config::Redacted;
 use reference_server::health_check::HealthChecks;
 use reference_server::health_check::{HealthCheckExpiry, HealthCheckJob};
-use reference_server::scheduler::Job;
+use reference_server::scheduler::{Job, RunEnd, Stop};
 use reqwest::StatusCode;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -105,7 +105,9 @@ async fn a_health_check_passes_when_its_webhook_arrives_and_fails_when_not(backe
         every: Duration::from_secs(3600),
         clock: reference_server::ingest::system_clock(),
     };
-    job.run(OffsetDateTime::now_utc()).await.unwrap();
+    job.run(OffsetDateTime::now_utc(), Stop::never())
+        .await
+        .unwrap();
     let later: reference_server::ingest::Clock =
         Arc::new(|| OffsetDateTime::now_utc() + time::Duration::minutes(3));
     let expiry = HealthCheckExpiry {
@@ -120,7 +122,13 @@ async fn a_health_check_passes_when_its_webhook_arrives_and_fails_when_not(backe
             later,
         ),
     };
-    let figures = expiry.run(OffsetDateTime::now_utc()).await.unwrap();
+    let RunEnd::Done(figures) = expiry
+        .run(OffsetDateTime::now_utc(), Stop::never())
+        .await
+        .unwrap()
+    else {
+        panic!("the expiry ran to its end");
+    };
     assert_eq!(figures["expired"].as_array().unwrap().len(), 1, "{figures}");
     let (_, page) = app.get("/api/v1/health-checks", &operator).await;
     assert_eq!(page["items"][0]["status"], "failed", "{page}");

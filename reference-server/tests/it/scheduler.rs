@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::future::{BoxFuture, join_all};
 use reference_server::auth::Role;
-use reference_server::scheduler::{Job, JobRuns, Schedule, Scheduler};
+use reference_server::scheduler::{Job, JobRuns, RunEnd, Schedule, Scheduler, Stop};
 use reference_server::store::Store;
 use reqwest::StatusCode;
 use time::OffsetDateTime;
@@ -32,15 +32,47 @@ impl Job for Counting {
         Schedule::Every(Duration::from_secs(300))
     }
 
-    fn run(&self, _slot: OffsetDateTime) -> BoxFuture<'_, Result<serde_json::Value, String>> {
+    fn run(&self, _slot: OffsetDateTime, _stop: Stop) -> BoxFuture<'_, Result<RunEnd, String>> {
         Box::pin(async move {
             self.runs.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(5)).await;
             if self.fail {
                 Err("the API answered 503".to_owned())
             } else {
-                Ok(serde_json::json!({"checked": 3}))
+                Ok(RunEnd::Done(serde_json::json!({"checked": 3})))
             }
+        })
+    }
+}
+
+/// Works in pages until it has done `pages` of them or is asked to stop; says when it has
+/// started.
+struct Paging {
+    pages: Arc<AtomicUsize>,
+    started: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+impl Job for Paging {
+    fn name(&self) -> &str {
+        "paging"
+    }
+
+    fn schedule(&self) -> Schedule {
+        Schedule::Every(Duration::from_secs(300))
+    }
+
+    fn run(&self, _slot: OffsetDateTime, stop: Stop) -> BoxFuture<'_, Result<RunEnd, String>> {
+        Box::pin(async move {
+            let _ = self.started.send(());
+            let mut done = 0;
+            while done < self.pages.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                done += 1;
+                if stop.requested() {
+                    return Ok(RunEnd::Stopped(serde_json::json!({ "pages": done })));
+                }
+            }
+            Ok(RunEnd::Done(serde_json::json!({ "pages": done })))
         })
     }
 }
@@ -187,6 +219,62 @@ async fn failed_runs_are_recorded_and_listed_by_the_api(backend: Backend) {
     db.cleanup().await;
 }
 
+/// A stop reaches a job in progress, which ends at its next page: the scheduler returns, the
+/// run is recorded `stopped` with its figures, and the slot runs again (to its end) after a
+/// restart.
+async fn a_stop_ends_a_job_in_progress_and_its_slot_runs_again(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    // Without a stop, the first run would go on for as good as ever.
+    let pages = Arc::new(AtomicUsize::new(usize::MAX));
+    let (started, mut job_started) = tokio::sync::mpsc::unbounded_channel();
+    let job: Arc<dyn Job> = Arc::new(Paging {
+        pages: pages.clone(),
+        started,
+    });
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let serving = tokio::spawn(scheduler(&store, vec![job.clone()], "a").run(stopped));
+    job_started.recv().await.unwrap();
+    stop.send(true).unwrap();
+    // Not a timing: without the stop the run never ends, and this fails instead of hanging.
+    tokio::time::timeout(Duration::from_secs(60), serving)
+        .await
+        .expect("the scheduler stops while its job is in progress")
+        .unwrap();
+    let runs = store.job_runs(Some("paging"), None, 10).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].outcome, "stopped", "{runs:?}");
+    assert!(
+        runs[0]
+            .figures
+            .as_deref()
+            .unwrap()
+            .starts_with(r#"{"pages":"#)
+    );
+    assert_eq!(store.last_success("paging").await.unwrap(), None);
+
+    // Restarted within the same slot: the stopped slot runs again, this time to its end.
+    pages.store(3, Ordering::SeqCst);
+    let slot = runs[0].slot_ms;
+    let at = OffsetDateTime::from_unix_timestamp(slot / 1000 + 1).unwrap();
+    let ran = scheduler(&store, vec![job], "b").tick(at).await.unwrap();
+    assert_eq!(ran, [("paging".to_owned(), slot)]);
+    let runs = store.job_runs(Some("paging"), None, 10).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(
+        (
+            runs[0].outcome.as_str(),
+            runs[0].replica.as_str(),
+            runs[0].figures.as_deref()
+        ),
+        ("succeeded", "b", Some(r#"{"pages":3}"#))
+    );
+    assert_eq!(store.last_success("paging").await.unwrap(), Some(slot));
+    db.cleanup().await;
+}
+
 /// Job runs on this backend pass the suite the memory runs pass.
 async fn job_runs_pass_the_conformance_suite(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else {
@@ -201,4 +289,5 @@ backend_tests!(
     a_slot_missed_while_down_runs_once_on_restart,
     failed_runs_are_recorded_and_listed_by_the_api,
     job_runs_pass_the_conformance_suite,
+    a_stop_ends_a_job_in_progress_and_its_slot_runs_again,
 );

@@ -111,6 +111,66 @@ async fn appends_racing_sweeps_lose_nothing(backend: Backend) {
     db.cleanup().await;
 }
 
+/// A feed asked to stop ends after the page in progress (1,000 deliveries), checkpointed;
+/// the next feed goes on from there and appends the rest.
+async fn a_stopping_feed_ends_after_its_page_and_the_next_goes_on(backend: Backend) {
+    use reference_server::scheduler::Stop;
+    use reference_server::store::NewDelivery;
+    use reference_server::threads::{Fed, feed};
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    let at = datetime!(2026-04-13 12:00 UTC);
+    let deliveries: Vec<NewDelivery> = (0..1_500)
+        .map(|n| {
+            let sent = (at + time::Duration::seconds(n))
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap();
+            NewDelivery {
+                delivery_key: format!("webhook-id:feed-{n}"),
+                scheme: "standard",
+                event_id: Some(format!("EVAC{n:05}")),
+                event_type: Some("message.received".to_owned()),
+                parse_error: None,
+                signed_at: at,
+                received_at: at,
+                body: message(&format!("AC{n:05}"), "incoming", &sent)
+                    .to_string()
+                    .into_bytes(),
+                changes: Vec::new(),
+            }
+        })
+        .collect();
+    for page in deliveries.chunks(500) {
+        store.record_batch(page).await.unwrap();
+    }
+    let now = at + time::Duration::hours(1);
+    let (_stop, stopping) = tokio::sync::watch::channel(true);
+    assert_eq!(
+        feed(&store, now, &Stop::on(stopping)).await.unwrap(),
+        Fed {
+            appended: 1_000,
+            stopped: true
+        }
+    );
+    assert_eq!(
+        feed(&store, now, &Stop::never()).await.unwrap(),
+        Fed {
+            appended: 500,
+            stopped: false
+        }
+    );
+    assert_eq!(
+        feed(&store, now, &Stop::never()).await.unwrap(),
+        Fed {
+            appended: 0,
+            stopped: false
+        }
+    );
+    db.cleanup().await;
+}
+
 fn message(id: &str, direction: &str, at: &str) -> Value {
     let (from, to) = if direction == "incoming" {
         ("+14155550100", "+14155550001")
@@ -244,6 +304,7 @@ async fn threads_follow_webhooks_through_the_server(backend: Backend) {
 }
 
 backend_tests!(
+    a_stopping_feed_ends_after_its_page_and_the_next_goes_on,
     the_thread_store_conformance_suite_passes,
     appends_racing_sweeps_lose_nothing,
     threads_follow_webhooks_through_the_server,
