@@ -24,10 +24,12 @@
 //!
 //! Each round prints its rates and ratios, and the summary gives the median ratios: on a
 //! shared machine the baseline alone has moved by half (10,100 to 15,400 events/s) within
-//! one run, so a ratio is only taken between phases run back to back. Last, an open loop posts events at `--rate`
+//! one run, so a ratio is only taken between phases run back to back. Then an open loop posts events at `--rate`
 //! per second for `--seconds` (through a pooled `reqwest` client, as many requests in flight
 //! as it takes), each latency measured from its scheduled send time (so a stall counts against
-//! every request it delays).
+//! every request it delays). Last, the thread feed (the `threads` job's first half) reads
+//! everything the run stored into conversation threads; its rate is given against the full
+//! ingestion rate.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -475,7 +477,7 @@ async fn main() {
         args.rounds, args.events, args.concurrency
     );
     println!("  round   baseline   full ingestion   ratio   without HTTP   ratio   (events/s)");
-    let (mut full_ratios, mut store_ratios) = (Vec::new(), Vec::new());
+    let (mut full_ratios, mut store_ratios, mut full_rates) = (Vec::new(), Vec::new(), Vec::new());
     let mut all = [Vec::new(), Vec::new(), Vec::new()];
     for round in 0..args.rounds {
         // Each round writes new events: ids past every earlier round's.
@@ -514,6 +516,7 @@ async fn main() {
             store_rate / baseline_rate
         );
         full_ratios.push(full_rate / baseline_rate);
+        full_rates.push(full_rate);
         store_ratios.push(store_rate / baseline_rate);
         all[0].extend(baseline_latencies);
         all[1].extend(full_latencies);
@@ -574,14 +577,32 @@ async fn main() {
         store.delivery_count().await.unwrap(),
         (2 * args.rounds * args.events + total) as i64
     );
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
     println!(
         "  open loop at {} events/s for {} s: achieved {open_rate:.0} events/s, {}",
         args.rate,
         args.seconds,
         percentiles(open_latencies)
     );
+
+    // 5. The threads job's feed over everything this run stored, against the full ingestion
+    //    rate: a feed slower than ingestion falls behind under sustained load.
+    let stored = 2 * args.rounds * args.events + total;
+    let feed_started = Instant::now();
+    let fed = reference_server::threads::feed(
+        &store,
+        OffsetDateTime::now_utc(),
+        &reference_server::scheduler::Stop::never(),
+    )
+    .await
+    .unwrap();
+    let feed_rate = stored as f64 / feed_started.elapsed().as_secs_f64();
+    assert_eq!(fed.appended, stored as u64);
+    println!(
+        "  thread feed of the {stored} deliveries stored: {feed_rate:.0} deliveries/s, {:.2}x the median full ingestion rate",
+        feed_rate / median(full_rates)
+    );
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
 
     if let Some((server, name)) = db.cleanup {
         let mut admin = PgConnection::connect(&server).await.unwrap();

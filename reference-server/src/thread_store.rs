@@ -3,7 +3,9 @@
 //!
 //! An append is one transaction: it claims the entry id (idempotency), bumps the open
 //! thread's version (or opens one; a partial unique index allows one open thread per
-//! conversation) and stores the entry. A resolution is one transaction: a conditional update
+//! conversation) and stores the entry. [`ThreadStore::append_all`] does a page of entries in
+//! one transaction: on PostgreSQL in four statements whatever their number (arrays bound
+//! with `UNNEST`), on SQLite entry by entry. A resolution is one transaction: a conditional update
 //! on the version the sweep saw, then the snapshot. On PostgreSQL both lock the thread row,
 //! so an append and a resolution of one thread serialize: whichever comes second sees the
 //! other's effect.
@@ -116,10 +118,15 @@ impl Store {
         entries: &[(String, Entry)],
     ) -> Result<Vec<Appended>, StoreError> {
         let mut tx = self.begin().await?;
-        let mut appended = Vec::with_capacity(entries.len());
-        for (key, entry) in entries {
-            appended.push(append_in(&mut tx, key, entry).await?);
-        }
+        let appended = if let Tx::Postgres(pg) = &mut tx {
+            append_unnested(pg, entries).await?
+        } else {
+            let mut appended = Vec::with_capacity(entries.len());
+            for (key, entry) in entries {
+                appended.push(append_in(&mut tx, key, entry).await?);
+            }
+            appended
+        };
         tx.commit().await?;
         Ok(appended)
     }
@@ -133,6 +140,148 @@ impl Store {
             .await?;
         Ok(rows.into_iter().map(EntryRow::into_entry).collect())
     }
+}
+
+/// Appends `entries` in order within `connection`'s transaction (PostgreSQL), as
+/// [`append_in`] does one by one, in four statements whatever their number: claim the entry
+/// ids, read the threads of those claimed earlier, bump or open each conversation's open
+/// thread by its new entries, then store the entries and the threads they joined. Ids and
+/// conversation keys are written in sorted order, so concurrent appends wait rather than
+/// deadlock.
+async fn append_unnested(
+    connection: &mut sqlx::PgConnection,
+    entries: &[(String, Entry)],
+) -> Result<Vec<Appended>, StoreError> {
+    use std::collections::{BTreeMap, HashMap, HashSet};
+    // The first occurrence of each entry id: a repeat within the page changes nothing.
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    for (index, (_, entry)) in entries.iter().enumerate() {
+        first.entry(entry.id.as_str()).or_insert(index);
+    }
+    let mut ids: Vec<&str> = first.keys().copied().collect();
+    ids.sort_unstable();
+    let claimed: HashSet<String> = sqlx::query_scalar::<_, String>(
+        "INSERT INTO thread_entry_seen (entry_id, thread_id) SELECT id, 0 FROM UNNEST($1::text[]) AS u(id) \
+         ON CONFLICT (entry_id) DO NOTHING RETURNING entry_id",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *connection)
+    .await?
+    .into_iter()
+    .collect();
+    // The thread each entry joined: those seen before (in an earlier transaction) from the
+    // table, the new ones once appended.
+    let mut thread_of: HashMap<String, i64> = HashMap::new();
+    let earlier: Vec<&str> = ids
+        .iter()
+        .copied()
+        .filter(|id| !claimed.contains(*id))
+        .collect();
+    if !earlier.is_empty() {
+        thread_of.extend(
+            sqlx::query_as::<_, (String, i64)>(
+                "SELECT entry_id, thread_id FROM thread_entry_seen WHERE entry_id = ANY($1::text[])",
+            )
+            .bind(&earlier)
+            .fetch_all(&mut *connection)
+            .await?,
+        );
+    }
+    let is_new = |index: usize, entry: &Entry| {
+        first.get(entry.id.as_str()) == Some(&index) && claimed.contains(&entry.id)
+    };
+    // Each conversation's new entries: how many, the earliest and the latest.
+    let mut groups: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
+    for (index, (key, entry)) in entries.iter().enumerate() {
+        if is_new(index, entry) {
+            let at = unix_ms(entry.at);
+            let group = groups.entry(key.as_str()).or_insert((0, at, at));
+            *group = (group.0 + 1, group.1.min(at), group.2.max(at));
+        }
+    }
+    if groups.is_empty() {
+        return Ok(entries
+            .iter()
+            .map(|(_, entry)| Appended {
+                thread: ThreadId(thread_of.get(&entry.id).copied().unwrap_or(0)),
+                new: false,
+                opened: false,
+            })
+            .collect());
+    }
+    // One by one, each entry bumps the open thread (or the first opens it): together, the
+    // count and version grow by the number of entries, and the times widen to theirs.
+    let threads: HashMap<String, (i64, bool)> = sqlx::query_as::<_, (String, i64, bool)>(
+        "WITH u AS (SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[]) \
+           AS u(thread_key, n, first_ms, last_ms)), \
+         bumped AS (UPDATE threads t SET entries = t.entries + u.n, version = t.version + u.n, \
+           last_activity_ms = GREATEST(t.last_activity_ms, u.last_ms), \
+           opened_ms = LEAST(t.opened_ms, u.first_ms) \
+           FROM u WHERE t.thread_key = u.thread_key AND t.state = 'open' RETURNING t.thread_key, t.id), \
+         opened AS (INSERT INTO threads (thread_key, state, entries, version, opened_ms, last_activity_ms) \
+           SELECT u.thread_key, 'open', u.n, u.n, u.first_ms, u.last_ms FROM u \
+           WHERE u.thread_key NOT IN (SELECT thread_key FROM bumped) ORDER BY u.thread_key \
+           RETURNING thread_key, id) \
+         SELECT thread_key, id, false FROM bumped UNION ALL SELECT thread_key, id, true FROM opened",
+    )
+    .bind(groups.keys().copied().collect::<Vec<_>>())
+    .bind(groups.values().map(|group| group.0).collect::<Vec<_>>())
+    .bind(groups.values().map(|group| group.1).collect::<Vec<_>>())
+    .bind(groups.values().map(|group| group.2).collect::<Vec<_>>())
+    .fetch_all(&mut *connection)
+    .await?
+    .into_iter()
+    .map(|(key, id, opened)| (key, (id, opened)))
+    .collect();
+    let thread_of_key = |key: &str| {
+        threads
+            .get(key)
+            .copied()
+            .ok_or(StoreError::Backend(sqlx::Error::RowNotFound))
+    };
+    let new: Vec<(i64, &Entry)> = entries
+        .iter()
+        .enumerate()
+        .filter(|(index, (_, entry))| is_new(*index, entry))
+        .map(|(_, (key, entry))| Ok((thread_of_key(key)?.0, entry)))
+        .collect::<Result<_, StoreError>>()?;
+    sqlx::query(
+        "WITH stored AS (INSERT INTO thread_entries (thread_id, entry_id, kind, direction, from_address, text, at_ms) \
+           SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[]) \
+           ON CONFLICT (thread_id, entry_id) DO NOTHING) \
+         UPDATE thread_entry_seen s SET thread_id = u.thread_id \
+         FROM UNNEST($1::int8[], $2::text[]) AS u(thread_id, entry_id) WHERE s.entry_id = u.entry_id",
+    )
+    .bind(new.iter().map(|(thread, _)| *thread).collect::<Vec<_>>())
+    .bind(new.iter().map(|(_, e)| e.id.as_str()).collect::<Vec<_>>())
+    .bind(new.iter().map(|(_, e)| e.kind.as_str()).collect::<Vec<_>>())
+    .bind(new.iter().map(|(_, e)| e.direction.as_str()).collect::<Vec<_>>())
+    .bind(new.iter().map(|(_, e)| e.from.as_deref()).collect::<Vec<_>>())
+    .bind(new.iter().map(|(_, e)| e.text.as_deref()).collect::<Vec<_>>())
+    .bind(new.iter().map(|(_, e)| unix_ms(e.at)).collect::<Vec<_>>())
+    .execute(&mut *connection)
+    .await?;
+    // The outcomes in order: the first new entry of an opened thread is the one that opened it.
+    let mut flagged: HashSet<&str> = HashSet::new();
+    let mut appended = Vec::with_capacity(entries.len());
+    for (index, (key, entry)) in entries.iter().enumerate() {
+        if is_new(index, entry) {
+            let (thread, opened) = thread_of_key(key)?;
+            thread_of.insert(entry.id.clone(), thread);
+            appended.push(Appended {
+                thread: ThreadId(thread),
+                new: true,
+                opened: opened && flagged.insert(key.as_str()),
+            });
+        } else {
+            appended.push(Appended {
+                thread: ThreadId(thread_of.get(&entry.id).copied().unwrap_or(0)),
+                new: false,
+                opened: false,
+            });
+        }
+    }
+    Ok(appended)
 }
 
 /// Appends `entry` to the open thread of `key` within `tx` (see [`ThreadStore::append`]).

@@ -302,8 +302,9 @@ pub async fn run<S: ThreadStore>(store: S) {
         Err(Error::NotFound(_))
     ));
 
-    // Appending many at once gives what one by one gives: a new thread, an entry joining it,
-    // an entry repeated within the batch and one already stored changing nothing.
+    // Appending many at once gives what one by one gives: a new thread (opened by its first
+    // entry, joined by an earlier one), an entry joining a thread, an entry repeated within
+    // the batch and one already stored changing nothing.
     let batch_key = "PN9|+14155550001";
     let before = store
         .append(batch_key, &entry("b0", 0))
@@ -315,6 +316,7 @@ pub async fn run<S: ThreadStore>(store: S) {
         (batch_key.to_owned(), entry("b1", 1)),
         (batch_key.to_owned(), entry("b0", 0)),
         (batch_key.to_owned(), entry("b2", 3)),
+        ("PN9|+14155550002".to_owned(), entry("c0", 1)),
     ];
     let outcomes = store.append_all(&batch).await.expect("append all");
     let seen: Vec<(bool, bool)> = outcomes.iter().map(|a| (a.new, a.opened)).collect();
@@ -325,6 +327,7 @@ pub async fn run<S: ThreadStore>(store: S) {
             (true, true),
             (false, false),
             (false, false),
+            (true, false),
             (true, false)
         ]
     );
@@ -332,10 +335,36 @@ pub async fn run<S: ThreadStore>(store: S) {
         assert_eq!(thread, before.thread, "outcome {index}");
     }
     assert_ne!(outcomes[1].thread, before.thread);
-    let (thread, _) = store.thread(before.thread).await.expect("thread");
+    assert_eq!(outcomes[5].thread, outcomes[1].thread);
+    let (thread, version) = store.thread(before.thread).await.expect("thread");
     assert_eq!(
-        (thread.entries, thread.last_activity_at),
-        (3, T0 + time::Duration::minutes(3))
+        (thread.entries, version, thread.last_activity_at),
+        (3, 3, T0 + time::Duration::minutes(3))
+    );
+    let (opened, version) = store.thread(outcomes[1].thread).await.expect("thread");
+    assert_eq!(
+        (
+            opened.entries,
+            version,
+            opened.opened_at,
+            opened.last_activity_at
+        ),
+        (
+            2,
+            2,
+            T0 + time::Duration::minutes(1),
+            T0 + time::Duration::minutes(2)
+        )
+    );
+    assert_eq!(
+        store
+            .entries(outcomes[1].thread)
+            .await
+            .expect("entries")
+            .iter()
+            .map(|entry| entry.id.as_str())
+            .collect::<Vec<_>>(),
+        ["c0", "c1"]
     );
     assert!(
         store
