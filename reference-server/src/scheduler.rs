@@ -603,7 +603,7 @@ impl Scheduler {
     ) -> Result<Option<i64>, StoreError> {
         let now_ms = unix_ms(now);
         let slot = job.schedule().due_slot(now_ms);
-        if self.checked.get(job.name()) == Some(&slot) {
+        if self.checked.get(job.name()) == Some(&slot) || self.stop.requested() {
             return Ok(None);
         }
         let claimed = self

@@ -4,8 +4,8 @@
 //! An append is one transaction: it claims the entry id (idempotency), bumps the open
 //! thread's version (or opens one; a partial unique index allows one open thread per
 //! conversation) and stores the entry. [`ThreadStore::append_all`] does a page of entries in
-//! one transaction: on PostgreSQL in four statements whatever their number (arrays bound
-//! with `UNNEST`), on SQLite entry by entry. A resolution is one transaction: a conditional update
+//! one transaction: on PostgreSQL in at most four statements whatever their number (arrays
+//! bound with `UNNEST`), on SQLite entry by entry. A resolution is one transaction: a conditional update
 //! on the version the sweep saw, then the snapshot. On PostgreSQL both lock the thread row,
 //! so an append and a resolution of one thread serialize: whichever comes second sees the
 //! other's effect.
@@ -143,11 +143,12 @@ impl Store {
 }
 
 /// Appends `entries` in order within `connection`'s transaction (PostgreSQL), as
-/// [`append_in`] does one by one, in four statements whatever their number: claim the entry
-/// ids, read the threads of those claimed earlier, bump or open each conversation's open
-/// thread by its new entries, then store the entries and the threads they joined. Ids and
-/// conversation keys are written in sorted order, so concurrent appends wait rather than
-/// deadlock.
+/// [`append_in`] does one by one, in at most four statements whatever their number: claim the
+/// entry ids, read the threads of those claimed earlier (when any were), bump or open each
+/// conversation's open thread by its new entries, then store the entries and the threads they
+/// joined (when any are new). Two pages appended at once to the same conversations may
+/// deadlock (the order the update locks thread rows in follows its plan); PostgreSQL then
+/// fails one, and [`ThreadStore::append_all`] runs it again.
 async fn append_unnested(
     connection: &mut sqlx::PgConnection,
     entries: &[(String, Entry)],

@@ -224,7 +224,7 @@ impl Job for ThreadJob {
         Box::pin(async move {
             let now = (self.clock)();
             let fed = feed(self.resolver.store(), now, &stop).await?;
-            if fed.stopped {
+            if fed.stopped || stop.requested() {
                 // The sweep waits for the next run, after the rest of the feed.
                 return Ok(RunEnd::Stopped(
                     serde_json::json!({"entries_fed": fed.appended}),

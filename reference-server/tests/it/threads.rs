@@ -111,6 +111,115 @@ async fn appends_racing_sweeps_lose_nothing(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Pages of appends (`append_all`) race each other and sweeps: pages share conversations and
+/// entry ids, in different orders, while sweeps resolve the threads of the round before.
+/// Each entry is new in exactly one page and stored in exactly the thread every page was told
+/// it joined; each thread's count and version are its stored entries; a last sweep freezes
+/// every thread with exactly its entries.
+async fn pages_of_appends_racing_each_other_and_sweeps_lose_nothing(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    let resolver = Resolver::new(store.clone(), time::Duration::minutes(30)).unwrap();
+    let start = datetime!(2026-11-27 12:00 UTC);
+    let mut told: HashMap<String, Vec<(thread_resolver::ThreadId, bool)>> = HashMap::new();
+    for round in 0..3i64 {
+        // 33 minutes after the last round's latest entry (at 79 s): its threads are idle.
+        let at = start + time::Duration::minutes(33 * round);
+        // Four pages of 40 entries over 8 conversations; entry n is in pages n % 4 and
+        // (n + 1) % 4; odd pages go in reverse order.
+        let pages = (0..4usize).map(|page| {
+            let store = store.clone();
+            let mut entries: Vec<(String, Entry)> = (0..80usize)
+                .filter(|n| n % 4 == page || (n + 1) % 4 == page)
+                .map(|n| {
+                    (
+                        format!("PN1|+1415555{:04}", n % 8),
+                        Entry {
+                            id: format!("r{round}e{n}"),
+                            kind: EntryKind::Message,
+                            direction: "incoming".into(),
+                            from: None,
+                            text: Some("hi".into()),
+                            at: at + time::Duration::seconds(i64::try_from(n).unwrap()),
+                        },
+                    )
+                })
+                .collect();
+            if page % 2 == 1 {
+                entries.reverse();
+            }
+            async move {
+                let outcomes = store.append_all(&entries).await.unwrap();
+                entries
+                    .into_iter()
+                    .zip(outcomes)
+                    .map(|((_, entry), outcome)| (entry.id, (outcome.thread, outcome.new)))
+                    .collect::<Vec<_>>()
+            }
+        });
+        let sweeps = (0..2).map(|_| resolver.sweep(at));
+        let (pages, sweeps) = tokio::join!(join_all(pages), join_all(sweeps));
+        for sweep in sweeps {
+            sweep.unwrap();
+        }
+        for (id, outcome) in pages.into_iter().flatten() {
+            told.entry(id).or_default().push(outcome);
+        }
+    }
+    // Last, every thread is idle: a sweep resolves them all.
+    resolver
+        .sweep(start + time::Duration::minutes(33 * 3))
+        .await
+        .unwrap();
+    assert_eq!(told.len(), 3 * 80);
+    for (id, outcomes) in &told {
+        assert_eq!(outcomes.len(), 2, "{id} is in two pages");
+        assert_eq!(
+            outcomes.iter().filter(|(_, new)| *new).count(),
+            1,
+            "{id} is new in exactly one page: {outcomes:?}"
+        );
+        assert_eq!(outcomes[0].0, outcomes[1].0, "{id}: one thread");
+    }
+    let threads = store
+        .threads(&Default::default(), None, 10_000)
+        .await
+        .unwrap();
+    let mut threads_per_key: HashMap<String, usize> = HashMap::new();
+    let mut total = 0;
+    for thread in &threads {
+        let entries = store.entries(thread.id).await.unwrap();
+        total += entries.len();
+        for entry in &entries {
+            assert_eq!(
+                told[&entry.id][0].0, thread.id,
+                "{} in the wrong thread",
+                entry.id
+            );
+        }
+        let (stored, version) = store.thread(thread.id).await.unwrap();
+        assert_eq!(
+            stored.entries,
+            entries.len() as u64,
+            "thread {:?}",
+            thread.id
+        );
+        assert_eq!(version, entries.len() as i64, "thread {:?}", thread.id);
+        assert_eq!(thread.state, ThreadState::Resolved);
+        let snapshot = store.snapshot(thread.id).await.unwrap().unwrap();
+        assert_eq!(snapshot.entries, entries);
+        *threads_per_key.entry(thread.key.clone()).or_default() += 1;
+    }
+    assert_eq!(total, told.len(), "nothing lost");
+    // One to three threads a conversation: one a round, fewer where a page joined the thread
+    // before the racing sweep could resolve it.
+    assert_eq!(threads_per_key.len(), 8);
+    assert!(threads_per_key.values().all(|n| (1..=3).contains(n)));
+    db.cleanup().await;
+}
+
 /// A feed asked to stop ends after the page in progress (1,000 deliveries), checkpointed;
 /// the next feed goes on from there and appends the rest.
 async fn a_stopping_feed_ends_after_its_page_and_the_next_goes_on(backend: Backend) {
@@ -305,6 +414,7 @@ async fn threads_follow_webhooks_through_the_server(backend: Backend) {
 
 backend_tests!(
     a_stopping_feed_ends_after_its_page_and_the_next_goes_on,
+    pages_of_appends_racing_each_other_and_sweeps_lose_nothing,
     the_thread_store_conformance_suite_passes,
     appends_racing_sweeps_lose_nothing,
     threads_follow_webhooks_through_the_server,
