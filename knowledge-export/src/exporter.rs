@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 use thread_resolver::{Snapshot, ThreadStore};
@@ -43,6 +44,34 @@ impl Default for ExporterConfig {
     }
 }
 
+/// Asks a run in progress to end early. It is checked before each batch goes to the model: a
+/// batch already sent finishes (and is kept), the ones not sent wait for the next run. The
+/// default never asks.
+#[derive(Clone, Default)]
+pub struct StopWhen(Option<Arc<dyn Fn() -> bool + Send + Sync>>);
+
+impl StopWhen {
+    /// Stops once `requested` returns `true` (a server's shutdown signal, say).
+    pub fn new(requested: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(requested)))
+    }
+
+    /// Whether a stop is requested.
+    pub fn requested(&self) -> bool {
+        self.0.as_ref().is_some_and(|requested| requested())
+    }
+}
+
+impl std::fmt::Debug for StopWhen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "StopWhen(..)"
+        } else {
+            "StopWhen(never)"
+        })
+    }
+}
+
 /// What to do in one run.
 #[derive(Debug, Clone, Default)]
 pub struct ExportOptions {
@@ -52,6 +81,8 @@ pub struct ExportOptions {
     pub llm: bool,
     /// Only say what would happen.
     pub dry_run: bool,
+    /// When to end early, between batches sent to the model ([`ExportReport::stopped`]).
+    pub stop: StopWhen,
 }
 
 /// What a run did (or, dry, would do).
@@ -69,6 +100,9 @@ pub struct ExportReport {
     pub failed_batches: u64,
     /// Whether it was a dry run.
     pub dry_run: bool,
+    /// Whether it ended early because a stop was requested ([`ExportOptions::stop`]): the
+    /// threads of the batches not sent wait for the next run.
+    pub stopped: bool,
 }
 
 /// Where the summaries and transcripts of calls come from (they arrive after the call, often
@@ -176,6 +210,10 @@ impl<P: LlmProvider> Exporter<P> {
                 .map(|s| ExportRecord::with_calls(s, redactor, &details))
                 .collect();
             for batch in batches(&records, self.config.budget_tokens) {
+                if !options.dry_run && options.stop.requested() {
+                    report.stopped = true;
+                    break;
+                }
                 report
                     .batches
                     .push(batch.iter().map(|r| r.thread_id).collect());

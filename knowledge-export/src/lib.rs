@@ -13,7 +13,8 @@ mod store;
 
 pub use error::Error;
 pub use exporter::{
-    CallDetails, ExportOptions, ExportReport, Exporter, ExporterConfig, NoCallDetails, batches,
+    CallDetails, ExportOptions, ExportReport, Exporter, ExporterConfig, NoCallDetails, StopWhen,
+    batches,
 };
 pub use insight::{Confidence, Insight, NewInsight, Review, parse};
 pub use redact::Redactor;

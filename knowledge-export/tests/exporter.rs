@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use knowledge_export::providers::{Completion, LlmProvider};
 use knowledge_export::sop::{Sop, SopLibrary};
 use knowledge_export::{
-    Error, ExportOptions, Exporter, ExporterConfig, InsightStore, MemoryInsightStore,
+    Error, ExportOptions, Exporter, ExporterConfig, InsightStore, MemoryInsightStore, StopWhen,
 };
 use thread_resolver::{Entry, EntryKind, MemoryThreadStore, Resolution, ThreadStore};
 use time::OffsetDateTime;
@@ -125,6 +125,53 @@ async fn invalid_output_is_asked_again_once_with_the_error_then_the_batch_fails(
         .await
         .unwrap();
     assert_eq!(again.batches, vec![vec![2]]);
+}
+
+#[tokio::test]
+async fn a_stop_ends_the_run_between_batches_and_the_rest_waits_for_the_next() {
+    let threads = resolved_threads(3, "Do you rent clubs?").await;
+    let store = MemoryInsightStore::new();
+    let model = Scripted::default();
+    model.answers.lock().unwrap().push_back(Ok(insight(1)));
+    let config = ExporterConfig {
+        budget_tokens: 1,
+        ..ExporterConfig::default()
+    };
+    let exporter = Exporter::new(Some(model.clone()), SopLibrary::default(), config);
+    // Asked to stop once the first batch has gone to the model.
+    let sent = model.requests.clone();
+    let options = ExportOptions {
+        llm: true,
+        stop: StopWhen::new(move || !sent.lock().unwrap().is_empty()),
+        ..ExportOptions::default()
+    };
+    let report = exporter
+        .export(&threads, &store, &options, AT)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.batches, report.insights, report.stopped),
+        (vec![vec![1]], 1, true)
+    );
+    assert_eq!(model.requests.lock().unwrap().len(), 1);
+    assert_eq!(store.exported("llm", &[1, 2, 3]).await.unwrap().len(), 1);
+    // The next run, not stopped, sends the other two.
+    let again = exporter
+        .export(
+            &threads,
+            &store,
+            &ExportOptions {
+                llm: true,
+                ..ExportOptions::default()
+            },
+            AT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.batches, again.stopped),
+        (vec![vec![2], vec![3]], false)
+    );
 }
 
 #[tokio::test]

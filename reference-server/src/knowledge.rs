@@ -10,7 +10,7 @@ use knowledge_export::providers::{
 };
 use knowledge_export::sop::SopLibrary;
 use knowledge_export::{
-    Error as ExportError, ExportOptions, ExportReport, Exporter, ExporterConfig,
+    Error as ExportError, ExportOptions, ExportReport, Exporter, ExporterConfig, StopWhen,
 };
 use time::OffsetDateTime;
 
@@ -177,17 +177,22 @@ impl Job for KnowledgeJob {
         ))
     }
 
-    fn run(&self, _slot: OffsetDateTime, _stop: Stop) -> BoxFuture<'_, Result<RunEnd, String>> {
+    fn run(&self, _slot: OffsetDateTime, stop: Stop) -> BoxFuture<'_, Result<RunEnd, String>> {
         Box::pin(async move {
             let options = ExportOptions {
                 to_dir: self.settings.export_dir.clone(),
                 llm: self.settings.provider.is_some(),
                 dry_run: false,
+                // A model answers in seconds to minutes: a stop ends the run between batches.
+                stop: StopWhen::new(move || stop.requested()),
             };
             let report = run_export(&self.store, &self.settings, &options, (self.clock)()).await?;
-            serde_json::to_value(&report)
-                .map(RunEnd::Done)
-                .map_err(|e| e.to_string())
+            let figures = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+            Ok(if report.stopped {
+                RunEnd::Stopped(figures)
+            } else {
+                RunEnd::Done(figures)
+            })
         })
     }
 }

@@ -236,6 +236,7 @@ async fn export(
         to_dir: to,
         llm: llm.is_some(),
         dry_run,
+        ..knowledge_export::ExportOptions::default()
     };
     let report = reference_server::knowledge::run_export(
         &store,

@@ -517,7 +517,7 @@ async fn ingest_resolve_export_review(backend: Backend) {
     let options = knowledge_export::ExportOptions {
         llm: true,
         to_dir: Some(db.dir.join("exports")),
-        dry_run: false,
+        ..knowledge_export::ExportOptions::default()
     };
     let report = reference_server::knowledge::run_export(
         &app.store,
