@@ -4,11 +4,13 @@
 //! An append is one transaction: it claims the entry id (idempotency), bumps the open
 //! thread's version (or opens one; a partial unique index allows one open thread per
 //! conversation) and stores the entry. [`ThreadStore::append_all`] does a page of entries in
-//! one transaction: on PostgreSQL in at most four statements whatever their number (arrays
-//! bound with `UNNEST`), on SQLite entry by entry. A resolution is one transaction: a conditional update
-//! on the version the sweep saw, then the snapshot. On PostgreSQL both lock the thread row,
+//! one transaction, in a handful of statements whatever their number: arrays bound with
+//! `UNNEST` on PostgreSQL, a JSON array with `json_each` on SQLite. A resolution is one
+//! transaction: a conditional update on the version the sweep saw, then the snapshot. On PostgreSQL both lock the thread row,
 //! so an append and a resolution of one thread serialize: whichever comes second sees the
 //! other's effect.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use thread_resolver::{
     Appended, Entry, EntryKind, Error, IdleThread, Resolution, Snapshot, Thread, ThreadFilter,
@@ -112,20 +114,15 @@ const INSERT_ENTRY: &str = "INSERT INTO thread_entries (thread_id, entry_id, kin
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (thread_id, entry_id) DO NOTHING";
 
 impl Store {
-    /// Appends `entries` in one transaction.
+    /// Appends `entries` in one transaction ([`append_page`]).
     async fn try_append_all(
         &self,
         entries: &[(String, Entry)],
     ) -> Result<Vec<Appended>, StoreError> {
         let mut tx = self.begin().await?;
-        let appended = if let Tx::Postgres(pg) = &mut tx {
-            append_unnested(pg, entries).await?
-        } else {
-            let mut appended = Vec::with_capacity(entries.len());
-            for (key, entry) in entries {
-                appended.push(append_in(&mut tx, key, entry).await?);
-            }
-            appended
+        let appended = match &mut tx {
+            Tx::Sqlite(tx) => append_page(&mut PageSteps::Sqlite(tx), entries).await?,
+            Tx::Postgres(tx) => append_page(&mut PageSteps::Postgres(tx), entries).await?,
         };
         tx.commit().await?;
         Ok(appended)
@@ -142,18 +139,216 @@ impl Store {
     }
 }
 
-/// Appends `entries` in order within `connection`'s transaction (PostgreSQL), as
-/// [`append_in`] does one by one, in at most four statements whatever their number: claim the
-/// entry ids, read the threads of those claimed earlier (when any were), bump or open each
-/// conversation's open thread by its new entries, then store the entries and the threads they
-/// joined (when any are new). Two pages appended at once to the same conversations may
-/// deadlock (the order the update locks thread rows in follows its plan); PostgreSQL then
-/// fails one, and [`ThreadStore::append_all`] runs it again.
-async fn append_unnested(
-    connection: &mut sqlx::PgConnection,
+/// A conversation's new entries in a page: how many, the earliest and the latest (unix ms).
+type Group = (i64, i64, i64);
+
+/// The statements of a page append ([`append_page`]), within a transaction on either backend:
+/// PostgreSQL binds arrays (`UNNEST`), SQLite one JSON array a statement (`json_each`).
+enum PageSteps<'a> {
+    Sqlite(&'a mut sqlx::SqliteConnection),
+    Postgres(&'a mut sqlx::PgConnection),
+}
+
+/// `rows` as one JSON array, for SQLite's `json_each`.
+fn json_rows<T: serde::Serialize>(rows: &[T]) -> Result<String, StoreError> {
+    serde_json::to_string(rows)
+        .map_err(|error| StoreError::Backend(sqlx::Error::Encode(error.into())))
+}
+
+impl PageSteps<'_> {
+    /// Claims the entry ids (sorted) no append has claimed; returns those it claimed.
+    async fn claim(&mut self, ids: &[&str]) -> Result<HashSet<String>, StoreError> {
+        let claimed: Vec<String> = match self {
+            Self::Postgres(connection) => {
+                sqlx::query_scalar(
+                    "INSERT INTO thread_entry_seen (entry_id, thread_id) SELECT id, 0 FROM UNNEST($1::text[]) AS u(id) \
+                     ON CONFLICT (entry_id) DO NOTHING RETURNING entry_id",
+                )
+                .bind(ids)
+                .fetch_all(&mut **connection)
+                .await?
+            }
+            Self::Sqlite(connection) => {
+                sqlx::query_scalar(
+                    "INSERT INTO thread_entry_seen (entry_id, thread_id) SELECT value, 0 FROM json_each(?1) WHERE true \
+                     ON CONFLICT (entry_id) DO NOTHING RETURNING entry_id",
+                )
+                .bind(json_rows(ids)?)
+                .fetch_all(&mut **connection)
+                .await?
+            }
+        };
+        Ok(claimed.into_iter().collect())
+    }
+
+    /// The threads that entries claimed by earlier appends joined.
+    async fn joined(&mut self, ids: &[&str]) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(match self {
+            Self::Postgres(connection) => {
+                sqlx::query_as(
+                    "SELECT entry_id, thread_id FROM thread_entry_seen WHERE entry_id = ANY($1::text[])",
+                )
+                .bind(ids)
+                .fetch_all(&mut **connection)
+                .await?
+            }
+            Self::Sqlite(connection) => {
+                sqlx::query_as(
+                    "SELECT entry_id, thread_id FROM thread_entry_seen WHERE entry_id IN (SELECT value FROM json_each(?1))",
+                )
+                .bind(json_rows(ids)?)
+                .fetch_all(&mut **connection)
+                .await?
+            }
+        })
+    }
+
+    /// Bumps each conversation's open thread by its group (one by one, each entry bumps the
+    /// count and the version and widens the times), or opens one with the group; returns each
+    /// conversation's thread and whether it was opened.
+    async fn bump_or_open(
+        &mut self,
+        groups: &BTreeMap<&str, Group>,
+    ) -> Result<HashMap<String, (i64, bool)>, StoreError> {
+        let keys: Vec<&str> = groups.keys().copied().collect();
+        let rows: Vec<(String, i64, bool)> = match self {
+            Self::Postgres(connection) => {
+                sqlx::query_as(
+                    "WITH u AS (SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[]) \
+                       AS u(thread_key, n, first_ms, last_ms)), \
+                     bumped AS (UPDATE threads t SET entries = t.entries + u.n, version = t.version + u.n, \
+                       last_activity_ms = GREATEST(t.last_activity_ms, u.last_ms), \
+                       opened_ms = LEAST(t.opened_ms, u.first_ms) \
+                       FROM u WHERE t.thread_key = u.thread_key AND t.state = 'open' RETURNING t.thread_key, t.id), \
+                     opened AS (INSERT INTO threads (thread_key, state, entries, version, opened_ms, last_activity_ms) \
+                       SELECT u.thread_key, 'open', u.n, u.n, u.first_ms, u.last_ms FROM u \
+                       WHERE u.thread_key NOT IN (SELECT thread_key FROM bumped) ORDER BY u.thread_key \
+                       RETURNING thread_key, id) \
+                     SELECT thread_key, id, false FROM bumped UNION ALL SELECT thread_key, id, true FROM opened",
+                )
+                .bind(&keys)
+                .bind(groups.values().map(|group| group.0).collect::<Vec<_>>())
+                .bind(groups.values().map(|group| group.1).collect::<Vec<_>>())
+                .bind(groups.values().map(|group| group.2).collect::<Vec<_>>())
+                .fetch_all(&mut **connection)
+                .await?
+            }
+            Self::Sqlite(connection) => {
+                let rows: Vec<(&str, i64, i64, i64)> = groups
+                    .iter()
+                    .map(|(key, group)| (*key, group.0, group.1, group.2))
+                    .collect();
+                let bumped: Vec<(String, i64)> = sqlx::query_as(
+                    "UPDATE threads SET entries = threads.entries + u.n, version = threads.version + u.n, \
+                     last_activity_ms = MAX(threads.last_activity_ms, u.last_ms), \
+                     opened_ms = MIN(threads.opened_ms, u.first_ms) \
+                     FROM (SELECT value ->> 0 AS thread_key, value ->> 1 AS n, value ->> 2 AS first_ms, \
+                       value ->> 3 AS last_ms FROM json_each(?1)) AS u \
+                     WHERE threads.thread_key = u.thread_key AND threads.state = 'open' \
+                     RETURNING threads.thread_key, threads.id",
+                )
+                .bind(json_rows(&rows)?)
+                .fetch_all(&mut **connection)
+                .await?;
+                let unopened: Vec<&(&str, i64, i64, i64)> = rows
+                    .iter()
+                    .filter(|row| !bumped.iter().any(|(key, _)| key == row.0))
+                    .collect();
+                let mut all: Vec<(String, i64, bool)> = bumped
+                    .into_iter()
+                    .map(|(key, id)| (key, id, false))
+                    .collect();
+                if !unopened.is_empty() {
+                    let opened: Vec<(String, i64)> = sqlx::query_as(
+                        "INSERT INTO threads (thread_key, state, entries, version, opened_ms, last_activity_ms) \
+                         SELECT value ->> 0, 'open', value ->> 1, value ->> 1, value ->> 2, value ->> 3 \
+                         FROM json_each(?1) WHERE true RETURNING thread_key, id",
+                    )
+                    .bind(json_rows(&unopened)?)
+                    .fetch_all(&mut **connection)
+                    .await?;
+                    all.extend(opened.into_iter().map(|(key, id)| (key, id, true)));
+                }
+                all
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(key, id, opened)| (key, (id, opened)))
+            .collect())
+    }
+
+    /// Stores the new entries in their threads and records the thread each joined.
+    async fn store(&mut self, new: &[(i64, &Entry)]) -> Result<(), StoreError> {
+        match self {
+            Self::Postgres(connection) => {
+                sqlx::query(
+                    "WITH stored AS (INSERT INTO thread_entries (thread_id, entry_id, kind, direction, from_address, text, at_ms) \
+                       SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[]) \
+                       ON CONFLICT (thread_id, entry_id) DO NOTHING) \
+                     UPDATE thread_entry_seen s SET thread_id = u.thread_id \
+                     FROM UNNEST($1::int8[], $2::text[]) AS u(thread_id, entry_id) WHERE s.entry_id = u.entry_id",
+                )
+                .bind(new.iter().map(|(thread, _)| *thread).collect::<Vec<_>>())
+                .bind(new.iter().map(|(_, e)| e.id.as_str()).collect::<Vec<_>>())
+                .bind(new.iter().map(|(_, e)| e.kind.as_str()).collect::<Vec<_>>())
+                .bind(new.iter().map(|(_, e)| e.direction.as_str()).collect::<Vec<_>>())
+                .bind(new.iter().map(|(_, e)| e.from.as_deref()).collect::<Vec<_>>())
+                .bind(new.iter().map(|(_, e)| e.text.as_deref()).collect::<Vec<_>>())
+                .bind(new.iter().map(|(_, e)| unix_ms(e.at)).collect::<Vec<_>>())
+                .execute(&mut **connection)
+                .await?;
+            }
+            Self::Sqlite(connection) => {
+                let rows = json_rows(
+                    &new.iter()
+                        .map(|(thread, e)| {
+                            (
+                                *thread,
+                                e.id.as_str(),
+                                e.kind.as_str(),
+                                e.direction.as_str(),
+                                e.from.as_deref(),
+                                e.text.as_deref(),
+                                unix_ms(e.at),
+                            )
+                        })
+                        .collect::<Vec<_>>(),
+                )?;
+                sqlx::query(
+                    "INSERT INTO thread_entries (thread_id, entry_id, kind, direction, from_address, text, at_ms) \
+                     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6 \
+                     FROM json_each(?1) WHERE true ON CONFLICT (thread_id, entry_id) DO NOTHING",
+                )
+                .bind(&rows)
+                .execute(&mut **connection)
+                .await?;
+                sqlx::query(
+                    "UPDATE thread_entry_seen SET thread_id = u.thread_id \
+                     FROM (SELECT value ->> 0 AS thread_id, value ->> 1 AS entry_id FROM json_each(?1)) AS u \
+                     WHERE thread_entry_seen.entry_id = u.entry_id",
+                )
+                .bind(&rows)
+                .execute(&mut **connection)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Appends `entries` in order, within one transaction, with what appending them one by one
+/// would give: each entry id joins a thread once (a repeat, in the page or from an earlier
+/// append, changes nothing and reports the thread it joined); each conversation's new entries
+/// join its open thread, or open one (the first of them in page order is the one that
+/// opened it). A handful of statements whatever the page's size ([`PageSteps`]). Ids are
+/// claimed in sorted order; on PostgreSQL two pages appended at once to the same
+/// conversations may still deadlock (the order an update locks thread rows in follows its
+/// plan), and [`ThreadStore::append_all`] runs the one PostgreSQL fails again.
+async fn append_page(
+    steps: &mut PageSteps<'_>,
     entries: &[(String, Entry)],
 ) -> Result<Vec<Appended>, StoreError> {
-    use std::collections::{BTreeMap, HashMap, HashSet};
     // The first occurrence of each entry id: a repeat within the page changes nothing.
     let mut first: HashMap<&str, usize> = HashMap::new();
     for (index, (_, entry)) in entries.iter().enumerate() {
@@ -161,17 +356,9 @@ async fn append_unnested(
     }
     let mut ids: Vec<&str> = first.keys().copied().collect();
     ids.sort_unstable();
-    let claimed: HashSet<String> = sqlx::query_scalar::<_, String>(
-        "INSERT INTO thread_entry_seen (entry_id, thread_id) SELECT id, 0 FROM UNNEST($1::text[]) AS u(id) \
-         ON CONFLICT (entry_id) DO NOTHING RETURNING entry_id",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *connection)
-    .await?
-    .into_iter()
-    .collect();
-    // The thread each entry joined: those seen before (in an earlier transaction) from the
-    // table, the new ones once appended.
+    let claimed = steps.claim(&ids).await?;
+    // The thread each entry joined: those claimed by an earlier append from the table, the
+    // new ones once appended.
     let mut thread_of: HashMap<String, i64> = HashMap::new();
     let earlier: Vec<&str> = ids
         .iter()
@@ -179,20 +366,12 @@ async fn append_unnested(
         .filter(|id| !claimed.contains(*id))
         .collect();
     if !earlier.is_empty() {
-        thread_of.extend(
-            sqlx::query_as::<_, (String, i64)>(
-                "SELECT entry_id, thread_id FROM thread_entry_seen WHERE entry_id = ANY($1::text[])",
-            )
-            .bind(&earlier)
-            .fetch_all(&mut *connection)
-            .await?,
-        );
+        thread_of.extend(steps.joined(&earlier).await?);
     }
     let is_new = |index: usize, entry: &Entry| {
         first.get(entry.id.as_str()) == Some(&index) && claimed.contains(&entry.id)
     };
-    // Each conversation's new entries: how many, the earliest and the latest.
-    let mut groups: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
+    let mut groups: BTreeMap<&str, Group> = BTreeMap::new();
     for (index, (key, entry)) in entries.iter().enumerate() {
         if is_new(index, entry) {
             let at = unix_ms(entry.at);
@@ -200,40 +379,11 @@ async fn append_unnested(
             *group = (group.0 + 1, group.1.min(at), group.2.max(at));
         }
     }
-    if groups.is_empty() {
-        return Ok(entries
-            .iter()
-            .map(|(_, entry)| Appended {
-                thread: ThreadId(thread_of.get(&entry.id).copied().unwrap_or(0)),
-                new: false,
-                opened: false,
-            })
-            .collect());
-    }
-    // One by one, each entry bumps the open thread (or the first opens it): together, the
-    // count and version grow by the number of entries, and the times widen to theirs.
-    let threads: HashMap<String, (i64, bool)> = sqlx::query_as::<_, (String, i64, bool)>(
-        "WITH u AS (SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[]) \
-           AS u(thread_key, n, first_ms, last_ms)), \
-         bumped AS (UPDATE threads t SET entries = t.entries + u.n, version = t.version + u.n, \
-           last_activity_ms = GREATEST(t.last_activity_ms, u.last_ms), \
-           opened_ms = LEAST(t.opened_ms, u.first_ms) \
-           FROM u WHERE t.thread_key = u.thread_key AND t.state = 'open' RETURNING t.thread_key, t.id), \
-         opened AS (INSERT INTO threads (thread_key, state, entries, version, opened_ms, last_activity_ms) \
-           SELECT u.thread_key, 'open', u.n, u.n, u.first_ms, u.last_ms FROM u \
-           WHERE u.thread_key NOT IN (SELECT thread_key FROM bumped) ORDER BY u.thread_key \
-           RETURNING thread_key, id) \
-         SELECT thread_key, id, false FROM bumped UNION ALL SELECT thread_key, id, true FROM opened",
-    )
-    .bind(groups.keys().copied().collect::<Vec<_>>())
-    .bind(groups.values().map(|group| group.0).collect::<Vec<_>>())
-    .bind(groups.values().map(|group| group.1).collect::<Vec<_>>())
-    .bind(groups.values().map(|group| group.2).collect::<Vec<_>>())
-    .fetch_all(&mut *connection)
-    .await?
-    .into_iter()
-    .map(|(key, id, opened)| (key, (id, opened)))
-    .collect();
+    let threads = if groups.is_empty() {
+        HashMap::new()
+    } else {
+        steps.bump_or_open(&groups).await?
+    };
     let thread_of_key = |key: &str| {
         threads
             .get(key)
@@ -246,22 +396,9 @@ async fn append_unnested(
         .filter(|(index, (_, entry))| is_new(*index, entry))
         .map(|(_, (key, entry))| Ok((thread_of_key(key)?.0, entry)))
         .collect::<Result<_, StoreError>>()?;
-    sqlx::query(
-        "WITH stored AS (INSERT INTO thread_entries (thread_id, entry_id, kind, direction, from_address, text, at_ms) \
-           SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[]) \
-           ON CONFLICT (thread_id, entry_id) DO NOTHING) \
-         UPDATE thread_entry_seen s SET thread_id = u.thread_id \
-         FROM UNNEST($1::int8[], $2::text[]) AS u(thread_id, entry_id) WHERE s.entry_id = u.entry_id",
-    )
-    .bind(new.iter().map(|(thread, _)| *thread).collect::<Vec<_>>())
-    .bind(new.iter().map(|(_, e)| e.id.as_str()).collect::<Vec<_>>())
-    .bind(new.iter().map(|(_, e)| e.kind.as_str()).collect::<Vec<_>>())
-    .bind(new.iter().map(|(_, e)| e.direction.as_str()).collect::<Vec<_>>())
-    .bind(new.iter().map(|(_, e)| e.from.as_deref()).collect::<Vec<_>>())
-    .bind(new.iter().map(|(_, e)| e.text.as_deref()).collect::<Vec<_>>())
-    .bind(new.iter().map(|(_, e)| unix_ms(e.at)).collect::<Vec<_>>())
-    .execute(&mut *connection)
-    .await?;
+    if !new.is_empty() {
+        steps.store(&new).await?;
+    }
     // The outcomes in order: the first new entry of an opened thread is the one that opened it.
     let mut flagged: HashSet<&str> = HashSet::new();
     let mut appended = Vec::with_capacity(entries.len());
@@ -283,63 +420,6 @@ async fn append_unnested(
         }
     }
     Ok(appended)
-}
-
-/// Appends `entry` to the open thread of `key` within `tx` (see [`ThreadStore::append`]).
-async fn append_in(tx: &mut Tx, key: &str, entry: &Entry) -> Result<Appended, StoreError> {
-    let claimed = tx
-        .execute(
-            "INSERT INTO thread_entry_seen (entry_id, thread_id) VALUES ($1, 0) ON CONFLICT (entry_id) DO NOTHING",
-            &[entry.id.as_str().into()],
-        )
-        .await?;
-    if claimed == 0 {
-        let seen: Option<(i64,)> = tx
-            .fetch_optional(
-                "SELECT thread_id FROM thread_entry_seen WHERE entry_id = $1",
-                &[entry.id.as_str().into()],
-            )
-            .await?;
-        return Ok(Appended {
-            thread: ThreadId(seen.map_or(0, |(id,)| id)),
-            new: false,
-            opened: false,
-        });
-    }
-    let at = unix_ms(entry.at);
-    let existing: Option<(i64,)> = tx
-        .fetch_optional(
-            "UPDATE threads SET entries = entries + 1, version = version + 1, \
-             last_activity_ms = GREATEST(last_activity_ms, $2), opened_ms = LEAST(opened_ms, $2) \
-             WHERE thread_key = $1 AND state = 'open' RETURNING id",
-            &[key.into(), at.into()],
-        )
-        .await?;
-    let (thread, opened) = match existing {
-        Some((id,)) => (id, false),
-        None => {
-            let (id,): (i64,) = tx
-                .fetch_optional(
-                    "INSERT INTO threads (thread_key, state, entries, version, opened_ms, last_activity_ms) \
-                     VALUES ($1, 'open', 1, 1, $2, $2) RETURNING id",
-                    &[key.into(), at.into()],
-                )
-                .await?
-                .ok_or(StoreError::Backend(sqlx::Error::RowNotFound))?;
-            (id, true)
-        }
-    };
-    tx.execute(INSERT_ENTRY, &entry_args(thread, entry)).await?;
-    tx.execute(
-        "UPDATE thread_entry_seen SET thread_id = $2 WHERE entry_id = $1",
-        &[entry.id.as_str().into(), thread.into()],
-    )
-    .await?;
-    Ok(Appended {
-        thread: ThreadId(thread),
-        new: true,
-        opened,
-    })
 }
 
 impl ThreadStore for Store {
