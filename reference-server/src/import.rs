@@ -707,7 +707,7 @@ impl Importer {
                 continue;
             }
             let body = item.event.to_string().into_bytes();
-            let Ok(event) = openphone_webhooks::Event::parse(&body) else {
+            let Ok(event) = crate::ingest::parse_event(&body) else {
                 self.report.lock().await.failures.push(format!(
                     "{} {}: could not be normalized",
                     item.kind, item.id

@@ -168,7 +168,7 @@ pub async fn receive(
     VerifiedWebhook { body, verified }: VerifiedWebhook,
 ) -> Result<Response, Error> {
     let mut health = None;
-    let (event_id, event_type, parse_error, changes) = match Event::parse(&body) {
+    let (event_id, event_type, parse_error, changes) = match parse_event(&body) {
         Ok(event) => {
             let mut changes = state.own_numbers.changes(&state.store, &event).await;
             if let Some(token) = health_check_token(&event) {
@@ -289,9 +289,48 @@ pub async fn not_configured() -> Response {
         .into_response()
 }
 
+/// Parses a delivery's body as an event for the normalized records, each JSON escape of a NUL
+/// character (`\u0000`) read as U+FFFD: PostgreSQL cannot store a NUL in text (the delivery
+/// could never be recorded, and OpenPhone would retry it in vain), and every backend keeps
+/// the same records. The raw log keeps the exact bytes.
+///
+/// # Errors
+/// What [`Event::parse`] returns for a body that is not an event.
+pub fn parse_event(body: &[u8]) -> Result<Event, openphone_webhooks::Error> {
+    Event::parse(&without_nul(body))
+}
+
+/// `body` (JSON) with each escape of a NUL (`\u0000`) turned into that of U+FFFD. JSON can
+/// carry a NUL only escaped, and a backslash only in a string, where it starts an escape: an
+/// escaped backslash followed by `u0000` is text, and stays.
+fn without_nul(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    const NUL: &[u8] = b"u0000";
+    // Where each escape starts, in order (most bodies have none: a memchr says so).
+    let escapes = || {
+        let mut index = 0;
+        std::iter::from_fn(move || {
+            let at = index + body.get(index..)?.iter().position(|&byte| byte == b'\\')?;
+            index = at + 2;
+            Some(at)
+        })
+    };
+    if !body.contains(&b'\\') || !escapes().any(|at| body[at + 1..].starts_with(NUL)) {
+        return std::borrow::Cow::Borrowed(body);
+    }
+    let mut out = Vec::with_capacity(body.len());
+    let mut copied = 0;
+    for at in escapes().filter(|&at| body[at + 1..].starts_with(NUL)) {
+        out.extend_from_slice(&body[copied..at]);
+        out.extend_from_slice(b"\\ufffd");
+        copied = at + 1 + NUL.len();
+    }
+    out.extend_from_slice(&body[copied..]);
+    std::borrow::Cow::Owned(out)
+}
+
 /// `id` and `type` read leniently from a body that did not parse as an event.
 fn envelope_fields(body: &[u8]) -> (Option<String>, Option<String>) {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&without_nul(body)) else {
         return (None, None);
     };
     let text = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_owned);
@@ -300,4 +339,25 @@ fn envelope_fields(body: &[u8]) -> (Option<String>, Option<String>) {
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_nul;
+
+    #[test]
+    fn only_escapes_of_a_nul_are_replaced() {
+        let same =
+            |body: &[u8]| matches!(without_nul(body), std::borrow::Cow::Borrowed(b) if b == body);
+        assert!(same(br#"{"text":"plain"}"#));
+        assert!(same(
+            br#"{"text":"quote \" and \u00e9 and \\u0000 as text"}"#
+        ));
+        assert_eq!(
+            &*without_nul(br#"{"a":"\u0000","b":"x\\\u0000y","c":"\u0000"}"#),
+            br#"{"a":"\ufffd","b":"x\\\ufffdy","c":"\ufffd"}"#
+        );
+        // A body cut after its backslash is left as it is (and fails to parse).
+        assert!(same(br#"{"a":"\"#));
+    }
 }

@@ -234,7 +234,7 @@ async fn payload(
     own: &crate::projection::OwnNumbers,
     delivery: &StoredDelivery,
 ) -> LiveUpdate {
-    let changes = openphone_webhooks::Event::parse(&delivery.body)
+    let changes = crate::ingest::parse_event(&delivery.body)
         .map(|event| crate::projection::changes(&event, own))
         .unwrap_or_default();
     let mut messages = Vec::new();

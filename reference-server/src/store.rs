@@ -165,7 +165,9 @@ pub enum Store {
     Postgres(PgPool),
 }
 
-/// A verified webhook delivery to record.
+/// A verified webhook delivery to record. Its text fields must not hold a NUL character,
+/// which PostgreSQL refuses: read events with [`crate::ingest::parse_event`], which sees to
+/// that.
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
     /// What deduplicates the delivery: its `webhook-id`, else its event id, else a body hash.
@@ -767,7 +769,7 @@ impl Store {
                     last_id = *id;
                     for (_, body) in &rows {
                         report.deliveries += 1;
-                        match openphone_webhooks::Event::parse(body) {
+                        match crate::ingest::parse_event(body) {
                             Ok(event) => {
                                 own.learn(&event);
                                 let changes = crate::projection::changes(&event, &own);
@@ -1069,21 +1071,31 @@ pub(crate) enum Arg {
     Time(OffsetDateTime),
 }
 
+/// `text` as both backends store it: each NUL character (which PostgreSQL cannot hold in
+/// text) becomes U+FFFD.
+fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
+}
+
 impl From<&str> for Arg {
     fn from(text: &str) -> Self {
-        Self::Text(Some(text.to_owned()))
+        Self::Text(Some(storable(text.to_owned())))
     }
 }
 
 impl From<String> for Arg {
     fn from(text: String) -> Self {
-        Self::Text(Some(text))
+        Self::Text(Some(storable(text)))
     }
 }
 
 impl From<Option<String>> for Arg {
     fn from(text: Option<String>) -> Self {
-        Self::Text(text)
+        Self::Text(text.map(storable))
     }
 }
 
@@ -1332,6 +1344,23 @@ impl Tx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_arguments_hold_no_nul() {
+        let text = |arg: Arg| match arg {
+            Arg::Text(text) => text,
+            _ => unreachable!("text"),
+        };
+        assert_eq!(text(Arg::from("a\0b")).as_deref(), Some("a\u{FFFD}b"));
+        assert_eq!(
+            text(Arg::from(Some("\0".to_owned()))).as_deref(),
+            Some("\u{FFFD}")
+        );
+        assert_eq!(
+            text(Arg::from("plain".to_owned())).as_deref(),
+            Some("plain")
+        );
+    }
 
     #[test]
     fn both_backends_have_the_same_migration_versions() {

@@ -6,9 +6,9 @@
 //! conversation) and stores the entry. [`ThreadStore::append_all`] does a page of entries in
 //! one transaction, in a handful of statements whatever their number: arrays bound with
 //! `UNNEST` on PostgreSQL, a JSON array with `json_each` on SQLite. A resolution is one
-//! transaction: a conditional update on the version the sweep saw, then the snapshot. On PostgreSQL both lock the thread row,
-//! so an append and a resolution of one thread serialize: whichever comes second sees the
-//! other's effect.
+//! transaction: a conditional update on the version the sweep saw, then the snapshot. On
+//! PostgreSQL both lock the thread row, so an append and a resolution of one thread
+//! serialize: whichever comes second sees the other's effect.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -250,9 +250,11 @@ impl PageSteps<'_> {
                 .bind(json_rows(&rows)?)
                 .fetch_all(&mut **connection)
                 .await?;
+                let bumped_keys: HashSet<&str> =
+                    bumped.iter().map(|(key, _)| key.as_str()).collect();
                 let unopened: Vec<&(&str, i64, i64, i64)> = rows
                     .iter()
-                    .filter(|row| !bumped.iter().any(|(key, _)| key == row.0))
+                    .filter(|row| !bumped_keys.contains(row.0))
                     .collect();
                 let mut all: Vec<(String, i64, bool)> = bumped
                     .into_iter()
@@ -323,12 +325,17 @@ impl PageSteps<'_> {
                 .bind(&rows)
                 .execute(&mut **connection)
                 .await?;
+                let joined = json_rows(
+                    &new.iter()
+                        .map(|(thread, e)| (*thread, e.id.as_str()))
+                        .collect::<Vec<_>>(),
+                )?;
                 sqlx::query(
                     "UPDATE thread_entry_seen SET thread_id = u.thread_id \
                      FROM (SELECT value ->> 0 AS thread_id, value ->> 1 AS entry_id FROM json_each(?1)) AS u \
                      WHERE thread_entry_seen.entry_id = u.entry_id",
                 )
-                .bind(&rows)
+                .bind(&joined)
                 .execute(&mut **connection)
                 .await?;
             }

@@ -12,7 +12,6 @@
 //! History brought in by `reference-server import` is not in the log and is not threaded.
 
 use futures_util::future::BoxFuture;
-use openphone_webhooks::Event;
 use thread_resolver::{Entry, EntryKind, Resolver, ThreadStore};
 use time::OffsetDateTime;
 
@@ -142,7 +141,7 @@ pub async fn feed(store: &Store, now: OffsetDateTime, stop: &Stop) -> Result<Fed
         // One append of the whole page: one transaction, not one per message.
         let mut entries = Vec::new();
         for row in &rows {
-            let Ok(event) = Event::parse(&row.body) else {
+            let Ok(event) = crate::ingest::parse_event(&row.body) else {
                 continue;
             };
             own.learn(&event);

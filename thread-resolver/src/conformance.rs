@@ -373,4 +373,35 @@ pub async fn run<S: ThreadStore>(store: S) {
             .expect("nothing to append")
             .is_empty()
     );
+
+    // Entries come back as they went in, whatever their text holds.
+    let odd = [
+        Entry {
+            id: "call-1".to_owned(),
+            kind: EntryKind::Call,
+            direction: "outgoing".to_owned(),
+            from: None,
+            text: None,
+            at: T0 + time::Duration::minutes(5),
+        },
+        Entry {
+            id: "vm-1".to_owned(),
+            kind: EntryKind::Voicemail,
+            direction: "incoming".to_owned(),
+            from: Some("+14155550123".to_owned()),
+            text: Some(
+                "Quote \" backslash \\ new\nline\ttab, émoji 🏌️, \\u0000 as text".to_owned(),
+            ),
+            at: T0 + time::Duration::minutes(6),
+        },
+    ];
+    let key = "PN9|+14155550077";
+    let outcomes = store
+        .append_all(&odd.clone().map(|entry| (key.to_owned(), entry)))
+        .await
+        .expect("append all");
+    assert_eq!(
+        store.entries(outcomes[0].thread).await.expect("entries"),
+        odd.to_vec()
+    );
 }

@@ -192,10 +192,89 @@ async fn without_secrets_deliveries_are_refused_with_503(backend: Backend) {
     db.cleanup().await;
 }
 
+/// A NUL character in an event (JSON's `\u0000`), which PostgreSQL cannot store in text: the
+/// delivery is still stored, its exact bytes in the raw log, and the records read it as U+FFFD
+/// on every backend, as the thread feed does. An escaped backslash before `u0000` is text.
+async fn a_nul_in_an_event_is_stored_as_the_replacement_character(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let app = TestApp::spawn(&db, Some(SECRETS), None).await;
+    let message = MESSAGE
+        .replace("EV7", "EV70")
+        .replace("AC7", "AC70")
+        .replace("Is bay 2 free?", r"hold\u0000on \\u0000 kept")
+        // A line, so the message has a conversation and joins a thread.
+        .replace(
+            r#""orgId":"OR1","#,
+            r#""orgId":"OR1","phoneNumberId":"PN1","#,
+        );
+    let (status, text) = post_signed(
+        &app,
+        "/api/openphone/webhook",
+        STANDARD_SECRET,
+        "msg_nul_1",
+        &message,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let stored = app
+        .store
+        .delivery("webhook-id:msg_nul_1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.body,
+        message.as_bytes(),
+        "the raw log keeps the bytes"
+    );
+    let record = app.store.message("AC70").await.unwrap().unwrap();
+    assert_eq!(record.body.as_deref(), Some("hold\u{FFFD}on \\u0000 kept"));
+    // An unknown type whose id and type hold a NUL: stored raw, acknowledged.
+    let unknown = r#"{"id":"EV\u00008","type":"odd\u0000type","data":{}}"#;
+    let (status, text) =
+        post_signed(&app, "/api/openphone/webhook", LEGACY_SECRET, "", unknown).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let stored = app
+        .store
+        .delivery("event:EV\u{FFFD}8")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.event_type.as_deref(), Some("odd\u{FFFD}type"));
+    // The thread feed (here or the server's own job, whichever comes first) reads the message
+    // the same way.
+    reference_server::threads::feed(
+        &app.store,
+        OffsetDateTime::now_utc(),
+        &reference_server::scheduler::Stop::never(),
+    )
+    .await
+    .unwrap();
+    let threads = thread_resolver::ThreadStore::threads(&app.store, &Default::default(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(threads.len(), 1, "{threads:?}");
+    let entries = thread_resolver::ThreadStore::entries(&app.store, threads[0].id)
+        .await
+        .unwrap();
+    assert_eq!(
+        entries
+            .iter()
+            .map(|e| e.text.as_deref())
+            .collect::<Vec<_>>(),
+        [Some("hold\u{FFFD}on \\u0000 kept")]
+    );
+    app.stop().await;
+    db.cleanup().await;
+}
+
 backend_tests!(
     stores_a_verified_delivery_once_and_acknowledges_duplicates,
     bad_signatures_get_401_and_write_nothing,
     oversized_bodies_get_413,
     unknown_and_unparseable_events_are_kept,
+    a_nul_in_an_event_is_stored_as_the_replacement_character,
     without_secrets_deliveries_are_refused_with_503,
 );
