@@ -232,11 +232,28 @@ async fn export(
     }
     let settings = config.knowledge_settings(llm.as_deref())?;
     let store = Store::connect(&config.database_url()?).await?;
+    // Ctrl-C (or SIGTERM) ends the run before its next batch to the model; a second Ctrl-C
+    // quits at once (the batch in hand is then sent again by the next run).
+    let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tokio::spawn({
+        let stopping = stopping.clone();
+        async move {
+            shutdown_signal().await;
+            eprintln!(
+                "stopping after the batch in hand (Ctrl-C again to quit now; that batch is then sent again by the next run)"
+            );
+            stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = tokio::signal::ctrl_c().await;
+            std::process::exit(130);
+        }
+    });
     let options = knowledge_export::ExportOptions {
         to_dir: to,
         llm: llm.is_some(),
         dry_run,
-        ..knowledge_export::ExportOptions::default()
+        stop: knowledge_export::StopWhen::new(move || {
+            stopping.load(std::sync::atomic::Ordering::SeqCst)
+        }),
     };
     let report = reference_server::knowledge::run_export(
         &store,
@@ -255,6 +272,11 @@ async fn export(
             "{} batch(es) failed; their threads stay unexported (see GET /api/v1/export-failures)",
             report.failed_batches
         )));
+    }
+    if report.stopped {
+        return Err(reference_server::Error::Command(
+            "stopped before the end; the threads not sent wait for the next run".to_owned(),
+        ));
     }
     Ok(())
 }

@@ -120,7 +120,99 @@ async fn export_command_writes_resolved_threads_once(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Ctrl-C during an export to the model: the batch in hand finishes and is kept, the run
+/// stops before the next one, says so and exits non-zero; the next run sends the rest.
+async fn an_interrupted_export_stops_between_batches(backend: Backend) {
+    use thread_resolver::{Entry, EntryKind, Resolution, ThreadStore};
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    let at = time::macros::datetime!(2026-11-30 15:00 UTC);
+    // Two resolved threads, each too long to share a batch of 500 tokens with the other.
+    for n in 0..2 {
+        let entry = Entry {
+            id: format!("AC{n}"),
+            kind: EntryKind::Message,
+            direction: "incoming".into(),
+            from: None,
+            text: Some("Can I book a bay for Sunday? ".repeat(60)),
+            at,
+        };
+        let thread = store
+            .append(&format!("PN1|+1415555010{n}"), &entry)
+            .await
+            .unwrap()
+            .thread;
+        store
+            .resolve(thread, 1, &Resolution::Idle, at)
+            .await
+            .unwrap();
+    }
+    let model = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(std::time::Duration::from_secs(2))
+                .set_body_json(serde_json::json!({
+                    "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-test",
+                    "content": [{"type": "text", "text": "{\"insights\": []}"}],
+                    "stop_reason": "end_turn", "usage": {"input_tokens": 100, "output_tokens": 5}})),
+        )
+        .mount(&model)
+        .await;
+    let export = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_reference-server"));
+        command
+            .args(["export", "--llm", "anthropic", "--llm-model", "claude-test"])
+            .env("DATABASE_URL", &db.url)
+            .env("ANTHROPIC_API_KEY", "sk-ant-test")
+            .env("LLM_BASE_URL", model.uri())
+            .env("LLM_BATCH_TOKENS", "500")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    let child = export().spawn().unwrap();
+    // Once the first batch is at the model (answering in 2 s), interrupt the command.
+    crate::helpers::TestApp::eventually("the first batch at the model", || {
+        let model = &model;
+        async move {
+            (model.received_requests().await.unwrap_or_default().len() == 1).then_some(())
+        }
+    })
+    .await;
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    );
+    assert!(!output.status.success(), "{out}{err}");
+    assert!(out.contains("\"stopped\": true"), "{out}{err}");
+    assert!(err.contains("stopped before the end"), "{err}");
+    assert_eq!(model.received_requests().await.unwrap().len(), 1);
+    // The next run sends the other thread only.
+    let output = export().output().unwrap();
+    let out = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{out}");
+    assert!(out.contains("\"stopped\": false"), "{out}");
+    assert_eq!(model.received_requests().await.unwrap().len(), 2);
+    db.cleanup().await;
+}
+
 backend_tests!(
     token_commands_create_list_and_revoke,
     export_command_writes_resolved_threads_once,
+    an_interrupted_export_stops_between_batches,
 );
