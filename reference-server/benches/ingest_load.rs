@@ -432,6 +432,21 @@ fn answer_length(bytes: &[u8], index: usize) -> Option<usize> {
     (bytes.len() >= head_end + length).then_some(head_end + length)
 }
 
+/// CPU time this process has used (user and system; Linux's `/proc/self/stat`, in ticks of
+/// 10 ms), or `None` where it cannot be read.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let ticks: u64 = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Microseconds of this process's CPU per event between two readings.
+fn cpu_per_event(before: Option<Duration>, events: usize) -> Option<f64> {
+    Some((process_cpu()? - before?).as_secs_f64() * 1e6 / events as f64)
+}
+
 /// The median of `values`.
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -478,12 +493,16 @@ async fn main() {
     );
     println!("  round   baseline   full ingestion   ratio   without HTTP   ratio   (events/s)");
     let (mut full_ratios, mut store_ratios, mut full_rates) = (Vec::new(), Vec::new(), Vec::new());
+    // This process's CPU per event in each phase: the baseline's client; the server and the
+    // sender; the server's ingestion without HTTP.
+    let mut cpu: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     let mut all = [Vec::new(), Vec::new(), Vec::new()];
     for round in 0..args.rounds {
         // Each round writes new events: ids past every earlier round's.
         let first = round * args.events * 3;
         // 1. Baseline: single-row inserts of the same payloads into a new plain table.
         let bodies: Arc<Vec<String>> = Arc::new((first..first + args.events).map(event).collect());
+        let before = process_cpu();
         let (baseline_rate, baseline_latencies) = baseline(
             &db.url,
             &format!("bench_baseline_{round}"),
@@ -492,6 +511,7 @@ async fn main() {
             args.concurrency,
         )
         .await;
+        cpu[0].extend(cpu_per_event(before, args.events));
         // 2. Full ingestion. Signed before the clock starts: OpenPhone signs on its own
         //    machines, and the sender shares these cores with the server.
         let requests: Arc<Vec<Request>> = Arc::new(
@@ -499,9 +519,12 @@ async fn main() {
                 .map(|index| Request::signed(&secret, index))
                 .collect(),
         );
+        let before = process_cpu();
         let (full_rate, full_latencies) = closed_loop(&url, requests, args.concurrency).await;
+        cpu[1].extend(cpu_per_event(before, args.events));
         // 3. The same ingestion without HTTP: parse, project and group-commit new events
         //    through an `Ingestor` on the server's store, at the same concurrency.
+        let before = process_cpu();
         let (store_rate, store_latencies) = without_http(
             &store,
             first + 2 * args.events,
@@ -509,6 +532,7 @@ async fn main() {
             args.concurrency,
         )
         .await;
+        cpu[2].extend(cpu_per_event(before, args.events));
         println!(
             "  {:>5}   {baseline_rate:>8.0}   {full_rate:>14.0}   {:>4.2}x   {store_rate:>12.0}   {:>4.2}x",
             round + 1,
@@ -535,6 +559,12 @@ async fn main() {
         "  median ratio, without HTTP / baseline:   {:.2}x",
         median(store_ratios)
     );
+    if cpu.iter().all(|phase| !phase.is_empty()) {
+        let [client, server, store_only] = cpu.map(median);
+        println!(
+            "  this process's CPU per event (median): baseline's client {client:.1} µs, server and sender {server:.1} µs, ingestion without HTTP {store_only:.1} µs"
+        );
+    }
     println!(
         "  latency, baseline (single-row inserts): {}",
         percentiles(baseline_latencies)

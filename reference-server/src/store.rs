@@ -3,8 +3,9 @@
 //! Both backends run the same operations with hand-written SQL per backend, and the same test
 //! suite (`tests/it/store.rs`) runs against each.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sqlx::AssertSqlSafe;
@@ -919,22 +920,12 @@ async fn record_batch_unnested(
         later.push((sql::CAMPAIGN_DELIVERY, rounds));
     }
 
-    let mut statement = "WITH raw AS (INSERT INTO webhook_deliveries \
-        (delivery_key, scheme, event_id, event_type, parse_error, signed_at, received_at, body) \
-        SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-        $6::timestamptz[], $7::timestamptz[], $8::bytea[]) \
-        ON CONFLICT (delivery_key) DO NOTHING RETURNING id, delivery_key)"
-        .to_owned();
-    let mut next_parameter = 9;
-    for (n, (sql_text, rounds)) in groups.iter().enumerate() {
-        let columns = column_types(&rounds[0]);
-        statement.push_str(&format!(
-            ", u{n} AS ({})",
-            sql::unnest(sql_text, &columns, next_parameter, true)
-        ));
-        next_parameter += columns.len() + 1;
-    }
-    statement.push_str(" SELECT id, delivery_key FROM raw");
+    let statement = batch_statement(
+        groups
+            .iter()
+            .map(|(sql_text, rounds)| (*sql_text, column_types(&rounds[0])))
+            .collect(),
+    );
     // Values are encoded as they are bound: borrowed, not copied.
     let mut query = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(statement))
         .bind(
@@ -1016,6 +1007,46 @@ async fn record_batch_unnested(
 }
 
 /// The PostgreSQL array type of each parameter of an upsert.
+/// The statement recording a batch of raw rows with the upserts `groups` (each one's SQL and
+/// column types, in order) as data-modifying CTEs. Built once per combination and kept: a
+/// batch's combination is one of the few sets of record kinds events touch, and building the
+/// text on every batch cost a few percent of ingestion's CPU. Past [`KEPT_STATEMENTS`]
+/// combinations, a statement is built each time.
+fn batch_statement(groups: BatchShape) -> Arc<str> {
+    static BUILT: LazyLock<Mutex<HashMap<BatchShape, Arc<str>>>> = LazyLock::new(Mutex::default);
+    let built = || BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(statement) = built().get(&groups) {
+        return statement.clone();
+    }
+    let mut statement = "WITH raw AS (INSERT INTO webhook_deliveries \
+        (delivery_key, scheme, event_id, event_type, parse_error, signed_at, received_at, body) \
+        SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+        $6::timestamptz[], $7::timestamptz[], $8::bytea[]) \
+        ON CONFLICT (delivery_key) DO NOTHING RETURNING id, delivery_key)"
+        .to_owned();
+    let mut next_parameter = 9;
+    for (n, (sql_text, columns)) in groups.iter().enumerate() {
+        statement.push_str(&format!(
+            ", u{n} AS ({})",
+            sql::unnest(sql_text, columns, next_parameter, true)
+        ));
+        next_parameter += columns.len() + 1;
+    }
+    statement.push_str(" SELECT id, delivery_key FROM raw");
+    let statement: Arc<str> = statement.into();
+    let mut built = built();
+    if built.len() < KEPT_STATEMENTS {
+        built.insert(groups, statement.clone());
+    }
+    statement
+}
+
+/// A batch's upserts: each one's SQL and column types, in order.
+type BatchShape = Vec<(&'static str, Vec<&'static str>)>;
+
+/// How many batch statements [`batch_statement`] keeps.
+const KEPT_STATEMENTS: usize = 256;
+
 fn column_types(round: &[(&str, sql::Upsert)]) -> Vec<&'static str> {
     round[0]
         .1

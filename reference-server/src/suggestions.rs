@@ -102,19 +102,23 @@ pub fn extract(text: &str) -> Vec<(Kind, String)> {
             push(Kind::Email, word.to_lowercase());
         }
     }
-    let lower: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
-    for (index, _) in words.iter().enumerate() {
-        let introduces = (lower[index] == "name"
-            && index >= 1
-            && lower[index - 1] == "my"
-            && lower.get(index + 1).is_some_and(|w| w == "is"))
-        .then_some(index + 2)
-        .or_else(|| {
-            (lower[index] == "this"
-                && lower.get(index + 1).is_some_and(|w| w == "is")
-                && (index == 0 || lower[index - 1].ends_with(['.', '!', ','])))
-            .then_some(index + 2)
-        });
+    // Whether the word at `index` is `keyword` (lowercase ASCII), in any case; compared in
+    // place, not lowercased into a new string per word.
+    let is = |index: usize, keyword: &str| {
+        words
+            .get(index)
+            .is_some_and(|word| word.eq_ignore_ascii_case(keyword))
+    };
+    for index in 0..words.len() {
+        let introduces =
+            (is(index, "name") && index >= 1 && is(index - 1, "my") && is(index + 1, "is"))
+                .then_some(index + 2)
+                .or_else(|| {
+                    (is(index, "this")
+                        && is(index + 1, "is")
+                        && (index == 0 || words[index - 1].ends_with(['.', '!', ','])))
+                    .then_some(index + 2)
+                });
         if let Some(start) = introduces {
             let mut name: Vec<&str> = Vec::new();
             for raw in words.iter().skip(start).take(3) {
@@ -139,10 +143,14 @@ pub fn extract(text: &str) -> Vec<(Kind, String)> {
         // A house number, one to three words, a street suffix.
         if words[index].chars().all(|c| c.is_ascii_digit()) && words[index].len() <= 6 {
             for length in 1..=3 {
-                let Some(suffix) = lower.get(index + length + 1) else {
+                let Some(suffix) = words.get(index + length + 1) else {
                     break;
                 };
-                if STREET_SUFFIXES.contains(&trim_word(suffix)) {
+                let suffix = trim_word(suffix);
+                if STREET_SUFFIXES
+                    .iter()
+                    .any(|known| known.eq_ignore_ascii_case(suffix))
+                {
                     let address: Vec<&str> = words[index..=index + length + 1]
                         .iter()
                         .map(|w| trim_word(w))

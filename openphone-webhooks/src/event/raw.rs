@@ -40,8 +40,13 @@ impl Source for Value {
 
 impl Source for Box<RawValue> {
     fn deserialize<T: DeserializeOwned>(self, at: &str) -> Result<T, Error> {
-        let mut deserializer = serde_json::Deserializer::from_str(self.get());
-        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| path_error(error, at))
+        // Tracking the path costs an allocation per field: only a failure is read again with
+        // it, for its error.
+        serde_json::from_str(self.get()).or_else(|_| {
+            let mut deserializer = serde_json::Deserializer::from_str(self.get());
+            serde_path_to_error::deserialize(&mut deserializer)
+                .map_err(|error| path_error(error, at))
+        })
     }
 }
 
