@@ -1,4 +1,10 @@
-#![doc = include_str!("../README.md")]
+// The README's guide (the crate's page) includes the `axum` extractors, so its examples
+// compile only with that feature; without it the crate says so in one line.
+#![cfg_attr(feature = "axum", doc = include_str!("../README.md"))]
+#![cfg_attr(
+    not(feature = "axum"),
+    doc = "Verifies OpenPhone's webhook signatures (both schemes) and parses their events into types. The guide, with examples, is `README.md` (and this page when built with the `axum` feature, as on docs.rs)."
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
