@@ -432,19 +432,60 @@ fn answer_length(bytes: &[u8], index: usize) -> Option<usize> {
     (bytes.len() >= head_end + length).then_some(head_end + length)
 }
 
-/// CPU time this process has used (user and system; Linux's `/proc/self/stat`, in ticks of
-/// 10 ms), or `None` where it cannot be read.
-fn process_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
-    let ticks: u64 = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
+/// CPU time a process has used (user and system), and that of its children it has reaped
+/// (PostgreSQL's postmaster reaps the backends that end), from its `/proc/<pid>/stat` (ticks
+/// of 10 ms), with its command name.
+fn cpu_of(stat: &str) -> Option<(&str, Duration)> {
+    let (head, rest) = stat.rsplit_once(')')?;
+    let command = head.split_once('(')?.1;
+    // Fields after the command's closing parenthesis: utime, stime, cutime and cstime are
+    // the 12th to the 15th.
+    let ticks = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(|field| field.parse::<u64>().ok())
+        .sum::<Option<u64>>()?;
+    Some((command, Duration::from_millis(ticks * 10)))
 }
 
-/// Microseconds of this process's CPU per event between two readings.
-fn cpu_per_event(before: Option<Duration>, events: usize) -> Option<f64> {
-    Some((process_cpu()? - before?).as_secs_f64() * 1e6 / events as f64)
+/// CPU time this process has used, or `None` where `/proc` cannot be read.
+fn process_cpu() -> Option<Duration> {
+    Some(cpu_of(&std::fs::read_to_string("/proc/self/stat").ok()?)?.1)
+}
+
+/// CPU time the machine's `postgres` processes have used, those that ended included (through
+/// the postmaster's reaped children), or `None` where `/proc` cannot be read.
+fn database_cpu() -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat"))
+            && let Some(("postgres", cpu)) = cpu_of(&stat)
+        {
+            total += cpu;
+        }
+    }
+    Some(total)
+}
+
+/// CPU readings at the start of a phase: this process, the database.
+struct Cpu(Option<Duration>, Option<Duration>);
+
+impl Cpu {
+    fn now() -> Self {
+        Self(process_cpu(), database_cpu())
+    }
+
+    /// Microseconds of CPU per event since `self`: this process's, the database's.
+    fn per_event(&self, events: usize) -> (Option<f64>, Option<f64>) {
+        let per_event = |now: Option<Duration>, before: Option<Duration>| {
+            Some(now?.checked_sub(before?)?.as_secs_f64() * 1e6 / events as f64)
+        };
+        (
+            per_event(process_cpu(), self.0),
+            per_event(database_cpu(), self.1),
+        )
+    }
 }
 
 /// The median of `values`.
@@ -493,16 +534,18 @@ async fn main() {
     );
     println!("  round   baseline   full ingestion   ratio   without HTTP   ratio   (events/s)");
     let (mut full_ratios, mut store_ratios, mut full_rates) = (Vec::new(), Vec::new(), Vec::new());
-    // This process's CPU per event in each phase: the baseline's client; the server and the
-    // sender; the server's ingestion without HTTP.
+    // CPU per event in each phase (baseline, full ingestion, without HTTP): this process's
+    // (the baseline's client; the server and the sender; the server's ingestion) and the
+    // database's.
     let mut cpu: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let mut database: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     let mut all = [Vec::new(), Vec::new(), Vec::new()];
     for round in 0..args.rounds {
         // Each round writes new events: ids past every earlier round's.
         let first = round * args.events * 3;
         // 1. Baseline: single-row inserts of the same payloads into a new plain table.
         let bodies: Arc<Vec<String>> = Arc::new((first..first + args.events).map(event).collect());
-        let before = process_cpu();
+        let before = Cpu::now();
         let (baseline_rate, baseline_latencies) = baseline(
             &db.url,
             &format!("bench_baseline_{round}"),
@@ -511,7 +554,9 @@ async fn main() {
             args.concurrency,
         )
         .await;
-        cpu[0].extend(cpu_per_event(before, args.events));
+        let (process, db_cpu) = before.per_event(args.events);
+        cpu[0].extend(process);
+        database[0].extend(db_cpu);
         // 2. Full ingestion. Signed before the clock starts: OpenPhone signs on its own
         //    machines, and the sender shares these cores with the server.
         let requests: Arc<Vec<Request>> = Arc::new(
@@ -519,12 +564,14 @@ async fn main() {
                 .map(|index| Request::signed(&secret, index))
                 .collect(),
         );
-        let before = process_cpu();
+        let before = Cpu::now();
         let (full_rate, full_latencies) = closed_loop(&url, requests, args.concurrency).await;
-        cpu[1].extend(cpu_per_event(before, args.events));
+        let (process, db_cpu) = before.per_event(args.events);
+        cpu[1].extend(process);
+        database[1].extend(db_cpu);
         // 3. The same ingestion without HTTP: parse, project and group-commit new events
         //    through an `Ingestor` on the server's store, at the same concurrency.
-        let before = process_cpu();
+        let before = Cpu::now();
         let (store_rate, store_latencies) = without_http(
             &store,
             first + 2 * args.events,
@@ -532,7 +579,9 @@ async fn main() {
             args.concurrency,
         )
         .await;
-        cpu[2].extend(cpu_per_event(before, args.events));
+        let (process, db_cpu) = before.per_event(args.events);
+        cpu[2].extend(process);
+        database[2].extend(db_cpu);
         println!(
             "  {:>5}   {baseline_rate:>8.0}   {full_rate:>14.0}   {:>4.2}x   {store_rate:>12.0}   {:>4.2}x",
             round + 1,
@@ -563,6 +612,12 @@ async fn main() {
         let [client, server, store_only] = cpu.map(median);
         println!(
             "  this process's CPU per event (median): baseline's client {client:.1} µs, server and sender {server:.1} µs, ingestion without HTTP {store_only:.1} µs"
+        );
+    }
+    if db.cleanup.is_some() && database.iter().all(|phase| !phase.is_empty()) {
+        let [baseline, full, store_only] = database.map(median);
+        println!(
+            "  PostgreSQL's CPU per event (median, its processes on this machine): baseline {baseline:.1} µs, full ingestion {full:.1} µs, without HTTP {store_only:.1} µs"
         );
     }
     println!(
