@@ -715,7 +715,7 @@ impl Importer {
                 continue;
             };
             deliveries.push(NewDelivery {
-                delivery_key: format!("import:{}:{}", item.kind, item.id),
+                delivery_key: format!("import:{}:{}", item.kind, crate::store::text(&item.id)),
                 scheme: "import",
                 event_id: Some(event.id.to_string()),
                 event_type: Some(event.event_type.to_string()),

@@ -219,6 +219,47 @@ async fn serve(config: Config) -> Result<(), reference_server::Error> {
     app.run_until_stopped(shutdown_signal()).await
 }
 
+/// Ctrl-C (or `SIGTERM`) asks the export to end before its next batch to the model; a second
+/// Ctrl-C quits at once (the batch in hand is then sent again by the next run). The handlers
+/// are installed before this returns, so a signal cannot come before them.
+fn stop_on_signals()
+-> Result<std::sync::Arc<std::sync::atomic::AtomicBool>, reference_server::Error> {
+    let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stopping.clone();
+    let stop = move || {
+        eprintln!(
+            "stopping after the batch in hand (Ctrl-C again to quit now; that batch is then sent again by the next run)"
+        );
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let handler = |error: std::io::Error| {
+            reference_server::Error::Command(format!("cannot handle signals: {error}"))
+        };
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(handler)?;
+        let mut terminate = signal(SignalKind::terminate()).map_err(handler)?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            stop();
+            interrupt.recv().await;
+            std::process::exit(130);
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        stop();
+        let _ = tokio::signal::ctrl_c().await;
+        std::process::exit(130);
+    });
+    Ok(stopping)
+}
+
 async fn export(
     config: Config,
     to: Option<std::path::PathBuf>,
@@ -232,21 +273,7 @@ async fn export(
     }
     let settings = config.knowledge_settings(llm.as_deref())?;
     let store = Store::connect(&config.database_url()?).await?;
-    // Ctrl-C (or SIGTERM) ends the run before its next batch to the model; a second Ctrl-C
-    // quits at once (the batch in hand is then sent again by the next run).
-    let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    tokio::spawn({
-        let stopping = stopping.clone();
-        async move {
-            shutdown_signal().await;
-            eprintln!(
-                "stopping after the batch in hand (Ctrl-C again to quit now; that batch is then sent again by the next run)"
-            );
-            stopping.store(true, std::sync::atomic::Ordering::SeqCst);
-            let _ = tokio::signal::ctrl_c().await;
-            std::process::exit(130);
-        }
-    });
+    let stopping = stop_on_signals()?;
     let options = knowledge_export::ExportOptions {
         to_dir: to,
         llm: llm.is_some(),

@@ -337,35 +337,37 @@ macro_rules! apply {
                     phones,
                 } => {
                     let deleted = i32::from(*deleted);
+                    // Text from the API or a user: no NUL reaches PostgreSQL (see `text`).
+                    let id = text(id);
                     sqlx::query(AssertSqlSafe($dialect(sql::CONTACT)))
-                        .bind(id)
-                        .bind(first_name)
-                        .bind(last_name)
-                        .bind(company)
-                        .bind(external_id)
+                        .bind(&id)
+                        .bind(first_name.as_deref().map(text))
+                        .bind(last_name.as_deref().map(text))
+                        .bind(company.as_deref().map(text))
+                        .bind(external_id.as_deref().map(text))
                         .bind(deleted)
                         .bind(updated_ms)
-                        .bind(content)
+                        .bind(text(content))
                         .execute(&mut *$conn)
                         .await?;
                     let current: i64 =
                         sqlx::query_scalar(AssertSqlSafe($dialect(sql::CONTACT_IS_CURRENT)))
-                            .bind(id)
+                            .bind(&id)
                             .bind(updated_ms)
                             .bind(deleted)
-                            .bind(content)
+                            .bind(text(content))
                             .fetch_one(&mut *$conn)
                             .await?;
                     if current > 0 {
                         sqlx::query(AssertSqlSafe($dialect(sql::CONTACT_PHONES_CLEAR)))
-                            .bind(id)
+                            .bind(&id)
                             .execute(&mut *$conn)
                             .await?;
                         if deleted == 0 {
                             for phone in phones {
                                 sqlx::query(AssertSqlSafe($dialect(sql::CONTACT_PHONE)))
-                                    .bind(id)
-                                    .bind(phone)
+                                    .bind(&id)
+                                    .bind(text(phone))
                                     .execute(&mut *$conn)
                                     .await?;
                             }
@@ -1006,7 +1008,6 @@ async fn record_batch_unnested(
     Ok(recorded)
 }
 
-/// The PostgreSQL array type of each parameter of an upsert.
 /// The statement recording a batch of raw rows with the upserts `groups` (each one's SQL and
 /// column types, in order) as data-modifying CTEs. Built once per combination and kept: a
 /// batch's combination is one of the few sets of record kinds events touch, and building the
@@ -1047,6 +1048,7 @@ type BatchShape = Vec<(&'static str, Vec<&'static str>)>;
 /// How many batch statements [`batch_statement`] keeps.
 const KEPT_STATEMENTS: usize = 256;
 
+/// The PostgreSQL array type of each parameter of an upsert.
 fn column_types(round: &[(&str, sql::Upsert)]) -> Vec<&'static str> {
     round[0]
         .1
@@ -1102,8 +1104,17 @@ pub(crate) enum Arg {
     Time(OffsetDateTime),
 }
 
-/// `text` as both backends store it: each NUL character (which PostgreSQL cannot hold in
+/// `value` as both backends store it: each NUL character (which PostgreSQL cannot hold in
 /// text) becomes U+FFFD.
+pub(crate) fn text(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains('\0') {
+        std::borrow::Cow::Owned(value.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
+
+/// [`text`], owned.
 fn storable(text: String) -> String {
     if text.contains('\0') {
         text.replace('\0', "\u{FFFD}")

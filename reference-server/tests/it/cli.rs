@@ -156,7 +156,7 @@ async fn an_interrupted_export_stops_between_batches(backend: Backend) {
         .and(path("/v1/messages"))
         .respond_with(
             ResponseTemplate::new(200)
-                .set_delay(std::time::Duration::from_secs(2))
+                .set_delay(std::time::Duration::from_secs(5))
                 .set_body_json(serde_json::json!({
                     "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-test",
                     "content": [{"type": "text", "text": "{\"insights\": []}"}],
@@ -178,11 +178,17 @@ async fn an_interrupted_export_stops_between_batches(backend: Backend) {
         command
     };
     let child = export().spawn().unwrap();
-    // Once the first batch is at the model (answering in 2 s), interrupt the command.
+    // Once the first batch is at the model (answering in 5 s, time enough for the signal),
+    // interrupt the command.
     crate::helpers::TestApp::eventually("the first batch at the model", || {
         let model = &model;
         async move {
-            (model.received_requests().await.unwrap_or_default().len() == 1).then_some(())
+            (!model
+                .received_requests()
+                .await
+                .unwrap_or_default()
+                .is_empty())
+            .then_some(())
         }
     })
     .await;

@@ -211,6 +211,24 @@ async fn contacts_are_listed_created_updated_and_merged_with_webhooks(backend: B
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "not into itself");
+
+    // A NUL in a name, which PostgreSQL cannot store in text: kept as U+FFFD on every backend.
+    let (status, odd) = send(
+        &app,
+        post.clone(),
+        "/api/v1/contacts",
+        &operator,
+        json!({"first_name": "Da\u{0}na", "phones": ["+15550006667"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{odd}");
+    let (_, read) = app
+        .get(
+            &format!("/api/v1/contacts/{}", odd["id"].as_str().unwrap()),
+            &support,
+        )
+        .await;
+    assert_eq!(read["first_name"], "Da\u{FFFD}na", "{read}");
     app.stop().await;
     db.cleanup().await;
 }
