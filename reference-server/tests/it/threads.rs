@@ -671,6 +671,61 @@ mod call_details {
     crate::backend_tests!(call_details_come_from_the_projected_records);
 }
 
+/// The scheduled export, told that the server is stopping before it sends anything, ends at
+/// once: its run is `stopped`, no batch reaches the model, the thread waits for the next run.
+async fn a_stopping_server_stops_the_scheduled_export(backend: Backend) {
+    use reference_server::scheduler::{Job, RunEnd, Stop};
+    use wiremock::MockServer;
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    let at = datetime!(2026-11-30 15:00 UTC);
+    let entry = Entry {
+        id: "AC1".into(),
+        kind: EntryKind::Message,
+        direction: "incoming".into(),
+        from: None,
+        text: Some("Open on Sunday?".into()),
+        at,
+    };
+    let thread = store
+        .append("PN1|+14155550100", &entry)
+        .await
+        .unwrap()
+        .thread;
+    store
+        .resolve(thread, 1, &Resolution::Idle, at)
+        .await
+        .unwrap();
+    // A model that must not be called (a request would fail the test at its end).
+    let model = MockServer::start().await;
+    let mut config =
+        reference_server::Config::with_defaults("127.0.0.1:0".parse().unwrap(), db.dir.clone());
+    config.llm_model = Some("claude-test".into());
+    config.llm_base_url = Some(model.uri());
+    config.anthropic_api_key = Some(reference_server::config::Redacted("sk-ant-test".into()));
+    let job = reference_server::knowledge::KnowledgeJob {
+        store: store.clone(),
+        settings: config.knowledge_settings(Some("anthropic")).unwrap(),
+        clock: reference_server::ingest::system_clock(),
+    };
+    let (_stop, stopping) = tokio::sync::watch::channel(true);
+    let ended = job.run(at, Stop::on(stopping)).await.unwrap();
+    let RunEnd::Stopped(figures) = ended else {
+        panic!("stopped: {ended:?}");
+    };
+    assert_eq!(figures["stopped"], true, "{figures}");
+    assert_eq!(figures["batches"], serde_json::json!([]), "{figures}");
+    assert!(model.received_requests().await.unwrap().is_empty());
+    db.cleanup().await;
+}
+
+mod stopping_export {
+    use super::a_stopping_server_stops_the_scheduled_export;
+    crate::backend_tests!(a_stopping_server_stops_the_scheduled_export);
+}
+
 /// With `KNOWLEDGE_EXPORT_SCHEDULE=hourly` and an export directory, the scheduler writes the
 /// resolved threads to a JSON Lines file by itself.
 async fn the_scheduler_exports_resolved_threads(backend: Backend) {
