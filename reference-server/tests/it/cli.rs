@@ -66,29 +66,12 @@ async fn token_commands_create_list_and_revoke(backend: Backend) {
 /// `reference-server export`: a JSON Lines file of the resolved threads, once; a dry run
 /// writes nothing; no destination, an unknown provider or a missing key is a clear error.
 async fn export_command_writes_resolved_threads_once(backend: Backend) {
-    use thread_resolver::{Entry, EntryKind, Resolution, ThreadStore};
     let Some(db) = TestDb::new(backend).await else {
         return;
     };
     let store = db.store().await;
     let at = time::macros::datetime!(2026-11-30 15:00 UTC);
-    let entry = Entry {
-        id: "AC1".into(),
-        kind: EntryKind::Message,
-        direction: "incoming".into(),
-        from: None,
-        text: Some("Open on Sunday?".into()),
-        at,
-    };
-    let thread = store
-        .append("PN1|+14155550100", &entry)
-        .await
-        .unwrap()
-        .thread;
-    store
-        .resolve(thread, 1, &Resolution::Idle, at)
-        .await
-        .unwrap();
+    crate::helpers::resolved_thread(&store, "PN1|+14155550100", "AC1", "Open on Sunday?", at).await;
     let dir = db.dir.join("exports");
     let dir_arg = dir.display().to_string();
     let (ok, out, err) = run(&db, &["export", "--to", &dir_arg, "--dry-run"]);
@@ -123,7 +106,6 @@ async fn export_command_writes_resolved_threads_once(backend: Backend) {
 /// Ctrl-C during an export to the model: the batch in hand finishes and is kept, the run
 /// stops before the next one, says so and exits non-zero; the next run sends the rest.
 async fn an_interrupted_export_stops_between_batches(backend: Backend) {
-    use thread_resolver::{Entry, EntryKind, Resolution, ThreadStore};
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
     let Some(db) = TestDb::new(backend).await else {
@@ -133,23 +115,14 @@ async fn an_interrupted_export_stops_between_batches(backend: Backend) {
     let at = time::macros::datetime!(2026-11-30 15:00 UTC);
     // Two resolved threads, each too long to share a batch of 500 tokens with the other.
     for n in 0..2 {
-        let entry = Entry {
-            id: format!("AC{n}"),
-            kind: EntryKind::Message,
-            direction: "incoming".into(),
-            from: None,
-            text: Some("Can I book a bay for Sunday? ".repeat(60)),
+        crate::helpers::resolved_thread(
+            &store,
+            &format!("PN1|+1415555010{n}"),
+            &format!("AC{n}"),
+            &"Can I book a bay for Sunday? ".repeat(60),
             at,
-        };
-        let thread = store
-            .append(&format!("PN1|+1415555010{n}"), &entry)
-            .await
-            .unwrap()
-            .thread;
-        store
-            .resolve(thread, 1, &Resolution::Idle, at)
-            .await
-            .unwrap();
+        )
+        .await;
     }
     let model = MockServer::start().await;
     Mock::given(method("POST"))

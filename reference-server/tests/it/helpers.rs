@@ -246,3 +246,29 @@ impl TestApp {
         let _ = self.task.await;
     }
 }
+
+/// Appends one incoming message `id` with `text` at `at` to the conversation `key` and resolves
+/// its thread as idle: a resolved thread, ready to export.
+pub async fn resolved_thread(
+    store: &Store,
+    key: &str,
+    id: &str,
+    text: &str,
+    at: time::OffsetDateTime,
+) -> thread_resolver::ThreadId {
+    use thread_resolver::{Entry, EntryKind, Resolution, ThreadStore};
+    let entry = Entry {
+        id: id.to_owned(),
+        kind: EntryKind::Message,
+        direction: "incoming".into(),
+        from: None,
+        text: Some(text.to_owned()),
+        at,
+    };
+    let thread = store.append(key, &entry).await.unwrap().thread;
+    store
+        .resolve(thread, 1, &Resolution::Idle, at)
+        .await
+        .unwrap();
+    thread
+}

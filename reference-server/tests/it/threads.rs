@@ -681,23 +681,7 @@ async fn a_stopping_server_stops_the_scheduled_export(backend: Backend) {
     };
     let store = db.store().await;
     let at = datetime!(2026-11-30 15:00 UTC);
-    let entry = Entry {
-        id: "AC1".into(),
-        kind: EntryKind::Message,
-        direction: "incoming".into(),
-        from: None,
-        text: Some("Open on Sunday?".into()),
-        at,
-    };
-    let thread = store
-        .append("PN1|+14155550100", &entry)
-        .await
-        .unwrap()
-        .thread;
-    store
-        .resolve(thread, 1, &Resolution::Idle, at)
-        .await
-        .unwrap();
+    crate::helpers::resolved_thread(&store, "PN1|+14155550100", "AC1", "Open on Sunday?", at).await;
     // A model that must not be called (a request would fail the test at its end).
     let model = MockServer::start().await;
     let mut config =
@@ -735,23 +719,7 @@ async fn the_scheduler_exports_resolved_threads(backend: Backend) {
     // A resolved thread before the server starts: the job's first slot runs at start.
     let store = db.store().await;
     let at = datetime!(2026-11-30 15:00 UTC);
-    let entry = Entry {
-        id: "AC1".into(),
-        kind: EntryKind::Message,
-        direction: "incoming".into(),
-        from: None,
-        text: Some("Open on Sunday?".into()),
-        at,
-    };
-    let thread = store
-        .append("PN1|+14155550100", &entry)
-        .await
-        .unwrap()
-        .thread;
-    store
-        .resolve(thread, 1, &Resolution::Idle, at)
-        .await
-        .unwrap();
+    crate::helpers::resolved_thread(&store, "PN1|+14155550100", "AC1", "Open on Sunday?", at).await;
     let exports = db.dir.join("scheduled-exports");
     let dir = exports.clone();
     let app = TestApp::spawn_with(&db, move |config| {
