@@ -1955,12 +1955,18 @@ pub struct JobFilter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobOutcome {
-    /// Still running (or its replica died).
+    /// Still running: its replica records a heartbeat (`heartbeat_at`) every 30 seconds.
     Running,
     /// It finished.
     Succeeded,
+    /// It ended early at a safe point, because its server was stopping; its slot may run
+    /// again.
+    Stopped,
     /// It failed (`error` says why).
     Failed,
+    /// Its replica stopped beating while it ran (it died, or lost the database):
+    /// `finished_at` is its last heartbeat. Its slot may run again.
+    Abandoned,
 }
 
 /// A run of a scheduled job.
@@ -1975,6 +1981,9 @@ pub struct JobRunView {
     /// When it ended.
     #[schema(format = DateTime, required = true)]
     pub finished_at: Option<String>,
+    /// When its replica last reported it alive (its start, until the first heartbeat).
+    #[schema(format = DateTime, required = true)]
+    pub heartbeat_at: Option<String>,
     /// The job's name.
     pub job: String,
     /// How it ended.
@@ -2033,6 +2042,7 @@ async fn jobs(
             error: run.error.clone(),
             figures: run.figures.as_deref().map(json_text),
             finished_at: run.finished_ms.and_then(from_ms),
+            heartbeat_at: run.heartbeat_ms.and_then(from_ms),
             job: run.job.clone(),
             outcome: run.outcome.clone(),
             replica: run.replica.clone(),
@@ -2282,6 +2292,7 @@ pub(crate) mod tests {
             error: None,
             figures: Some(json_text("{\"b\":1,\"a\":2}")),
             finished_at: None,
+            heartbeat_at: None,
             job: "j".into(),
             outcome: "succeeded".into(),
             replica: "r".into(),

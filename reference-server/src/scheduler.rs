@@ -13,6 +13,14 @@
 //! [`RunEnd::Stopped`]; its run is recorded `stopped`, and the slot may be claimed and run
 //! again (on restart, when it is still the latest due slot). A job that does not look at its
 //! [`Stop`] runs to its end.
+//!
+//! While a job runs, its replica records a heartbeat in its run every quarter of the lease
+//! ([`Scheduler::with_lease`], two minutes by default). A run that has not beaten for a lease
+//! (its replica died, or lost the database) is marked `abandoned` by the next replica that
+//! checks the job, and its slot may be claimed again: a daily reconciliation whose replica
+//! crashed runs again within minutes rather than waiting a day. A replica that finds its run
+//! taken from it (it could not reach the database for a lease) tells the job through its
+//! [`Stop`], and does not record the run's end over the new one.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -103,24 +111,31 @@ impl Schedule {
     }
 }
 
-/// Tells a running job that the server is stopping, so that it can end at a safe point.
-#[derive(Debug, Clone)]
-pub struct Stop(Option<watch::Receiver<bool>>);
+/// Tells a running job to end at a safe point: the server is stopping, or another replica took
+/// the run as abandoned.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(Vec<watch::Receiver<bool>>);
 
 impl Stop {
     /// A stop that never comes (a run outside a serving scheduler, such as a test's tick).
     pub fn never() -> Self {
-        Self(None)
+        Self(Vec::new())
     }
 
     /// Stops once `receiver` holds `true` (the server's stop signal).
     pub fn on(receiver: watch::Receiver<bool>) -> Self {
-        Self(Some(receiver))
+        Self(vec![receiver])
     }
 
-    /// Whether the server is stopping.
+    /// This stop, and also once `receiver` holds `true`.
+    fn or(mut self, receiver: watch::Receiver<bool>) -> Self {
+        self.0.push(receiver);
+        self
+    }
+
+    /// Whether the job should end at its next safe point.
     pub fn requested(&self) -> bool {
-        self.0.as_ref().is_some_and(|receiver| *receiver.borrow())
+        self.0.iter().any(|receiver| *receiver.borrow())
     }
 }
 
@@ -129,8 +144,8 @@ impl Stop {
 pub enum RunEnd {
     /// It did all its work; the figures to record (JSON).
     Done(serde_json::Value),
-    /// It ended early, at a safe point, because the server is stopping; the figures of what
-    /// it did. Recorded `stopped`; the slot may run again.
+    /// It ended early, at a safe point, because its [`Stop`] was requested; the figures of
+    /// what it did. Recorded `stopped`; the slot may run again.
     Stopped(serde_json::Value),
 }
 
@@ -162,12 +177,16 @@ pub struct JobRun {
     pub started_ms: i64,
     /// When it ended.
     pub finished_ms: Option<i64>,
-    /// `running`, `succeeded`, `stopped` (ended early by a shutdown) or `failed`.
+    /// `running`, `succeeded`, `stopped` (ended early by a shutdown), `failed`, or
+    /// `abandoned` (its replica stopped beating while it ran; `finished_ms` is its last
+    /// heartbeat).
     pub outcome: String,
     /// What the job reported (JSON).
     pub figures: Option<String>,
-    /// Why it failed.
+    /// Why it failed, or was abandoned.
     pub error: Option<String>,
+    /// When its replica last reported it alive (its start, until the first heartbeat).
+    pub heartbeat_ms: Option<i64>,
 }
 
 /// Where runs are recorded: one per job and slot, which is how a slot runs once across
@@ -175,8 +194,9 @@ pub struct JobRun {
 /// in memory; both pass [`conformance::run`].
 pub trait JobRuns: Clone + Send + Sync + 'static {
     /// Claims a slot: `true` for exactly one claimant (who then runs it), which records the
-    /// run as `running`. A slot whose run was `stopped` may be claimed again (its record is
-    /// replaced); a `running`, `succeeded` or `failed` one may not.
+    /// run as `running`, with `now_ms` as its first heartbeat. A slot whose run was `stopped`
+    /// or `abandoned` may be claimed again (its record is replaced); a `running`, `succeeded`
+    /// or `failed` one may not.
     fn claim_slot(
         &self,
         job: &str,
@@ -185,15 +205,36 @@ pub trait JobRuns: Clone + Send + Sync + 'static {
         now_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Records how a claimed run ended: `succeeded` or `stopped` with its figures, or `failed`
-    /// with why.
+    /// Records how `replica`'s run ended: `succeeded` or `stopped` with its figures, or
+    /// `failed` with why. `false`, and nothing changed, when the slot's run is no longer
+    /// `replica`'s running one (it was abandoned, and perhaps claimed again).
     fn finish_run(
         &self,
         job: &str,
         slot_ms: i64,
+        replica: &str,
         now_ms: i64,
         result: &Result<RunEnd, String>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Records that `replica`'s run of the slot is alive at `now_ms`. `false`, and nothing
+    /// changed, when the slot's run is no longer `replica`'s running one.
+    fn beat(
+        &self,
+        job: &str,
+        slot_ms: i64,
+        replica: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Records as `abandoned` every `running` run of `job` whose latest heartbeat is before
+    /// `stale_before_ms` (its replica died, or lost the database), ended at that heartbeat, and
+    /// returns them as recorded. When replicas race, each such run is returned to one.
+    fn abandon_stale_runs(
+        &self,
+        job: &str,
+        stale_before_ms: i64,
+    ) -> impl Future<Output = Result<Vec<JobRun>, StoreError>> + Send;
 
     /// Runs newest first (by start, then job name), of `job` when given, strictly before the
     /// `(started_ms, job)` cursor when given; at most `limit`.
@@ -222,10 +263,12 @@ impl JobRuns for Store {
     ) -> Result<bool, StoreError> {
         let inserted = self
             .execute(
-                "INSERT INTO job_runs (job, slot_ms, replica, started_ms, outcome) VALUES ($1, $2, $3, $4, 'running') \
+                "INSERT INTO job_runs (job, slot_ms, replica, started_ms, heartbeat_ms, outcome) \
+                 VALUES ($1, $2, $3, $4, $4, 'running') \
                  ON CONFLICT (job, slot_ms) DO UPDATE SET replica = excluded.replica, \
-                 started_ms = excluded.started_ms, finished_ms = NULL, outcome = 'running', \
-                 figures = NULL, error = NULL WHERE job_runs.outcome = 'stopped'",
+                 started_ms = excluded.started_ms, heartbeat_ms = excluded.heartbeat_ms, \
+                 finished_ms = NULL, outcome = 'running', figures = NULL, error = NULL \
+                 WHERE job_runs.outcome IN ('stopped', 'abandoned')",
                 &[job.into(), slot_ms.into(), replica.into(), now_ms.into()],
             )
             .await?;
@@ -236,23 +279,68 @@ impl JobRuns for Store {
         &self,
         job: &str,
         slot_ms: i64,
+        replica: &str,
         now_ms: i64,
         result: &Result<RunEnd, String>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let (outcome, figures, error) = recorded(result);
-        self.execute(
-            "UPDATE job_runs SET finished_ms = $1, outcome = $2, figures = $3, error = $4 WHERE job = $5 AND slot_ms = $6",
+        let updated = self
+            .execute(
+                "UPDATE job_runs SET finished_ms = $1, outcome = $2, figures = $3, error = $4 \
+                 WHERE job = $5 AND slot_ms = $6 AND replica = $7 AND outcome = 'running'",
+                &[
+                    now_ms.into(),
+                    outcome.into(),
+                    figures.into(),
+                    error.into(),
+                    job.into(),
+                    Arg::from(slot_ms),
+                    replica.into(),
+                ],
+            )
+            .await?;
+        Ok(updated == 1)
+    }
+
+    async fn beat(
+        &self,
+        job: &str,
+        slot_ms: i64,
+        replica: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let updated = self
+            .execute(
+                "UPDATE job_runs SET heartbeat_ms = $1 \
+                 WHERE job = $2 AND slot_ms = $3 AND replica = $4 AND outcome = 'running'",
+                &[
+                    now_ms.into(),
+                    job.into(),
+                    Arg::from(slot_ms),
+                    replica.into(),
+                ],
+            )
+            .await?;
+        Ok(updated == 1)
+    }
+
+    async fn abandon_stale_runs(
+        &self,
+        job: &str,
+        stale_before_ms: i64,
+    ) -> Result<Vec<JobRun>, StoreError> {
+        self.fetch_all(
+            "UPDATE job_runs SET outcome = 'abandoned', \
+             finished_ms = COALESCE(heartbeat_ms, started_ms), error = $1 \
+             WHERE job = $2 AND outcome = 'running' AND COALESCE(heartbeat_ms, started_ms) < $3 \
+             RETURNING job, slot_ms, replica, started_ms, finished_ms, outcome, figures, error, heartbeat_ms",
             &[
-                now_ms.into(),
-                outcome.into(),
-                figures.into(),
-                error.into(),
+                ABANDONED.into(),
                 job.into(),
-                Arg::from(slot_ms),
+                Arg::from(stale_before_ms),
             ],
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn job_runs(
@@ -263,7 +351,8 @@ impl JobRuns for Store {
     ) -> Result<Vec<JobRun>, StoreError> {
         let (before_ms, before_job) = before.unwrap_or((i64::MAX, String::new()));
         self.fetch_all(
-            "SELECT job, slot_ms, replica, started_ms, finished_ms, outcome, figures, error FROM job_runs \
+            "SELECT job, slot_ms, replica, started_ms, finished_ms, outcome, figures, error, heartbeat_ms \
+             FROM job_runs \
              WHERE ($1 = '' OR job = $1) AND (started_ms < $2 OR (started_ms = $2 AND job < $3 AND $3 <> '')) \
              ORDER BY started_ms DESC, job DESC LIMIT $4",
             &[
@@ -286,6 +375,9 @@ impl JobRuns for Store {
         Ok(row.map(|(slot,)| slot))
     }
 }
+
+/// The error an abandoned run is recorded with.
+const ABANDONED: &str = "its replica stopped sending heartbeats while it ran (it died, or lost the database); the slot may run again";
 
 /// The outcome, figures and error a run's end is recorded with.
 fn recorded(result: &Result<RunEnd, String>) -> (&'static str, Option<String>, Option<String>) {
@@ -329,7 +421,7 @@ impl JobRuns for MemoryJobRuns {
                 .iter()
                 .position(|run| run.job == job && run.slot_ms == slot_ms)
             {
-                if runs[index].outcome != "stopped" {
+                if !matches!(runs[index].outcome.as_str(), "stopped" | "abandoned") {
                     return false;
                 }
                 runs.remove(index);
@@ -343,6 +435,7 @@ impl JobRuns for MemoryJobRuns {
                 outcome: "running".to_owned(),
                 figures: None,
                 error: None,
+                heartbeat_ms: Some(now_ms),
             });
             true
         }))
@@ -352,22 +445,67 @@ impl JobRuns for MemoryJobRuns {
         &self,
         job: &str,
         slot_ms: i64,
+        replica: &str,
         now_ms: i64,
         result: &Result<RunEnd, String>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let (outcome, figures, error) = recorded(result);
-        self.with(|runs| {
-            if let Some(run) = runs
-                .iter_mut()
-                .find(|run| run.job == job && run.slot_ms == slot_ms)
-            {
-                run.finished_ms = Some(now_ms);
-                outcome.clone_into(&mut run.outcome);
-                run.figures = figures;
-                run.error = error;
+        Ok(self.with(|runs| {
+            let Some(run) = runs.iter_mut().find(|run| {
+                run.job == job
+                    && run.slot_ms == slot_ms
+                    && run.replica == replica
+                    && run.outcome == "running"
+            }) else {
+                return false;
+            };
+            run.finished_ms = Some(now_ms);
+            outcome.clone_into(&mut run.outcome);
+            run.figures = figures;
+            run.error = error;
+            true
+        }))
+    }
+
+    async fn beat(
+        &self,
+        job: &str,
+        slot_ms: i64,
+        replica: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|runs| {
+            let Some(run) = runs.iter_mut().find(|run| {
+                run.job == job
+                    && run.slot_ms == slot_ms
+                    && run.replica == replica
+                    && run.outcome == "running"
+            }) else {
+                return false;
+            };
+            run.heartbeat_ms = Some(now_ms);
+            true
+        }))
+    }
+
+    async fn abandon_stale_runs(
+        &self,
+        job: &str,
+        stale_before_ms: i64,
+    ) -> Result<Vec<JobRun>, StoreError> {
+        Ok(self.with(|runs| {
+            let mut abandoned = Vec::new();
+            for run in runs.iter_mut() {
+                let last = run.heartbeat_ms.unwrap_or(run.started_ms);
+                if run.job == job && run.outcome == "running" && last < stale_before_ms {
+                    "abandoned".clone_into(&mut run.outcome);
+                    run.finished_ms = Some(last);
+                    run.error = Some(ABANDONED.to_owned());
+                    abandoned.push(run.clone());
+                }
             }
-        });
-        Ok(())
+            abandoned
+        }))
     }
 
     async fn job_runs(
@@ -411,15 +549,15 @@ pub mod conformance {
     /// Runs every case on `runs`, which must hold none.
     pub async fn run<R: JobRuns>(runs: R) {
         // Two replicas race for each slot: one wins.
+        let mut winners = Vec::new();
         for slot in [60_000, 120_000] {
             let (a, b) = tokio::join!(
                 runs.claim_slot("sync", slot, "replica-a", slot + 5),
                 runs.claim_slot("sync", slot, "replica-b", slot + 5)
             );
-            assert!(
-                a.expect("claim") ^ b.expect("claim"),
-                "exactly one claimant"
-            );
+            let a = a.expect("claim");
+            assert!(a ^ b.expect("claim"), "exactly one claimant");
+            winners.push(if a { "replica-a" } else { "replica-b" });
         }
         assert!(
             !runs
@@ -432,17 +570,40 @@ pub mod conformance {
                 .await
                 .expect("claim")
         );
-        runs.finish_run(
-            "sync",
-            60_000,
-            61_000,
-            &Ok(RunEnd::Done(serde_json::json!({"fetched": 3}))),
-        )
-        .await
-        .expect("finish");
-        runs.finish_run("report", 60_000, 61_000, &Err("SMTP refused".to_owned()))
+        let loser = if winners[0] == "replica-a" {
+            "replica-b"
+        } else {
+            "replica-a"
+        };
+        assert!(
+            !runs
+                .finish_run("sync", 60_000, loser, 60_900, &Err("not mine".to_owned()))
+                .await
+                .expect("finish"),
+            "only the claimant records the end"
+        );
+        assert!(
+            runs.finish_run(
+                "sync",
+                60_000,
+                winners[0],
+                61_000,
+                &Ok(RunEnd::Done(serde_json::json!({"fetched": 3}))),
+            )
             .await
-            .expect("finish");
+            .expect("finish")
+        );
+        assert!(
+            runs.finish_run(
+                "report",
+                60_000,
+                "replica-a",
+                61_000,
+                &Err("SMTP refused".to_owned())
+            )
+            .await
+            .expect("finish")
+        );
 
         let all = runs.job_runs(None, None, 10).await.expect("list");
         let order: Vec<(&str, i64)> = all.iter().map(|r| (r.job.as_str(), r.slot_ms)).collect();
@@ -459,7 +620,12 @@ pub mod conformance {
         assert_eq!(all[2].outcome, "succeeded");
         assert_eq!(all[2].figures.as_deref(), Some(r#"{"fetched":3}"#));
         assert_eq!(all[2].finished_ms, Some(61_000));
-        assert!(all[2].replica.starts_with("replica-"));
+        assert_eq!(all[2].replica, winners[0]);
+        assert_eq!(
+            all[0].heartbeat_ms,
+            Some(120_005),
+            "the claim is the first heartbeat"
+        );
 
         let syncs = runs.job_runs(Some("sync"), None, 10).await.expect("list");
         assert_eq!(syncs.len(), 2);
@@ -481,6 +647,7 @@ pub mod conformance {
         runs.finish_run(
             "sync",
             120_000,
+            winners[1],
             121_000,
             &Ok(RunEnd::Done(serde_json::json!({}))),
         )
@@ -501,6 +668,7 @@ pub mod conformance {
         runs.finish_run(
             "feed",
             60_000,
+            "replica-a",
             60_500,
             &Ok(RunEnd::Stopped(serde_json::json!({"pages": 2}))),
         )
@@ -544,6 +712,148 @@ pub mod conformance {
                 .expect("claim"),
             "a running slot is not claimed again"
         );
+        let feeder = again[0].replica.clone();
+
+        // Heartbeats: only the running claimant's count.
+        assert!(
+            runs.beat("feed", 60_000, &feeder, 90_000)
+                .await
+                .expect("beat")
+        );
+        assert!(
+            !runs
+                .beat("feed", 60_000, "replica-d", 95_000)
+                .await
+                .expect("beat"),
+            "another replica's heartbeat"
+        );
+        assert!(
+            !runs
+                .beat("sync", 120_000, winners[1], 125_000)
+                .await
+                .expect("beat"),
+            "a finished run's heartbeat"
+        );
+        // A second running run of the job, beating later.
+        assert!(
+            runs.claim_slot("feed", 120_000, "replica-e", 120_001)
+                .await
+                .expect("claim")
+        );
+
+        // Runs that stopped beating before the cutoff are abandoned, once, ended at their last
+        // heartbeat; a run beating since, and finished runs, are left alone.
+        assert!(
+            runs.abandon_stale_runs("feed", 90_000)
+                .await
+                .expect("abandon")
+                .is_empty(),
+            "a heartbeat at the cutoff is not stale"
+        );
+        let (a, b) = tokio::join!(
+            runs.abandon_stale_runs("feed", 100_000),
+            runs.abandon_stale_runs("feed", 100_000)
+        );
+        let (a, b) = (a.expect("abandon"), b.expect("abandon"));
+        let abandoned = if a.is_empty() { b.clone() } else { a.clone() };
+        assert_eq!(
+            a.len() + b.len(),
+            1,
+            "each stale run to one caller: {a:?} {b:?}"
+        );
+        assert_eq!(
+            (
+                abandoned[0].job.as_str(),
+                abandoned[0].slot_ms,
+                abandoned[0].replica.as_str(),
+                abandoned[0].outcome.as_str(),
+                abandoned[0].finished_ms,
+                abandoned[0].heartbeat_ms,
+            ),
+            (
+                "feed",
+                60_000,
+                feeder.as_str(),
+                "abandoned",
+                Some(90_000),
+                Some(90_000)
+            )
+        );
+        assert!(abandoned[0].error.is_some());
+        assert!(
+            runs.abandon_stale_runs("sync", 1_000_000)
+                .await
+                .expect("abandon")
+                .is_empty(),
+            "finished runs are not abandoned"
+        );
+        let listed = runs.job_runs(Some("feed"), None, 10).await.expect("list");
+        assert_eq!(
+            listed
+                .iter()
+                .map(|run| (run.slot_ms, run.outcome.as_str()))
+                .collect::<Vec<_>>(),
+            [(120_000, "running"), (60_000, "abandoned")]
+        );
+        assert_eq!(listed[1], abandoned[0]);
+
+        // The replica that lost its run can neither beat nor record its end.
+        assert!(
+            !runs
+                .beat("feed", 60_000, &feeder, 100_500)
+                .await
+                .expect("beat")
+        );
+        assert!(
+            !runs
+                .finish_run(
+                    "feed",
+                    60_000,
+                    &feeder,
+                    100_600,
+                    &Ok(RunEnd::Done(serde_json::json!({})))
+                )
+                .await
+                .expect("finish")
+        );
+        // An abandoned slot is claimed again by exactly one replica, which then owns it.
+        let (a, b) = tokio::join!(
+            runs.claim_slot("feed", 60_000, "replica-f", 101_000),
+            runs.claim_slot("feed", 60_000, "replica-g", 101_000)
+        );
+        let a = a.expect("claim");
+        assert!(
+            a ^ b.expect("claim"),
+            "exactly one claimant of an abandoned slot"
+        );
+        let owner = if a { "replica-f" } else { "replica-g" };
+        let retaken = runs.job_runs(Some("feed"), None, 10).await.expect("list");
+        let retaken = retaken
+            .iter()
+            .find(|run| run.slot_ms == 60_000)
+            .expect("run");
+        assert_eq!(
+            (
+                retaken.replica.as_str(),
+                retaken.outcome.as_str(),
+                retaken.started_ms,
+                retaken.heartbeat_ms,
+                retaken.finished_ms,
+                retaken.error.as_deref()
+            ),
+            (owner, "running", 101_000, Some(101_000), None, None)
+        );
+        assert!(
+            runs.finish_run(
+                "feed",
+                60_000,
+                owner,
+                102_000,
+                &Ok(RunEnd::Done(serde_json::json!({})))
+            )
+            .await
+            .expect("finish")
+        );
     }
 }
 
@@ -553,12 +863,20 @@ pub struct Scheduler {
     jobs: Vec<Arc<dyn Job>>,
     clock: Clock,
     replica: String,
-    /// The last slot each job was checked for, so a tick costs no query until a new slot.
-    checked: HashMap<String, i64>,
+    /// The last slot each job was checked for, and when to check it again (unix
+    /// milliseconds): a slot another replica holds is checked again every heartbeat, in case
+    /// its run is abandoned; otherwise a tick costs no query until a new slot.
+    checked: HashMap<String, (i64, i64)>,
     alerter: Option<Alerter>,
     /// Handed to every run ([`Scheduler::run`] sets it to the server's stop signal).
     stop: Stop,
+    /// How long a run may go without a heartbeat before it counts as abandoned.
+    lease: Duration,
 }
+
+/// How long a run may go without a heartbeat before another replica takes it as abandoned,
+/// unless [`Scheduler::with_lease`] says otherwise.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);
 
 impl Scheduler {
     /// A scheduler of `jobs` on `store`; `replica` names this process in the runs.
@@ -571,7 +889,21 @@ impl Scheduler {
             checked: HashMap::new(),
             alerter: None,
             stop: Stop::never(),
+            lease: DEFAULT_LEASE,
         }
+    }
+
+    /// Sets how long a run may go without a heartbeat before another replica takes it as
+    /// abandoned ([`DEFAULT_LEASE`], two minutes, unless set). A running job's replica beats
+    /// every quarter of it. Every replica of one database should use the same lease.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(4));
+        self
+    }
+
+    /// How often a running job's replica records its heartbeat.
+    fn heartbeat_every(&self) -> Duration {
+        self.lease / 4
     }
 
     /// Raises an alert (grouped per job) when a run fails.
@@ -603,7 +935,39 @@ impl Scheduler {
     ) -> Result<Option<i64>, StoreError> {
         let now_ms = unix_ms(now);
         let slot = job.schedule().due_slot(now_ms);
-        if self.checked.get(job.name()) == Some(&slot) || self.stop.requested() {
+        let rechecking = match self.checked.get(job.name()) {
+            Some(&(checked, recheck_ms)) if checked == slot => {
+                if now_ms < recheck_ms {
+                    return Ok(None);
+                }
+                true
+            }
+            _ => false,
+        };
+        if self.stop.requested() {
+            return Ok(None);
+        }
+        let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
+        let beat_ms = i64::try_from(self.heartbeat_every().as_millis()).unwrap_or(i64::MAX);
+        let abandoned = self
+            .store
+            .abandon_stale_runs(job.name(), now_ms.saturating_sub(lease_ms))
+            .await?;
+        for run in &abandoned {
+            tracing::warn!(
+                job = run.job,
+                slot_ms = run.slot_ms,
+                replica = run.replica,
+                last_heartbeat_ms = run.heartbeat_ms,
+                "a run was abandoned: its replica sent no heartbeat for the lease; its slot may run again"
+            );
+        }
+        // Checked again: only worth a claim when the slot's run was just abandoned.
+        if rechecking && !abandoned.iter().any(|run| run.slot_ms == slot) {
+            self.checked.insert(
+                job.name().to_owned(),
+                (slot, now_ms.saturating_add(beat_ms)),
+            );
             return Ok(None);
         }
         let claimed = self
@@ -614,7 +978,18 @@ impl Scheduler {
             let slot_time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(slot) * 1_000_000)
                 .unwrap_or(OffsetDateTime::UNIX_EPOCH);
             tracing::info!(job = job.name(), slot = %slot_time, "job started");
-            let result = job.run(slot_time, self.stop.clone()).await;
+            let (lost, lost_signal) = watch::channel(false);
+            let heart = Heartbeat(tokio::spawn(heartbeat(
+                self.store.clone(),
+                job.name().to_owned(),
+                slot,
+                self.replica.clone(),
+                self.clock.clone(),
+                self.heartbeat_every(),
+                lost,
+            )));
+            let result = job.run(slot_time, self.stop.clone().or(lost_signal)).await;
+            drop(heart);
             match &result {
                 Ok(RunEnd::Done(figures)) => {
                     tracing::info!(job = job.name(), %figures, "job succeeded");
@@ -638,11 +1013,32 @@ impl Scheduler {
                     }
                 }
             }
-            self.store
-                .finish_run(job.name(), slot, unix_ms((self.clock)()), &result)
+            let recorded = self
+                .store
+                .finish_run(
+                    job.name(),
+                    slot,
+                    &self.replica,
+                    unix_ms((self.clock)()),
+                    &result,
+                )
                 .await?;
+            if !recorded {
+                tracing::error!(
+                    job = job.name(),
+                    slot = %slot_time,
+                    "the run's end was not recorded: another replica took the run as abandoned"
+                );
+            }
         }
-        self.checked.insert(job.name().to_owned(), slot);
+        // A slot another replica holds is checked again a heartbeat later.
+        let recheck_ms = if claimed {
+            i64::MAX
+        } else {
+            now_ms.saturating_add(beat_ms)
+        };
+        self.checked
+            .insert(job.name().to_owned(), (slot, recheck_ms));
         Ok(claimed.then_some(slot))
     }
 
@@ -659,6 +1055,7 @@ impl Scheduler {
                 self.replica.clone(),
             );
             single.alerter = self.alerter.clone();
+            single.lease = self.lease;
             single.stop = Stop::on(stop.clone());
             let mut stop = stop.clone();
             tasks.spawn(async move {
@@ -680,6 +1077,47 @@ impl Scheduler {
             });
         }
         while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// The heartbeat task of a run in progress; dropping it stops the heartbeat.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Records `replica`'s run of `job` in `slot_ms` as alive every `every`, until dropped; when
+/// the run is no longer this replica's (another took it as abandoned), says so on `lost` and
+/// ends.
+async fn heartbeat(
+    store: Store,
+    job: String,
+    slot_ms: i64,
+    replica: String,
+    clock: Clock,
+    every: Duration,
+    lost: watch::Sender<bool>,
+) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match store.beat(&job, slot_ms, &replica, unix_ms(clock())).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::error!(
+                    job,
+                    slot_ms,
+                    "another replica took this run as abandoned (no heartbeat reached the database for a lease): the job is told to stop"
+                );
+                let _ = lost.send(true);
+                return;
+            }
+            Err(error) => tracing::warn!(%error, job, "a job heartbeat was not recorded"),
+        }
     }
 }
 

@@ -46,10 +46,11 @@ impl Job for Counting {
 }
 
 /// Works in pages until it has done `pages` of them or is asked to stop; says when it has
-/// started.
+/// started, and how it ended.
 struct Paging {
     pages: Arc<AtomicUsize>,
     started: tokio::sync::mpsc::UnboundedSender<()>,
+    ended: tokio::sync::mpsc::UnboundedSender<RunEnd>,
 }
 
 impl Job for Paging {
@@ -65,14 +66,18 @@ impl Job for Paging {
         Box::pin(async move {
             let _ = self.started.send(());
             let mut done = 0;
-            while done < self.pages.load(Ordering::SeqCst) {
+            let end = loop {
+                if done >= self.pages.load(Ordering::SeqCst) {
+                    break RunEnd::Done(serde_json::json!({ "pages": done }));
+                }
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 done += 1;
                 if stop.requested() {
-                    return Ok(RunEnd::Stopped(serde_json::json!({ "pages": done })));
+                    break RunEnd::Stopped(serde_json::json!({ "pages": done }));
                 }
-            }
-            Ok(RunEnd::Done(serde_json::json!({ "pages": done })))
+            };
+            let _ = self.ended.send(end.clone());
+            Ok(end)
         })
     }
 }
@@ -187,6 +192,10 @@ async fn failed_runs_are_recorded_and_listed_by_the_api(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(page["items"][0]["outcome"], "failed");
     assert_eq!(page["items"][0]["error"], "the API answered 503");
+    assert_eq!(
+        page["items"][0]["heartbeat_at"], page["items"][0]["started_at"],
+        "a short run's only heartbeat is its claim: {page}"
+    );
     let support = app.token(Role::Support).await;
     assert_eq!(
         app.get("/api/v1/jobs", &support).await.0,
@@ -230,9 +239,11 @@ async fn a_stop_ends_a_job_in_progress_and_its_slot_runs_again(backend: Backend)
     // Without a stop, the first run would go on for as good as ever.
     let pages = Arc::new(AtomicUsize::new(usize::MAX));
     let (started, mut job_started) = tokio::sync::mpsc::unbounded_channel();
+    let (ended, _) = tokio::sync::mpsc::unbounded_channel();
     let job: Arc<dyn Job> = Arc::new(Paging {
         pages: pages.clone(),
         started,
+        ended,
     });
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let serving = tokio::spawn(scheduler(&store, vec![job.clone()], "a").run(stopped));
@@ -275,6 +286,143 @@ async fn a_stop_ends_a_job_in_progress_and_its_slot_runs_again(backend: Backend)
     db.cleanup().await;
 }
 
+/// A replica that died mid-run (it claimed the slot, then never beat) does not leave the slot
+/// undone: once the lease has passed, another replica marks the run `abandoned` and runs the
+/// slot, once; before that, it leaves it alone.
+async fn a_run_whose_replica_died_is_abandoned_and_its_slot_runs_again(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let job: Arc<dyn Job> = Arc::new(Counting {
+        name: "reconcile",
+        runs: runs.clone(),
+        fail: false,
+    });
+    let ms = |at: OffsetDateTime| at.unix_timestamp() * 1000;
+    let slot = datetime!(2026-11-22 05:00:00 UTC);
+    // The dead replica's claim, 10 s into the slot: its last sign of life.
+    let died = datetime!(2026-11-22 05:00:10 UTC);
+    assert!(
+        store
+            .claim_slot("reconcile", ms(slot), "dead", ms(died))
+            .await
+            .unwrap()
+    );
+    let mut survivor = scheduler(&store, vec![job], "survivor");
+    let tick = |minutes: i64, seconds: i64| {
+        died + time::Duration::minutes(minutes) + time::Duration::seconds(seconds)
+    };
+    // Within the lease (two minutes), and at its very end, the run counts as alive.
+    for (minutes, seconds) in [(0, 5), (1, 0), (2, 0)] {
+        assert!(
+            survivor
+                .tick(tick(minutes, seconds))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    let recorded = store.job_runs(Some("reconcile"), None, 10).await.unwrap();
+    assert_eq!(
+        (recorded[0].replica.as_str(), recorded[0].outcome.as_str()),
+        ("dead", "running")
+    );
+    // Past the lease, at the next check (every 30 s): abandoned, and the slot runs, once.
+    let ran = survivor.tick(tick(2, 31)).await.unwrap();
+    assert_eq!(ran, [("reconcile".to_owned(), ms(slot))]);
+    assert!(survivor.tick(tick(3, 30)).await.unwrap().is_empty());
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let recorded = store.job_runs(Some("reconcile"), None, 10).await.unwrap();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(
+        (
+            recorded[0].replica.as_str(),
+            recorded[0].outcome.as_str(),
+            recorded[0].started_ms
+        ),
+        ("survivor", "succeeded", ms(tick(2, 31)))
+    );
+    assert_eq!(
+        store.last_success("reconcile").await.unwrap(),
+        Some(ms(slot))
+    );
+    db.cleanup().await;
+}
+
+/// A running job's replica beats; when another replica takes the run as abandoned (as it
+/// would after this one lost the database for a lease), the job is told to stop, and its end
+/// is not recorded over the new run.
+async fn a_replica_whose_run_was_taken_stops_its_job(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    let (started, mut job_started) = tokio::sync::mpsc::unbounded_channel();
+    let (ended, mut job_ended) = tokio::sync::mpsc::unbounded_channel();
+    // Without the lost run's stop, the job would page for as good as ever.
+    let job: Arc<dyn Job> = Arc::new(Paging {
+        pages: Arc::new(AtomicUsize::new(usize::MAX)),
+        started,
+        ended,
+    });
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let serving = tokio::spawn(
+        scheduler(&store, vec![job], "a")
+            .with_lease(Duration::from_millis(200))
+            .run(stopped),
+    );
+    job_started.recv().await.unwrap();
+    // Its heartbeats (every 50 ms) reach the database.
+    let run = TestApp::eventually("a heartbeat after the start", || {
+        let store = store.clone();
+        async move {
+            store
+                .job_runs(Some("paging"), None, 1)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|run| run.heartbeat_ms > Some(run.started_ms))
+        }
+    })
+    .await;
+    assert_eq!(run.outcome, "running");
+    // Another replica takes the run, as if this one had not beaten for the lease.
+    let far = run.started_ms + 86_400_000;
+    let abandoned = store.abandon_stale_runs("paging", far).await.unwrap();
+    assert_eq!(abandoned.len(), 1, "{abandoned:?}");
+    assert!(
+        store
+            .claim_slot("paging", run.slot_ms, "b", far)
+            .await
+            .unwrap()
+    );
+    // Not a timing: without the stop the job never ends, and this fails instead of hanging.
+    let end = tokio::time::timeout(Duration::from_secs(60), job_ended.recv())
+        .await
+        .expect("the job whose run was taken stops")
+        .unwrap();
+    assert!(matches!(end, RunEnd::Stopped(_)), "{end:?}");
+    stop.send(true).unwrap();
+    serving.await.unwrap();
+    let runs = store.job_runs(Some("paging"), None, 10).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(
+        (
+            runs[0].replica.as_str(),
+            runs[0].outcome.as_str(),
+            runs[0].started_ms,
+            runs[0].finished_ms,
+            runs[0].figures.as_deref()
+        ),
+        ("b", "running", far, None, None),
+        "the new run's record is as its claimant left it"
+    );
+    db.cleanup().await;
+}
+
 /// Job runs on this backend pass the suite the memory runs pass.
 async fn job_runs_pass_the_conformance_suite(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else {
@@ -290,4 +438,6 @@ backend_tests!(
     failed_runs_are_recorded_and_listed_by_the_api,
     job_runs_pass_the_conformance_suite,
     a_stop_ends_a_job_in_progress_and_its_slot_runs_again,
+    a_run_whose_replica_died_is_abandoned_and_its_slot_runs_again,
+    a_replica_whose_run_was_taken_stops_its_job,
 );
