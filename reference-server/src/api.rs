@@ -1955,7 +1955,8 @@ pub struct JobFilter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobOutcome {
-    /// Still running: its replica records a heartbeat (`heartbeat_at`) every 30 seconds.
+    /// Still running: its replica records a heartbeat (`heartbeat_at`) every 30 seconds
+    /// (a quarter of the lease).
     Running,
     /// It finished.
     Succeeded,

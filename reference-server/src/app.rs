@@ -187,10 +187,14 @@ pub fn router(services: Services) -> (Router, Workers) {
         }
         .run(stopped.clone()),
     );
+    // Host and process, and a random part: two processes never share a name (a restarted
+    // container keeps its host name and its process id), which is how a job run's heartbeats
+    // and end are told apart from another replica's.
     let replica = format!(
-        "{}-{}",
+        "{}-{}-{:04x}",
         std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned()),
-        std::process::id()
+        std::process::id(),
+        fastrand::u16(..)
     );
     let campaigns = crate::campaigns::Campaigns::new(
         store.clone(),

@@ -18,9 +18,9 @@
 //! ([`Scheduler::with_lease`], two minutes by default). A run that has not beaten for a lease
 //! (its replica died, or lost the database) is marked `abandoned` by the next replica that
 //! checks the job, and its slot may be claimed again: a daily reconciliation whose replica
-//! crashed runs again within minutes rather than waiting a day. A replica that finds its run
-//! taken from it (it could not reach the database for a lease) tells the job through its
-//! [`Stop`], and does not record the run's end over the new one.
+//! crashed runs again within minutes rather than waiting a day. A replica that cannot record
+//! its heartbeat for three quarters of the lease, or finds its run taken, tells the job
+//! through its [`Stop`], and does not record the run's end over a new one.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -113,7 +113,7 @@ impl Schedule {
 
 /// Tells a running job to end at a safe point: the server is stopping, or another replica took
 /// the run as abandoned.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Stop(Vec<watch::Receiver<bool>>);
 
 impl Stop {
@@ -206,8 +206,9 @@ pub trait JobRuns: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Records how `replica`'s run ended: `succeeded` or `stopped` with its figures, or
-    /// `failed` with why. `false`, and nothing changed, when the slot's run is no longer
-    /// `replica`'s running one (it was abandoned, and perhaps claimed again).
+    /// `failed` with why. A run taken as `abandoned` that no replica claimed again is still
+    /// `replica`'s, and its end is recorded. `false`, and nothing changed, when the slot's run
+    /// is another replica's (or already ended).
     fn finish_run(
         &self,
         job: &str,
@@ -287,7 +288,8 @@ impl JobRuns for Store {
         let updated = self
             .execute(
                 "UPDATE job_runs SET finished_ms = $1, outcome = $2, figures = $3, error = $4 \
-                 WHERE job = $5 AND slot_ms = $6 AND replica = $7 AND outcome = 'running'",
+                 WHERE job = $5 AND slot_ms = $6 AND replica = $7 \
+                 AND outcome IN ('running', 'abandoned')",
                 &[
                     now_ms.into(),
                     outcome.into(),
@@ -455,7 +457,7 @@ impl JobRuns for MemoryJobRuns {
                 run.job == job
                     && run.slot_ms == slot_ms
                     && run.replica == replica
-                    && run.outcome == "running"
+                    && matches!(run.outcome.as_str(), "running" | "abandoned")
             }) else {
                 return false;
             };
@@ -797,24 +799,12 @@ pub mod conformance {
         );
         assert_eq!(listed[1], abandoned[0]);
 
-        // The replica that lost its run can neither beat nor record its end.
+        // The replica whose run was abandoned cannot beat for it.
         assert!(
             !runs
                 .beat("feed", 60_000, &feeder, 100_500)
                 .await
                 .expect("beat")
-        );
-        assert!(
-            !runs
-                .finish_run(
-                    "feed",
-                    60_000,
-                    &feeder,
-                    100_600,
-                    &Ok(RunEnd::Done(serde_json::json!({})))
-                )
-                .await
-                .expect("finish")
         );
         // An abandoned slot is claimed again by exactly one replica, which then owns it.
         let (a, b) = tokio::join!(
@@ -844,6 +834,19 @@ pub mod conformance {
             (owner, "running", 101_000, Some(101_000), None, None)
         );
         assert!(
+            !runs
+                .finish_run(
+                    "feed",
+                    60_000,
+                    &feeder,
+                    101_500,
+                    &Ok(RunEnd::Done(serde_json::json!({})))
+                )
+                .await
+                .expect("finish"),
+            "the replica whose run was taken cannot record its end over the new run"
+        );
+        assert!(
             runs.finish_run(
                 "feed",
                 60_000,
@@ -853,6 +856,46 @@ pub mod conformance {
             )
             .await
             .expect("finish")
+        );
+
+        // A run abandoned but not claimed again (its slot no longer due) that its replica
+        // then finishes after all is recorded as it ended, and not claimed again.
+        assert!(
+            runs.claim_slot("late", 60_000, "replica-a", 60_000)
+                .await
+                .expect("claim")
+        );
+        let abandoned = runs
+            .abandon_stale_runs("late", 500_000)
+            .await
+            .expect("abandon");
+        assert_eq!(abandoned.len(), 1);
+        assert!(
+            runs.finish_run(
+                "late",
+                60_000,
+                "replica-a",
+                600_000,
+                &Ok(RunEnd::Done(serde_json::json!({"late": true})))
+            )
+            .await
+            .expect("finish")
+        );
+        let late = runs.job_runs(Some("late"), None, 10).await.expect("list");
+        assert_eq!(
+            (
+                late[0].outcome.as_str(),
+                late[0].finished_ms,
+                late[0].figures.as_deref(),
+                late[0].error.as_deref()
+            ),
+            ("succeeded", Some(600_000), Some(r#"{"late":true}"#), None)
+        );
+        assert!(
+            !runs
+                .claim_slot("late", 60_000, "replica-b", 700_000)
+                .await
+                .expect("claim")
         );
     }
 }
@@ -878,6 +921,9 @@ pub struct Scheduler {
 /// unless [`Scheduler::with_lease`] says otherwise.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);
 
+/// How many times recording a run's end is tried again (a second apart) when it fails.
+const FINISH_RETRIES: u32 = 2;
+
 impl Scheduler {
     /// A scheduler of `jobs` on `store`; `replica` names this process in the runs.
     pub fn new(store: Store, jobs: Vec<Arc<dyn Job>>, clock: Clock, replica: String) -> Self {
@@ -897,7 +943,7 @@ impl Scheduler {
     /// abandoned ([`DEFAULT_LEASE`], two minutes, unless set). A running job's replica beats
     /// every quarter of it. Every replica of one database should use the same lease.
     pub fn with_lease(mut self, lease: Duration) -> Self {
-        self.lease = lease.max(Duration::from_millis(4));
+        self.lease = lease.clamp(Duration::from_millis(4), Duration::from_secs(86_400));
         self
     }
 
@@ -935,15 +981,12 @@ impl Scheduler {
     ) -> Result<Option<i64>, StoreError> {
         let now_ms = unix_ms(now);
         let slot = job.schedule().due_slot(now_ms);
-        let rechecking = match self.checked.get(job.name()) {
-            Some(&(checked, recheck_ms)) if checked == slot => {
-                if now_ms < recheck_ms {
-                    return Ok(None);
-                }
-                true
-            }
-            _ => false,
-        };
+        if let Some(&(checked, recheck_ms)) = self.checked.get(job.name())
+            && checked == slot
+            && now_ms < recheck_ms
+        {
+            return Ok(None);
+        }
         if self.stop.requested() {
             return Ok(None);
         }
@@ -962,74 +1005,13 @@ impl Scheduler {
                 "a run was abandoned: its replica sent no heartbeat for the lease; its slot may run again"
             );
         }
-        // Checked again: only worth a claim when the slot's run was just abandoned.
-        if rechecking && !abandoned.iter().any(|run| run.slot_ms == slot) {
-            self.checked.insert(
-                job.name().to_owned(),
-                (slot, now_ms.saturating_add(beat_ms)),
-            );
-            return Ok(None);
-        }
+        // Whoever abandoned the slot's run (this replica or another), the claim decides.
         let claimed = self
             .store
             .claim_slot(job.name(), slot, &self.replica, now_ms)
             .await?;
         if claimed {
-            let slot_time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(slot) * 1_000_000)
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-            tracing::info!(job = job.name(), slot = %slot_time, "job started");
-            let (lost, lost_signal) = watch::channel(false);
-            let heart = Heartbeat(tokio::spawn(heartbeat(
-                self.store.clone(),
-                job.name().to_owned(),
-                slot,
-                self.replica.clone(),
-                self.clock.clone(),
-                self.heartbeat_every(),
-                lost,
-            )));
-            let result = job.run(slot_time, self.stop.clone().or(lost_signal)).await;
-            drop(heart);
-            match &result {
-                Ok(RunEnd::Done(figures)) => {
-                    tracing::info!(job = job.name(), %figures, "job succeeded");
-                }
-                Ok(RunEnd::Stopped(figures)) => tracing::info!(
-                    job = job.name(),
-                    %figures,
-                    "job stopped early for the shutdown; its slot may run again"
-                ),
-                Err(error) => {
-                    tracing::error!(job = job.name(), %error, "job failed");
-                    if let Some(alerter) = &self.alerter {
-                        alerter
-                            .raise(
-                                "job_failed",
-                                &format!("job_failed:{}", job.name()),
-                                &format!("Scheduled job {} failed", job.name()),
-                                Some(error.clone()),
-                            )
-                            .await?;
-                    }
-                }
-            }
-            let recorded = self
-                .store
-                .finish_run(
-                    job.name(),
-                    slot,
-                    &self.replica,
-                    unix_ms((self.clock)()),
-                    &result,
-                )
-                .await?;
-            if !recorded {
-                tracing::error!(
-                    job = job.name(),
-                    slot = %slot_time,
-                    "the run's end was not recorded: another replica took the run as abandoned"
-                );
-            }
+            self.run_claimed(job, slot).await?;
         }
         // A slot another replica holds is checked again a heartbeat later.
         let recheck_ms = if claimed {
@@ -1040,6 +1022,81 @@ impl Scheduler {
         self.checked
             .insert(job.name().to_owned(), (slot, recheck_ms));
         Ok(claimed.then_some(slot))
+    }
+
+    /// Runs `job`'s claimed `slot` with its heartbeat, then records how it ended (first: a run
+    /// left `running` without heartbeats would be abandoned and run again) and reports it.
+    async fn run_claimed(&self, job: &dyn Job, slot: i64) -> Result<(), StoreError> {
+        let slot_time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(slot) * 1_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        tracing::info!(job = job.name(), slot = %slot_time, "job started");
+        let (lost, lost_signal) = watch::channel(false);
+        let heart = Heartbeat(tokio::spawn(heartbeat(
+            self.store.clone(),
+            job.name().to_owned(),
+            slot,
+            self.replica.clone(),
+            self.clock.clone(),
+            self.lease,
+            lost,
+        )));
+        let result = job
+            .run(slot_time, self.stop.clone().or(lost_signal.clone()))
+            .await;
+        drop(heart);
+        let finished_ms = unix_ms((self.clock)());
+        let mut attempt = 0;
+        let recorded = loop {
+            match self
+                .store
+                .finish_run(job.name(), slot, &self.replica, finished_ms, &result)
+                .await
+            {
+                Ok(recorded) => break recorded,
+                Err(error) if attempt < FINISH_RETRIES => {
+                    attempt += 1;
+                    tracing::warn!(%error, job = job.name(), attempt, "a run's end was not recorded; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        };
+        if !recorded {
+            tracing::error!(
+                job = job.name(),
+                slot = %slot_time,
+                "the run's end was not recorded: another replica took the run as abandoned"
+            );
+        }
+        match &result {
+            Ok(RunEnd::Done(figures)) => {
+                tracing::info!(job = job.name(), %figures, "job succeeded");
+            }
+            Ok(RunEnd::Stopped(figures)) if *lost_signal.borrow() => tracing::warn!(
+                job = job.name(),
+                %figures,
+                "job stopped early: its run was taken, or its heartbeat could not be recorded"
+            ),
+            Ok(RunEnd::Stopped(figures)) => tracing::info!(
+                job = job.name(),
+                %figures,
+                "job stopped early for the shutdown; its slot may run again"
+            ),
+            Err(error) => {
+                tracing::error!(job = job.name(), %error, "job failed");
+                if let Some(alerter) = &self.alerter {
+                    alerter
+                        .raise(
+                            "job_failed",
+                            &format!("job_failed:{}", job.name()),
+                            &format!("Scheduled job {} failed", job.name()),
+                            Some(error.clone()),
+                        )
+                        .await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Runs each job in its own task, checking for a new slot every second, until `stop`
@@ -1089,34 +1146,52 @@ impl Drop for Heartbeat {
     }
 }
 
-/// Records `replica`'s run of `job` in `slot_ms` as alive every `every`, until dropped; when
-/// the run is no longer this replica's (another took it as abandoned), says so on `lost` and
-/// ends.
+/// Records `replica`'s run of `job` in `slot_ms` as alive every quarter of `lease`, until
+/// dropped. Says so on `lost`, for the job to stop, when the run is no longer this replica's
+/// (another took it as abandoned), or when no heartbeat could be recorded for three quarters
+/// of the lease: before another replica may take the run, not after.
 async fn heartbeat(
     store: Store,
     job: String,
     slot_ms: i64,
     replica: String,
     clock: Clock,
-    every: Duration,
+    lease: Duration,
     lost: watch::Sender<bool>,
 ) {
+    let every = lease / 4;
+    let mut last_recorded = tokio::time::Instant::now();
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match store.beat(&job, slot_ms, &replica, unix_ms(clock())).await {
-            Ok(true) => {}
-            Ok(false) => {
+        let beat =
+            tokio::time::timeout(every, store.beat(&job, slot_ms, &replica, unix_ms(clock())));
+        let error = match beat.await {
+            Ok(Ok(true)) => {
+                last_recorded = tokio::time::Instant::now();
+                continue;
+            }
+            Ok(Ok(false)) => {
                 tracing::error!(
                     job,
                     slot_ms,
-                    "another replica took this run as abandoned (no heartbeat reached the database for a lease): the job is told to stop"
+                    "another replica took this run as abandoned: the job is told to stop"
                 );
-                let _ = lost.send(true);
+                lost.send_replace(true);
                 return;
             }
-            Err(error) => tracing::warn!(%error, job, "a job heartbeat was not recorded"),
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!("no answer within {every:?}"),
+        };
+        tracing::warn!(error, job, "a job heartbeat was not recorded");
+        if last_recorded.elapsed() >= lease - every && !*lost.borrow() {
+            tracing::error!(
+                job,
+                slot_ms,
+                "no heartbeat recorded for three quarters of the lease: the job is told to stop before another replica may take its run"
+            );
+            lost.send_replace(true);
         }
     }
 }

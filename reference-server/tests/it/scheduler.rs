@@ -58,8 +58,10 @@ impl Job for Paging {
         "paging"
     }
 
+    // Daily, so that no new slot falls due while a test runs on the system clock (but at
+    // midnight UTC).
     fn schedule(&self) -> Schedule {
-        Schedule::Every(Duration::from_secs(300))
+        Schedule::daily("00:00", "UTC").unwrap()
     }
 
     fn run(&self, _slot: OffsetDateTime, stop: Stop) -> BoxFuture<'_, Result<RunEnd, String>> {
@@ -349,6 +351,80 @@ async fn a_run_whose_replica_died_is_abandoned_and_its_slot_runs_again(backend: 
         store.last_success("reconcile").await.unwrap(),
         Some(ms(slot))
     );
+
+    // Another replica marked a dead replica's run abandoned but did not claim its slot (it
+    // failed, or stopped, in between): this one, checking again, claims it.
+    let job: Arc<dyn Job> = Arc::new(Counting {
+        name: "export",
+        runs: runs.clone(),
+        fail: false,
+    });
+    let mut survivor = scheduler(&store, vec![job], "survivor");
+    assert!(
+        store
+            .claim_slot("export", ms(slot), "dead", ms(died))
+            .await
+            .unwrap()
+    );
+    assert!(survivor.tick(tick(0, 5)).await.unwrap().is_empty());
+    let abandoned = store
+        .abandon_stale_runs("export", ms(tick(2, 1)))
+        .await
+        .unwrap();
+    assert_eq!(abandoned.len(), 1);
+    let ran = survivor.tick(tick(2, 5)).await.unwrap();
+    assert_eq!(ran, [("export".to_owned(), ms(slot))]);
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    db.cleanup().await;
+}
+
+/// Two replicas serve one job whose run outlasts the lease several times: the running one's
+/// heartbeats keep the other from taking it, and the slot runs once, to its end.
+async fn a_run_that_outlasts_the_lease_is_not_abandoned_while_it_beats(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    let (started, mut job_started) = tokio::sync::mpsc::unbounded_channel();
+    let (ended, mut job_ended) = tokio::sync::mpsc::unbounded_channel();
+    // 800 pages of at least 5 ms: four seconds or more, against a one-second lease.
+    let job: Arc<dyn Job> = Arc::new(Paging {
+        pages: Arc::new(AtomicUsize::new(800)),
+        started,
+        ended,
+    });
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let replicas: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|name| {
+            tokio::spawn(
+                scheduler(&store, vec![job.clone()], name)
+                    .with_lease(Duration::from_secs(1))
+                    .run(stopped.clone()),
+            )
+        })
+        .collect();
+    job_started.recv().await.unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(120), job_ended.recv())
+        .await
+        .expect("the run ends")
+        .unwrap();
+    assert_eq!(end, RunEnd::Done(serde_json::json!({ "pages": 800 })));
+    stop.send(true).unwrap();
+    for replica in replicas {
+        replica.await.unwrap();
+    }
+    assert!(
+        job_started.try_recv().is_err(),
+        "the slot was run a second time"
+    );
+    let runs = store.job_runs(Some("paging"), None, 10).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].outcome, "succeeded", "{runs:?}");
+    assert!(
+        runs[0].heartbeat_ms > Some(runs[0].started_ms + 1000),
+        "heartbeats past the lease: {runs:?}"
+    );
     db.cleanup().await;
 }
 
@@ -423,6 +499,41 @@ async fn a_replica_whose_run_was_taken_stops_its_job(backend: Backend) {
     db.cleanup().await;
 }
 
+/// A replica that cannot record its heartbeat (here its connections are closed) tells its job
+/// to stop before three quarters of the lease have passed, before another replica may take
+/// the run: the same slot never runs on two replicas at once.
+async fn a_replica_that_cannot_beat_stops_its_job(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let (started, mut job_started) = tokio::sync::mpsc::unbounded_channel();
+    let (ended, mut job_ended) = tokio::sync::mpsc::unbounded_channel();
+    let job: Arc<dyn Job> = Arc::new(Paging {
+        pages: Arc::new(AtomicUsize::new(usize::MAX)),
+        started,
+        ended,
+    });
+    // The replica's own connections, which it loses while its job runs.
+    let own = db.store().await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let serving = tokio::spawn(
+        scheduler(&own, vec![job], "a")
+            .with_lease(Duration::from_millis(400))
+            .run(stopped),
+    );
+    job_started.recv().await.unwrap();
+    own.close().await;
+    // Not a timing: without the stop the job never ends, and this fails instead of hanging.
+    let end = tokio::time::timeout(Duration::from_secs(60), job_ended.recv())
+        .await
+        .expect("the job that cannot beat stops")
+        .unwrap();
+    assert!(matches!(end, RunEnd::Stopped(_)), "{end:?}");
+    stop.send(true).unwrap();
+    serving.await.unwrap();
+    db.cleanup().await;
+}
+
 /// Job runs on this backend pass the suite the memory runs pass.
 async fn job_runs_pass_the_conformance_suite(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else {
@@ -440,4 +551,6 @@ backend_tests!(
     a_stop_ends_a_job_in_progress_and_its_slot_runs_again,
     a_run_whose_replica_died_is_abandoned_and_its_slot_runs_again,
     a_replica_whose_run_was_taken_stops_its_job,
+    a_run_that_outlasts_the_lease_is_not_abandoned_while_it_beats,
+    a_replica_that_cannot_beat_stops_its_job,
 );
