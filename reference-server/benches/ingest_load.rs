@@ -22,6 +22,11 @@
 //!    `Ingestor`, at `--concurrency`, to show what the database part costs against the
 //!    baseline apart from HTTP and signatures (which share the same cores).
 //!
+//! 4. HTTP alone: the same closed loop against a bare axum server, served as the server is
+//!    (`axum::serve`, `TCP_NODELAY`), that answers each request with a short 200 and does
+//!    nothing else: the floor that HTTP on this machine (both ends, loopback TCP) puts under
+//!    full ingestion's CPU per event.
+//!
 //! Each round prints its rates and ratios, and the summary gives the median ratios: on a
 //! shared machine the baseline alone has moved by half (10,100 to 15,400 events/s) within
 //! one run, so a ratio is only taken between phases run back to back. Then an open loop posts events at `--rate`
@@ -412,6 +417,28 @@ async fn closed_loop(
     )
 }
 
+/// A bare HTTP server on a random port of 127.0.0.1, served as the reference server is: it
+/// reads each webhook request's body and answers 200 with a short JSON body. Returns its
+/// webhook URL.
+async fn bare_server() -> reqwest::Url {
+    use axum::routing::post;
+    let router = axum::Router::new().route(
+        "/api/openphone/webhook",
+        post(|body: bytes::Bytes| async move {
+            axum::Json(serde_json::json!({ "status": "stored", "bytes": body.len() }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+        stream.set_nodelay(true).unwrap();
+    });
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{address}/api/openphone/webhook")
+        .parse()
+        .unwrap()
+}
+
 /// The length of the HTTP answer at the start of `bytes` once it is all there (head and
 /// `content-length` bytes of body); panics unless it is a 2xx.
 fn answer_length(bytes: &[u8], index: usize) -> Option<usize> {
@@ -529,6 +556,7 @@ async fn main() {
         .build()
         .unwrap();
     let secret = SigningSecret::parse(SECRET).unwrap();
+    let bare = bare_server().await;
 
     println!(
         "ingest_load on {backend}: {} rounds of {} events, concurrency {}",
@@ -540,6 +568,8 @@ async fn main() {
     // (the baseline's client; the server and the sender; the server's ingestion) and the
     // database's.
     let mut cpu: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    // HTTP alone: events per second, and this process's CPU per event.
+    let (mut bare_rates, mut bare_cpu) = (Vec::new(), Vec::new());
     let mut database: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     let mut all = [Vec::new(), Vec::new(), Vec::new()];
     for round in 0..args.rounds {
@@ -584,6 +614,16 @@ async fn main() {
         let (process, db_cpu) = before.per_event(args.events);
         cpu[2].extend(process);
         database[2].extend(db_cpu);
+        // 4. HTTP alone, on requests like full ingestion's.
+        let requests: Arc<Vec<Request>> = Arc::new(
+            (first..first + args.events)
+                .map(|index| Request::signed(&secret, index))
+                .collect(),
+        );
+        let before = Cpu::now();
+        let (bare_rate, _) = closed_loop(&bare, requests, args.concurrency).await;
+        bare_cpu.extend(before.per_event(args.events).0);
+        bare_rates.push(bare_rate);
         println!(
             "  {:>5}   {baseline_rate:>8.0}   {full_rate:>14.0}   {:>4.2}x   {store_rate:>12.0}   {:>4.2}x",
             round + 1,
@@ -616,6 +656,15 @@ async fn main() {
             "  this process's CPU per event (median): baseline's client {client:.1} µs, server and sender {server:.1} µs, ingestion without HTTP {store_only:.1} µs"
         );
     }
+    println!(
+        "  HTTP alone (a bare server answering 200, the same sender): {:.0} events/s (median){}",
+        median(bare_rates),
+        if bare_cpu.is_empty() {
+            String::new()
+        } else {
+            format!(", this process's CPU per event {:.1} µs", median(bare_cpu))
+        }
+    );
     if db.cleanup.is_some() && database.iter().all(|phase| !phase.is_empty()) {
         let [baseline, full, store_only] = database.map(median);
         println!(

@@ -80,24 +80,37 @@ pub enum Keyword {
 /// opt-out is the costly mistake). A longer message containing an opt-out keyword as a word
 /// is only flagged.
 pub fn classify(text: &str) -> Keyword {
-    let word = text
-        .trim()
-        .trim_end_matches(['.', '!'])
-        .trim()
-        .to_uppercase();
-    if OPT_OUT.contains(&word.as_str()) {
-        return Keyword::Exact(Action::OptOut, word);
-    }
-    if OPT_IN.contains(&word.as_str()) {
-        return Keyword::Exact(Action::OptIn, word);
-    }
-    if HELP.contains(&word.as_str()) {
-        return Keyword::Exact(Action::Help, word);
+    let word = text.trim().trim_end_matches(['.', '!']).trim();
+    for (action, keywords) in [
+        (Action::OptOut, &OPT_OUT[..]),
+        (Action::OptIn, &OPT_IN[..]),
+        (Action::Help, &HELP[..]),
+    ] {
+        if let Some(keyword) = keyword_in(word, keywords) {
+            return Keyword::Exact(action, keyword.to_owned());
+        }
     }
     text.split(|c: char| !c.is_alphanumeric())
-        .map(str::to_uppercase)
-        .find(|word| OPT_OUT.contains(&word.as_str()))
-        .map_or(Keyword::None, Keyword::Mentions)
+        .find_map(|word| keyword_in(word, &OPT_OUT))
+        .map_or(Keyword::None, |keyword| {
+            Keyword::Mentions(keyword.to_owned())
+        })
+}
+
+/// The keyword of `keywords` (upper-case ASCII) that `word` is, ignoring case. Every inbound
+/// message passes here word by word, so an ASCII word (nearly all) is compared in place; any
+/// other is upper-cased by Unicode's rules first, as a carrier would read it ("ſtop" is
+/// "STOP").
+fn keyword_in(word: &str, keywords: &[&'static str]) -> Option<&'static str> {
+    if word.is_ascii() {
+        keywords
+            .iter()
+            .copied()
+            .find(|keyword| word.eq_ignore_ascii_case(keyword))
+    } else {
+        let upper = word.to_uppercase();
+        keywords.iter().copied().find(|keyword| upper == *keyword)
+    }
 }
 
 /// The texts of the replies.
@@ -601,6 +614,13 @@ mod tests {
             Keyword::Mentions("CANCEL".into())
         );
         assert_eq!(classify("stopping by at 6"), Keyword::None);
+        // Non-ASCII letters that upper-case to a keyword's still count.
+        assert_eq!(
+            classify("ſtop"),
+            Keyword::Exact(Action::OptOut, "STOP".into())
+        );
+        assert_eq!(classify("I said quıt"), Keyword::Mentions("QUIT".into()));
+        assert_eq!(classify("Stopp, danke"), Keyword::None);
         assert_eq!(classify("Yes please, 6pm works"), Keyword::None);
         assert_eq!(classify("STOP STOP"), Keyword::Mentions("STOP".into()));
     }
