@@ -207,8 +207,11 @@ pub fn router(services: Services) -> (Router, Workers) {
         campaigns: campaigns.clone(),
         alerter: alerter.clone(),
     }));
-    background
-        .spawn(Scheduler::new(store.clone(), jobs, clock.clone(), replica).run(stopped.clone()));
+    background.spawn(
+        Scheduler::new(store.clone(), jobs, clock.clone(), replica)
+            .with_alerter(alerter.clone())
+            .run(stopped.clone()),
+    );
     let messenger = crate::messaging::Messenger {
         store: store.clone(),
         client: openphone.clone(),

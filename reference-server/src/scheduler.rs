@@ -19,7 +19,7 @@
 //! (its replica died, or lost the database) is marked `abandoned` by the next replica that
 //! checks the job, and its slot may be claimed again: a daily reconciliation whose replica
 //! crashed runs again within minutes rather than waiting a day. A replica that cannot record
-//! its heartbeat for three quarters of the lease, or finds its run taken, tells the job
+//! its heartbeat for half the lease, or finds its run taken, tells the job
 //! through its [`Stop`], and does not record the run's end over a new one.
 
 use std::collections::HashMap;
@@ -979,6 +979,7 @@ impl Scheduler {
         job: &dyn Job,
         now: OffsetDateTime,
     ) -> Result<Option<i64>, StoreError> {
+        let checked_at = tokio::time::Instant::now();
         let now_ms = unix_ms(now);
         let slot = job.schedule().due_slot(now_ms);
         if let Some(&(checked, recheck_ms)) = self.checked.get(job.name())
@@ -1010,11 +1011,15 @@ impl Scheduler {
             .store
             .claim_slot(job.name(), slot, &self.replica, now_ms)
             .await?;
-        if claimed {
-            self.run_claimed(job, slot).await?;
-        }
-        // A slot another replica holds is checked again a heartbeat later.
-        let recheck_ms = if claimed {
+        let lost = if claimed {
+            self.run_claimed(job, slot, checked_at).await?
+        } else {
+            false
+        };
+        // A slot another replica holds (or held: its run may have ended) is checked again a
+        // heartbeat later, in case its run is abandoned; so is a slot this replica's run lost
+        // (stopped for it, the slot may run again). A slot this replica ran is done.
+        let recheck_ms = if claimed && !lost {
             i64::MAX
         } else {
             now_ms.saturating_add(beat_ms)
@@ -1024,9 +1029,16 @@ impl Scheduler {
         Ok(claimed.then_some(slot))
     }
 
-    /// Runs `job`'s claimed `slot` with its heartbeat, then records how it ended (first: a run
-    /// left `running` without heartbeats would be abandoned and run again) and reports it.
-    async fn run_claimed(&self, job: &dyn Job, slot: i64) -> Result<(), StoreError> {
+    /// Runs `job`'s claimed `slot` (claimed at `claimed_at`, its first heartbeat) with its
+    /// heartbeat, then records how it ended (first: a run left `running` without heartbeats
+    /// would be abandoned and run again) and reports it. Returns whether the run was told to
+    /// stop because its heartbeat was lost.
+    async fn run_claimed(
+        &self,
+        job: &dyn Job,
+        slot: i64,
+        claimed_at: tokio::time::Instant,
+    ) -> Result<bool, StoreError> {
         let slot_time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(slot) * 1_000_000)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         tracing::info!(job = job.name(), slot = %slot_time, "job started");
@@ -1038,6 +1050,7 @@ impl Scheduler {
             self.replica.clone(),
             self.clock.clone(),
             self.lease,
+            claimed_at,
             lost,
         )));
         let result = job
@@ -1096,7 +1109,8 @@ impl Scheduler {
                 }
             }
         }
-        Ok(())
+        let lost = *lost_signal.borrow();
+        Ok(lost)
     }
 
     /// Runs each job in its own task, checking for a new slot every second, until `stop`
@@ -1147,9 +1161,12 @@ impl Drop for Heartbeat {
 }
 
 /// Records `replica`'s run of `job` in `slot_ms` as alive every quarter of `lease`, until
-/// dropped. Says so on `lost`, for the job to stop, when the run is no longer this replica's
-/// (another took it as abandoned), or when no heartbeat could be recorded for three quarters
-/// of the lease: before another replica may take the run, not after.
+/// dropped (`claimed_at`: when its first heartbeat, the claim, was taken). Says so on `lost`,
+/// for the job to stop, when the run is no longer this replica's (another took it as
+/// abandoned), or once half the lease has passed since the last heartbeat recorded (the
+/// second beat that fails, or the first that gets no answer within a quarter of the lease):
+/// a quarter of the lease or more before another replica may take the run.
+#[allow(clippy::too_many_arguments)]
 async fn heartbeat(
     store: Store,
     job: String,
@@ -1157,19 +1174,22 @@ async fn heartbeat(
     replica: String,
     clock: Clock,
     lease: Duration,
+    claimed_at: tokio::time::Instant,
     lost: watch::Sender<bool>,
 ) {
     let every = lease / 4;
-    let mut last_recorded = tokio::time::Instant::now();
+    // When the latest heartbeat recorded was taken (not when it was answered).
+    let mut last_recorded = claimed_at;
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
+        let sent = tokio::time::Instant::now();
         let beat =
             tokio::time::timeout(every, store.beat(&job, slot_ms, &replica, unix_ms(clock())));
         let error = match beat.await {
             Ok(Ok(true)) => {
-                last_recorded = tokio::time::Instant::now();
+                last_recorded = sent;
                 continue;
             }
             Ok(Ok(false)) => {
@@ -1185,11 +1205,11 @@ async fn heartbeat(
             Err(_) => format!("no answer within {every:?}"),
         };
         tracing::warn!(error, job, "a job heartbeat was not recorded");
-        if last_recorded.elapsed() >= lease - every && !*lost.borrow() {
+        if last_recorded.elapsed() >= lease / 2 && !*lost.borrow() {
             tracing::error!(
                 job,
                 slot_ms,
-                "no heartbeat recorded for three quarters of the lease: the job is told to stop before another replica may take its run"
+                "no heartbeat recorded for half the lease: the job is told to stop before another replica may take its run"
             );
             lost.send_replace(true);
         }

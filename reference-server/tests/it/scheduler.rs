@@ -51,6 +51,13 @@ struct Paging {
     pages: Arc<AtomicUsize>,
     started: tokio::sync::mpsc::UnboundedSender<()>,
     ended: tokio::sync::mpsc::UnboundedSender<RunEnd>,
+    schedule: Schedule,
+}
+
+/// Daily, twelve hours from now: no new slot falls due while a test runs on the system clock.
+fn far_daily() -> Schedule {
+    let hour = (OffsetDateTime::now_utc().hour() + 12) % 24;
+    Schedule::daily(&format!("{hour:02}:00"), "UTC").unwrap()
 }
 
 impl Job for Paging {
@@ -58,10 +65,8 @@ impl Job for Paging {
         "paging"
     }
 
-    // Daily, so that no new slot falls due while a test runs on the system clock (but at
-    // midnight UTC).
     fn schedule(&self) -> Schedule {
-        Schedule::daily("00:00", "UTC").unwrap()
+        self.schedule.clone()
     }
 
     fn run(&self, _slot: OffsetDateTime, stop: Stop) -> BoxFuture<'_, Result<RunEnd, String>> {
@@ -246,6 +251,7 @@ async fn a_stop_ends_a_job_in_progress_and_its_slot_runs_again(backend: Backend)
         pages: pages.clone(),
         started,
         ended,
+        schedule: far_daily(),
     });
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let serving = tokio::spawn(scheduler(&store, vec![job.clone()], "a").run(stopped));
@@ -387,11 +393,12 @@ async fn a_run_that_outlasts_the_lease_is_not_abandoned_while_it_beats(backend: 
     let store = db.store().await;
     let (started, mut job_started) = tokio::sync::mpsc::unbounded_channel();
     let (ended, mut job_ended) = tokio::sync::mpsc::unbounded_channel();
-    // 800 pages of at least 5 ms: four seconds or more, against a one-second lease.
+    // 1,400 pages of at least 5 ms: seven seconds or more, against a three-second lease.
     let job: Arc<dyn Job> = Arc::new(Paging {
-        pages: Arc::new(AtomicUsize::new(800)),
+        pages: Arc::new(AtomicUsize::new(1400)),
         started,
         ended,
+        schedule: far_daily(),
     });
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let replicas: Vec<_> = ["a", "b"]
@@ -399,7 +406,7 @@ async fn a_run_that_outlasts_the_lease_is_not_abandoned_while_it_beats(backend: 
         .map(|name| {
             tokio::spawn(
                 scheduler(&store, vec![job.clone()], name)
-                    .with_lease(Duration::from_secs(1))
+                    .with_lease(Duration::from_secs(3))
                     .run(stopped.clone()),
             )
         })
@@ -409,7 +416,7 @@ async fn a_run_that_outlasts_the_lease_is_not_abandoned_while_it_beats(backend: 
         .await
         .expect("the run ends")
         .unwrap();
-    assert_eq!(end, RunEnd::Done(serde_json::json!({ "pages": 800 })));
+    assert_eq!(end, RunEnd::Done(serde_json::json!({ "pages": 1400 })));
     stop.send(true).unwrap();
     for replica in replicas {
         replica.await.unwrap();
@@ -422,7 +429,7 @@ async fn a_run_that_outlasts_the_lease_is_not_abandoned_while_it_beats(backend: 
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert_eq!(runs[0].outcome, "succeeded", "{runs:?}");
     assert!(
-        runs[0].heartbeat_ms > Some(runs[0].started_ms + 1000),
+        runs[0].heartbeat_ms > Some(runs[0].started_ms + 3000),
         "heartbeats past the lease: {runs:?}"
     );
     db.cleanup().await;
@@ -443,15 +450,16 @@ async fn a_replica_whose_run_was_taken_stops_its_job(backend: Backend) {
         pages: Arc::new(AtomicUsize::new(usize::MAX)),
         started,
         ended,
+        schedule: far_daily(),
     });
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let serving = tokio::spawn(
         scheduler(&store, vec![job], "a")
-            .with_lease(Duration::from_millis(200))
+            .with_lease(Duration::from_secs(2))
             .run(stopped),
     );
     job_started.recv().await.unwrap();
-    // Its heartbeats (every 50 ms) reach the database.
+    // Its heartbeats (every half second) reach the database.
     let run = TestApp::eventually("a heartbeat after the start", || {
         let store = store.clone();
         async move {
@@ -500,8 +508,8 @@ async fn a_replica_whose_run_was_taken_stops_its_job(backend: Backend) {
 }
 
 /// A replica that cannot record its heartbeat (here its connections are closed) tells its job
-/// to stop before three quarters of the lease have passed, before another replica may take
-/// the run: the same slot never runs on two replicas at once.
+/// to stop once half the lease has passed, before another replica may take the run: the same
+/// slot never runs on two replicas at once.
 async fn a_replica_that_cannot_beat_stops_its_job(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else {
         return;
@@ -512,6 +520,7 @@ async fn a_replica_that_cannot_beat_stops_its_job(backend: Backend) {
         pages: Arc::new(AtomicUsize::new(usize::MAX)),
         started,
         ended,
+        schedule: far_daily(),
     });
     // The replica's own connections, which it loses while its job runs.
     let own = db.store().await;
@@ -534,6 +543,42 @@ async fn a_replica_that_cannot_beat_stops_its_job(backend: Backend) {
     db.cleanup().await;
 }
 
+/// The server's own scheduler raises a `job_failed` alert when a job it runs fails (an
+/// embedder's job here; the built-in ones run on the same scheduler).
+async fn a_failing_job_of_the_server_raises_an_alert(backend: Backend) {
+    use reference_server::alerts::AlertStore;
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    let mut services = reference_server::Services::new(store.clone(), &db.dir);
+    services.jobs = vec![Arc::new(Counting {
+        name: "crm-sync",
+        runs: Arc::new(AtomicUsize::new(0)),
+        fail: true,
+    })];
+    let (router, workers) = reference_server::router(services);
+    let alert = TestApp::eventually("the job_failed alert", || {
+        let store = store.clone();
+        async move {
+            store
+                .alerts(false, None, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|alert| alert.kind == "job_failed")
+        }
+    })
+    .await;
+    assert_eq!(
+        (alert.group_key.as_str(), alert.detail.as_deref()),
+        ("job_failed:crm-sync", Some("the API answered 503"))
+    );
+    drop(router);
+    workers.drain().await;
+    db.cleanup().await;
+}
+
 /// Job runs on this backend pass the suite the memory runs pass.
 async fn job_runs_pass_the_conformance_suite(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else {
@@ -553,4 +598,5 @@ backend_tests!(
     a_replica_whose_run_was_taken_stops_its_job,
     a_run_that_outlasts_the_lease_is_not_abandoned_while_it_beats,
     a_replica_that_cannot_beat_stops_its_job,
+    a_failing_job_of_the_server_raises_an_alert,
 );
