@@ -521,46 +521,77 @@ impl Store {
             ON CONFLICT (delivery_key) DO NOTHING RETURNING id";
         let mut order: Vec<usize> = (0..deliveries.len()).collect();
         order.sort_by(|&a, &b| deliveries[a].delivery_key.cmp(&deliveries[b].delivery_key));
-        let mut recorded = vec![Recorded::Duplicate; deliveries.len()];
-        // The raw rows and their projections commit together, or not at all.
-        macro_rules! record {
-            ($pool:expr, $dialect:expr) => {{
-                let insert = $dialect(INSERT);
-                let mut tx = $pool.begin().await?;
-                for &index in &order {
-                    let delivery = &deliveries[index];
-                    let id: Option<i64> = sqlx::query_scalar(AssertSqlSafe(insert.clone()))
-                        .bind(&delivery.delivery_key)
-                        .bind(delivery.scheme)
-                        .bind(&delivery.event_id)
-                        .bind(&delivery.event_type)
-                        .bind(&delivery.parse_error)
-                        .bind(delivery.signed_at)
-                        .bind(delivery.received_at)
-                        .bind(&delivery.body)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if let Some(id) = id {
-                        recorded[index] = Recorded::New(id);
-                    }
-                }
-                // Projections in arrival order, after every raw row.
-                for (delivery, outcome) in deliveries.iter().zip(&recorded) {
-                    if matches!(outcome, Recorded::New(_)) {
-                        apply!(&mut *tx, &delivery.changes, $dialect);
-                    }
-                }
-                tx.commit().await?;
-            }};
-        }
-        match self {
-            Self::Sqlite(pool) => record!(pool, sql::sqlite),
+        let pool = match self {
+            Self::Sqlite(pool) => pool,
             // On PostgreSQL every statement is a round trip: a batch is written in one
             // statement when it can be (arrays unnested), not one per row.
             Self::Postgres(pool) => {
                 return record_batch_unnested(&mut *pool.acquire().await?, deliveries).await;
             }
+        };
+        let mut recorded = vec![Recorded::Duplicate; deliveries.len()];
+        // The raw rows and their projections commit together, or not at all.
+        let insert = sql::sqlite(INSERT);
+        let mut tx = pool.begin().await?;
+        for &index in &order {
+            let delivery = &deliveries[index];
+            let id: Option<i64> = sqlx::query_scalar(AssertSqlSafe(insert.clone()))
+                .bind(&delivery.delivery_key)
+                .bind(delivery.scheme)
+                .bind(&delivery.event_id)
+                .bind(&delivery.event_type)
+                .bind(&delivery.parse_error)
+                .bind(delivery.signed_at)
+                .bind(delivery.received_at)
+                .bind(&delivery.body)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(id) = id {
+                recorded[index] = Recorded::New(id);
+            }
         }
+        // The projections of the deliveries just inserted, after every raw row: each kind of
+        // upsert as one statement a round over a JSON array of its rows (every statement is a
+        // hop to the connection's thread), with the same conflict clauses as row by row;
+        // merges are order-independent, so this gives what one row at a time gives.
+        let Grouped {
+            groups,
+            contacts,
+            later,
+        } = Grouped::of(
+            deliveries
+                .iter()
+                .zip(&recorded)
+                .filter(|(_, outcome)| matches!(outcome, Recorded::New(_)))
+                .map(|(delivery, _)| delivery),
+        );
+        for (sql_text, rounds) in groups.iter().chain(later.iter().map(|(s, r)| (s, r))) {
+            for round in rounds {
+                match json_rows(round) {
+                    Some(rows) => {
+                        let width = round[0].1.args.len();
+                        sqlx::query(AssertSqlSafe(sql::sqlite(&sql::json_each(sql_text, width))))
+                            .bind(rows)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    // A timestamp parameter: bound as such, row by row.
+                    None => {
+                        for (_, upsert) in round {
+                            bind_all!(
+                                sqlx::query(AssertSqlSafe(sql::sqlite(upsert.sql))),
+                                &upsert.args
+                            )
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                }
+            }
+        }
+        let contacts: Vec<&Change> = contacts.into_iter().map(|(_, change)| change).collect();
+        apply!(&mut *tx, contacts, sql::sqlite);
+        tx.commit().await?;
         Ok(recorded)
     }
 
@@ -860,6 +891,84 @@ macro_rules! bind_columns {
 /// key of its delivery.
 type Rounds<'a> = Vec<Vec<(&'a str, sql::Upsert)>>;
 
+/// The parameters of `round`'s upserts as one JSON array of rows, for SQLite's `json_each`
+/// ([`sql::json_each`]); `None` when one is a timestamp (which JSON would not carry as sqlx
+/// binds it).
+fn json_rows(round: &[(&str, sql::Upsert)]) -> Option<String> {
+    let mut rows = Vec::with_capacity(round.len());
+    for (_, upsert) in round {
+        let mut row = Vec::with_capacity(upsert.args.len());
+        for arg in &upsert.args {
+            row.push(match arg {
+                Arg::Text(value) => value.as_deref().map_or(serde_json::Value::Null, Into::into),
+                Arg::Int(value) => value.map_or(serde_json::Value::Null, Into::into),
+                Arg::Time(_) => return None,
+            });
+        }
+        rows.push(serde_json::Value::Array(row));
+    }
+    Some(serde_json::Value::Array(rows).to_string())
+}
+
+/// A batch's upserts by statement and round (each with the key of its delivery), its contact
+/// changes, and the statements that must run after the others.
+struct Grouped<'a> {
+    groups: BTreeMap<&'static str, Rounds<'a>>,
+    contacts: Vec<(&'a str, &'a Change)>,
+    later: Vec<(&'static str, Rounds<'a>)>,
+}
+
+impl<'a> Grouped<'a> {
+    /// The changes of `deliveries` (each recorded once, in arrival order) grouped.
+    fn of(deliveries: impl Iterator<Item = &'a NewDelivery>) -> Self {
+        let mut groups: BTreeMap<&'static str, Rounds> = BTreeMap::new();
+        let mut contacts: Vec<(&str, &Change)> = Vec::new();
+        for delivery in deliveries {
+            for change in &delivery.changes {
+                let Some(upsert) = sql::upsert(change) else {
+                    contacts.push((&delivery.delivery_key, change));
+                    continue;
+                };
+                let rounds = groups.entry(upsert.sql).or_default();
+                // An insert that does nothing on conflict needs no round for a repeated key: the
+                // first of the batch (or the row already stored) is what any order gives.
+                if upsert.sql.ends_with("DO NOTHING")
+                    && rounds
+                        .iter()
+                        .any(|round| round.iter().any(|(_, other)| other.key == upsert.key))
+                {
+                    continue;
+                }
+                match rounds
+                    .iter_mut()
+                    .find(|round| !round.iter().any(|(_, other)| other.key == upsert.key))
+                {
+                    Some(round) => round.push((&delivery.delivery_key, upsert)),
+                    None => rounds.push(vec![(&delivery.delivery_key, upsert)]),
+                }
+            }
+        }
+        for rounds in groups.values_mut() {
+            for round in rounds.iter_mut() {
+                round.sort_by(|a, b| a.1.key.cmp(&b.1.key));
+            }
+        }
+        // A reply and a delivery report may update the same campaign recipient; in one statement
+        // PostgreSQL would apply only one of the two, so the reports then run after it.
+        let mut later: Vec<(&'static str, Rounds)> = Vec::new();
+        if groups.contains_key(sql::CAMPAIGN_RESPONSE)
+            && let Some(rounds) = groups.remove(sql::CAMPAIGN_DELIVERY)
+        {
+            later.push((sql::CAMPAIGN_DELIVERY, rounds));
+        }
+        Grouped {
+            groups,
+            contacts,
+            later,
+        }
+    }
+}
+
 /// [`Store::record_batch`] on PostgreSQL in as few round trips as possible. One statement
 /// inserts the raw rows (`INSERT ... SELECT FROM UNNEST(...)`) and, in data-modifying CTEs,
 /// applies each kind of upsert to the rows of the deliveries it inserted, with the same
@@ -877,50 +986,17 @@ async fn record_batch_unnested(
         first.entry(delivery.delivery_key.as_str()).or_insert(index);
     }
     let rows: Vec<&NewDelivery> = first.values().map(|&index| &deliveries[index]).collect();
-    // Their upserts by statement and round, each with its delivery key.
-    let mut groups: BTreeMap<&'static str, Rounds> = BTreeMap::new();
-    let mut contacts: Vec<(&str, &Change)> = Vec::new();
-    for (index, delivery) in deliveries.iter().enumerate() {
-        if first.get(delivery.delivery_key.as_str()) != Some(&index) {
-            continue;
-        }
-        for change in &delivery.changes {
-            let Some(upsert) = sql::upsert(change) else {
-                contacts.push((&delivery.delivery_key, change));
-                continue;
-            };
-            let rounds = groups.entry(upsert.sql).or_default();
-            // An insert that does nothing on conflict needs no round for a repeated key: the
-            // first of the batch (or the row already stored) is what any order gives.
-            if upsert.sql.ends_with("DO NOTHING")
-                && rounds
-                    .iter()
-                    .any(|round| round.iter().any(|(_, other)| other.key == upsert.key))
-            {
-                continue;
-            }
-            match rounds
-                .iter_mut()
-                .find(|round| !round.iter().any(|(_, other)| other.key == upsert.key))
-            {
-                Some(round) => round.push((&delivery.delivery_key, upsert)),
-                None => rounds.push(vec![(&delivery.delivery_key, upsert)]),
-            }
-        }
-    }
-    for rounds in groups.values_mut() {
-        for round in rounds.iter_mut() {
-            round.sort_by(|a, b| a.1.key.cmp(&b.1.key));
-        }
-    }
-    // A reply and a delivery report may update the same campaign recipient; in one statement
-    // PostgreSQL would apply only one of the two, so the reports then run after it.
-    let mut later: Vec<(&'static str, Rounds)> = Vec::new();
-    if groups.contains_key(sql::CAMPAIGN_RESPONSE)
-        && let Some(rounds) = groups.remove(sql::CAMPAIGN_DELIVERY)
-    {
-        later.push((sql::CAMPAIGN_DELIVERY, rounds));
-    }
+    let Grouped {
+        groups,
+        contacts,
+        later,
+    } = Grouped::of(
+        deliveries
+            .iter()
+            .enumerate()
+            .filter(|(index, delivery)| first.get(delivery.delivery_key.as_str()) == Some(index))
+            .map(|(_, delivery)| delivery),
+    );
 
     let statement = batch_statement(
         groups

@@ -576,6 +576,41 @@ pub(crate) fn unnest(sql: &str, columns: &[&str], first: usize, only_new: bool) 
     )
 }
 
+/// The SQLite statement applying one upsert of `width` parameters to many rows at once, from
+/// a JSON array of rows (each an array of the parameters) bound as `$1`: `VALUES ($1, ...)`
+/// becomes `SELECT j.value->>0, ... FROM json_each($1) AS j WHERE true` (the `WHERE` tells
+/// SQLite's parser the conflict clause is the upsert's), with the same conflict clause; an
+/// `UPDATE ... WHERE ...` joins the rows in a `FROM` clause. In PostgreSQL's dialect, like
+/// every statement here: [`sqlite`] translates it. A statement must not touch a row twice:
+/// callers give it rows of distinct keys.
+pub(crate) fn json_each(sql: &str, width: usize) -> String {
+    let column = |n: usize| format!("j.value->>{}", n - 1);
+    if sql.starts_with("UPDATE ") {
+        let mut body = sql.to_owned();
+        // Highest first, so `$1` does not rewrite the start of `$12`.
+        for n in (1..=width).rev() {
+            body = body.replace(&format!("${n}"), &column(n));
+        }
+        let at = body.find(" WHERE ").unwrap_or(body.len());
+        return format!(
+            "{} FROM json_each($1) AS j WHERE {}",
+            &body[..at],
+            body[at..].trim_start_matches(" WHERE ")
+        );
+    }
+    let start = sql.find("VALUES (").unwrap_or(sql.len());
+    let end = sql[start..]
+        .find(')')
+        .map_or(sql.len(), |end| start + end + 1);
+    let columns: Vec<String> = (1..=width).map(column).collect();
+    format!(
+        "{}SELECT {} FROM json_each($1) AS j WHERE true{}",
+        &sql[..start],
+        columns.join(", "),
+        &sql[end..]
+    )
+}
+
 /// [`unnest`] for an `UPDATE ... WHERE ...`: the arrays join in a `FROM` clause before the
 /// `WHERE`, and each parameter `$n` becomes the column `u.cn`. A statement must not update a
 /// row twice: callers give it rows of distinct keys (see `record_batch_unnested`).
@@ -638,6 +673,26 @@ mod tests {
             let values = sql.find("VALUES (").unwrap();
             assert!(sql[values..].find(')').unwrap() < sql.find("ON CONFLICT").unwrap() - values);
         }
+    }
+
+    #[test]
+    fn json_each_reads_the_rows_of_an_insert_and_an_update() {
+        assert_eq!(
+            sqlite(&json_each(
+                "INSERT INTO t (a, b) VALUES ($1, $2) ON CONFLICT (a) DO UPDATE SET b = GREATEST(t.b, excluded.b)",
+                2
+            )),
+            "INSERT INTO t (a, b) SELECT j.value->>0, j.value->>1 FROM json_each(?1) AS j WHERE true \
+             ON CONFLICT (a) DO UPDATE SET b = max(t.b, excluded.b)"
+        );
+        assert_eq!(
+            sqlite(&json_each(
+                "UPDATE t SET a = $2, b = $12 WHERE k = $1 AND c <= $2",
+                12
+            )),
+            "UPDATE t SET a = j.value->>1, b = j.value->>11 FROM json_each(?1) AS j \
+             WHERE k = j.value->>0 AND c <= j.value->>1"
+        );
     }
 
     #[test]
