@@ -515,12 +515,6 @@ impl Store {
         &self,
         deliveries: &[NewDelivery],
     ) -> Result<Vec<Recorded>, StoreError> {
-        const INSERT: &str = "INSERT INTO webhook_deliveries \
-            (delivery_key, scheme, event_id, event_type, parse_error, signed_at, received_at, body) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-            ON CONFLICT (delivery_key) DO NOTHING RETURNING id";
-        let mut order: Vec<usize> = (0..deliveries.len()).collect();
-        order.sort_by(|&a, &b| deliveries[a].delivery_key.cmp(&deliveries[b].delivery_key));
         let pool = match self {
             Self::Sqlite(pool) => pool,
             // On PostgreSQL every statement is a round trip: a batch is written in one
@@ -529,24 +523,45 @@ impl Store {
                 return record_batch_unnested(&mut *pool.acquire().await?, deliveries).await;
             }
         };
+        // On SQLite every statement is a hop to the connection's thread: the raw rows are one
+        // statement over a JSON array (bodies in hex, times as sqlx writes them, RFC 3339),
+        // each delivery key once, in key order.
+        const INSERT: &str = "INSERT INTO webhook_deliveries \
+            (delivery_key, scheme, event_id, event_type, parse_error, signed_at, received_at, body) \
+            SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4, j.value->>5, \
+            j.value->>6, unhex(j.value->>7) FROM json_each(?1) AS j WHERE true \
+            ON CONFLICT (delivery_key) DO NOTHING RETURNING id, delivery_key";
+        let mut first: BTreeMap<&str, usize> = BTreeMap::new();
+        for (index, delivery) in deliveries.iter().enumerate() {
+            first.entry(delivery.delivery_key.as_str()).or_insert(index);
+        }
+        let time = |at: OffsetDateTime| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .map_err(|error| StoreError::Backend(sqlx::Error::Encode(Box::new(error))))
+        };
+        let mut rows = Vec::with_capacity(first.len());
+        for &index in first.values() {
+            let delivery = &deliveries[index];
+            rows.push(serde_json::json!([
+                delivery.delivery_key,
+                delivery.scheme,
+                delivery.event_id,
+                delivery.event_type,
+                delivery.parse_error,
+                time(delivery.signed_at)?,
+                time(delivery.received_at)?,
+                hex(&delivery.body),
+            ]));
+        }
         let mut recorded = vec![Recorded::Duplicate; deliveries.len()];
         // The raw rows and their projections commit together, or not at all.
-        let insert = sql::sqlite(INSERT);
         let mut tx = pool.begin().await?;
-        for &index in &order {
-            let delivery = &deliveries[index];
-            let id: Option<i64> = sqlx::query_scalar(AssertSqlSafe(insert.clone()))
-                .bind(&delivery.delivery_key)
-                .bind(delivery.scheme)
-                .bind(&delivery.event_id)
-                .bind(&delivery.event_type)
-                .bind(&delivery.parse_error)
-                .bind(delivery.signed_at)
-                .bind(delivery.received_at)
-                .bind(&delivery.body)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(id) = id {
+        let inserted: Vec<(i64, String)> = sqlx::query_as(AssertSqlSafe(INSERT))
+            .bind(serde_json::Value::Array(rows).to_string())
+            .fetch_all(&mut *tx)
+            .await?;
+        for (id, key) in inserted {
+            if let Some(&index) = first.get(key.as_str()) {
                 recorded[index] = Recorded::New(id);
             }
         }
@@ -564,6 +579,7 @@ impl Store {
                 .zip(&recorded)
                 .filter(|(_, outcome)| matches!(outcome, Recorded::New(_)))
                 .map(|(delivery, _)| delivery),
+            false,
         );
         for (sql_text, rounds) in groups.iter().chain(later.iter().map(|(s, r)| (s, r))) {
             for round in rounds {
@@ -891,6 +907,17 @@ macro_rules! bind_columns {
 /// key of its delivery.
 type Rounds<'a> = Vec<Vec<(&'a str, sql::Upsert)>>;
 
+/// `bytes` in lower-case hexadecimal.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
+}
+
 /// The parameters of `round`'s upserts as one JSON array of rows, for SQLite's `json_each`
 /// ([`sql::json_each`]); `None` when one is a timestamp (which JSON would not carry as sqlx
 /// binds it).
@@ -919,8 +946,12 @@ struct Grouped<'a> {
 }
 
 impl<'a> Grouped<'a> {
-    /// The changes of `deliveries` (each recorded once, in arrival order) grouped.
-    fn of(deliveries: impl Iterator<Item = &'a NewDelivery>) -> Self {
+    /// The changes of `deliveries` (each recorded once, in arrival order) grouped. With
+    /// `by_key`, each round is in key order (PostgreSQL: concurrent batches then lock rows in
+    /// one order, and wait rather than deadlock); otherwise in arrival order (SQLite, one
+    /// writer: rows numbered by the database, such as a message's media, keep the event's
+    /// order).
+    fn of(deliveries: impl Iterator<Item = &'a NewDelivery>, by_key: bool) -> Self {
         let mut groups: BTreeMap<&'static str, Rounds> = BTreeMap::new();
         let mut contacts: Vec<(&str, &Change)> = Vec::new();
         for delivery in deliveries {
@@ -948,9 +979,11 @@ impl<'a> Grouped<'a> {
                 }
             }
         }
-        for rounds in groups.values_mut() {
-            for round in rounds.iter_mut() {
-                round.sort_by(|a, b| a.1.key.cmp(&b.1.key));
+        if by_key {
+            for rounds in groups.values_mut() {
+                for round in rounds.iter_mut() {
+                    round.sort_by(|a, b| a.1.key.cmp(&b.1.key));
+                }
             }
         }
         // A reply and a delivery report may update the same campaign recipient; in one statement
@@ -996,6 +1029,7 @@ async fn record_batch_unnested(
             .enumerate()
             .filter(|(index, delivery)| first.get(delivery.delivery_key.as_str()) == Some(index))
             .map(|(_, delivery)| delivery),
+        true,
     );
 
     let statement = batch_statement(

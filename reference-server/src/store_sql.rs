@@ -675,6 +675,38 @@ mod tests {
         }
     }
 
+    /// Every upsert's statement over a JSON array keeps no parameter but the array: its
+    /// `VALUES` list is plain `$1..$n` and ends before the conflict clause (an `UPDATE`'s
+    /// parameters are all rewritten).
+    #[test]
+    fn json_each_rewrites_every_upsert_parameter() {
+        for sql in [
+            CONVERSATION,
+            MESSAGE,
+            MESSAGE_STATUS,
+            CALL,
+            RECORDING,
+            SUMMARY,
+            TRANSCRIPT,
+            MEDIA,
+            CONSENT,
+            REVIEW_FLAG,
+            SUGGESTION,
+            HEALTH_RECEIPT,
+            REPLY,
+            OWN_NUMBER,
+            CAMPAIGN_RESPONSE,
+            CAMPAIGN_DELIVERY,
+        ] {
+            let width = (1..=20).filter(|n| sql.contains(&format!("${n}"))).count();
+            let text = json_each(sql, width);
+            assert!(!text.contains("VALUES"), "{text}");
+            assert_eq!(text.matches('$').count(), 1, "{text}");
+            assert!(text.contains("json_each($1) AS j WHERE "), "{text}");
+            assert!(text.contains(&format!("j.value->>{}", width - 1)), "{text}");
+        }
+    }
+
     #[test]
     fn json_each_reads_the_rows_of_an_insert_and_an_update() {
         assert_eq!(

@@ -345,3 +345,42 @@ backend_tests!(
     a_batch_projects_like_one_delivery_at_a_time,
     replay_projects_the_raw_log_idempotently,
 );
+
+/// On SQLite (one writer, no lock order to keep), a message's photos are numbered, and so
+/// listed, in the order the message gives them, also when a batch writes them as a set.
+/// PostgreSQL numbers a batch's rows in key order (so concurrent batches lock in one order):
+/// not asserted there.
+#[tokio::test]
+async fn on_sqlite_a_message_s_media_keep_the_message_s_order() {
+    use reference_server::media::MediaJobs;
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let store = db.store().await;
+    let urls = [
+        "https://storage.example/z.jpg",
+        "https://storage.example/a.jpg",
+        "https://storage.example/m.jpg",
+    ];
+    let event = json!({"id": "EVph", "object": "event", "apiVersion": "v4",
+        "createdAt": "2026-04-13T12:00:00Z", "type": "message.received", "data": {"object": {
+        "id": "ACph", "object": "message", "from": "+15550001111", "to": ["+15550000001"],
+        "direction": "incoming", "text": "cracks", "status": "received",
+        "media": urls.iter().map(|url| json!({"url": url, "type": "image/jpeg"})).collect::<Vec<_>>(),
+        "createdAt": "2026-04-13T12:00:00Z", "phoneNumberId": "PN1"}}});
+    let other = json!({"id": "EVph2", "object": "event", "apiVersion": "v4",
+        "createdAt": "2026-04-13T12:00:01Z", "type": "message.received", "data": {"object": {
+        "id": "ACpa", "object": "message", "from": "+15550001112", "to": ["+15550000001"],
+        "direction": "incoming", "text": "more", "status": "received",
+        "media": [{"url": "https://storage.example/0.jpg", "type": "image/jpeg"}],
+        "createdAt": "2026-04-13T12:00:01Z", "phoneNumberId": "PN1"}}});
+    let outcomes = store
+        .record_batch(&[new_delivery("ph", &event), new_delivery("pa", &other)])
+        .await
+        .unwrap();
+    assert!(outcomes.iter().all(|o| matches!(o, Recorded::New(_))));
+    let media = store.media_of("ACph").await.unwrap();
+    assert_eq!(
+        media.iter().map(|m| m.url.as_str()).collect::<Vec<_>>(),
+        urls
+    );
+    db.cleanup().await;
+}

@@ -104,7 +104,64 @@ async fn the_event_log_conformance_suite_passes(backend: Backend) {
     db.cleanup().await;
 }
 
+/// A batch keeps each raw row as it came: bytes that are not UTF-8 (or none), times to the
+/// microsecond, every field; a key repeated in the batch is stored once, for its first.
+async fn a_batch_keeps_its_raw_rows_exactly(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    let at = datetime!(2026-12-05 16:17:24.123456 UTC);
+    let mut first = delivery("webhook-id:first", &[0, 0x9f, 0xff, b'{', b'"', b'\\']);
+    first.scheme = "legacy";
+    first.event_id = None;
+    first.event_type = Some("message.received".to_owned());
+    first.parse_error = Some("line 1: \"not\" an event".to_owned());
+    first.signed_at = at;
+    first.received_at = at + time::Duration::milliseconds(1500);
+    let empty = delivery("webhook-id:empty", b"");
+    let mut again = first.clone();
+    again.body = b"another body".to_vec();
+    let outcomes = store
+        .record_batch(&[first.clone(), empty.clone(), again])
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            outcomes[..],
+            [Recorded::New(_), Recorded::New(_), Recorded::Duplicate]
+        ),
+        "{outcomes:?}"
+    );
+    let stored = store.delivery("webhook-id:first").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            stored.scheme.as_str(),
+            stored.event_id.as_deref(),
+            stored.event_type.as_deref(),
+            stored.parse_error.as_deref(),
+            stored.signed_at,
+            stored.received_at,
+            stored.body.as_slice()
+        ),
+        (
+            "legacy",
+            None,
+            Some("message.received"),
+            first.parse_error.as_deref(),
+            first.signed_at,
+            first.received_at,
+            first.body.as_slice()
+        )
+    );
+    let stored = store.delivery("webhook-id:empty").await.unwrap().unwrap();
+    assert_eq!(stored.body, b"");
+    assert_eq!(stored.received_at, empty.received_at);
+    db.cleanup().await;
+}
+
 backend_tests!(
+    a_batch_keeps_its_raw_rows_exactly,
     the_event_log_conformance_suite_passes,
     records_a_delivery_once_and_keeps_its_exact_bytes,
     concurrent_duplicates_record_exactly_once,
