@@ -937,11 +937,6 @@ fn json_rows(round: &[(&str, sql::Upsert)]) -> Option<String> {
     Some(serde_json::Value::Array(rows).to_string())
 }
 
-/// The owner part of a media upsert's key (`owner|url`).
-fn owner(key: &str) -> &str {
-    key.split_once('|').map_or(key, |(owner, _)| owner)
-}
-
 /// A batch's upserts by statement and round (each with the key of its delivery), its contact
 /// changes, and the statements that must run after the others.
 struct Grouped<'a> {
@@ -953,9 +948,9 @@ struct Grouped<'a> {
 impl<'a> Grouped<'a> {
     /// The changes of `deliveries` (each recorded once, in arrival order) grouped. With
     /// `by_key`, each round is in key order (PostgreSQL: concurrent batches then lock rows in
-    /// one order, and wait rather than deadlock), but a message's or call's media stay in
-    /// their event's order; otherwise in arrival order (SQLite, one writer). Rows the
-    /// database numbers, such as media, are numbered in that order.
+    /// one order, and wait rather than deadlock); otherwise in arrival order (SQLite, one
+    /// writer: rows numbered by the database, such as a message's media, keep the event's
+    /// order).
     fn of(deliveries: impl Iterator<Item = &'a NewDelivery>, by_key: bool) -> Self {
         let mut groups: BTreeMap<&'static str, Rounds> = BTreeMap::new();
         let mut contacts: Vec<(&str, &Change)> = Vec::new();
@@ -985,17 +980,9 @@ impl<'a> Grouped<'a> {
             }
         }
         if by_key {
-            for (sql_text, rounds) in &mut groups {
+            for rounds in groups.values_mut() {
                 for round in rounds.iter_mut() {
-                    if *sql_text == sql::MEDIA {
-                        // By owner only, each owner's media in the event's order (the stable
-                        // sort keeps it): the rows are numbered, and listed, in that order.
-                        // Every event of one message or call gives its media in one order,
-                        // so batches still lock them in one order.
-                        round.sort_by(|a, b| owner(&a.1.key).cmp(owner(&b.1.key)));
-                    } else {
-                        round.sort_by(|a, b| a.1.key.cmp(&b.1.key));
-                    }
+                    round.sort_by(|a, b| a.1.key.cmp(&b.1.key));
                 }
             }
         }
