@@ -397,6 +397,29 @@ pub mod conformance {
                 "{event_type:?} after {after}, limit {limit}"
             );
         }
+        // Within one second: a delivery on the whole second is before a cutoff 0.2 s into it,
+        // one half a second in is after it (RFC 3339 text drops a zero fraction, so its text
+        // order is not time order).
+        let whole = datetime!(2026-04-15 09:00:01 UTC);
+        for (key, at) in [
+            ("on-the-second", whole),
+            ("half-past", whole + time::Duration::milliseconds(500)),
+        ] {
+            let mut delivery = delivery(key, "call.completed", b"{}");
+            delivery.received_at = at;
+            log.append(&[delivery]).await.expect("append");
+        }
+        let since = log
+            .ascending(
+                Some("call.completed"),
+                0,
+                whole + time::Duration::milliseconds(200),
+                10,
+            )
+            .await
+            .expect("since");
+        let keys: Vec<_> = since.iter().map(|row| row.delivery_key.as_str()).collect();
+        assert_eq!(keys, ["half-past"]);
     }
 
     async fn appends_and_reads_back_exact_bytes<L: EventLog>(log: &L) {

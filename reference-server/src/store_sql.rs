@@ -6,14 +6,40 @@ use crate::projection::Change;
 use crate::store::Arg;
 
 /// SQLite spells numbered parameters `?1` and the two-argument extremes `max`/`min`, and
-/// compares text bytewise already (PostgreSQL's `COLLATE "C"`, which it lacks).
+/// compares text bytewise already (PostgreSQL's `COLLATE "C"`, which it lacks). It holds a
+/// delivery's `received_at` as RFC 3339 text, whose fraction of a second varies in length (none
+/// on a whole second), so text order is not time order within a second: `received_at >= $n`
+/// compares the instants (`julianday`, to the millisecond).
 pub(crate) fn sqlite(sql: &str) -> String {
-    sql.replace('$', "?")
+    received_as_instants(sql)
+        .replace('$', "?")
         .replace(" COLLATE \"C\"", "")
         .replace("GREATEST(", "max(")
         .replace("LEAST(", "min(")
         .replace("strpos(", "instr(")
         .replace(" FOR UPDATE SKIP LOCKED", "")
+}
+
+/// `sql` with each `received_at >= $n` made `julianday(received_at) >= julianday($n)`.
+fn received_as_instants(sql: &str) -> std::borrow::Cow<'_, str> {
+    const COMPARISON: &str = "received_at >= $";
+    if !sql.contains(COMPARISON) {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len() + 32);
+    let mut rest = sql;
+    while let Some(at) = rest.find(COMPARISON) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + COMPARISON.len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        out.push_str(&format!(
+            "julianday(received_at) >= julianday(${})",
+            &after[..digits]
+        ));
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 /// The earliest of two nullable values (NULL only when both are).
@@ -705,6 +731,19 @@ mod tests {
             assert!(text.contains("json_each($1) AS j WHERE "), "{text}");
             assert!(text.contains(&format!("j.value->>{}", width - 1)), "{text}");
         }
+    }
+
+    #[test]
+    fn sqlite_compares_received_times_as_instants() {
+        assert_eq!(
+            sqlite("WHERE id > $1 AND ($2 OR received_at >= $13) AND received_at >= $3 LIMIT 5"),
+            "WHERE id > ?1 AND (?2 OR julianday(received_at) >= julianday(?13)) \
+             AND julianday(received_at) >= julianday(?3) LIMIT 5"
+        );
+        assert_eq!(
+            sqlite("SELECT received_at FROM t"),
+            "SELECT received_at FROM t"
+        );
     }
 
     #[test]
