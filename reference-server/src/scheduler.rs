@@ -926,7 +926,25 @@ const FINISH_RETRIES: u32 = 2;
 
 impl Scheduler {
     /// A scheduler of `jobs` on `store`; `replica` names this process in the runs.
+    ///
+    /// A job's name keys its runs: a job whose name an earlier one has (an embedder's job
+    /// named like a built-in one) is left out, with an error in the log, rather than sharing
+    /// its slots.
     pub fn new(store: Store, jobs: Vec<Arc<dyn Job>>, clock: Clock, replica: String) -> Self {
+        let mut names = std::collections::HashSet::new();
+        let jobs = jobs
+            .into_iter()
+            .filter(|job| {
+                let unique = names.insert(job.name().to_owned());
+                if !unique {
+                    tracing::error!(
+                        job = job.name(),
+                        "a second scheduled job with this name is left out: job names must be unique"
+                    );
+                }
+                unique
+            })
+            .collect();
         Self {
             store,
             jobs,

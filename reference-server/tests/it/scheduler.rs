@@ -579,6 +579,54 @@ async fn a_failing_job_of_the_server_raises_an_alert(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Counts its runs, every minute, under the name `threads`.
+struct EveryMinute(Arc<AtomicUsize>);
+
+impl Job for EveryMinute {
+    fn name(&self) -> &str {
+        "threads"
+    }
+
+    fn schedule(&self) -> Schedule {
+        Schedule::Every(Duration::from_secs(60))
+    }
+
+    fn run(&self, _slot: OffsetDateTime, _stop: Stop) -> BoxFuture<'_, Result<RunEnd, String>> {
+        Box::pin(async move {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(RunEnd::Done(serde_json::json!({})))
+        })
+    }
+}
+
+/// A second job with a name an earlier one has is left out: on a schedule of its own it would
+/// run in slots of the first's name, its runs mixed with the first's.
+async fn a_job_named_like_an_earlier_one_is_left_out(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    let (first, second) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let jobs: Vec<Arc<dyn Job>> = vec![
+        Arc::new(Counting {
+            name: "threads",
+            runs: first.clone(),
+            fail: false,
+        }),
+        Arc::new(EveryMinute(second.clone())),
+    ];
+    let ran = scheduler(&store, jobs, "a")
+        .tick(datetime!(2026-11-22 05:01:00 UTC))
+        .await
+        .unwrap();
+    assert_eq!(ran.len(), 1, "{ran:?}");
+    assert_eq!(
+        (first.load(Ordering::SeqCst), second.load(Ordering::SeqCst)),
+        (1, 0)
+    );
+    db.cleanup().await;
+}
+
 /// Job runs on this backend pass the suite the memory runs pass.
 async fn job_runs_pass_the_conformance_suite(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else {
@@ -599,4 +647,5 @@ backend_tests!(
     a_run_that_outlasts_the_lease_is_not_abandoned_while_it_beats,
     a_replica_that_cannot_beat_stops_its_job,
     a_failing_job_of_the_server_raises_an_alert,
+    a_job_named_like_an_earlier_one_is_left_out,
 );
