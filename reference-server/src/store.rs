@@ -531,10 +531,7 @@ impl Store {
             SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4, j.value->>5, \
             j.value->>6, unhex(j.value->>7) FROM json_each(?1) AS j WHERE true \
             ON CONFLICT (delivery_key) DO NOTHING RETURNING id, delivery_key";
-        let mut first: BTreeMap<&str, usize> = BTreeMap::new();
-        for (index, delivery) in deliveries.iter().enumerate() {
-            first.entry(delivery.delivery_key.as_str()).or_insert(index);
-        }
+        let first = first_of_each_key(deliveries);
         let time = |at: OffsetDateTime| {
             at.format(&time::format_description::well_known::Rfc3339)
                 .map_err(|error| StoreError::Backend(sqlx::Error::Encode(Box::new(error))))
@@ -550,7 +547,7 @@ impl Store {
                 delivery.parse_error,
                 time(delivery.signed_at)?,
                 time(delivery.received_at)?,
-                hex(&delivery.body),
+                crate::ingest::hex(&delivery.body),
             ]));
         }
         let mut recorded = vec![Recorded::Duplicate; deliveries.len()];
@@ -907,17 +904,6 @@ macro_rules! bind_columns {
 /// key of its delivery.
 type Rounds<'a> = Vec<Vec<(&'a str, sql::Upsert)>>;
 
-/// `bytes` in lower-case hexadecimal.
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    text
-}
-
 /// The parameters of `round`'s upserts as one JSON array of rows, for SQLite's `json_each`
 /// ([`sql::json_each`]); `None` when one is a timestamp (which JSON would not carry as sqlx
 /// binds it).
@@ -935,6 +921,15 @@ fn json_rows(round: &[(&str, sql::Upsert)]) -> Option<String> {
         rows.push(serde_json::Value::Array(row));
     }
     Some(serde_json::Value::Array(rows).to_string())
+}
+
+/// The index of the first delivery of each key in `deliveries`, by key.
+fn first_of_each_key(deliveries: &[NewDelivery]) -> BTreeMap<&str, usize> {
+    let mut first: BTreeMap<&str, usize> = BTreeMap::new();
+    for (index, delivery) in deliveries.iter().enumerate() {
+        first.entry(delivery.delivery_key.as_str()).or_insert(index);
+    }
+    first
 }
 
 /// A batch's upserts by statement and round (each with the key of its delivery), its contact
@@ -1013,11 +1008,8 @@ async fn record_batch_unnested(
     connection: &mut sqlx::PgConnection,
     deliveries: &[NewDelivery],
 ) -> Result<Vec<Recorded>, StoreError> {
-    // The first delivery of each key, in key order (so concurrent batches wait, not deadlock).
-    let mut first: BTreeMap<&str, usize> = BTreeMap::new();
-    for (index, delivery) in deliveries.iter().enumerate() {
-        first.entry(delivery.delivery_key.as_str()).or_insert(index);
-    }
+    // In key order, so concurrent batches wait, not deadlock.
+    let first = first_of_each_key(deliveries);
     let rows: Vec<&NewDelivery> = first.values().map(|&index| &deliveries[index]).collect();
     let Grouped {
         groups,

@@ -574,10 +574,7 @@ pub(crate) fn unnest(sql: &str, columns: &[&str], first: usize, only_new: bool) 
     if sql.starts_with("UPDATE ") {
         return unnest_update(sql, columns, first, only_new);
     }
-    let start = sql.find("VALUES (").unwrap_or(sql.len());
-    let end = sql[start..]
-        .find(')')
-        .map_or(sql.len(), |end| start + end + 1);
+    let (start, end) = values_list(sql);
     let mut arrays: Vec<String> = columns
         .iter()
         .enumerate()
@@ -612,22 +609,11 @@ pub(crate) fn unnest(sql: &str, columns: &[&str], first: usize, only_new: bool) 
 pub(crate) fn json_each(sql: &str, width: usize) -> String {
     let column = |n: usize| format!("j.value->>{}", n - 1);
     if sql.starts_with("UPDATE ") {
-        let mut body = sql.to_owned();
-        // Highest first, so `$1` does not rewrite the start of `$12`.
-        for n in (1..=width).rev() {
-            body = body.replace(&format!("${n}"), &column(n));
-        }
-        let at = body.find(" WHERE ").unwrap_or(body.len());
-        return format!(
-            "{} FROM json_each($1) AS j WHERE {}",
-            &body[..at],
-            body[at..].trim_start_matches(" WHERE ")
-        );
+        let body = parameters_as(sql, width, column);
+        let (set, condition) = at_where(&body);
+        return format!("{set} FROM json_each($1) AS j WHERE {condition}");
     }
-    let start = sql.find("VALUES (").unwrap_or(sql.len());
-    let end = sql[start..]
-        .find(')')
-        .map_or(sql.len(), |end| start + end + 1);
+    let (start, end) = values_list(sql);
     let columns: Vec<String> = (1..=width).map(column).collect();
     format!(
         "{}SELECT {} FROM json_each($1) AS j WHERE true{}",
@@ -641,11 +627,7 @@ pub(crate) fn json_each(sql: &str, width: usize) -> String {
 /// `WHERE`, and each parameter `$n` becomes the column `u.cn`. A statement must not update a
 /// row twice: callers give it rows of distinct keys (see `record_batch_unnested`).
 fn unnest_update(sql: &str, columns: &[&str], first: usize, only_new: bool) -> String {
-    let mut body = sql.to_owned();
-    // Highest first, so `$1` does not rewrite the start of `$12`.
-    for n in (1..=columns.len()).rev() {
-        body = body.replace(&format!("${n}"), &format!("u.c{n}"));
-    }
+    let body = parameters_as(sql, columns.len(), |n| format!("u.c{n}"));
     let mut arrays: Vec<String> = columns
         .iter()
         .enumerate()
@@ -658,19 +640,62 @@ fn unnest_update(sql: &str, columns: &[&str], first: usize, only_new: bool) -> S
         aliases.push("dk".to_owned());
         filter.push_str("u.dk IN (SELECT delivery_key FROM raw) AND ");
     }
-    let at = body.find(" WHERE ").unwrap_or(body.len());
+    let (set, condition) = at_where(&body);
     format!(
-        "{} FROM UNNEST({}) AS u({}) WHERE {filter}({})",
-        &body[..at],
+        "{set} FROM UNNEST({}) AS u({}) WHERE {filter}({condition})",
         arrays.join(", "),
         aliases.join(", "),
-        body[at..].trim_start_matches(" WHERE ")
     )
+}
+
+/// Where an insert's `VALUES (...)` list starts and ends (past its `)`).
+fn values_list(sql: &str) -> (usize, usize) {
+    let start = sql.find("VALUES (").unwrap_or(sql.len());
+    let end = sql[start..]
+        .find(')')
+        .map_or(sql.len(), |end| start + end + 1);
+    (start, end)
+}
+
+/// `sql` with each parameter `$1..$width` replaced by `column(n)`.
+fn parameters_as(sql: &str, width: usize, column: impl Fn(usize) -> String) -> String {
+    let mut body = sql.to_owned();
+    // Highest first, so `$1` does not rewrite the start of `$12`.
+    for n in (1..=width).rev() {
+        body = body.replace(&format!("${n}"), &column(n));
+    }
+    body
+}
+
+/// An `UPDATE`'s text before its `WHERE`, and its condition.
+fn at_where(body: &str) -> (&str, &str) {
+    let at = body.find(" WHERE ").unwrap_or(body.len());
+    (&body[..at], body[at..].trim_start_matches(" WHERE "))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every upsert statement: the projection's record kinds first.
+    const UPSERTS: [&str; 16] = [
+        CONVERSATION,
+        MESSAGE,
+        MESSAGE_STATUS,
+        CALL,
+        RECORDING,
+        SUMMARY,
+        TRANSCRIPT,
+        MEDIA,
+        CONSENT,
+        REVIEW_FLAG,
+        SUGGESTION,
+        HEALTH_RECEIPT,
+        REPLY,
+        OWN_NUMBER,
+        CAMPAIGN_RESPONSE,
+        CAMPAIGN_DELIVERY,
+    ];
 
     #[test]
     fn unnest_keeps_the_conflict_clause() {
@@ -687,15 +712,7 @@ mod tests {
                  AS u(c1, c2, c3, c4, dk) WHERE u.dk IN (SELECT delivery_key FROM raw) ON CONFLICT"
             )
         );
-        for sql in [
-            CONVERSATION,
-            MESSAGE,
-            MESSAGE_STATUS,
-            CALL,
-            RECORDING,
-            SUMMARY,
-            TRANSCRIPT,
-        ] {
+        for sql in &UPSERTS[..7] {
             let values = sql.find("VALUES (").unwrap();
             assert!(sql[values..].find(')').unwrap() < sql.find("ON CONFLICT").unwrap() - values);
         }
@@ -706,24 +723,7 @@ mod tests {
     /// parameters are all rewritten).
     #[test]
     fn json_each_rewrites_every_upsert_parameter() {
-        for sql in [
-            CONVERSATION,
-            MESSAGE,
-            MESSAGE_STATUS,
-            CALL,
-            RECORDING,
-            SUMMARY,
-            TRANSCRIPT,
-            MEDIA,
-            CONSENT,
-            REVIEW_FLAG,
-            SUGGESTION,
-            HEALTH_RECEIPT,
-            REPLY,
-            OWN_NUMBER,
-            CAMPAIGN_RESPONSE,
-            CAMPAIGN_DELIVERY,
-        ] {
+        for sql in UPSERTS {
             let width = (1..=20).filter(|n| sql.contains(&format!("${n}"))).count();
             let text = json_each(sql, width);
             assert!(!text.contains("VALUES"), "{text}");
