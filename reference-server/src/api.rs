@@ -530,7 +530,8 @@ pub struct TimelineMessage {
     /// The highest-ranked status reported (`received`, `delivered`, ...).
     #[schema(required = true)]
     pub status: Option<String>,
-    /// The copies of its attachments; present only when it has attachments.
+    /// The copies of its attachments, in the message's order; present only when it has
+    /// attachments.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Vec<MediaView>, required = false)]
     pub stored_media: Option<Vec<MediaView>>,
@@ -561,7 +562,7 @@ pub struct TimelineCall {
     /// The highest-ranked status reported.
     #[schema(required = true)]
     pub status: Option<String>,
-    /// The copies of its recordings and voicemail.
+    /// The copies of its recordings (in the call's order) and voicemail.
     pub stored_media: Vec<MediaView>,
 }
 

@@ -126,7 +126,8 @@ pub trait MediaJobs: Clone + Send + Sync + 'static {
         id: i64,
     ) -> impl Future<Output = Result<Option<MediaRecord>, StoreError>> + Send;
 
-    /// The media of a message or call, in queue order.
+    /// The media of a message or call in its order: a message's attachments as the message
+    /// lists them, a call's recordings as the call does (then by id).
     fn media_of(
         &self,
         owner_id: &str,
@@ -181,7 +182,7 @@ impl MediaJobs for Store {
 
     async fn media_of(&self, owner_id: &str) -> Result<Vec<MediaRecord>, StoreError> {
         self.fetch_all(
-            &format!("SELECT {COLUMNS} FROM media WHERE owner_id = $1 ORDER BY id"),
+            &format!("SELECT {COLUMNS} FROM media WHERE owner_id = $1 ORDER BY position, id"),
             &[owner_id.into()],
         )
         .await
@@ -283,22 +284,25 @@ pub mod conformance {
             "createdAt": "2026-04-13T15:00:00Z", "type": "message.received",
             "data": {"object": {"id": "ACmm", "object": "message", "from": "+15555550555",
             "to": ["+15555550001"], "direction": "incoming", "text": "Crack photos",
-            "media": [{"url": "https://files.example/a.jpg", "type": "image/jpeg"},
+            "media": [{"url": "https://files.example/z.jpg", "type": "image/jpeg"},
                       {"url": "https://files.example/b.png"}],
             "status": "received", "createdAt": "2026-04-13T15:00:00Z", "phoneNumberId": "PN1"}}});
         let changes = changes(
             &Event::parse(body.to_string().as_bytes()).expect("event"),
             &OwnNumbers::default(),
         );
-        // One job per (message, URL), however often the event is applied.
-        for _ in 0..2 {
-            store.apply(&changes).await.expect("apply");
+        // One job per (message, URL), however often the event is applied, listed in the
+        // message's order (not the URLs'), also when the attachments were queued the other way
+        // round.
+        let reversed: Vec<_> = changes.iter().rev().cloned().collect();
+        for changes in [&reversed, &changes] {
+            store.apply(changes).await.expect("apply");
         }
         let jobs = store.media_of("ACmm").await.expect("read");
         let urls: Vec<&str> = jobs.iter().map(|job| job.url.as_str()).collect();
         assert_eq!(
             urls,
-            ["https://files.example/a.jpg", "https://files.example/b.png"]
+            ["https://files.example/z.jpg", "https://files.example/b.png"]
         );
         assert_eq!(
             (
@@ -314,7 +318,9 @@ pub mod conformance {
             "as declared"
         );
         assert_eq!(jobs[1].content_type, None);
-        let (a, b) = (jobs[0].id, jobs[1].id);
+        // Queued the other way round: the message's second attachment has the lower id.
+        let (a, b) = (jobs[1].id, jobs[0].id);
+        assert!(a < b, "queued in the order applied");
 
         // Claims hold their jobs for the lease.
         let now = 1_800_000_000_000;

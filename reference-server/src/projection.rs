@@ -257,6 +257,9 @@ pub enum Change {
         url: String,
         /// The MIME type the event declared.
         declared_type: Option<String>,
+        /// Its place in its owner's list (from 0): a message's attachments and a call's
+        /// recordings are listed in the order the event gives them.
+        position: i64,
     },
     /// An opt-out or opt-in keyword received: appended to the consent ledger.
     Consent {
@@ -531,11 +534,13 @@ fn message_side_effects(message: &Message, at: Option<i64>) -> Vec<Change> {
     let mut changes: Vec<Change> = message
         .media
         .iter()
-        .map(|media| Change::Media {
+        .zip(0..)
+        .map(|(media, position)| Change::Media {
             owner_kind: "message",
             owner_id: message.id.to_string(),
             url: media.url.clone(),
             declared_type: media.content_type.clone(),
+            position,
         })
         .collect();
     if message.direction != Direction::Incoming {
@@ -632,7 +637,7 @@ fn call_changes(call: &Call) -> Vec<Change> {
         voicemail_url: call.voicemail.as_ref().map(|v| v.url.clone()),
         has_voicemail: call.voicemail.is_some() || call.has_voicemail == Some(true),
     });
-    for recording in &call.recordings {
+    for (recording, position) in call.recordings.iter().zip(0..) {
         changes.push(Change::Recording {
             call_id: call.id.to_string(),
             url: recording.url.clone(),
@@ -644,6 +649,7 @@ fn call_changes(call: &Call) -> Vec<Change> {
             owner_id: call.id.to_string(),
             url: recording.url.clone(),
             declared_type: recording.content_type.clone(),
+            position,
         });
     }
     if let Some(voicemail) = &call.voicemail {
@@ -652,6 +658,7 @@ fn call_changes(call: &Call) -> Vec<Change> {
             owner_id: call.id.to_string(),
             url: voicemail.url.clone(),
             declared_type: voicemail.content_type.clone(),
+            position: 0,
         });
     }
     changes
@@ -682,6 +689,7 @@ fn voicemail_changes(voicemail: &Voicemail) -> Vec<Change> {
         owner_id: call_id.to_string(),
         url: url.clone(),
         declared_type: None,
+        position: 0,
     }))
     .collect()
 }

@@ -176,6 +176,8 @@ pub(crate) struct Memory {
 pub(crate) struct MediaJob {
     pub(crate) record: MediaRecord,
     declared_type: Option<String>,
+    /// Its place in its owner's list.
+    position: i64,
     next_attempt_ms: i64,
     lease_until_ms: i64,
 }
@@ -561,6 +563,7 @@ impl Memory {
                 owner_id,
                 url,
                 declared_type,
+                position,
             } => {
                 let queued = self
                     .media
@@ -582,6 +585,7 @@ impl Memory {
                             last_error: None,
                         },
                         declared_type,
+                        position,
                         next_attempt_ms: 0,
                         lease_until_ms: 0,
                     });
@@ -909,12 +913,13 @@ impl MediaJobs for MemoryRecords {
 
     async fn media_of(&self, owner_id: &str) -> Result<Vec<MediaRecord>, StoreError> {
         Ok(self.with(|memory| {
-            memory
+            let mut jobs: Vec<&MediaJob> = memory
                 .media
                 .iter()
                 .filter(|job| job.record.owner_id == owner_id)
-                .map(MediaJob::read)
-                .collect()
+                .collect();
+            jobs.sort_by_key(|job| (job.position, job.record.id));
+            jobs.into_iter().map(MediaJob::read).collect()
         }))
     }
 

@@ -263,8 +263,8 @@ pub(crate) const CONTACT_PHONES_CLEAR: &str = "DELETE FROM contact_phones WHERE 
 
 pub(crate) const CONTACT_PHONE: &str = "INSERT INTO contact_phones (contact_id, phone) VALUES ($1, $2) ON CONFLICT (contact_id, phone) DO NOTHING";
 
-pub(crate) const MEDIA: &str = "INSERT INTO media (owner_kind, owner_id, url, declared_type) \
-    VALUES ($1, $2, $3, $4) ON CONFLICT (owner_id, url) DO NOTHING";
+pub(crate) const MEDIA: &str = "INSERT INTO media (owner_kind, owner_id, url, declared_type, position) \
+    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (owner_id, url) DO NOTHING";
 
 pub(crate) const CONSENT: &str = "INSERT INTO consent_ledger (message_id, phone, action, keyword, at_ms) \
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING";
@@ -457,6 +457,7 @@ pub(crate) fn upsert(change: &Change) -> Option<Upsert> {
             owner_id,
             url,
             declared_type,
+            position,
         } => (
             MEDIA,
             format!("{owner_id}|{url}"),
@@ -465,6 +466,7 @@ pub(crate) fn upsert(change: &Change) -> Option<Upsert> {
                 owner_id.into(),
                 url.into(),
                 declared_type.into(),
+                int(position),
             ],
         ),
         Change::Consent {

@@ -334,4 +334,78 @@ backend_tests!(
     media_is_copied_served_retried_and_refused,
     media_goes_to_the_configured_object_store,
     media_jobs_pass_the_conformance_suite,
+    the_position_migration_orders_earlier_media_by_their_message,
 );
+
+/// Media stored before migration 0018 (which added each row's position) take their place in
+/// their message: a batch on PostgreSQL had numbered them by URL.
+async fn the_position_migration_orders_earlier_media_by_their_message(backend: Backend) {
+    use sqlx::migrate::Migrator;
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let statements = [
+        r#"INSERT INTO messages (id, media) VALUES ('ACold', '[{"url":"https://s.example/z.jpg","type":"image/jpeg"},{"url":"https://s.example/m.jpg","type":null},{"url":"https://s.example/a.jpg","type":null}]')"#,
+        "INSERT INTO media (owner_kind, owner_id, url) VALUES \
+         ('message', 'ACold', 'https://s.example/a.jpg'), \
+         ('message', 'ACold', 'https://s.example/m.jpg'), \
+         ('message', 'ACold', 'https://s.example/z.jpg'), \
+         ('message', 'ACgone', 'https://s.example/b.jpg'), \
+         ('recording', 'ACcall', 'https://s.example/r.mp3')",
+    ];
+    let migrations = |folder: &str| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(folder)
+    };
+    // The schema as it was before 0018, with rows written then.
+    macro_rules! before_0018 {
+        ($pool:expr, $folder:expr) => {{
+            let pool = $pool.expect("connect");
+            let migrator = Migrator::new(migrations($folder))
+                .await
+                .expect("migrations");
+            migrator.run_to(17, &pool).await.expect("migrate to 0017");
+            for statement in statements {
+                sqlx::query(statement)
+                    .execute(&pool)
+                    .await
+                    .expect("old rows");
+            }
+            pool.close().await;
+        }};
+    }
+    match backend {
+        Backend::Sqlite => {
+            let options =
+                <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&db.url)
+                    .expect("url")
+                    .create_if_missing(true);
+            before_0018!(sqlx::SqlitePool::connect_with(options).await, "sqlite");
+        }
+        Backend::Postgres => before_0018!(sqlx::PgPool::connect(&db.url).await, "postgres"),
+    }
+
+    let store = db.store().await;
+    let urls = |media: Vec<reference_server::media::MediaRecord>| {
+        media.into_iter().map(|m| m.url).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        urls(store.media_of("ACold").await.unwrap()),
+        [
+            "https://s.example/z.jpg",
+            "https://s.example/m.jpg",
+            "https://s.example/a.jpg"
+        ]
+    );
+    // Rows without their message, and a call's, keep position 0.
+    assert_eq!(
+        urls(store.media_of("ACgone").await.unwrap()),
+        ["https://s.example/b.jpg"]
+    );
+    assert_eq!(
+        urls(store.media_of("ACcall").await.unwrap()),
+        ["https://s.example/r.mp3"]
+    );
+    db.cleanup().await;
+}
