@@ -454,22 +454,10 @@ pub struct ReplySender {
 }
 
 impl ReplySender {
-    /// Sends due replies every second until `stop` turns true.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        loop {
-            match self.send_due().await {
-                Ok(0) => {}
-                Ok(_) => continue,
-                Err(error) => tracing::error!(%error, "compliance replies: database failed"),
-            }
-            tokio::select! {
-                _ = stop.changed() => return,
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-            if *stop.borrow() {
-                return;
-            }
-        }
+    /// Sends due replies until `stop` turns true (see [`crate::app::poll_until_stopped`]):
+    /// the replies in hand are sent, no new ones start.
+    pub async fn run(self, stop: watch::Receiver<bool>) {
+        crate::app::poll_until_stopped(stop, "compliance replies", || self.send_due()).await;
     }
 
     /// Sends the replies that are due now; returns how many it handled.

@@ -12,32 +12,43 @@ use crate::Error;
 pub struct Config {
     /// Database URL: `sqlite:<path>` or `postgres://...`. Defaults to a SQLite file in
     /// `DATA_DIR`.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    #[arg(global = true, long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<Redacted>,
 
     /// Address to listen on.
-    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(
+        global = true,
+        long,
+        env = "LISTEN_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
     pub listen_addr: SocketAddr,
 
     /// Webhook signing secrets, comma-separated: `whsec_...` secrets (2026-03-30 webhooks)
     /// and base64 secrets (legacy webhooks). All are tried, so secrets can be rotated.
-    #[arg(long, env = "OPENPHONE_WEBHOOK_SECRETS", hide_env_values = true)]
+    #[arg(
+        global = true,
+        long,
+        env = "OPENPHONE_WEBHOOK_SECRETS",
+        hide_env_values = true
+    )]
     pub webhook_secrets: Option<Redacted>,
 
     /// Directory for the SQLite database (when `DATABASE_URL` is not set) and media files.
-    #[arg(long, env = "DATA_DIR", default_value = "data")]
+    #[arg(global = true, long, env = "DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 
     /// Largest webhook body accepted, in bytes; larger ones get 413.
-    #[arg(long, env = "MAX_WEBHOOK_BODY_BYTES", default_value_t = openphone_webhooks::DEFAULT_MAX_BODY_SIZE)]
+    #[arg(global = true, long, env = "MAX_WEBHOOK_BODY_BYTES", default_value_t = openphone_webhooks::DEFAULT_MAX_BODY_SIZE)]
     pub max_webhook_body_bytes: usize,
 
     /// OpenPhone API key, for compliance replies. Without it, replies wait in the outbox.
-    #[arg(long, env = "OPENPHONE_API_KEY", hide_env_values = true)]
+    #[arg(global = true, long, env = "OPENPHONE_API_KEY", hide_env_values = true)]
     pub openphone_api_key: Option<Redacted>,
 
     /// OpenPhone API base URL (point it at the simulator in tests).
     #[arg(
+        global = true,
         long,
         env = "OPENPHONE_BASE_URL",
         default_value = "https://api.quo.com"
@@ -45,201 +56,261 @@ pub struct Config {
     pub openphone_base_url: String,
 
     /// Hosts (optionally with a path prefix) media may be downloaded from, comma-separated.
-    #[arg(long, env = "MEDIA_ALLOWED_HOSTS", value_delimiter = ',', default_values_t = crate::media::DEFAULT_ALLOWED.map(str::to_owned))]
+    #[arg(global = true, long, env = "MEDIA_ALLOWED_HOSTS", value_delimiter = ',', default_values_t = crate::media::DEFAULT_ALLOWED.map(str::to_owned))]
     pub media_allowed_hosts: Vec<String>,
 
     /// Hosts media may be downloaded from over plain http (test servers only), comma-separated.
-    #[arg(long, env = "MEDIA_HTTP_HOSTS", value_delimiter = ',')]
+    #[arg(global = true, long, env = "MEDIA_HTTP_HOSTS", value_delimiter = ',')]
     pub media_http_hosts: Vec<String>,
 
     /// Largest media download, in bytes.
-    #[arg(long, env = "MEDIA_MAX_BYTES", default_value_t = crate::media::DEFAULT_MAX_BYTES)]
+    #[arg(global = true, long, env = "MEDIA_MAX_BYTES", default_value_t = crate::media::DEFAULT_MAX_BYTES)]
     pub media_max_bytes: u64,
 
     /// Time limit of one media download, in seconds.
-    #[arg(long, env = "MEDIA_TIMEOUT_SECS", default_value_t = 120)]
+    #[arg(global = true, long, env = "MEDIA_TIMEOUT_SECS", default_value_t = 120)]
     pub media_timeout_secs: u64,
 
     /// Object store for media blobs shared by replicas (`s3://bucket/prefix`; credentials
     /// from `AWS_*`). Default: files under `DATA_DIR/blobs`.
-    #[arg(long, env = "BLOB_STORE_URL")]
+    #[arg(global = true, long, env = "BLOB_STORE_URL")]
     pub blob_store_url: Option<String>,
 
     /// Seconds between self-checks (a signed test event posted to this server); 0 turns
     /// them off. They need `OPENPHONE_WEBHOOK_SECRETS`.
-    #[arg(long, env = "SELF_CHECK_INTERVAL_SECS", default_value_t = 3600)]
+    #[arg(
+        global = true,
+        long,
+        env = "SELF_CHECK_INTERVAL_SECS",
+        default_value_t = 3600
+    )]
     pub self_check_interval_secs: u64,
 
     /// Sender of health check texts: a workspace phone number id (`PN...`) or E.164 number.
-    #[arg(long, env = "HEALTH_CHECK_FROM")]
+    #[arg(global = true, long, env = "HEALTH_CHECK_FROM")]
     pub health_check_from: Option<String>,
 
     /// Recipient of health check texts: another workspace number, E.164.
-    #[arg(long, env = "HEALTH_CHECK_TO")]
+    #[arg(global = true, long, env = "HEALTH_CHECK_TO")]
     pub health_check_to: Option<String>,
 
     /// Seconds between health checks.
-    #[arg(long, env = "HEALTH_CHECK_INTERVAL_SECS", default_value_t = 3600)]
+    #[arg(
+        global = true,
+        long,
+        env = "HEALTH_CHECK_INTERVAL_SECS",
+        default_value_t = 3600
+    )]
     pub health_check_interval_secs: u64,
 
     /// Seconds a health check waits for its webhook before it fails.
-    #[arg(long, env = "HEALTH_CHECK_TIMEOUT_SECS", default_value_t = 120)]
+    #[arg(
+        global = true,
+        long,
+        env = "HEALTH_CHECK_TIMEOUT_SECS",
+        default_value_t = 120
+    )]
     pub health_check_timeout_secs: u64,
 
     /// Development endpoints verified events are forwarded to, re-signed: `URL=whsec_...`,
     /// comma-separated. Off when unset.
-    #[arg(long, env = "FORWARD_WEBHOOKS", hide_env_values = true)]
+    #[arg(global = true, long, env = "FORWARD_WEBHOOKS", hide_env_values = true)]
     pub forward_webhooks: Option<Redacted>,
 
     /// Hosts `FORWARD_WEBHOOKS` may point at, comma-separated.
-    #[arg(long, env = "FORWARD_ALLOWED_HOSTS", value_delimiter = ',')]
+    #[arg(
+        global = true,
+        long,
+        env = "FORWARD_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
     pub forward_allowed_hosts: Vec<String>,
 
     /// The sender of `POST /api/v1/messages` when a request names none: a phone number id
     /// (`PN...`) or E.164 number of the workspace.
-    #[arg(long, env = "DEFAULT_SENDER")]
+    #[arg(global = true, long, env = "DEFAULT_SENDER")]
     pub default_sender: Option<String>,
 
     /// Messages each token may send per minute (429 beyond).
-    #[arg(long, env = "MESSAGES_PER_MINUTE", default_value_t = 30)]
+    #[arg(global = true, long, env = "MESSAGES_PER_MINUTE", default_value_t = 30)]
     pub messages_per_minute: usize,
 
     /// IANA timezone of daily schedules (reconciliation).
-    #[arg(long, env = "TIMEZONE", default_value = "UTC")]
+    #[arg(global = true, long, env = "TIMEZONE", default_value = "UTC")]
     pub timezone: String,
 
     /// Local time of the daily reconciliation (HH:MM); needs `OPENPHONE_API_KEY`.
-    #[arg(long, env = "RECONCILE_AT", default_value = "02:00")]
+    #[arg(global = true, long, env = "RECONCILE_AT", default_value = "02:00")]
     pub reconcile_at: String,
 
     /// Hours before the last successful reconciliation that the next one reads again.
-    #[arg(long, env = "RECONCILE_OVERLAP_HOURS", default_value_t = 2)]
+    #[arg(
+        global = true,
+        long,
+        env = "RECONCILE_OVERLAP_HOURS",
+        default_value_t = 2
+    )]
     pub reconcile_overlap_hours: u64,
 
     /// Minutes after which an outgoing message without a delivery status is flagged as
     /// possibly failed.
-    #[arg(long, env = "PENDING_DELIVERY_MINUTES", default_value_t = 60)]
+    #[arg(
+        global = true,
+        long,
+        env = "PENDING_DELIVERY_MINUTES",
+        default_value_t = 60
+    )]
     pub pending_delivery_minutes: u64,
 
     /// URL alerts are posted to as JSON (`{"text": ...}`: a Slack incoming webhook works).
-    #[arg(long, env = "ALERT_WEBHOOK_URL", hide_env_values = true)]
+    #[arg(global = true, long, env = "ALERT_WEBHOOK_URL", hide_env_values = true)]
     pub alert_webhook_url: Option<Redacted>,
 
     /// SMTP server for alert emails: `smtp://host:25`, `smtp://host:587?tls=required`,
     /// `smtps://user:password@host:465`.
-    #[arg(long, env = "ALERT_SMTP_URL", hide_env_values = true)]
+    #[arg(global = true, long, env = "ALERT_SMTP_URL", hide_env_values = true)]
     pub alert_smtp_url: Option<Redacted>,
 
     /// Sender of alert emails.
-    #[arg(long, env = "ALERT_EMAIL_FROM")]
+    #[arg(global = true, long, env = "ALERT_EMAIL_FROM")]
     pub alert_email_from: Option<String>,
 
     /// Recipients of alert emails, comma-separated.
-    #[arg(long, env = "ALERT_EMAIL_TO", value_delimiter = ',')]
+    #[arg(global = true, long, env = "ALERT_EMAIL_TO", value_delimiter = ',')]
     pub alert_email_to: Vec<String>,
 
     /// Minutes before channels hear again of an alert still open.
-    #[arg(long, env = "ALERT_REPEAT_MINUTES", default_value_t = 60)]
+    #[arg(
+        global = true,
+        long,
+        env = "ALERT_REPEAT_MINUTES",
+        default_value_t = 60
+    )]
     pub alert_repeat_minutes: u64,
 
     /// Webhook verification failures within 5 minutes that raise an alert.
-    #[arg(long, env = "ALERT_VERIFICATION_FAILURES", default_value_t = 20)]
+    #[arg(
+        global = true,
+        long,
+        env = "ALERT_VERIFICATION_FAILURES",
+        default_value_t = 20
+    )]
     pub alert_verification_failures: usize,
 
     /// Reply to STOP and the other opt-out keywords.
-    #[arg(long, env = "REPLY_OPT_OUT")]
+    #[arg(global = true, long, env = "REPLY_OPT_OUT")]
     pub reply_opt_out: Option<String>,
 
     /// Reply to START, UNSTOP and YES.
-    #[arg(long, env = "REPLY_OPT_IN")]
+    #[arg(global = true, long, env = "REPLY_OPT_IN")]
     pub reply_opt_in: Option<String>,
 
     /// Reply to HELP and INFO.
-    #[arg(long, env = "REPLY_HELP")]
+    #[arg(global = true, long, env = "REPLY_HELP")]
     pub reply_help: Option<String>,
 
     /// The business name every campaign message carries (appended when the text lacks it).
     /// Campaigns cannot start without it.
-    #[arg(long, env = "CAMPAIGN_SENDER_NAME")]
+    #[arg(global = true, long, env = "CAMPAIGN_SENDER_NAME")]
     pub campaign_sender_name: Option<String>,
 
     /// Region of campaign numbers written without a country code (ISO 3166 code).
-    #[arg(long, env = "CAMPAIGN_DEFAULT_REGION", default_value = "US")]
+    #[arg(
+        global = true,
+        long,
+        env = "CAMPAIGN_DEFAULT_REGION",
+        default_value = "US"
+    )]
     pub campaign_default_region: String,
 
     /// The largest CSV upload accepted, in bytes.
-    #[arg(long, env = "CAMPAIGN_MAX_UPLOAD_BYTES", default_value_t = 64 * 1024 * 1024)]
+    #[arg(global = true, long, env = "CAMPAIGN_MAX_UPLOAD_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub campaign_max_upload_bytes: usize,
 
     /// NumVerify access key: list validation looks numbers up (line type, carrier). Without
     /// it, validation checks the format only.
-    #[arg(long, env = "NUMVERIFY_API_KEY", hide_env_values = true)]
+    #[arg(global = true, long, env = "NUMVERIFY_API_KEY", hide_env_values = true)]
     pub numverify_api_key: Option<Redacted>,
 
     /// Minutes without activity after which a conversation thread resolves.
-    #[arg(long, env = "THREAD_IDLE_MINUTES", default_value_t = 30)]
+    #[arg(global = true, long, env = "THREAD_IDLE_MINUTES", default_value_t = 30)]
     pub thread_idle_minutes: u64,
 
     /// Minutes between thread sweeps.
-    #[arg(long, env = "THREAD_SWEEP_MINUTES", default_value_t = 5)]
+    #[arg(global = true, long, env = "THREAD_SWEEP_MINUTES", default_value_t = 5)]
     pub thread_sweep_minutes: u64,
 
     /// Directory of SOP Markdown files (subdirectories are categories) for knowledge export.
-    #[arg(long, env = "KNOWLEDGE_SOP_DIR")]
+    #[arg(global = true, long, env = "KNOWLEDGE_SOP_DIR")]
     pub knowledge_sop_dir: Option<PathBuf>,
 
     /// Directory scheduled knowledge exports write JSON Lines files to (unset: no files).
-    #[arg(long, env = "KNOWLEDGE_EXPORT_DIR")]
+    #[arg(global = true, long, env = "KNOWLEDGE_EXPORT_DIR")]
     pub knowledge_export_dir: Option<PathBuf>,
 
     /// Scheduled knowledge export: `off`, `hourly` or `daily`.
-    #[arg(long, env = "KNOWLEDGE_EXPORT_SCHEDULE", default_value = "off")]
+    #[arg(
+        global = true,
+        long,
+        env = "KNOWLEDGE_EXPORT_SCHEDULE",
+        default_value = "off"
+    )]
     pub knowledge_export_schedule: String,
 
     /// Redact phone numbers, emails, card numbers and addresses before threads go to the
     /// model.
-    #[arg(long, env = "KNOWLEDGE_REDACT", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(global = true, long, env = "KNOWLEDGE_REDACT", default_value_t = true, action = clap::ArgAction::Set)]
     pub knowledge_redact: bool,
 
     /// The model provider of knowledge export: `anthropic`, `openai` (and compatible local
     /// servers) or `gemini`. Unset: no model.
-    #[arg(long, env = "LLM_PROVIDER")]
+    #[arg(global = true, long, env = "LLM_PROVIDER")]
     pub llm_provider: Option<String>,
 
     /// The model name (required with `LLM_PROVIDER`).
-    #[arg(long, env = "LLM_MODEL")]
+    #[arg(global = true, long, env = "LLM_MODEL")]
     pub llm_model: Option<String>,
 
     /// The provider's base URL, to override its default (a local OpenAI-compatible server).
-    #[arg(long, env = "LLM_BASE_URL")]
+    #[arg(global = true, long, env = "LLM_BASE_URL")]
     pub llm_base_url: Option<String>,
 
     /// Sampling temperature.
-    #[arg(long, env = "LLM_TEMPERATURE", default_value_t = 0.2)]
+    #[arg(global = true, long, env = "LLM_TEMPERATURE", default_value_t = 0.2)]
     pub llm_temperature: f32,
 
     /// Most tokens per answer.
-    #[arg(long, env = "LLM_MAX_OUTPUT_TOKENS", default_value_t = 2048)]
+    #[arg(
+        global = true,
+        long,
+        env = "LLM_MAX_OUTPUT_TOKENS",
+        default_value_t = 2048
+    )]
     pub llm_max_output_tokens: u32,
 
     /// Estimated prompt tokens per batch of threads.
-    #[arg(long, env = "LLM_BATCH_TOKENS", default_value_t = 12_000)]
+    #[arg(
+        global = true,
+        long,
+        env = "LLM_BATCH_TOKENS",
+        default_value_t = 12_000
+    )]
     pub llm_batch_tokens: usize,
 
     /// Anthropic API key.
-    #[arg(long, env = "ANTHROPIC_API_KEY", hide_env_values = true)]
+    #[arg(global = true, long, env = "ANTHROPIC_API_KEY", hide_env_values = true)]
     pub anthropic_api_key: Option<Redacted>,
 
     /// OpenAI API key (optional for local servers).
-    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    #[arg(global = true, long, env = "OPENAI_API_KEY", hide_env_values = true)]
     pub openai_api_key: Option<Redacted>,
 
     /// Google Gemini API key.
-    #[arg(long, env = "GEMINI_API_KEY", hide_env_values = true)]
+    #[arg(global = true, long, env = "GEMINI_API_KEY", hide_env_values = true)]
     pub gemini_api_key: Option<Redacted>,
 
     /// NumVerify's base URL (its free plan serves `http://apilayer.net/api` only).
-    #[arg(long, env = "NUMVERIFY_BASE_URL", default_value = sms_campaigns::NUMVERIFY_BASE_URL)]
+    #[arg(global = true, long, env = "NUMVERIFY_BASE_URL", default_value = sms_campaigns::NUMVERIFY_BASE_URL)]
     pub numverify_base_url: String,
 }
 

@@ -21,18 +21,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// The settings, for every command: given before or after the command's name.
     #[command(flatten)]
-    serve: Config,
+    config: Config,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (the default when no command is given).
-    Serve(Config),
+    Serve,
     /// Rebuild the normalized records from the raw event log (idempotent).
     Replay {
-        #[command(flatten)]
-        config: Config,
         /// Only events received at or after this time (RFC 3339).
         #[arg(long, value_parser = parse_time)]
         since: Option<time::OffsetDateTime>,
@@ -42,8 +41,6 @@ enum Command {
     },
     /// Import the history the OpenPhone API holds (resumable: rerun it to continue).
     Import {
-        #[command(flatten)]
-        config: Config,
         /// Only messages and calls created at or after this time (RFC 3339).
         #[arg(long, value_parser = parse_time)]
         since: Option<time::OffsetDateTime>,
@@ -56,8 +53,6 @@ enum Command {
     },
     /// Compare the API with what was stored since a time and insert what is missing.
     Reconcile {
-        #[command(flatten)]
-        config: Config,
         /// From this time (RFC 3339); default: 48 hours ago.
         #[arg(long, value_parser = parse_time)]
         since: Option<time::OffsetDateTime>,
@@ -65,8 +60,6 @@ enum Command {
     /// Export resolved threads not exported yet: to JSON Lines files, and to a model whose
     /// insights wait for review.
     Export {
-        #[command(flatten)]
-        config: Config,
         /// Write a JSON Lines file of the threads not yet written, in this directory.
         #[arg(long)]
         to: Option<std::path::PathBuf>,
@@ -93,8 +86,6 @@ enum Command {
 enum EventsCommand {
     /// Write raw events (exact bytes, oldest first) as JSON Lines.
     Export {
-        #[command(flatten)]
-        config: Box<Config>,
         /// The file to write; standard output when omitted.
         #[arg(long)]
         out: Option<std::path::PathBuf>,
@@ -122,8 +113,6 @@ enum EventsCommand {
 enum TokenCommand {
     /// Create a token and print it (the only time it is shown).
     Create {
-        #[command(flatten)]
-        config: Config,
         /// What the token may do.
         #[arg(long, value_enum)]
         role: Role,
@@ -133,16 +122,11 @@ enum TokenCommand {
     },
     /// Revoke a token by its id (the part after `rs_`, as `token list` shows it).
     Revoke {
-        #[command(flatten)]
-        config: Config,
         /// The token's id.
         id: String,
     },
     /// List tokens (ids, roles, labels; never the secrets).
-    List {
-        #[command(flatten)]
-        config: Config,
-    },
+    List,
 }
 
 fn parse_time(text: &str) -> Result<time::OffsetDateTime, String> {
@@ -162,30 +146,19 @@ async fn main() -> std::process::ExitCode {
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Some(Command::Serve(config)) => serve(config).await,
-        Some(Command::Replay {
-            config,
-            since,
-            dry_run,
-        }) => replay(config, since, dry_run).await,
-        Some(Command::Token { command }) => token(command).await,
+    let Cli { command, config } = Cli::parse();
+    let result = match command {
+        Some(Command::Serve) | None => serve(config).await,
+        Some(Command::Replay { since, dry_run }) => replay(config, since, dry_run).await,
+        Some(Command::Token { command }) => token(&config, command).await,
         Some(Command::Import {
-            config,
             since,
             phone_numbers,
             restart,
         }) => import(config, since, phone_numbers, restart).await,
-        Some(Command::Reconcile { config, since }) => reconcile(config, since).await,
-        Some(Command::Events { command }) => events(command).await,
-        Some(Command::Export {
-            config,
-            to,
-            llm,
-            dry_run,
-        }) => export(config, to, llm, dry_run).await,
-        None => serve(cli.serve).await,
+        Some(Command::Reconcile { since }) => reconcile(config, since).await,
+        Some(Command::Events { command }) => events(&config, command).await,
+        Some(Command::Export { to, llm, dry_run }) => export(config, to, llm, dry_run).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -428,11 +401,10 @@ fn print_report(what: &str, report: &reference_server::import::ImportReport) {
     let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
 }
 
-async fn events(command: EventsCommand) -> Result<(), reference_server::Error> {
+async fn events(config: &Config, command: EventsCommand) -> Result<(), reference_server::Error> {
     use reference_server::forward;
     match command {
         EventsCommand::Export {
-            config,
             out,
             event_type,
             since,
@@ -484,10 +456,10 @@ async fn events(command: EventsCommand) -> Result<(), reference_server::Error> {
     Ok(())
 }
 
-async fn token(command: TokenCommand) -> Result<(), reference_server::Error> {
+async fn token(config: &Config, command: TokenCommand) -> Result<(), reference_server::Error> {
     let now = time::OffsetDateTime::now_utc();
     let out = match command {
-        TokenCommand::Create { config, role, name } => {
+        TokenCommand::Create { role, name } => {
             let store = Store::connect(&config.database_url()?).await?;
             let token = store.create_token(role, name.as_deref(), now).await?;
             eprintln!(
@@ -496,7 +468,7 @@ async fn token(command: TokenCommand) -> Result<(), reference_server::Error> {
             );
             format!("{}\n", token.token)
         }
-        TokenCommand::Revoke { config, id } => {
+        TokenCommand::Revoke { id } => {
             let store = Store::connect(&config.database_url()?).await?;
             let id = id.trim_start_matches("rs_");
             if !store.revoke_token(id, now).await? {
@@ -504,7 +476,7 @@ async fn token(command: TokenCommand) -> Result<(), reference_server::Error> {
             }
             format!("revoked token {id}\n")
         }
-        TokenCommand::List { config } => {
+        TokenCommand::List => {
             let store = Store::connect(&config.database_url()?).await?;
             let mut out = format!(
                 "{:<12}  {:<8}  {:<20}  {:<20}  name\n",

@@ -550,7 +550,7 @@ pub struct MediaFetcher {
 }
 
 impl MediaFetcher {
-    fn http(&self) -> reqwest::Client {
+    fn http(&self) -> Result<reqwest::Client, reqwest::Error> {
         let policy = self.policy.clone();
         reqwest::Client::builder()
             .timeout(self.policy.timeout)
@@ -564,26 +564,21 @@ impl MediaFetcher {
                 }
             }))
             .build()
-            .unwrap_or_default()
     }
 
-    /// Downloads due media every second until `stop` turns true.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let http = self.http();
-        loop {
-            match self.fetch_due(&http).await {
-                Ok(0) => {}
-                Ok(_) => continue,
-                Err(error) => tracing::error!(%error, "media: database failed"),
-            }
-            tokio::select! {
-                _ = stop.changed() => return,
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-            if *stop.borrow() {
+    /// Downloads due media until `stop` turns true (see [`crate::app::poll_until_stopped`]):
+    /// the downloads in hand finish, no new ones start. Without an HTTP client (which only a
+    /// broken TLS set-up prevents) nothing is downloaded, with an error logged, rather than
+    /// through a client without the timeout and the redirect checks.
+    pub async fn run(self, stop: watch::Receiver<bool>) {
+        let http = match self.http() {
+            Ok(http) => http,
+            Err(error) => {
+                tracing::error!(%error, "media: no HTTP client; nothing will be downloaded");
                 return;
             }
-        }
+        };
+        crate::app::poll_until_stopped(stop, "media", || self.fetch_due(&http)).await;
     }
 
     /// Downloads the media due now (up to 4 at once); returns how many it handled.

@@ -190,7 +190,71 @@ async fn an_interrupted_export_stops_between_batches(backend: Backend) {
     db.cleanup().await;
 }
 
+/// The settings go before or after a command's name: `--database-url` before `token create`
+/// is the database the token goes in, not one left unused (with the token written to the
+/// default SQLite file instead).
+async fn settings_go_before_or_after_the_command(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_reference-server"))
+            .args(args)
+            .env_remove("DATABASE_URL")
+            // Where the default SQLite file would go, had the flag been left unused.
+            .env("DATA_DIR", db.dir.join("default"))
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(output.status.success(), "{args:?}: {stderr}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let before = run(&[
+        "--database-url",
+        &db.url,
+        "token",
+        "create",
+        "--role",
+        "admin",
+    ]);
+    let between = run(&[
+        "token",
+        "--database-url",
+        &db.url,
+        "create",
+        "--role",
+        "support",
+    ]);
+    let after = run(&[
+        "token",
+        "create",
+        "--role",
+        "operator",
+        "--database-url",
+        &db.url,
+    ]);
+    let store = db.store().await;
+    for (token, role) in [
+        (before, Role::Admin),
+        (between, Role::Support),
+        (after, Role::Operator),
+    ] {
+        let (_, stored) = store
+            .authenticate(token.trim())
+            .await
+            .unwrap()
+            .expect("the token is in the database named");
+        assert_eq!(stored, role);
+    }
+    assert!(!db.dir.join("default").exists(), "no default database made");
+    let listed = run(&["--database-url", &db.url, "token", "list"]);
+    assert_eq!(listed.lines().count(), 4, "{listed}");
+    db.cleanup().await;
+}
+
 backend_tests!(
+    settings_go_before_or_after_the_command,
     token_commands_create_list_and_revoke,
     export_command_writes_resolved_threads_once,
     an_interrupted_export_stops_between_batches,

@@ -87,6 +87,19 @@ impl TestDb {
             .expect("connect and migrate")
     }
 
+    /// Runs `sql` on this database over a connection of its own (outside any store).
+    pub async fn execute(&self, sql: &'static str) {
+        if self.postgres.is_some() {
+            let mut connection = PgConnection::connect(&self.url).await.expect("connect");
+            connection.execute(sql).await.expect("statement");
+        } else {
+            let mut connection = sqlx::SqliteConnection::connect(&self.url)
+                .await
+                .expect("connect");
+            connection.execute(sql).await.expect("statement");
+        }
+    }
+
     /// Drops the Postgres database and removes the directory.
     pub async fn cleanup(self) {
         if let Some((server, name)) = self.postgres

@@ -335,7 +335,65 @@ backend_tests!(
     media_goes_to_the_configured_object_store,
     media_jobs_pass_the_conformance_suite,
     the_position_migration_orders_earlier_media_by_their_message,
+    a_shutdown_leaves_the_media_backlog_pending,
 );
+
+/// A shutdown does not wait for a backlog of downloads: the ones in hand finish, no new ones
+/// start, and the rest stay pending for the next start.
+async fn a_shutdown_leaves_the_media_backlog_pending(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let storage = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(b"photo".to_vec(), "image/jpeg")
+                .set_delay(std::time::Duration::from_millis(200)),
+        )
+        .mount(&storage)
+        .await;
+    let base = storage.uri();
+    let app = TestApp::spawn_with(&db, |config| {
+        config.media_allowed_hosts =
+            vec![format!("{}/opstatics/", base.trim_start_matches("http://"))];
+        config.media_http_hosts = vec!["127.0.0.1".to_owned()];
+    })
+    .await;
+    let backlog = 24;
+    for message in 0..2 {
+        let urls: Vec<String> = (0..backlog / 2)
+            .map(|n| format!("{base}/opstatics/{message}-{n}.jpg"))
+            .collect();
+        let id = format!("ACbacklog{message}");
+        assert_eq!(
+            app.webhook(&id, &message_with_media(&id, &urls)).await,
+            StatusCode::OK
+        );
+    }
+    TestApp::eventually("a download under way", || async {
+        (!storage.received_requests().await?.is_empty()).then_some(())
+    })
+    .await;
+    app.stop().await;
+
+    let store = db.store().await;
+    let stored = store.media_list(Some("stored"), None, 100).await.unwrap();
+    let pending = store.media_list(Some("pending"), None, 100).await.unwrap();
+    assert!(!stored.is_empty(), "the downloads in hand finished");
+    assert_eq!(stored.len() + pending.len(), backlog);
+    assert!(
+        stored.len() <= 8,
+        "no round started after the stop: {} stored",
+        stored.len()
+    );
+    assert_eq!(
+        storage.received_requests().await.unwrap().len(),
+        stored.len(),
+        "no download was cut off"
+    );
+    db.cleanup().await;
+}
 
 /// Media stored before migration 0018 (which added each row's position) take their place in
 /// their message: a batch on PostgreSQL had numbered them by URL.

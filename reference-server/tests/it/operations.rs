@@ -19,6 +19,57 @@ use crate::backend_tests;
 use crate::crash::{event, start_server};
 use crate::helpers::{Backend, STANDARD_SECRET, TestApp, TestDb};
 
+/// Liveness does not ask the database; readiness does, and tells a pending migration from a
+/// database that does not answer.
+async fn the_probes_tell_liveness_from_readiness(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let app = TestApp::spawn(&db, Some(STANDARD_SECRET), None).await;
+    let probe = |path: &'static str| {
+        let app = &app;
+        async move {
+            let response = app.client.get(app.url(path)).send().await.unwrap();
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (
+                status,
+                body["status"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+    };
+    assert_eq!(probe("/healthz").await, (StatusCode::OK, "ok".to_owned()));
+    assert_eq!(probe("/readyz").await, (StatusCode::OK, "ready".to_owned()));
+
+    // A migration of this binary that the database has not applied (an older schema).
+    db.execute(
+        "UPDATE _sqlx_migrations SET success = FALSE \
+         WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
+    )
+    .await;
+    assert_eq!(
+        probe("/readyz").await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "migrations pending".to_owned()
+        )
+    );
+    assert_eq!(probe("/healthz").await, (StatusCode::OK, "ok".to_owned()));
+
+    // The database does not answer (the server's pool is closed under it).
+    app.store.close().await;
+    assert_eq!(
+        probe("/readyz").await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database unavailable".to_owned()
+        )
+    );
+    assert_eq!(probe("/healthz").await, (StatusCode::OK, "ok".to_owned()));
+    app.stop().await;
+    db.cleanup().await;
+}
+
 async fn readiness_and_metrics(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else {
         return;
@@ -220,6 +271,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero(backend: Backend) {
 }
 
 backend_tests!(
+    the_probes_tell_liveness_from_readiness,
     readiness_and_metrics,
     concurrent_deliveries_share_commits,
     sigterm_drains_in_flight_requests_and_exits_zero,
