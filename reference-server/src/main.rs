@@ -287,7 +287,18 @@ async fn replay(
     dry_run: bool,
 ) -> Result<(), reference_server::Error> {
     let store = Store::connect(&config.database_url()?).await?;
-    let report = store.replay(since, dry_run).await?;
+    // Progress on standard error, at most every two seconds.
+    let mut shown = std::time::Instant::now();
+    let mut progress = |so_far: &reference_server::store::ReplayReport| {
+        if shown.elapsed() >= std::time::Duration::from_secs(2) {
+            shown = std::time::Instant::now();
+            eprintln!(
+                "{} raw deliveries so far ({} projected)",
+                so_far.deliveries, so_far.projected
+            );
+        }
+    };
+    let report = store.replay(since, dry_run, &mut progress).await?;
     let mut out = format!(
         "{} {} raw deliveries: {} projected, {} not events\n",
         if dry_run { "dry run over" } else { "replayed" },
@@ -295,8 +306,26 @@ async fn replay(
         report.projected,
         report.unparsed
     );
-    for (table, before, after) in &report.tables {
-        out.push_str(&format!("  {table:<18} {before:>9} -> {after:>9}\n"));
+    out.push_str(&format!(
+        "  {:<18} {:>9}    {:>9}{}\n",
+        "table",
+        "rows",
+        "after",
+        if dry_run {
+            "  new or changed  removed or changed"
+        } else {
+            ""
+        }
+    ));
+    for table in &report.tables {
+        out.push_str(&format!(
+            "  {:<18} {:>9} -> {:>9}",
+            table.table, table.before, table.after
+        ));
+        if let Some((new, removed)) = table.differing {
+            out.push_str(&format!("  {new:>14}  {removed:>18}"));
+        }
+        out.push('\n');
     }
     if dry_run {
         out.push_str("nothing was changed (dry run)\n");

@@ -251,9 +251,28 @@ pub struct ReplayReport {
     pub projected: u64,
     /// Of those, bodies that do not parse as events (kept raw, not projected).
     pub unparsed: u64,
-    /// Rows per normalized table before and after, as `(table, before, after)`.
-    pub tables: Vec<(&'static str, i64, i64)>,
+    /// Each normalized table's rows before and after (and, for a dry run, how many differ).
+    pub tables: Vec<TableReport>,
 }
+
+/// One normalized table in a [`ReplayReport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableReport {
+    /// The table's name.
+    pub table: &'static str,
+    /// Its rows before the replay.
+    pub before: i64,
+    /// Its rows after it. On a server that keeps receiving webhooks during a replay (not a
+    /// dry run), this includes the rows ingestion wrote meanwhile.
+    pub after: i64,
+    /// Dry run only: rows after that were not there before, or not with these values (new or
+    /// changed rows), and rows before that are not there after, or not with those values
+    /// (removed or changed rows). A replay that changes no value reports `(0, 0)`.
+    pub differing: Option<(i64, i64)>,
+}
+
+/// How many raw deliveries a replay projects per transaction.
+pub const REPLAY_PAGE: i64 = 500;
 
 /// The normalized tables a replay rebuilds.
 const PROJECTED_TABLES: [&str; 13] = [
@@ -777,67 +796,137 @@ impl Store {
     }
 
     /// Re-projects the raw log (from `since`, by received time, in arrival order) into the
-    /// normalized records, in one transaction. Projection merges are joins, so a replay is
-    /// idempotent and converges with what ingestion already wrote. With `dry_run` the
-    /// transaction is rolled back: the report says what would change.
+    /// normalized records. Projection merges are joins, so a replay is idempotent and
+    /// converges with what ingestion already wrote (and writes meanwhile).
+    ///
+    /// Each page of [`REPLAY_PAGE`] deliveries is a transaction of its own, so a replay of a
+    /// long log never holds the database for long (on SQLite, the server's writes wait only
+    /// for a page); a replay that stops part way is resumed by running it again.
+    ///
+    /// With `dry_run` the whole replay is one transaction, rolled back: the report says what
+    /// would change, rows that would change their values included. That transaction holds
+    /// what it wrote until the end: the server's writes to the same rows (on SQLite, all its
+    /// writes) wait for it.
+    ///
+    /// `progress` is called after each page with the counts so far.
     ///
     /// # Errors
-    /// [`StoreError::Backend`] when a read or write fails; nothing is changed then.
+    /// [`StoreError::Backend`] when a read or write fails. Pages committed before it stay (a
+    /// dry run changes nothing).
     pub async fn replay(
         &self,
         since: Option<OffsetDateTime>,
         dry_run: bool,
+        progress: &mut (dyn FnMut(&ReplayReport) + Send),
     ) -> Result<ReplayReport, StoreError> {
         const PAGE: &str = "SELECT id, body FROM webhook_deliveries \
-            WHERE id > $1 AND ($2 OR received_at >= $3) ORDER BY id LIMIT 500";
+            WHERE id > $1 AND ($2 OR received_at >= $3) ORDER BY id LIMIT $4";
         let since_or_epoch = since.unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let mut report = ReplayReport::default();
         let mut own = crate::directory::Directory::own_numbers(self).await?;
-        macro_rules! replay {
-            ($pool:expr, $dialect:expr) => {{
-                let mut tx = $pool.begin().await?;
-                let mut before = Vec::new();
+        macro_rules! count_tables {
+            ($conn:expr) => {{
+                let mut counts = Vec::with_capacity(PROJECTED_TABLES.len());
                 for table in PROJECTED_TABLES {
                     let count: i64 =
                         sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
-                            .fetch_one(&mut *tx)
+                            .fetch_one(&mut *$conn)
                             .await?;
-                    before.push(count);
+                    counts.push(count);
                 }
-                let mut last_id = 0i64;
-                loop {
-                    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(AssertSqlSafe($dialect(PAGE)))
-                        .bind(last_id)
-                        .bind(since.is_none())
-                        .bind(since_or_epoch)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    let Some((id, _)) = rows.last() else { break };
-                    last_id = *id;
-                    for (_, body) in &rows {
-                        report.deliveries += 1;
-                        match crate::ingest::parse_event(body) {
-                            Ok(event) => {
-                                own.learn(&event);
-                                let changes = crate::projection::changes(&event, &own);
-                                apply!(&mut *tx, &changes, $dialect);
-                                report.projected += 1;
-                            }
-                            Err(_) => report.unparsed += 1,
+                counts
+            }};
+        }
+        // Projects one page from `last_id` on `conn`; returns whether there was one.
+        macro_rules! page {
+            ($conn:expr, $dialect:expr, $last_id:expr) => {{
+                let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(AssertSqlSafe($dialect(PAGE)))
+                    .bind($last_id)
+                    .bind(since.is_none())
+                    .bind(since_or_epoch)
+                    .bind(REPLAY_PAGE)
+                    .fetch_all(&mut *$conn)
+                    .await?;
+                if let Some((id, _)) = rows.last() {
+                    $last_id = *id;
+                }
+                for (_, body) in &rows {
+                    report.deliveries += 1;
+                    match crate::ingest::parse_event(body) {
+                        Ok(event) => {
+                            own.learn(&event);
+                            let changes = crate::projection::changes(&event, &own);
+                            apply!(&mut *$conn, &changes, $dialect);
+                            report.projected += 1;
                         }
+                        Err(_) => report.unparsed += 1,
                     }
                 }
-                for (table, before) in PROJECTED_TABLES.into_iter().zip(before) {
-                    let after: i64 =
-                        sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
-                            .fetch_one(&mut *tx)
-                            .await?;
-                    report.tables.push((table, before, after));
-                }
+                !rows.is_empty()
+            }};
+        }
+        macro_rules! replay {
+            ($pool:expr, $dialect:expr) => {{
+                let mut last_id = 0i64;
                 if dry_run {
+                    let mut tx = $pool.begin().await?;
+                    let before = count_tables!(tx);
+                    for table in PROJECTED_TABLES {
+                        sqlx::query(AssertSqlSafe(format!(
+                            "CREATE TEMPORARY TABLE replay_before_{table} AS SELECT * FROM {table}"
+                        )))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    while page!(tx, $dialect, last_id) {
+                        progress(&report);
+                    }
+                    let after = count_tables!(tx);
+                    for ((table, before), after) in PROJECTED_TABLES.into_iter().zip(before).zip(after) {
+                        let differing = |from: &str, to: &str| {
+                            format!("SELECT COUNT(*) FROM (SELECT * FROM {from} EXCEPT SELECT * FROM {to}) AS differing")
+                        };
+                        let new_or_changed: i64 = sqlx::query_scalar(AssertSqlSafe(differing(
+                            table,
+                            &format!("replay_before_{table}"),
+                        )))
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        let removed_or_changed: i64 = sqlx::query_scalar(AssertSqlSafe(differing(
+                            &format!("replay_before_{table}"),
+                            table,
+                        )))
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        report.tables.push(TableReport {
+                            table,
+                            before,
+                            after,
+                            differing: Some((new_or_changed, removed_or_changed)),
+                        });
+                    }
+                    // The temporary tables were made in the transaction: they go with it.
                     tx.rollback().await?;
                 } else {
-                    tx.commit().await?;
+                    let before = count_tables!(&mut *$pool.acquire().await?);
+                    loop {
+                        let mut tx = $pool.begin().await?;
+                        let more = page!(tx, $dialect, last_id);
+                        tx.commit().await?;
+                        if !more {
+                            break;
+                        }
+                        progress(&report);
+                    }
+                    let after = count_tables!(&mut *$pool.acquire().await?);
+                    for ((table, before), after) in PROJECTED_TABLES.into_iter().zip(before).zip(after) {
+                        report.tables.push(TableReport {
+                            table,
+                            before,
+                            after,
+                            differing: None,
+                        });
+                    }
                 }
             }};
         }

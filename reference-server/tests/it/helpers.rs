@@ -115,6 +115,23 @@ impl TestDb {
     }
 }
 
+/// The number `sql` reads on the database at `url`, over a connection of its own.
+pub async fn count_on(url: &str, sql: &'static str) -> i64 {
+    if url.starts_with("postgres") {
+        let mut connection = PgConnection::connect(url).await.expect("connect");
+        sqlx::query_scalar(sql)
+            .fetch_one(&mut connection)
+            .await
+            .expect("count")
+    } else {
+        let mut connection = sqlx::SqliteConnection::connect(url).await.expect("connect");
+        sqlx::query_scalar(sql)
+            .fetch_one(&mut connection)
+            .await
+            .expect("count")
+    }
+}
+
 /// A server running on a free port over a test database.
 pub struct TestApp {
     /// Where it listens.

@@ -42,16 +42,12 @@ async fn replay_projects_the_raw_log_idempotently(backend: Backend) {
     store_raw(&store, "new0", &contact_events("CTnew")[0], new).await;
     store_raw(&store, "junk", &json!("not an event"), new).await;
 
-    let dry = store.replay(None, true).await.unwrap();
+    let dry = store.replay(None, true, &mut |_| {}).await.unwrap();
     assert_eq!((dry.deliveries, dry.projected, dry.unparsed), (7, 6, 1));
-    let calls = dry
-        .tables
-        .iter()
-        .find(|(table, ..)| *table == "calls")
-        .unwrap();
+    let calls = dry.tables.iter().find(|t| t.table == "calls").unwrap();
     assert_eq!(
-        (calls.1, calls.2),
-        (0, 1),
+        (calls.before, calls.after, calls.differing),
+        (0, 1, Some((1, 0))),
         "the dry run says one call would appear"
     );
     assert!(
@@ -59,7 +55,7 @@ async fn replay_projects_the_raw_log_idempotently(backend: Backend) {
         "and changes nothing"
     );
 
-    let since = store.replay(Some(new), false).await.unwrap();
+    let since = store.replay(Some(new), false, &mut |_| {}).await.unwrap();
     assert_eq!(
         (since.deliveries, since.projected),
         (2, 1),
@@ -71,7 +67,7 @@ async fn replay_projects_the_raw_log_idempotently(backend: Backend) {
         ["CTnew"]
     );
 
-    let full = store.replay(None, false).await.unwrap();
+    let full = store.replay(None, false, &mut |_| {}).await.unwrap();
     assert_eq!(
         store
             .call("ACold")
@@ -82,17 +78,156 @@ async fn replay_projects_the_raw_log_idempotently(backend: Backend) {
             .as_deref(),
         Some("answered")
     );
-    let again = store.replay(None, false).await.unwrap();
+    let dry = store.replay(None, true, &mut |_| {}).await.unwrap();
     assert!(
-        again
-            .tables
-            .iter()
-            .all(|(_, before, after)| before == after),
+        dry.tables.iter().all(|t| t.differing == Some((0, 0))),
+        "a dry run after a replay finds no value to change: {dry:?}"
+    );
+    let again = store.replay(None, false, &mut |_| {}).await.unwrap();
+    assert!(
+        again.tables.iter().all(|t| t.before == t.after),
         "idempotent: {again:?}"
     );
     assert_eq!(
-        full.tables.iter().map(|t| t.2).collect::<Vec<_>>(),
-        again.tables.iter().map(|t| t.2).collect::<Vec<_>>()
+        full.tables.iter().map(|t| t.after).collect::<Vec<_>>(),
+        again.tables.iter().map(|t| t.after).collect::<Vec<_>>()
+    );
+    db.cleanup().await;
+}
+
+/// A replay commits page by page (what it projected is there for everyone after each page),
+/// reports progress after each, and its dry run counts rows whose values would change. Run as
+/// a user would, through the binary, too.
+async fn replay_commits_page_by_page_and_counts_changed_values(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let deliveries = reference_server::store::REPLAY_PAGE + 1;
+    for n in 0..deliveries {
+        let event = json!({"id": format!("EVpage{n}"), "object": "event", "apiVersion": "v4",
+            "createdAt": "2026-04-13T12:00:00Z", "type": "message.received", "data": {"object": {
+            "id": format!("ACpage{n}"), "object": "message", "from": "+15550001111",
+            "to": ["+15550000001"], "direction": "incoming", "text": format!("photo {n}"),
+            "status": "received", "createdAt": "2026-04-13T12:00:00Z", "phoneNumberId": "PN1"}}});
+        store_raw(&store, &format!("page{n}"), &event, at).await;
+    }
+
+    // After each page, another connection counts the messages.
+    let url = db.url.clone();
+    let mut seen = Vec::new();
+    let report = store
+        .replay(None, false, &mut |so_far| {
+            let url = url.clone();
+            let visible = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(crate::helpers::count_on(
+                        &url,
+                        "SELECT COUNT(*) FROM messages",
+                    ))
+            })
+            .join()
+            .unwrap();
+            seen.push((so_far.deliveries, visible));
+        })
+        .await
+        .unwrap();
+    let page = u64::try_from(reference_server::store::REPLAY_PAGE).unwrap();
+    assert_eq!(
+        seen,
+        [(page, page as i64), (page + 1, page as i64 + 1)],
+        "committed after each page"
+    );
+    assert_eq!(report.projected, page + 1);
+
+    // A value ingestion or an older projection got wrong: the dry run finds that row only.
+    db.execute("UPDATE messages SET status = NULL, status_rank = 0 WHERE id = 'ACpage7'")
+        .await;
+    let dry = store.replay(None, true, &mut |_| {}).await.unwrap();
+    for table in &dry.tables {
+        let expected = if table.table == "messages" {
+            (1, 1)
+        } else {
+            (0, 0)
+        };
+        assert_eq!(table.differing, Some(expected), "{table:?}");
+        assert_eq!(table.before, table.after, "{table:?}");
+    }
+    assert!(
+        store
+            .message("ACpage7")
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .is_none()
+    );
+
+    let replay = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_reference-server"))
+            .arg("replay")
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let (ok, out, stderr) = replay(&["--dry-run"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        out.contains(&format!("dry run over {} raw deliveries", page + 1)),
+        "{out}"
+    );
+    let messages = out
+        .lines()
+        .find(|line| line.trim_start().starts_with("messages "))
+        .unwrap();
+    assert_eq!(
+        messages.split_whitespace().collect::<Vec<_>>(),
+        ["messages", "501", "->", "501", "1", "1"],
+        "{out}"
+    );
+    let (ok, _, stderr) = replay(&["--since", "yesterday"]);
+    assert!(!ok);
+    assert!(stderr.contains("RFC 3339"), "{stderr}");
+    // Every delivery was received at 2027-01-15T08:00:00Z.
+    let (ok, out, stderr) = replay(&["--since", "2027-01-15T08:00:01Z"]);
+    assert!(ok, "{stderr}");
+    assert!(out.contains("replayed 0 raw deliveries"), "{out}");
+    assert!(
+        store
+            .message("ACpage7")
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .is_none()
+    );
+    let (ok, out, stderr) = replay(&[]);
+    assert!(ok, "{stderr}");
+    assert!(
+        out.contains(&format!("replayed {} raw deliveries", page + 1)),
+        "{out}"
+    );
+    assert_eq!(
+        store
+            .message("ACpage7")
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .as_deref(),
+        Some("received"),
+        "the replay set it right"
     );
     db.cleanup().await;
 }
@@ -157,7 +292,8 @@ async fn a_batch_projects_like_one_delivery_at_a_time(backend: Backend) {
             one_by_one.contacts_by_phone(phone).await.unwrap()
         );
     }
-    let tables = |store: Store| async move { store.replay(None, true).await.unwrap().tables };
+    let tables =
+        |store: Store| async move { store.replay(None, true, &mut |_| {}).await.unwrap().tables };
     assert_eq!(tables(batched).await, tables(one_by_one).await);
     other.cleanup().await;
     db.cleanup().await;
@@ -344,6 +480,7 @@ backend_tests!(
     campaign_reports_in_one_batch_all_count,
     a_batch_projects_like_one_delivery_at_a_time,
     replay_projects_the_raw_log_idempotently,
+    replay_commits_page_by_page_and_counts_changed_values,
     a_message_s_media_keep_the_message_s_order,
 );
 
