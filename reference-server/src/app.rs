@@ -470,7 +470,7 @@ impl Application {
         let signing_secret = secrets
             .as_ref()
             .and_then(|secrets| secrets.first().cloned());
-        let database_url = config.database_url()?;
+        config.database_url()?;
         let media_policy = config.media_policy()?;
         let openphone = config.openphone_client()?;
         let reply_texts = config.reply_texts()?;
@@ -492,7 +492,7 @@ impl Application {
                 None
             }
         };
-        let store = Store::connect(&database_url).await?;
+        let store = config.open_store().await?;
         let listener = TcpListener::bind(config.listen_addr).await?;
         let mut jobs: Vec<Arc<dyn Job>> = Vec::new();
         if let Some(secret) = signing_secret

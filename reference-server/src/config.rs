@@ -351,6 +351,31 @@ fn parse_secrets(text: &str) -> Result<Vec<SigningSecret>, String> {
 }
 
 impl Config {
+    /// Opens the configured database (see [`Config::database_url`]) and applies the
+    /// migrations.
+    ///
+    /// # Errors
+    /// [`Error::Config`] as [`Config::database_url`]; [`Error::Open`], naming `DATABASE_URL`
+    /// (or `DATA_DIR` for the default file), when the database cannot be reached or opened;
+    /// [`Error::Store`] when migrating fails.
+    pub async fn open_store(&self) -> Result<crate::store::Store, Error> {
+        let url = self.database_url()?;
+        crate::store::Store::connect(&url)
+            .await
+            .map_err(|source| match source {
+                crate::store::StoreError::Migration(_) => Error::Store(source),
+                source => Error::Open {
+                    setting: if self.database_url.is_some() {
+                        "DATABASE_URL"
+                    } else {
+                        "DATA_DIR"
+                    },
+                    url: without_password(&url),
+                    source,
+                },
+            })
+    }
+
     /// The database URL in force: the configured one, or a SQLite file in the data directory.
     ///
     /// # Errors
@@ -739,9 +764,44 @@ impl Config {
     }
 }
 
+/// `url` with the password of its user information, if any, replaced by `***`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_url_is_shown_without_its_password() {
+        for (url, shown) in [
+            (
+                "postgres://app:s3cr@t:x@db.example:5432/crm?sslmode=require",
+                "postgres://app:***@db.example:5432/crm?sslmode=require",
+            ),
+            (
+                "postgres://app@db.example/crm",
+                "postgres://app@db.example/crm",
+            ),
+            ("postgres://db.example/crm", "postgres://db.example/crm"),
+            ("sqlite://data/openphone.db", "sqlite://data/openphone.db"),
+            ("sqlite:data/openphone.db", "sqlite:data/openphone.db"),
+        ] {
+            assert_eq!(without_password(url), shown);
+        }
+    }
 
     #[test]
     fn secrets_list_parses_both_schemes_and_names_the_bad_one() {

@@ -14,6 +14,19 @@ pub enum Error {
     /// The database could not be reached, migrated or queried.
     #[error("database: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// The configured database could not be opened at start: `setting` (`DATABASE_URL`, or
+    /// `DATA_DIR` for the default SQLite file) names where it came from, `url` is the URL
+    /// with any password hidden.
+    #[error("{setting}: cannot open the database at {url}")]
+    Open {
+        /// The variable the URL came from.
+        setting: &'static str,
+        /// The URL, its password replaced by `***`.
+        url: String,
+        /// Why it could not be opened.
+        #[source]
+        source: crate::store::StoreError,
+    },
     /// The listener could not be bound, or the server failed while running.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -66,7 +79,12 @@ pub struct ErrorBody {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, message) = match &self {
-            Self::Store(_) | Self::Config(_) | Self::Io(_) | Self::Import(_) | Self::Command(_) => {
+            Self::Store(_)
+            | Self::Open { .. }
+            | Self::Config(_)
+            | Self::Io(_)
+            | Self::Import(_)
+            | Self::Command(_) => {
                 tracing::error!(error = %self, "request failed");
                 let status = match self {
                     Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,

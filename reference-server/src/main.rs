@@ -5,7 +5,6 @@ use std::io::Write;
 use clap::{Parser, Subcommand};
 use reference_server::auth::{Role, TokenStore};
 use reference_server::import::Checkpoints;
-use reference_server::store::Store;
 use reference_server::{Application, Config};
 use tracing_subscriber::EnvFilter;
 
@@ -163,10 +162,17 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            // Each cause once: a message that already ends with its cause's text (thiserror's
+            // `{0}`) does not print it again.
+            let mut shown = error.to_string();
+            eprintln!("error: {shown}");
             let mut source = std::error::Error::source(&error);
             while let Some(cause) = source {
-                eprintln!("  caused by: {cause}");
+                let text = cause.to_string();
+                if !shown.ends_with(&text) {
+                    eprintln!("  caused by: {text}");
+                }
+                shown = text;
                 source = cause.source();
             }
             std::process::ExitCode::FAILURE
@@ -245,7 +251,7 @@ async fn export(
         ));
     }
     let settings = config.knowledge_settings(llm.as_deref())?;
-    let store = Store::connect(&config.database_url()?).await?;
+    let store = config.open_store().await?;
     let stopping = stop_on_signals()?;
     let options = knowledge_export::ExportOptions {
         to_dir: to,
@@ -286,7 +292,7 @@ async fn replay(
     since: Option<time::OffsetDateTime>,
     dry_run: bool,
 ) -> Result<(), reference_server::Error> {
-    let store = Store::connect(&config.database_url()?).await?;
+    let store = config.open_store().await?;
     // Progress on standard error, at most every two seconds.
     let mut shown = std::time::Instant::now();
     let mut progress = |so_far: &reference_server::store::ReplayReport| {
@@ -343,7 +349,7 @@ async fn import(
     let client = config.openphone_client()?.ok_or_else(|| {
         reference_server::Error::Config("OPENPHONE_API_KEY is required to import".to_owned())
     })?;
-    let store = Store::connect(&config.database_url()?).await?;
+    let store = config.open_store().await?;
     if restart {
         store.reset_import("import").await?;
     }
@@ -370,7 +376,7 @@ async fn reconcile(
     let client = config.openphone_client()?.ok_or_else(|| {
         reference_server::Error::Config("OPENPHONE_API_KEY is required to reconcile".to_owned())
     })?;
-    let store = Store::connect(&config.database_url()?).await?;
+    let store = config.open_store().await?;
     let since =
         since.unwrap_or_else(|| time::OffsetDateTime::now_utc() - time::Duration::hours(48));
     let report = reference_server::reconcile::reconcile(
@@ -438,7 +444,7 @@ async fn events(config: &Config, command: EventsCommand) -> Result<(), reference
             event_type,
             since,
         } => {
-            let store = Store::connect(&config.database_url()?).await?;
+            let store = config.open_store().await?;
             let mut writer: Box<dyn std::io::Write> = match &out {
                 Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout())),
@@ -489,7 +495,7 @@ async fn token(config: &Config, command: TokenCommand) -> Result<(), reference_s
     let now = time::OffsetDateTime::now_utc();
     let out = match command {
         TokenCommand::Create { role, name } => {
-            let store = Store::connect(&config.database_url()?).await?;
+            let store = config.open_store().await?;
             let token = store.create_token(role, name.as_deref(), now).await?;
             eprintln!(
                 "created token {} with role {}; it is shown once, store it now:",
@@ -498,7 +504,7 @@ async fn token(config: &Config, command: TokenCommand) -> Result<(), reference_s
             format!("{}\n", token.token)
         }
         TokenCommand::Revoke { id } => {
-            let store = Store::connect(&config.database_url()?).await?;
+            let store = config.open_store().await?;
             let id = id.trim_start_matches("rs_");
             if !store.revoke_token(id, now).await? {
                 return Err(reference_server::Error::NotFound("live token with this id"));
@@ -506,7 +512,7 @@ async fn token(config: &Config, command: TokenCommand) -> Result<(), reference_s
             format!("revoked token {id}\n")
         }
         TokenCommand::List => {
-            let store = Store::connect(&config.database_url()?).await?;
+            let store = config.open_store().await?;
             let mut out = format!(
                 "{:<12}  {:<8}  {:<20}  {:<20}  name\n",
                 "id", "role", "created", "revoked"

@@ -259,3 +259,50 @@ backend_tests!(
     export_command_writes_resolved_threads_once,
     an_interrupted_export_stops_between_batches,
 );
+
+/// A database that cannot be opened is named by its variable at start, its password hidden,
+/// each cause said once.
+#[tokio::test]
+async fn a_database_that_cannot_be_opened_is_named_at_start() {
+    let run = |url: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_reference-server"))
+            .args(["token", "list"])
+            .env("DATABASE_URL", url)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        String::from_utf8(output.stderr).unwrap()
+    };
+    let stderr = run("sqlite:/nonexistent-directory/openphone.db");
+    assert!(
+        stderr.starts_with(
+            "error: DATABASE_URL: cannot open the database at sqlite:/nonexistent-directory/openphone.db"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unable to open database file"), "{stderr}");
+    assert_eq!(
+        stderr.matches("database backend error").count(),
+        1,
+        "{stderr}"
+    );
+    if let Ok(server) = std::env::var("DATABASE_URL")
+        && server.starts_with("postgres")
+    {
+        // A database that does not exist, on the test server, with a password to hide.
+        let (scheme, rest) = server.split_once("://").unwrap();
+        let host = rest.split_once('@').map_or(rest, |(_, host)| host);
+        let host = host.split_once('/').map_or(host, |(host, _)| host);
+        let stderr = run(&format!(
+            "{scheme}://postgres:hunter2@{host}/rs_missing_database"
+        ));
+        assert!(
+            stderr.contains("DATABASE_URL: cannot open the database at")
+                && stderr.contains("postgres:***@")
+                && stderr.contains("rs_missing_database\" does not exist"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+}
