@@ -248,6 +248,7 @@ pub fn router(services: Services) -> (Router, Workers) {
         client: openphone.clone(),
         default_sender,
     };
+    let numbers_api = openphone.clone();
     match openphone {
         Some(client) => {
             // Our numbers key group conversations: read them once at start.
@@ -289,7 +290,10 @@ pub fn router(services: Services) -> (Router, Workers) {
                 forward: Arc::new(forward),
                 store: store.clone(),
                 metrics: metrics.clone(),
-                own_numbers: crate::ingest::KnownNumbers::default(),
+                own_numbers: numbers_api.map_or_else(
+                    crate::ingest::KnownNumbers::default,
+                    crate::ingest::KnownNumbers::with_api,
+                ),
             };
             WEBHOOK_PATHS
                 .iter()

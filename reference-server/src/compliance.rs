@@ -454,8 +454,9 @@ pub struct ReplySender {
 }
 
 impl ReplySender {
-    /// Sends due replies until `stop` turns true (see [`crate::app::poll_until_stopped`]):
-    /// the replies in hand are sent, no new ones start.
+    /// Sends due replies until `stop` turns true: again at once while some were due, else a
+    /// second later. `stop` is checked before each round: the replies in hand are sent, no
+    /// new ones start.
     pub async fn run(self, stop: watch::Receiver<bool>) {
         crate::app::poll_until_stopped(stop, "compliance replies", || self.send_due()).await;
     }

@@ -61,37 +61,128 @@ pub struct IngestState {
 }
 
 /// Our own numbers as ingestion knows them: learned from outgoing messages, and read from the
-/// database when a group message names none of them (the first time, or after an import).
+/// database when a group message names a line not known (the first time, or after an import).
+/// With the API ([`KnownNumbers::with_api`]), a line the database does not know either is
+/// looked up in the API's list of the workspace's numbers, which is then saved (so that other
+/// replicas and replays know it too): at most once per [`LIST_NUMBERS_EVERY`], and for at most
+/// [`LIST_NUMBERS_TIMEOUT`] of a request. A group message whose line stays unknown keys by its
+/// sender alone (see [`crate::projection::OwnNumbers`]).
 #[derive(Clone, Default)]
-pub struct KnownNumbers(Arc<std::sync::RwLock<OwnNumbers>>);
+pub struct KnownNumbers {
+    known: Arc<std::sync::RwLock<OwnNumbers>>,
+    api: Option<Arc<NumberListing>>,
+}
+
+/// How often, at most, ingestion asks the API for the workspace's numbers.
+pub const LIST_NUMBERS_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// How long a webhook request waits, at most, for the API's list of numbers.
+pub const LIST_NUMBERS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The API that lists the workspace's numbers, and when it was last asked (unix ms). The lock
+/// is held while asking, so that concurrent requests missing the same line ask once.
+struct NumberListing {
+    client: openphone_client::Client,
+    asked_ms: tokio::sync::Mutex<Option<i64>>,
+}
 
 impl KnownNumbers {
-    /// The changes `event` makes, with our numbers up to date for it.
-    async fn changes(&self, store: &crate::store::Store, event: &Event) -> Vec<Change> {
-        let (misses, learns) = {
-            let own = self.0.read().unwrap_or_else(PoisonError::into_inner);
-            (own.misses(event), own.learns(event))
-        };
-        if misses {
+    /// Numbers known from messages and the database, and looked up through `client` when
+    /// neither knows a line.
+    pub fn with_api(client: openphone_client::Client) -> Self {
+        Self {
+            known: Arc::default(),
+            api: Some(Arc::new(NumberListing {
+                client,
+                asked_ms: tokio::sync::Mutex::new(None),
+            })),
+        }
+    }
+
+    fn misses(&self, event: &Event) -> bool {
+        self.known
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .misses(event)
+    }
+
+    fn extend(&self, numbers: OwnNumbers) {
+        self.known
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(numbers);
+    }
+
+    /// The changes `event` makes, with our numbers up to date for it at `now_ms`.
+    async fn changes(
+        &self,
+        store: &crate::store::Store,
+        event: &Event,
+        now_ms: i64,
+    ) -> Vec<Change> {
+        if self.misses(event) {
             match store.own_numbers().await {
-                Ok(fresh) => self
-                    .0
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .extend(fresh),
+                Ok(fresh) => self.extend(fresh),
                 Err(error) => {
                     tracing::warn!(%error, "own numbers not read; a group message keys by its sender")
                 }
             }
+            if let Some(api) = &self.api
+                && self.misses(event)
+            {
+                self.list(api, store, event, now_ms).await;
+            }
         }
+        let learns = self
+            .known
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .learns(event);
         if learns {
-            self.0
+            self.known
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
                 .learn(event);
         }
-        let own = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        let own = self.known.read().unwrap_or_else(PoisonError::into_inner);
         crate::projection::changes(event, &own)
+    }
+
+    /// Asks the API for the workspace's numbers and saves them, unless it was asked less than
+    /// [`LIST_NUMBERS_EVERY`] ago or another request meanwhile learned the line.
+    async fn list(
+        &self,
+        api: &NumberListing,
+        store: &crate::store::Store,
+        event: &Event,
+        now_ms: i64,
+    ) {
+        let mut asked_ms = api.asked_ms.lock().await;
+        let every_ms = i64::try_from(LIST_NUMBERS_EVERY.as_millis()).unwrap_or(i64::MAX);
+        if !self.misses(event) || asked_ms.is_some_and(|at| now_ms.saturating_sub(at) < every_ms) {
+            return;
+        }
+        *asked_ms = Some(now_ms);
+        let listing = crate::import::save_phone_numbers(&api.client, store, now_ms);
+        match tokio::time::timeout(LIST_NUMBERS_TIMEOUT, listing).await {
+            Ok(Ok(numbers)) => {
+                tracing::info!(
+                    count = numbers.len(),
+                    "phone numbers listed for a group message"
+                );
+                self.extend(OwnNumbers::new(
+                    numbers
+                        .into_iter()
+                        .map(|number| (number.id.to_string(), number.number.to_string())),
+                ));
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "phone numbers not listed; a group message keys by its sender")
+            }
+            Err(_) => tracing::warn!(
+                "phone numbers not listed in time; a group message keys by its sender"
+            ),
+        }
     }
 }
 
@@ -170,7 +261,10 @@ pub async fn receive(
     let mut health = None;
     let (event_id, event_type, parse_error, changes) = match parse_event(&body) {
         Ok(event) => {
-            let mut changes = state.own_numbers.changes(&state.store, &event).await;
+            let mut changes = state
+                .own_numbers
+                .changes(&state.store, &event, unix_ms((state.clock)()))
+                .await;
             if let Some(token) = health_check_token(&event) {
                 let received_ms = unix_ms((state.clock)());
                 health = Some((token.clone(), received_ms));

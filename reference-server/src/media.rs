@@ -566,10 +566,11 @@ impl MediaFetcher {
             .build()
     }
 
-    /// Downloads due media until `stop` turns true (see [`crate::app::poll_until_stopped`]):
-    /// the downloads in hand finish, no new ones start. Without an HTTP client (which only a
-    /// broken TLS set-up prevents) nothing is downloaded, with an error logged, rather than
-    /// through a client without the timeout and the redirect checks.
+    /// Downloads due media until `stop` turns true: again at once while some were due, else
+    /// a second later. `stop` is checked before each round: the downloads in hand finish, no
+    /// new ones start. Without an HTTP client (which only a broken TLS set-up prevents)
+    /// nothing is downloaded, with an error logged, rather than through a client without the
+    /// timeout and the redirect checks.
     pub async fn run(self, stop: watch::Receiver<bool>) {
         let http = match self.http() {
             Ok(http) => http,

@@ -244,6 +244,22 @@ fn earliest<T: Ord + Clone>(a: &Option<T>, b: &Option<T>) -> Option<T> {
     }
 }
 
+/// Of two conversation keys, the one with more participants, else the lesser (`None` only
+/// when both are): see `fuller_key!` in the SQL stores.
+fn fuller_key(a: &Option<String>, b: &Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            let participants = |key: &String| key.matches(',').count();
+            Some(match participants(a).cmp(&participants(b)) {
+                std::cmp::Ordering::Greater => a.clone(),
+                std::cmp::Ordering::Less => b.clone(),
+                std::cmp::Ordering::Equal => a.min(b).clone(),
+            })
+        }
+        _ => a.clone().or_else(|| b.clone()),
+    }
+}
+
 /// The greatest of two values, `None` only when both are.
 fn latest<T: Ord + Clone>(a: &Option<T>, b: &Option<T>) -> Option<T> {
     match (a, b) {
@@ -355,7 +371,7 @@ impl Memory {
                     return;
                 };
                 let merged = StoredMessage {
-                    conversation_key: earliest(&old.conversation_key, &new.conversation_key),
+                    conversation_key: fuller_key(&old.conversation_key, &new.conversation_key),
                     direction: earliest(&old.direction, &new.direction),
                     from: earliest(&old.from, &new.from),
                     to: list(&old.to, &new.to),
@@ -1110,6 +1126,44 @@ pub mod conformance {
         contacts_converge_and_are_found_by_number(&records).await;
         conversations_keep_the_latest_activity_and_first_id(&records).await;
         keywords_keep_a_consent_ledger_and_flags(&records).await;
+        a_group_message_keys_by_the_group_once_its_line_is_known(&records).await;
+    }
+
+    /// A group message projected while its line's number was not known keys by its sender
+    /// alone; projected again with the number known (a replay), it keys by the whole group,
+    /// in either order, also when the sender's key sorts first (it is a prefix of the
+    /// group's).
+    async fn a_group_message_keys_by_the_group_once_its_line_is_known<R: Records>(records: &R) {
+        let ours = OwnNumbers::new([("PN7".to_owned(), "+15557770000".to_owned())]);
+        for (n, line_known_first) in [false, true].into_iter().enumerate() {
+            let id = format!("ACgroupkey{n}");
+            let event = json!({"id": format!("EV{id}"), "object": "event", "apiVersion": "v4",
+                "createdAt": "2026-04-13T12:00:00Z", "type": "message.received", "data": {"object": {
+                "id": id, "object": "message", "from": "+15557770001",
+                "to": ["+15557770000", "+15557770002"], "direction": "incoming", "text": "Group",
+                "status": "received", "createdAt": "2026-04-13T12:00:00Z", "phoneNumberId": "PN7"}}});
+            let event = Event::parse(event.to_string().as_bytes()).expect("a valid event");
+            let unknown = changes(&event, &OwnNumbers::default());
+            let known = changes(&event, &ours);
+            let order = if line_known_first {
+                [&known, &unknown]
+            } else {
+                [&unknown, &known]
+            };
+            for changes in order {
+                records.apply(changes).await.expect("apply");
+            }
+            let message = records
+                .message(&id)
+                .await
+                .expect("read")
+                .expect("projected");
+            assert_eq!(
+                message.conversation_key.as_deref(),
+                Some("PN7|+15557770001,+15557770002"),
+                "the line known first: {line_known_first}"
+            );
+        }
     }
 
     /// The five events of an answered call (legacy app shape), for call `id`.

@@ -59,6 +59,50 @@ macro_rules! earliest {
     };
 }
 
+/// Of two nullable conversation keys (`<line>|<participant>,<participant>...`), the one with
+/// more participants, else the lesser (NULL only when both are). A group message projected
+/// while its line's number was not known keys by its sender alone; projected again once the
+/// number is known, it keys by the whole group, and that key wins in any order.
+macro_rules! fuller_key {
+    ($a:literal, $b:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $b,
+            " IS NULL THEN ",
+            $a,
+            " WHEN ",
+            $a,
+            " IS NULL THEN ",
+            $b,
+            " WHEN length(",
+            $b,
+            ") - length(replace(",
+            $b,
+            ", ',', '')) > length(",
+            $a,
+            ") - length(replace(",
+            $a,
+            ", ',', '')) THEN ",
+            $b,
+            " WHEN length(",
+            $b,
+            ") - length(replace(",
+            $b,
+            ", ',', '')) < length(",
+            $a,
+            ") - length(replace(",
+            $a,
+            ", ',', '')) THEN ",
+            $a,
+            " ELSE LEAST(",
+            $a,
+            ", ",
+            $b,
+            ") END"
+        )
+    };
+}
+
 /// The latest of two nullable values.
 macro_rules! latest {
     ($a:literal, $b:literal) => {
@@ -130,7 +174,7 @@ pub(crate) const MESSAGE: &str = concat!(
     "INSERT INTO messages (id, conversation_key, direction, from_address, to_addresses, body, media, status, status_rank, error_code, created_ms) ",
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO UPDATE SET ",
     "conversation_key = ",
-    earliest!("messages.conversation_key", "excluded.conversation_key"),
+    fuller_key!("messages.conversation_key", "excluded.conversation_key"),
     ", ",
     "direction = ",
     earliest!("messages.direction", "excluded.direction"),

@@ -322,7 +322,96 @@ async fn items_id(app: &TestApp, token: &str, participant: &str) -> String {
         .to_owned()
 }
 
+/// A group message to a line neither a message nor the database has shown (the start-up
+/// listing failed) asks the API's list of numbers, once: the message keys by the others, not
+/// by its sender alone. A line still not listed does not ask again within ten minutes.
+async fn a_group_message_to_a_line_not_known_asks_the_api(backend: Backend) {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/phone-numbers"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "not now"})))
+        .up_to_n_times(1)
+        .mount(&api)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/phone-numbers"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [{
+            "id": "PN1", "groupId": "1234", "portRequestId": null, "formattedNumber": null,
+            "forward": null, "name": "Front desk", "number": OURS, "portingStatus": null,
+            "symbol": null, "users": [], "createdAt": "2026-01-01T00:00:00Z",
+            "updatedAt": "2026-01-01T00:00:00Z",
+            "restrictions": {"calling": {"CA": "unrestricted", "Intl": "restricted", "US": "unrestricted"},
+                             "messaging": {"CA": "unrestricted", "Intl": "restricted", "US": "unrestricted"}}}]})))
+        .mount(&api)
+        .await;
+    let app = TestApp::spawn_with(&db, |config| {
+        config.openphone_api_key = Some(reference_server::config::Redacted("key".to_owned()));
+        config.openphone_base_url = api.uri();
+    })
+    .await;
+    let listings = || async {
+        api.received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|request| request.url.path() == "/v1/phone-numbers")
+            .count()
+    };
+    // The start-up listing (refused), and the reconciliation a fresh database runs at once,
+    // which lists the numbers (without saving them) before it reads messages, calls and
+    // contacts.
+    TestApp::eventually("the start-up listing and the reconciliation", || async {
+        let paths: Vec<String> = api
+            .received_requests()
+            .await?
+            .iter()
+            .map(|request| request.url.path().to_owned())
+            .collect();
+        (listings().await >= 2
+            && ["/messages", "/calls", "/v1/contacts"]
+                .iter()
+                .all(|stream| paths.iter().any(|path| path == stream)))
+        .then_some(())
+    })
+    .await;
+    let before = listings().await;
+
+    let mut group = message(2, ALICE, OURS, "incoming", "Group text", 1);
+    group["data"]["object"]["to"] = json!([OURS, BOB]);
+    assert_eq!(app.webhook("group", &group).await, StatusCode::OK);
+    assert_eq!(listings().await, before + 1, "asked once");
+    // Another line (PN2), not in the list: not asked again so soon.
+    let mut other = message(3, BOB, "+15550009999", "incoming", "Other line", 2);
+    other["data"]["object"]["to"] = json!(["+15550009999", ALICE]);
+    other["data"]["object"]["phoneNumberId"] = json!("PN2");
+    assert_eq!(app.webhook("other", &other).await, StatusCode::OK);
+    assert_eq!(listings().await, before + 1, "not asked again");
+
+    let token = app.token(Role::Support).await;
+    let (_, page) = app.get("/api/v1/conversations", &token).await;
+    let mut participants: Vec<&Value> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| &item["participants"])
+        .collect();
+    participants.sort_by_key(|p| p.to_string());
+    assert_eq!(
+        participants,
+        [&json!([ALICE, BOB]), &json!([BOB])],
+        "the group by its others; the other line's by its sender: {page}"
+    );
+    app.stop().await;
+    db.cleanup().await;
+}
+
 backend_tests!(
+    a_group_message_to_a_line_not_known_asks_the_api,
     tokens_and_roles_guard_every_endpoint,
     the_raw_log_pages_newest_first_and_filters_by_type,
     conversations_list_search_and_show_one_timeline,
