@@ -363,7 +363,11 @@ where
             .headers
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
+            // The scheme's name is case-insensitive (RFC 9110, section 11.1).
+            .and_then(|value| {
+                let (scheme, token) = value.trim_start().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then_some(token)
+            })
             .map(str::trim)
             .filter(|token| !token.is_empty())
             .ok_or(Error::Unauthorized)?;

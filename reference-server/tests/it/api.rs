@@ -92,6 +92,22 @@ async fn tokens_and_roles_guard_every_endpoint(backend: Backend) {
     );
     assert_eq!(app.get("/api/v1/events", &operator).await.0, StatusCode::OK);
     assert_eq!(app.get("/api/v1/stats", &operator).await.0, StatusCode::OK);
+    // The scheme's name in any case; another scheme is no token.
+    for (header, status) in [
+        (format!("bearer {operator}"), StatusCode::OK),
+        (format!("BEARER  {operator}"), StatusCode::OK),
+        (format!("Basic {operator}"), StatusCode::UNAUTHORIZED),
+        (operator.clone(), StatusCode::UNAUTHORIZED),
+    ] {
+        let response = app
+            .client
+            .get(app.url("/api/v1/stats"))
+            .header("authorization", &header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{header}");
+    }
 
     // Revoked tokens stop working at once; the hash, not the token, is stored.
     let tokens = app.store.tokens().await.unwrap();
@@ -410,7 +426,88 @@ async fn a_group_message_to_a_line_not_known_asks_the_api(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Events posted out of order read back whole over HTTP: an answered call's five events in
+/// reverse (transcript and summary before the call), a missed call's voicemail before the
+/// call, and a late `sent` after `delivered`, which does not take its place.
+async fn events_out_of_order_read_back_whole(backend: Backend) {
+    use reference_server::records::conformance::call_events;
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let app = TestApp::spawn(&db, Some(STANDARD_SECRET), None).await;
+    let mut events: Vec<Value> = call_events("CAhttp").into_iter().rev().collect();
+    events.push(json!({"id": "EVvm", "apiVersion": "2026-03-30", "createdAt": "2026-04-13T12:11:30Z",
+        "type": "call.voicemail.completed", "data": {"resource": {"id": "ACvm", "voicemailId": "VM1",
+        "callId": "CAmissed", "direction": "incoming", "duration": 12, "from": "+15550000002",
+        "to": OURS, "transcript": null, "recordingUrl": "https://files.example/vm.mp3",
+        "createdAt": "2026-04-13T12:11:30Z", "updatedAt": "2026-04-13T12:11:30Z"},
+        "context": {"orgId": "OR1"}}}));
+    events.push(
+        json!({"id": "EVmissed", "apiVersion": "2026-03-30", "createdAt": "2026-04-13T12:11:00Z",
+        "type": "call.completed", "data": {"resource": {"id": "CAmissed", "direction": "incoming",
+        "status": "unanswered", "createdAt": "2026-04-13T12:10:00Z", "answeredAt": null,
+        "completedAt": "2026-04-13T12:10:30Z", "duration": null, "hasVoicemail": true},
+        "context": {"orgId": "OR1", "phoneNumberId": "PN1", "participants": {"workspace": [OURS],
+        "external": ["+15550000002"], "resolution": "available"}}}}),
+    );
+    let delivered = message(9, OURS, ALICE, "outgoing", "See you at 6", 5);
+    let mut sent = delivered.clone();
+    sent["id"] = json!("EVm9sent");
+    sent["type"] = json!("message.sent");
+    sent["data"]["object"]["status"] = json!("sent");
+    events.extend([delivered, sent]);
+    for (n, event) in events.iter().enumerate() {
+        assert_eq!(
+            app.webhook(&format!("order_{n}"), event).await,
+            StatusCode::OK,
+            "{event}"
+        );
+    }
+    let token = app.token(Role::Support).await;
+
+    let (status, call) = app.get("/api/v1/calls/CAhttp", &token).await;
+    assert_eq!(status, StatusCode::OK, "{call}");
+    assert_eq!(call["status"], "completed", "{call}");
+    assert_eq!(call["outcome"], "answered");
+    assert_eq!(call["duration_seconds"], 55);
+    assert_eq!(call["answered_at"], "2022-01-24T19:22:04Z");
+    assert_eq!(
+        call["recordings"],
+        json!([{"url": "https://storage.example/rec.mp3"}])
+    );
+    assert_eq!(call["summary"], json!(["Booked bay 2"]));
+    assert_eq!(call["next_steps"], json!(["Confirm by text"]));
+    assert_eq!(call["transcript"][0]["content"], "Hi", "{call}");
+    assert_eq!(call["media"][0]["kind"], "recording", "{call}");
+    assert!(call["voicemail"].is_null());
+
+    let (status, missed) = app.get("/api/v1/calls/CAmissed", &token).await;
+    assert_eq!(status, StatusCode::OK, "{missed}");
+    assert_eq!(missed["outcome"], "missed");
+    assert_eq!(
+        missed["voicemail"]["url"], "https://files.example/vm.mp3",
+        "{missed}"
+    );
+    assert_eq!(missed["media"][0]["kind"], "voicemail", "{missed}");
+
+    let (_, page) = app.get("/api/v1/conversations?q=1111", &token).await;
+    let id = page["items"][0]["id"].as_str().unwrap();
+    let (_, conversation) = app
+        .get(&format!("/api/v1/conversations/{id}"), &token)
+        .await;
+    let message = conversation["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["id"] == "AC9")
+        .unwrap();
+    assert_eq!(message["status"], "delivered", "{conversation}");
+    app.stop().await;
+    db.cleanup().await;
+}
+
 backend_tests!(
+    events_out_of_order_read_back_whole,
     a_group_message_to_a_line_not_known_asks_the_api,
     tokens_and_roles_guard_every_endpoint,
     the_raw_log_pages_newest_first_and_filters_by_type,

@@ -336,7 +336,128 @@ backend_tests!(
     media_jobs_pass_the_conformance_suite,
     the_position_migration_orders_earlier_media_by_their_message,
     a_shutdown_leaves_the_media_backlog_pending,
+    a_download_past_the_timeout_is_retried_later,
+    a_download_that_keeps_failing_gives_up_with_an_alert,
 );
+
+/// A download slower than `MEDIA_TIMEOUT_SECS` is given up as a transient failure, to be
+/// tried again later, not waited for.
+async fn a_download_past_the_timeout_is_retried_later(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let storage = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(b"photo".to_vec(), "image/jpeg")
+                .set_delay(std::time::Duration::from_secs(4)),
+        )
+        .mount(&storage)
+        .await;
+    let base = storage.uri();
+    let app = TestApp::spawn_with(&db, |config| {
+        config.media_allowed_hosts =
+            vec![format!("{}/opstatics/", base.trim_start_matches("http://"))];
+        config.media_http_hosts = vec!["127.0.0.1".to_owned()];
+        config.media_timeout_secs = 1;
+    })
+    .await;
+    let urls = vec![format!("{base}/opstatics/slow.jpg")];
+    assert_eq!(
+        app.webhook("slow", &message_with_media("ACslow", &urls))
+            .await,
+        StatusCode::OK
+    );
+    let job = TestApp::eventually("the first attempt", || async {
+        let jobs = app.store.media_of("ACslow").await.ok()?;
+        jobs.into_iter().find(|job| job.last_error.is_some())
+    })
+    .await;
+    assert_eq!(
+        (job.status.as_str(), job.attempts),
+        ("pending", 1),
+        "{job:?}"
+    );
+    assert!(
+        job.last_error
+            .as_deref()
+            .is_some_and(|error| error.starts_with("request failed")),
+        "{job:?}"
+    );
+    assert_eq!(storage.received_requests().await.unwrap().len(), 1);
+    app.stop().await;
+    db.cleanup().await;
+}
+
+/// A download that keeps failing with a transient error (here 503) is tried
+/// `MAX_ATTEMPTS` times, each after its backoff, then given up: failed, counted, alerted.
+async fn a_download_that_keeps_failing_gives_up_with_an_alert(backend: Backend) {
+    use reference_server::media::MAX_ATTEMPTS;
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let storage = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&storage)
+        .await;
+    let base = storage.uri();
+    // The server's clock runs `offset` ms ahead of real time; the test moves it past backoffs.
+    let offset = Arc::new(AtomicI64::new(0));
+    let clock_offset = offset.clone();
+    let clock: reference_server::ingest::Clock = Arc::new(move || {
+        OffsetDateTime::now_utc()
+            + time::Duration::milliseconds(clock_offset.load(Ordering::SeqCst))
+    });
+    let app = TestApp::spawn_with_clock(&db, clock, |config| {
+        config.media_allowed_hosts =
+            vec![format!("{}/opstatics/", base.trim_start_matches("http://"))];
+        config.media_http_hosts = vec!["127.0.0.1".to_owned()];
+    })
+    .await;
+    let urls = vec![format!("{base}/opstatics/busy.jpg")];
+    assert_eq!(
+        app.webhook("busy", &message_with_media("ACbusy", &urls))
+            .await,
+        StatusCode::OK
+    );
+    for attempt in 1..=MAX_ATTEMPTS {
+        let job = TestApp::eventually("the next attempt", || async {
+            let jobs = app.store.media_of("ACbusy").await.ok()?;
+            jobs.into_iter().find(|job| job.attempts == attempt)
+        })
+        .await;
+        let expected = if attempt < MAX_ATTEMPTS {
+            "pending"
+        } else {
+            "failed"
+        };
+        assert_eq!(job.status, expected, "attempt {attempt}: {job:?}");
+        assert_eq!(
+            job.last_error.as_deref(),
+            Some("HTTP 503 Service Unavailable")
+        );
+        // Past the longest backoff.
+        offset.fetch_add(86_400_000, Ordering::SeqCst);
+    }
+    let alerts = app.store.alerts(true, None, 10).await.unwrap();
+    assert_eq!(
+        alerts
+            .iter()
+            .map(|alert| (alert.kind.as_str(), alert.count))
+            .collect::<Vec<_>>(),
+        [("media_download_failed", 1)]
+    );
+    // Never tried again.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(
+        storage.received_requests().await.unwrap().len(),
+        usize::try_from(MAX_ATTEMPTS).unwrap()
+    );
+    app.stop().await;
+    db.cleanup().await;
+}
 
 /// A shutdown does not wait for a backlog of downloads: the ones in hand finish, no new ones
 /// start, and the rest stay pending for the next start.

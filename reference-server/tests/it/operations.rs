@@ -276,3 +276,64 @@ backend_tests!(
     concurrent_deliveries_share_commits,
     sigterm_drains_in_flight_requests_and_exits_zero,
 );
+
+/// With no configuration but a free port, the binary serves on a SQLite file under `./data`,
+/// says where it listens, and stops on `SIGTERM` with exit status 0.
+#[tokio::test]
+async fn with_no_configuration_it_serves_on_sqlite_under_data() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!(
+        "reference-server-bare-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_reference-server"));
+    for (variable, _) in std::env::vars() {
+        if variable != "PATH" {
+            command.env_remove(variable);
+        }
+    }
+    let mut child = command
+        .current_dir(&dir)
+        // The one setting: a free port rather than 8080, which something else may hold.
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    // Logs (the warning that no signing secret is set) come first, on standard output too.
+    let mut banner = String::new();
+    while !banner.starts_with("reference-server listening") {
+        banner.clear();
+        assert!(stdout.read_line(&mut banner).unwrap() > 0, "no banner");
+    }
+    std::thread::spawn(move || for _ in stdout.lines() {});
+    assert!(
+        banner.starts_with("reference-server listening on http://127.0.0.1:")
+            && banner.contains("(database: sqlite)"),
+        "{banner}"
+    );
+    let url = banner.split_whitespace().nth(3).unwrap().to_owned();
+    let health: serde_json::Value = reqwest::get(format!("{url}/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health, json!({"status": "ok", "database": "sqlite"}));
+    let ready = reqwest::get(format!("{url}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert!(dir.join("data").join("openphone.db").is_file());
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exited = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exited.success(), "exit status after SIGTERM: {exited:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
