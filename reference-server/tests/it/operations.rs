@@ -293,15 +293,25 @@ async fn with_no_configuration_it_serves_on_sqlite_under_data() {
             command.env_remove(variable);
         }
     }
-    let mut child = command
-        .current_dir(&dir)
-        // The one setting: a free port rather than 8080, which something else may hold.
-        .env("LISTEN_ADDR", "127.0.0.1:0")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    /// The server, killed if the test fails before it stops.
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Running(
+        command
+            .current_dir(&dir)
+            // The one setting: a free port rather than 8080, which something else may hold.
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
     // Logs (the warning that no signing secret is set) come first, on standard output too.
     let mut banner = String::new();
     while !banner.starts_with("reference-server listening") {
@@ -327,13 +337,15 @@ async fn with_no_configuration_it_serves_on_sqlite_under_data() {
     assert!(dir.join("data").join("openphone.db").is_file());
 
     let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let exited = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
+    let exited = TestApp::eventually("the exit after SIGTERM", || {
+        let exited = child.0.try_wait().unwrap();
+        async move { exited }
+    })
+    .await;
     assert!(exited.success(), "exit status after SIGTERM: {exited:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
