@@ -118,6 +118,34 @@ async fn oversized_bodies_get_413(backend: Backend) {
     db.cleanup().await;
 }
 
+/// A body sent in chunks, with no length declared, is cut off at the limit too: 413, nothing
+/// written.
+async fn an_oversized_chunked_body_gets_413(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let app = TestApp::spawn(&db, Some(SECRETS), Some(128)).await;
+    let chunk = "x".repeat(100);
+    let mut request = "POST /api/openphone/webhook HTTP/1.1\r\nhost: localhost\r\n\
+        content-type: application/json\r\ntransfer-encoding: chunked\r\n\
+        connection: close\r\n\r\n"
+        .to_owned();
+    for _ in 0..3 {
+        request.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    request.push_str("0\r\n\r\n");
+    let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert_eq!(app.store.delivery_count().await.unwrap(), 0);
+    app.stop().await;
+    db.cleanup().await;
+}
+
 async fn unknown_and_unparseable_events_are_kept(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else {
         return;
@@ -274,6 +302,7 @@ backend_tests!(
     stores_a_verified_delivery_once_and_acknowledges_duplicates,
     bad_signatures_get_401_and_write_nothing,
     oversized_bodies_get_413,
+    an_oversized_chunked_body_gets_413,
     unknown_and_unparseable_events_are_kept,
     a_nul_in_an_event_is_stored_as_the_replacement_character,
     without_secrets_deliveries_are_refused_with_503,
