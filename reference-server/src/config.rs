@@ -764,20 +764,35 @@ impl Config {
     }
 }
 
-/// `url` with the password of its user information, if any, replaced by `***`.
+/// `url` as it may be shown: a PostgreSQL URL with its password, in the user information or
+/// as a `password` parameter, replaced by `***`; one that does not parse is not shown at all
+/// (a password with a character the URL should have escaped could otherwise show). A SQLite
+/// URL, a path, is shown as given.
 fn without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    if url.starts_with("sqlite:") {
         return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((user_info, host)) => match user_info.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
     }
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        return "(a URL that does not parse; not shown)".to_owned();
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
+    }
+    if parsed.query_pairs().any(|(key, _)| key == "password") {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if key == "password" {
+                    "***".to_owned()
+                } else {
+                    value.into_owned()
+                };
+                (key.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string().replace("%2A%2A%2A", "***")
 }
 
 #[cfg(test)]
@@ -796,6 +811,14 @@ mod tests {
                 "postgres://app@db.example/crm",
             ),
             ("postgres://db.example/crm", "postgres://db.example/crm"),
+            (
+                "postgres://app@db.example/crm?password=s3cr%2Ft&sslmode=require",
+                "postgres://app@db.example/crm?password=***&sslmode=require",
+            ),
+            (
+                "postgres://app:a/b@db.example/crm",
+                "(a URL that does not parse; not shown)",
+            ),
             ("sqlite://data/openphone.db", "sqlite://data/openphone.db"),
             ("sqlite:data/openphone.db", "sqlite:data/openphone.db"),
         ] {

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use openphone_webhooks::extract::VerifiedWebhook;
-use openphone_webhooks::{Event, Scheme, WebhookVerifier};
+use openphone_webhooks::{Event, EventData, Scheme, WebhookVerifier};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -64,8 +64,8 @@ pub struct IngestState {
 /// database when a group message names a line not known (the first time, or after an import).
 /// With the API ([`KnownNumbers::with_api`]), a line the database does not know either is
 /// looked up in the API's list of the workspace's numbers, which is then saved (so that other
-/// replicas and replays know it too): at most once per [`LIST_NUMBERS_EVERY`], and for at most
-/// [`LIST_NUMBERS_TIMEOUT`] of a request. A group message whose line stays unknown keys by its
+/// replicas and replays know it too, without holding up the request): at most once per
+/// [`LIST_NUMBERS_EVERY`], and for at most [`LIST_NUMBERS_TIMEOUT`] of a request. A group message whose line stays unknown keys by its
 /// sender alone (see [`crate::projection::OwnNumbers`]).
 #[derive(Clone, Default)]
 pub struct KnownNumbers {
@@ -127,7 +127,9 @@ impl KnownNumbers {
                     tracing::warn!(%error, "own numbers not read; a group message keys by its sender")
                 }
             }
+            // The API can tell a line's number only when the event names the line.
             if let Some(api) = &self.api
+                && names_a_line(event)
                 && self.misses(event)
             {
                 self.list(api, store, event, now_ms).await;
@@ -163,27 +165,53 @@ impl KnownNumbers {
             return;
         }
         *asked_ms = Some(now_ms);
-        let listing = crate::import::save_phone_numbers(&api.client, store, now_ms);
-        match tokio::time::timeout(LIST_NUMBERS_TIMEOUT, listing).await {
-            Ok(Ok(numbers)) => {
-                tracing::info!(
-                    count = numbers.len(),
-                    "phone numbers listed for a group message"
-                );
-                self.extend(OwnNumbers::new(
-                    numbers
-                        .into_iter()
-                        .map(|number| (number.id.to_string(), number.number.to_string())),
-                ));
-            }
+        let listing = api.client.list_phone_numbers(None);
+        let numbers = match tokio::time::timeout(LIST_NUMBERS_TIMEOUT, listing).await {
+            Ok(Ok(numbers)) => numbers,
             Ok(Err(error)) => {
-                tracing::warn!(%error, "phone numbers not listed; a group message keys by its sender")
+                tracing::warn!(%error, "phone numbers not listed; a group message keys by its sender");
+                return;
             }
-            Err(_) => tracing::warn!(
-                "phone numbers not listed in time; a group message keys by its sender"
-            ),
-        }
+            Err(_) => {
+                tracing::warn!(
+                    "phone numbers not listed in time; a group message keys by its sender"
+                );
+                return;
+            }
+        };
+        tracing::info!(
+            count = numbers.len(),
+            "phone numbers listed for a group message"
+        );
+        let lines: Vec<crate::directory::WorkspaceNumber> = numbers
+            .into_iter()
+            .map(|number| crate::directory::WorkspaceNumber {
+                id: number.id.to_string(),
+                number: number.number.to_string(),
+                name: Some(number.name),
+            })
+            .collect();
+        self.extend(OwnNumbers::new(
+            lines
+                .iter()
+                .map(|line| (line.id.clone(), line.number.clone())),
+        ));
+        // Saved for other replicas and replays, without holding up this request.
+        let store = store.clone();
+        tokio::spawn(async move {
+            for line in &lines {
+                if let Err(error) = store.save_number(line, now_ms).await {
+                    tracing::warn!(%error, "a listed phone number was not saved");
+                    return;
+                }
+            }
+        });
     }
+}
+
+/// Whether `event` is a message that names the line it went through.
+fn names_a_line(event: &Event) -> bool {
+    matches!(&event.data, EventData::Message(message) if message.phone_number_id.is_some())
 }
 
 /// What the handler tells the metrics layer about a delivery it answered.

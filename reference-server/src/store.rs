@@ -806,7 +806,9 @@ impl Store {
     /// With `dry_run` the whole replay is one transaction, rolled back: the report says what
     /// would change, rows that would change their values included. That transaction holds
     /// what it wrote until the end: the server's writes to the same rows (on SQLite, all its
-    /// writes) wait for it.
+    /// writes) wait for it. On PostgreSQL it reads one snapshot (repeatable read), so the
+    /// server's writes meanwhile are not counted; if the server changes a row the dry run
+    /// writes too, the dry run fails with a serialization error, and can be run again.
     ///
     /// `progress` is called after each page with the counts so far.
     ///
@@ -866,10 +868,10 @@ impl Store {
             }};
         }
         macro_rules! replay {
-            ($pool:expr, $dialect:expr) => {{
+            ($pool:expr, $dialect:expr, $begin_dry:literal, $begin_page:literal) => {{
                 let mut last_id = 0i64;
                 if dry_run {
-                    let mut tx = $pool.begin().await?;
+                    let mut tx = $pool.begin_with($begin_dry).await?;
                     let before = count_tables!(tx);
                     for table in PROJECTED_TABLES {
                         sqlx::query(AssertSqlSafe(format!(
@@ -910,7 +912,7 @@ impl Store {
                 } else {
                     let before = count_tables!(&mut *$pool.acquire().await?);
                     loop {
-                        let mut tx = $pool.begin().await?;
+                        let mut tx = $pool.begin_with($begin_page).await?;
                         let more = page!(tx, $dialect, last_id);
                         tx.commit().await?;
                         if !more {
@@ -930,9 +932,20 @@ impl Store {
                 }
             }};
         }
+        // SQLite: each transaction takes the write lock at once, so that a write of the
+        // server between its first read and its first write cannot fail it (a deferred
+        // transaction's snapshot is then stale, which SQLite does not wait out). PostgreSQL:
+        // the dry run reads one snapshot, so that the server's writes meanwhile are not
+        // counted as the replay's; a row the server changes that the dry run would write
+        // then stops it with a serialization error (run it again, or when quieter).
         match self {
-            Self::Sqlite(pool) => replay!(pool, sql::sqlite),
-            Self::Postgres(pool) => replay!(pool, str::to_owned),
+            Self::Sqlite(pool) => replay!(pool, sql::sqlite, "BEGIN IMMEDIATE", "BEGIN IMMEDIATE"),
+            Self::Postgres(pool) => replay!(
+                pool,
+                str::to_owned,
+                "BEGIN ISOLATION LEVEL REPEATABLE READ",
+                "BEGIN"
+            ),
         }
         Ok(report)
     }

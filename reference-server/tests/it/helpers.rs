@@ -89,15 +89,7 @@ impl TestDb {
 
     /// Runs `sql` on this database over a connection of its own (outside any store).
     pub async fn execute(&self, sql: &'static str) {
-        if self.postgres.is_some() {
-            let mut connection = PgConnection::connect(&self.url).await.expect("connect");
-            connection.execute(sql).await.expect("statement");
-        } else {
-            let mut connection = sqlx::SqliteConnection::connect(&self.url)
-                .await
-                .expect("connect");
-            connection.execute(sql).await.expect("statement");
-        }
+        execute_on(&self.url, sql).await;
     }
 
     /// Drops the Postgres database and removes the directory.
@@ -112,6 +104,17 @@ impl TestDb {
                 .await;
         }
         let _ = std::fs::remove_dir_all(self.dir);
+    }
+}
+
+/// Runs `sql` on the database at `url`, over a connection of its own.
+pub async fn execute_on(url: &str, sql: &'static str) {
+    if url.starts_with("postgres") {
+        let mut connection = PgConnection::connect(url).await.expect("connect");
+        connection.execute(sql).await.expect("statement");
+    } else {
+        let mut connection = sqlx::SqliteConnection::connect(url).await.expect("connect");
+        connection.execute(sql).await.expect("statement");
     }
 }
 

@@ -147,7 +147,30 @@ async fn replay_commits_page_by_page_and_counts_changed_values(backend: Backend)
     // A value ingestion or an older projection got wrong: the dry run finds that row only.
     db.execute("UPDATE messages SET status = NULL, status_rank = 0 WHERE id = 'ACpage7'")
         .await;
-    let dry = store.replay(None, true, &mut |_| {}).await.unwrap();
+    // Meanwhile another connection writes a message: PostgreSQL's dry run reads one snapshot
+    // and does not count it; SQLite's holds the write lock, so the write waits for it.
+    let mut outside = None;
+    let dry = store
+        .replay(None, true, &mut |_| {
+            if outside.is_none() {
+                let url = url.clone();
+                outside = Some(std::thread::spawn(move || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap()
+                        .block_on(crate::helpers::execute_on(
+                            &url,
+                            "INSERT INTO messages (id) VALUES ('ACoutside')",
+                        ));
+                }));
+                // Time for the write to commit, where nothing holds it.
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+        })
+        .await
+        .unwrap();
+    outside.unwrap().join().unwrap();
     for table in &dry.tables {
         let expected = if table.table == "messages" {
             (1, 1)
@@ -157,6 +180,9 @@ async fn replay_commits_page_by_page_and_counts_changed_values(backend: Backend)
         assert_eq!(table.differing, Some(expected), "{table:?}");
         assert_eq!(table.before, table.after, "{table:?}");
     }
+    assert!(store.message("ACoutside").await.unwrap().is_some());
+    db.execute("DELETE FROM messages WHERE id = 'ACoutside'")
+        .await;
     assert!(
         store
             .message("ACpage7")
