@@ -408,6 +408,52 @@ pub mod conformance {
         let older = store.media_list(None, Some(b), 10).await.expect("list");
         assert_eq!(older.iter().map(|job| job.id).collect::<Vec<_>>(), [a]);
         assert!(store.media(-1).await.expect("read").is_none());
+
+        // What events declare of one file merges in any order: the declared type given by
+        // either, the first position.
+        let media = |owner: &str, declared_type: Option<&str>, position: i64| {
+            crate::projection::Change::Media {
+                owner_kind: "message",
+                owner_id: owner.to_owned(),
+                url: "https://files.example/same.jpg".to_owned(),
+                declared_type: declared_type.map(str::to_owned),
+                position,
+            }
+        };
+        for (owner, first, second) in [
+            (
+                "ACmerge1",
+                media("ACmerge1", None, 1),
+                media("ACmerge1", Some("image/jpeg"), 0),
+            ),
+            (
+                "ACmerge2",
+                media("ACmerge2", Some("image/jpeg"), 0),
+                media("ACmerge2", None, 1),
+            ),
+        ] {
+            store.apply(&[first]).await.expect("apply");
+            store.apply(&[second]).await.expect("apply");
+            let other = crate::projection::Change::Media {
+                owner_kind: "message",
+                owner_id: owner.to_owned(),
+                url: "https://files.example/other.jpg".to_owned(),
+                declared_type: None,
+                position: 0,
+            };
+            store.apply(&[other]).await.expect("apply");
+            let jobs = store.media_of(owner).await.expect("read");
+            assert_eq!(
+                jobs.iter()
+                    .map(|job| (
+                        job.url.rsplit('/').next().unwrap_or_default(),
+                        job.content_type.as_deref()
+                    ))
+                    .collect::<Vec<_>>(),
+                [("same.jpg", Some("image/jpeg")), ("other.jpg", None)],
+                "{owner}: both at position 0, then by id"
+            );
+        }
     }
 }
 

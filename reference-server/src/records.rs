@@ -583,9 +583,12 @@ impl Memory {
             } => {
                 let queued = self
                     .media
-                    .iter()
-                    .any(|job| job.record.owner_id == owner_id && job.record.url == url);
-                if !queued {
+                    .iter_mut()
+                    .find(|job| job.record.owner_id == owner_id && job.record.url == url);
+                if let Some(job) = queued {
+                    job.declared_type = earliest(&job.declared_type, &declared_type);
+                    job.position = job.position.min(position);
+                } else {
                     let id = i64::try_from(self.media.len()).unwrap_or(i64::MAX) + 1;
                     self.media.push(MediaJob {
                         record: MediaRecord {

@@ -241,8 +241,20 @@ pub(crate) const CALL: &str = concat!(
     "has_voicemail = GREATEST(calls.has_voicemail, excluded.has_voicemail)"
 );
 
-pub(crate) const RECORDING: &str = "INSERT INTO call_recordings (call_id, url, content_type, duration_s) \
-    VALUES ($1, $2, $3, $4) ON CONFLICT (call_id, url) DO NOTHING";
+/// A recording's details merge order-independently: the least content type and the longest
+/// duration any event gave; a write only when one of them changes.
+pub(crate) const RECORDING: &str = concat!(
+    "INSERT INTO call_recordings (call_id, url, content_type, duration_s) ",
+    "VALUES ($1, $2, $3, $4) ON CONFLICT (call_id, url) DO UPDATE SET ",
+    "content_type = ",
+    earliest!("call_recordings.content_type", "excluded.content_type"),
+    ", duration_s = ",
+    latest!("call_recordings.duration_s", "excluded.duration_s"),
+    " WHERE (excluded.content_type IS NOT NULL AND (call_recordings.content_type IS NULL ",
+    "OR excluded.content_type < call_recordings.content_type)) ",
+    "OR (excluded.duration_s IS NOT NULL AND (call_recordings.duration_s IS NULL ",
+    "OR excluded.duration_s > call_recordings.duration_s))"
+);
 
 pub(crate) const SUMMARY: &str = concat!(
     "INSERT INTO call_summaries (call_id, status, status_rank, summary, next_steps) VALUES ($1, $2, $3, $4, $5) ",
@@ -307,8 +319,19 @@ pub(crate) const CONTACT_PHONES_CLEAR: &str = "DELETE FROM contact_phones WHERE 
 
 pub(crate) const CONTACT_PHONE: &str = "INSERT INTO contact_phones (contact_id, phone) VALUES ($1, $2) ON CONFLICT (contact_id, phone) DO NOTHING";
 
-pub(crate) const MEDIA: &str = "INSERT INTO media (owner_kind, owner_id, url, declared_type, position) \
-    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (owner_id, url) DO NOTHING";
+/// One media job per owner and URL; what events declare of it merges order-independently (the
+/// least declared type, the first position); a write only when one of them changes, so a
+/// redelivery leaves a job in progress alone.
+pub(crate) const MEDIA: &str = concat!(
+    "INSERT INTO media (owner_kind, owner_id, url, declared_type, position) ",
+    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (owner_id, url) DO UPDATE SET ",
+    "declared_type = ",
+    earliest!("media.declared_type", "excluded.declared_type"),
+    ", position = LEAST(media.position, excluded.position)",
+    " WHERE (excluded.declared_type IS NOT NULL AND (media.declared_type IS NULL ",
+    "OR excluded.declared_type < media.declared_type)) ",
+    "OR excluded.position < media.position"
+);
 
 pub(crate) const CONSENT: &str = "INSERT INTO consent_ledger (message_id, phone, action, keyword, at_ms) \
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING";

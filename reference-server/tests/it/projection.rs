@@ -258,6 +258,55 @@ async fn replay_commits_page_by_page_and_counts_changed_values(backend: Backend)
     db.cleanup().await;
 }
 
+/// A recording's details converge whichever event brings them first: a call event listing
+/// the recording without type or length, and the recording's own event with both.
+async fn a_recording_s_details_converge_in_any_order(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    let event = |call: &str, kind: &str, media: Value| {
+        let body = json!({"id": format!("EV{call}{kind}"), "object": "event", "apiVersion": "v3",
+            "createdAt": "2026-04-13T12:05:00Z", "type": kind, "data": {"object": {"id": call,
+            "object": "call", "from": "+15550001111", "to": "+15550000001", "direction": "incoming",
+            "media": media, "voicemail": null, "status": "completed",
+            "createdAt": "2026-04-13T12:00:00Z", "answeredAt": "2026-04-13T12:00:05Z",
+            "completedAt": "2026-04-13T12:00:35Z", "duration": 30, "userId": "US1",
+            "phoneNumberId": "PN1"}}});
+        changes(
+            &Event::parse(body.to_string().as_bytes()).unwrap(),
+            &reference_server::projection::OwnNumbers::default(),
+        )
+    };
+    let url = "https://storage.example/rec.mp3";
+    for (call, call_first) in [("CArec1", true), ("CArec2", false)] {
+        let bare = event(call, "call.completed", json!([{"url": url}]));
+        let full = event(
+            call,
+            "call.recording.completed",
+            json!([{"url": url, "type": "audio/mpeg", "duration": 30}]),
+        );
+        let order = if call_first {
+            [bare, full]
+        } else {
+            [full, bare]
+        };
+        for changes in order {
+            store.apply_changes(&changes).await.unwrap();
+        }
+    }
+    assert_eq!(
+        crate::helpers::count_on(
+            &db.url,
+            "SELECT COUNT(*) FROM call_recordings WHERE content_type = 'audio/mpeg' AND duration_s = 30"
+        )
+        .await,
+        2,
+        "both orders keep the type and the length"
+    );
+    db.cleanup().await;
+}
+
 fn new_delivery(key: &str, payload: &Value) -> NewDelivery {
     let body = payload.to_string().into_bytes();
     let event = Event::parse(&body).unwrap();
@@ -507,6 +556,7 @@ backend_tests!(
     a_batch_projects_like_one_delivery_at_a_time,
     replay_projects_the_raw_log_idempotently,
     replay_commits_page_by_page_and_counts_changed_values,
+    a_recording_s_details_converge_in_any_order,
     a_message_s_media_keep_the_message_s_order,
 );
 
