@@ -338,6 +338,7 @@ backend_tests!(
     a_shutdown_leaves_the_media_backlog_pending,
     a_download_past_the_timeout_is_retried_later,
     a_download_that_keeps_failing_gives_up_with_an_alert,
+    a_chunked_download_over_the_cap_fails,
 );
 
 /// A download slower than `MEDIA_TIMEOUT_SECS` is given up as a transient failure, to be
@@ -455,6 +456,69 @@ async fn a_download_that_keeps_failing_gives_up_with_an_alert(backend: Backend) 
         storage.received_requests().await.unwrap().len(),
         usize::try_from(MAX_ATTEMPTS).unwrap()
     );
+    app.stop().await;
+    db.cleanup().await;
+}
+
+/// A download that declares no length (a chunked answer) is cut off at `MEDIA_MAX_BYTES` as
+/// it streams in: failed for good, nothing kept.
+async fn a_chunked_download_over_the_cap_fails(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    // A server that answers every request with 2,500 bytes in five chunks.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let mut answer = b"HTTP/1.1 200 OK\r\ncontent-type: image/jpeg\r\n\
+                    transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+                    .to_vec();
+                for _ in 0..5 {
+                    answer.extend_from_slice(b"1f4\r\n");
+                    answer.extend_from_slice(&[7u8; 500]);
+                    answer.extend_from_slice(b"\r\n");
+                }
+                answer.extend_from_slice(b"0\r\n\r\n");
+                let _ = stream.write_all(&answer).await;
+            });
+        }
+    });
+    let app = TestApp::spawn_with(&db, |config| {
+        config.media_allowed_hosts = vec![format!("{address}/opstatics/")];
+        config.media_http_hosts = vec!["127.0.0.1".to_owned()];
+        config.media_max_bytes = 1000;
+    })
+    .await;
+    let urls = vec![format!("http://{address}/opstatics/big.jpg")];
+    assert_eq!(
+        app.webhook("big", &message_with_media("ACbig", &urls))
+            .await,
+        StatusCode::OK
+    );
+    let job = TestApp::eventually("the failed download", || async {
+        let jobs = app.store.media_of("ACbig").await.ok()?;
+        jobs.into_iter().find(|job| job.status != "pending")
+    })
+    .await;
+    assert_eq!(job.status, "failed", "{job:?}");
+    assert!(
+        job.last_error
+            .as_deref()
+            .is_some_and(|error| error.contains("MEDIA_MAX_BYTES")),
+        "{job:?}"
+    );
+    assert!(job.sha256.is_none() && job.size_bytes.is_none(), "{job:?}");
     app.stop().await;
     db.cleanup().await;
 }
