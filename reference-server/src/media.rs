@@ -457,6 +457,22 @@ pub mod conformance {
     }
 }
 
+/// `error` with the causes its message leaves out, as `error: cause: cause`: reqwest says
+/// "error following redirect" and keeps why (the refusal) in its source.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// A blob written to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blob {
@@ -695,9 +711,9 @@ impl MediaFetcher {
         }
         let mut response = http.get(url).send().await.map_err(|error| {
             if error.is_redirect() {
-                Failure::Permanent(format!("redirect: {error}"))
+                Failure::Permanent(format!("redirect: {}", with_causes(&error)))
             } else {
-                Failure::Transient(format!("request failed: {error}"))
+                Failure::Transient(format!("request failed: {}", with_causes(&error)))
             }
         })?;
         let status = response.status();
@@ -749,11 +765,9 @@ impl MediaFetcher {
         let mut file = tokio::fs::File::create(temporary).await.map_err(io)?;
         let mut hasher = Sha256::new();
         let mut size: u64 = 0;
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|error| Failure::Transient(format!("download interrupted: {error}")))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|error| {
+            Failure::Transient(format!("download interrupted: {}", with_causes(&error)))
+        })? {
             size += chunk.len() as u64;
             if size > self.policy.max_bytes {
                 return Err(Failure::Permanent(format!(

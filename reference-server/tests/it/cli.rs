@@ -306,3 +306,38 @@ async fn a_database_that_cannot_be_opened_is_named_at_start() {
         assert!(!stderr.contains("hunter2"), "{stderr}");
     }
 }
+
+/// A malformed setting stops the server at start with an error naming the variable, and
+/// never printing its value.
+#[tokio::test]
+async fn a_malformed_setting_stops_the_start_naming_it() {
+    let dir = std::env::temp_dir().join(format!(
+        "reference-server-badconfig-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    for (variable, value, named) in [
+        (
+            "OPENPHONE_WEBHOOK_SECRETS",
+            "whsec_%%%secret%%%",
+            "OPENPHONE_WEBHOOK_SECRETS",
+        ),
+        ("LISTEN_ADDR", "not-an-address", "LISTEN_ADDR"),
+        ("THREAD_IDLE_MINUTES", "0", "THREAD_IDLE_MINUTES"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_reference-server"))
+            .env_remove("DATABASE_URL")
+            .env("DATA_DIR", &dir)
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .env(variable, value)
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(!output.status.success(), "{variable}: {stderr}");
+        assert!(stderr.contains(named), "{variable}: {stderr}");
+        if variable == "OPENPHONE_WEBHOOK_SECRETS" {
+            assert!(!stderr.contains("%%%secret%%%"), "{stderr}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -339,6 +339,7 @@ backend_tests!(
     a_download_past_the_timeout_is_retried_later,
     a_download_that_keeps_failing_gives_up_with_an_alert,
     a_chunked_download_over_the_cap_fails,
+    downloads_refuse_plain_http_and_redirects_off_the_allowlist,
 );
 
 /// A download slower than `MEDIA_TIMEOUT_SECS` is given up as a transient failure, to be
@@ -383,7 +384,7 @@ async fn a_download_past_the_timeout_is_retried_later(backend: Backend) {
     assert!(
         job.last_error
             .as_deref()
-            .is_some_and(|error| error.starts_with("request failed")),
+            .is_some_and(|error| error.starts_with("request failed") && error.contains("timed out")),
         "{job:?}"
     );
     assert_eq!(storage.received_requests().await.unwrap().len(), 1);
@@ -519,6 +520,70 @@ async fn a_chunked_download_over_the_cap_fails(backend: Backend) {
         "{job:?}"
     );
     assert!(job.sha256.is_none() && job.size_bytes.is_none(), "{job:?}");
+    app.stop().await;
+    db.cleanup().await;
+}
+
+/// The download guards end to end: plain http to a host not configured for it is refused
+/// before any request, and a redirect off the allowlist is not followed; both fail for good.
+async fn downloads_refuse_plain_http_and_redirects_off_the_allowlist(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let storage = MockServer::start().await;
+    let base = storage.uri();
+    Mock::given(method("GET"))
+        .and(path("/opstatics/moved.jpg"))
+        .respond_with(
+            ResponseTemplate::new(302).insert_header("location", format!("{base}/elsewhere/x.jpg")),
+        )
+        .mount(&storage)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(b"photo".to_vec(), "image/jpeg"))
+        .mount(&storage)
+        .await;
+    let app = TestApp::spawn_with(&db, |config| {
+        config.media_allowed_hosts =
+            vec![format!("{}/opstatics/", base.trim_start_matches("http://"))];
+        // Plain http only for 127.0.0.1 (the mock), not for `localhost`.
+        config.media_http_hosts = vec!["127.0.0.1".to_owned()];
+    })
+    .await;
+    let port = base.rsplit(':').next().unwrap();
+    let urls = vec![
+        format!("{base}/opstatics/moved.jpg"),
+        format!("http://localhost:{port}/opstatics/plain.jpg"),
+    ];
+    assert_eq!(
+        app.webhook("guards", &message_with_media("ACguard", &urls))
+            .await,
+        StatusCode::OK
+    );
+    let jobs = TestApp::eventually("both refused", || async {
+        let jobs = app.store.media_of("ACguard").await.ok()?;
+        jobs.iter()
+            .all(|job| job.status == "failed")
+            .then_some(jobs)
+    })
+    .await;
+    let errors: Vec<&str> = jobs
+        .iter()
+        .map(|job| job.last_error.as_deref().unwrap_or_default())
+        .collect();
+    assert!(
+        errors[0].contains("redirect") && errors[0].contains("MEDIA_ALLOWED_HOSTS"),
+        "{errors:?}"
+    );
+    assert!(errors[1].contains("https only"), "{errors:?}");
+    let paths: Vec<String> = storage
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|request| request.url.path().to_owned())
+        .collect();
+    assert_eq!(paths, ["/opstatics/moved.jpg"], "nothing else was fetched");
     app.stop().await;
     db.cleanup().await;
 }
