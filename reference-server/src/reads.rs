@@ -242,7 +242,8 @@ pub enum CampaignMessages {
     Hide,
     /// Show them with everything else.
     Include,
-    /// Show only them.
+    /// Show only them: conversations holding campaign messages and nothing else (not one
+    /// that holds nothing).
     Only,
 }
 
@@ -427,7 +428,10 @@ impl Store {
         match campaigns {
             CampaignMessages::Include => {}
             CampaignMessages::Hide => sql.push_str(&format!(" AND {has_other}")),
-            CampaignMessages::Only => sql.push_str(&format!(" AND NOT {has_other}")),
+            // Campaign messages and nothing else: at least one message, none of them other.
+            CampaignMessages::Only => sql.push_str(&format!(
+                " AND NOT {has_other} AND EXISTS (SELECT 1 FROM messages m WHERE m.conversation_key = c.conversation_key)"
+            )),
         }
         let mut args: Vec<Arg> = vec![after_ms.into(), after_key.into(), limit.max(0).into()];
         if let Some(search) = search {
@@ -890,7 +894,12 @@ impl Reads for MemoryRecords {
                 .filter(|(key, _)| match campaigns {
                     CampaignMessages::Include => true,
                     CampaignMessages::Hide => memory.has_other(attached, key),
-                    CampaignMessages::Only => !memory.has_other(attached, key),
+                    CampaignMessages::Only => {
+                        !memory.has_other(attached, key)
+                            && memory.messages.values().any(|message| {
+                                message.conversation_key.as_deref() == Some(key.as_str())
+                            })
+                    }
                 })
                 .filter(|(_, conversation)| {
                     needle.as_deref().is_none_or(|needle| {
@@ -1795,6 +1804,36 @@ pub mod conformance {
         );
         apply(&store, message("AC11", true, BROADCAST, "START", "14:05")).await;
         assert_eq!(store.counts().await.expect("counts").opted_out, 0);
+
+        // A conversation holding nothing (one a group message keyed before a replay moved it
+        // to its group, or one imported without its messages) is no campaign's: listed with
+        // everything, not among the campaigns' nor the people's.
+        let empty = format!("PN1|{LINE}9");
+        store
+            .apply(&[Change::Conversation {
+                key: empty.clone(),
+                phone_number_id: "PN1".to_owned(),
+                participants: json!([format!("{LINE}9")]).to_string(),
+                openphone_id: None,
+                activity_ms: at("15:00"),
+            }])
+            .await
+            .expect("apply");
+        for (campaigns, listed) in [
+            (CampaignMessages::Include, true),
+            (CampaignMessages::Only, false),
+            (CampaignMessages::Hide, false),
+        ] {
+            let page = store
+                .conversations(None, campaigns, None, 10)
+                .await
+                .expect("list");
+            assert_eq!(
+                page.iter().any(|summary| summary.key == empty),
+                listed,
+                "{campaigns:?}"
+            );
+        }
     }
 }
 
