@@ -443,7 +443,12 @@ async fn a_download_that_keeps_failing_gives_up_with_an_alert(backend: Backend) 
         // Past the longest backoff.
         offset.fetch_add(86_400_000, Ordering::SeqCst);
     }
-    let alerts = app.store.alerts(true, None, 10).await.unwrap();
+    // The alert is raised after the job is marked failed.
+    let alerts = TestApp::eventually("the alert", || async {
+        let alerts = app.store.alerts(true, None, 10).await.ok()?;
+        (!alerts.is_empty()).then_some(alerts)
+    })
+    .await;
     assert_eq!(
         alerts
             .iter()
