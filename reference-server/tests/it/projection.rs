@@ -307,6 +307,34 @@ async fn a_recording_s_details_converge_in_any_order(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Two attachments whose URLs store alike (a NUL is kept as U+FFFD) are one media job, also in
+/// a batch: PostgreSQL refuses a statement that updates a row twice.
+async fn attachments_that_store_alike_are_one_job_in_a_batch(backend: Backend) {
+    use reference_server::media::MediaJobs;
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = db.store().await;
+    let event = json!({"id": "EVnul", "object": "event", "apiVersion": "v4",
+        "createdAt": "2026-04-13T12:00:00Z", "type": "message.received", "data": {"object": {
+        "id": "ACnul", "object": "message", "from": "+15550001111", "to": ["+15550000001"],
+        "direction": "incoming", "text": "two", "status": "received",
+        "media": [{"url": "https://storage.example/a\0", "type": "image/jpeg"},
+                  {"url": "https://storage.example/a\u{FFFD}", "type": null}],
+        "createdAt": "2026-04-13T12:00:00Z", "phoneNumberId": "PN1"}}});
+    let outcomes = store
+        .record_batch(&[new_delivery("nul", &event)])
+        .await
+        .unwrap();
+    assert!(matches!(outcomes[0], Recorded::New(_)));
+    let jobs = store.media_of("ACnul").await.unwrap();
+    assert_eq!(
+        jobs.iter().map(|job| job.url.as_str()).collect::<Vec<_>>(),
+        ["https://storage.example/a\u{FFFD}"]
+    );
+    db.cleanup().await;
+}
+
 fn new_delivery(key: &str, payload: &Value) -> NewDelivery {
     let body = payload.to_string().into_bytes();
     let event = Event::parse(&body).unwrap();
@@ -557,6 +585,7 @@ backend_tests!(
     replay_projects_the_raw_log_idempotently,
     replay_commits_page_by_page_and_counts_changed_values,
     a_recording_s_details_converge_in_any_order,
+    attachments_that_store_alike_are_one_job_in_a_batch,
     a_message_s_media_keep_the_message_s_order,
 );
 
