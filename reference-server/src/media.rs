@@ -736,12 +736,13 @@ impl MediaFetcher {
                 self.policy.max_bytes
             )));
         }
+        // The server's type only: without one, reads fall back to the declared type, which
+        // events merge in any order (so it is not frozen here at the download's time).
         let content_type = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| job.content_type.clone());
+            .map(str::to_owned);
         let temporary = self.blobs.temporary();
         let written = self.write(&mut response, &temporary).await;
         match written {

@@ -340,6 +340,7 @@ backend_tests!(
     a_download_that_keeps_failing_gives_up_with_an_alert,
     a_chunked_download_over_the_cap_fails,
     downloads_refuse_plain_http_and_redirects_off_the_allowlist,
+    a_stored_file_without_a_served_type_shows_the_merged_declared_one,
 );
 
 /// A download slower than `MEDIA_TIMEOUT_SECS` is given up as a transient failure, to be
@@ -589,6 +590,66 @@ async fn downloads_refuse_plain_http_and_redirects_off_the_allowlist(backend: Ba
         .map(|request| request.url.path().to_owned())
         .collect();
     assert_eq!(paths, ["/opstatics/moved.jpg"], "nothing else was fetched");
+    app.stop().await;
+    db.cleanup().await;
+}
+
+/// A file served without a content type shows the type the events declared, merged in any
+/// order, also after it is stored: not the one declared when the download happened.
+async fn a_stored_file_without_a_served_type_shows_the_merged_declared_one(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let storage = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(b"untyped".to_vec()))
+        .mount(&storage)
+        .await;
+    let base = storage.uri();
+    let app = TestApp::spawn_with(&db, |config| {
+        config.media_allowed_hosts =
+            vec![format!("{}/opstatics/", base.trim_start_matches("http://"))];
+        config.media_http_hosts = vec!["127.0.0.1".to_owned()];
+    })
+    .await;
+    let declaring = |id: &str, event: &str, declared: &str| {
+        let mut event_body = message_with_media(id, &[format!("{base}/opstatics/{id}.bin")]);
+        event_body["id"] = json!(event);
+        event_body["data"]["object"]["media"][0]["type"] = json!(declared);
+        event_body
+    };
+    for (id, first, second) in [
+        ("ACtype1", "image/png", "image/jpeg"),
+        ("ACtype2", "image/jpeg", "image/png"),
+    ] {
+        assert_eq!(
+            app.webhook(
+                &format!("{id}a"),
+                &declaring(id, &format!("EV{id}a"), first)
+            )
+            .await,
+            StatusCode::OK
+        );
+        TestApp::eventually("stored", || async {
+            let jobs = app.store.media_of(id).await.ok()?;
+            jobs.iter().any(|job| job.status == "stored").then_some(())
+        })
+        .await;
+        assert_eq!(
+            app.webhook(
+                &format!("{id}b"),
+                &declaring(id, &format!("EV{id}b"), second)
+            )
+            .await,
+            StatusCode::OK
+        );
+        let job = app.store.media_of(id).await.unwrap().remove(0);
+        assert_eq!(
+            (job.status.as_str(), job.content_type.as_deref()),
+            ("stored", Some("image/jpeg")),
+            "{id}"
+        );
+    }
     app.stop().await;
     db.cleanup().await;
 }
