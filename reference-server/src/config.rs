@@ -792,7 +792,7 @@ fn without_password(url: &str) -> String {
             .collect();
         parsed.query_pairs_mut().clear().extend_pairs(pairs);
     }
-    parsed.to_string().replace("%2A%2A%2A", "***")
+    parsed.to_string()
 }
 
 #[cfg(test)]

@@ -65,6 +65,22 @@ pub enum Error {
     Knowledge(#[from] knowledge_export::Error),
 }
 
+/// The messages of `error` and of its sources, each once: a message that already ends with
+/// its source's (thiserror's `{0}`) does not repeat it, and one that leaves it out (reqwest's
+/// "error following redirect", whose reason is its source) is followed by it.
+pub fn causes(error: &dyn std::error::Error) -> Vec<String> {
+    let mut messages = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !messages.last().is_some_and(|last| last.ends_with(&text)) {
+            messages.push(text);
+        }
+        source = cause.source();
+    }
+    messages
+}
+
 /// The body of every error answer of the server: `{"error": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"error": "limit must be between 1 and 200"}))]

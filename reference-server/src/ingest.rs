@@ -120,7 +120,11 @@ impl KnownNumbers {
         event: &Event,
         now_ms: i64,
     ) -> Vec<Change> {
-        if self.misses(event) {
+        let (misses, learns) = {
+            let own = self.known.read().unwrap_or_else(PoisonError::into_inner);
+            (own.misses(event), own.learns(event))
+        };
+        if misses {
             match store.own_numbers().await {
                 Ok(fresh) => self.extend(fresh),
                 Err(error) => {
@@ -135,11 +139,6 @@ impl KnownNumbers {
                 self.list(api, store, event, now_ms).await;
             }
         }
-        let learns = self
-            .known
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .learns(event);
         if learns {
             self.known
                 .write()

@@ -41,4 +41,4 @@ pub mod threads;
 
 pub use app::{Application, Services, Workers, router};
 pub use config::Config;
-pub use error::{Error, ErrorBody};
+pub use error::{Error, ErrorBody, causes};

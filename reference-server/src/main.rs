@@ -162,18 +162,10 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            // Each cause once: a message that already ends with its cause's text (thiserror's
-            // `{0}`) does not print it again.
-            let mut shown = error.to_string();
-            eprintln!("error: {shown}");
-            let mut source = std::error::Error::source(&error);
-            while let Some(cause) = source {
-                let text = cause.to_string();
-                if !shown.ends_with(&text) {
-                    eprintln!("  caused by: {text}");
-                }
-                shown = text;
-                source = cause.source();
+            let mut causes = reference_server::causes(&error).into_iter();
+            eprintln!("error: {}", causes.next().unwrap_or_default());
+            for cause in causes {
+                eprintln!("  caused by: {cause}");
             }
             std::process::ExitCode::FAILURE
         }

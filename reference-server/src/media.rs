@@ -457,20 +457,10 @@ pub mod conformance {
     }
 }
 
-/// `error` with the causes its message leaves out, as `error: cause: cause`: reqwest says
-/// "error following redirect" and keeps why (the refusal) in its source.
+/// `error` with the causes its message leaves out, as `error: cause: cause` (see
+/// [`crate::causes`]).
 fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    crate::causes(error).join(": ")
 }
 
 /// A blob written to the store.

@@ -1318,8 +1318,8 @@ pub(crate) fn text(value: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// [`text`], owned.
-fn storable(text: String) -> String {
+/// [`text`], owned (no copy when there is nothing to replace).
+pub(crate) fn storable(text: String) -> String {
     if text.contains('\0') {
         text.replace('\0', "\u{FFFD}")
     } else {

@@ -633,7 +633,7 @@ pub(crate) fn upsert(change: &Change) -> Option<Upsert> {
     };
     // The key as the values are stored (a NUL as U+FFFD): two values that store alike are one
     // row, so they must not share a round of a batch.
-    let key = crate::store::text(&key).into_owned();
+    let key = crate::store::storable(key);
     Some(Upsert { sql, key, args })
 }
 

@@ -7,7 +7,8 @@ use reference_server::auth::{Role, TokenStore};
 use crate::backend_tests;
 use crate::helpers::{Backend, TestDb};
 
-fn run(db: &TestDb, args: &[&str]) -> (bool, String, String) {
+/// Runs the binary with `args` on `db`: whether it succeeded, its output and its errors.
+pub(crate) fn run(db: &TestDb, args: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_reference-server"))
         .args(args)
         .env("DATABASE_URL", &db.url)

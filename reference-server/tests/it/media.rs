@@ -28,6 +28,13 @@ fn message_with_media(id: &str, urls: &[String]) -> Value {
         "media": media, "createdAt": "2026-04-13T12:00:00Z", "phoneNumberId": "PN1"}}})
 }
 
+/// Lets downloads fetch from the test server at `base` (`http://127.0.0.1:port`): its
+/// `/opstatics/` path allowed, plain http allowed for 127.0.0.1.
+fn fetch_from(config: &mut reference_server::Config, base: &str) {
+    config.media_allowed_hosts = vec![format!("{}/opstatics/", base.trim_start_matches("http://"))];
+    config.media_http_hosts = vec!["127.0.0.1".to_owned()];
+}
+
 fn recording(call: &str, url: &str) -> Value {
     json!({"id": format!("EV{call}r"), "object": "event", "apiVersion": "v3", "createdAt": "2026-04-13T12:05:00Z",
         "type": "call.recording.completed", "data": {"object": {"id": call, "object": "call",
@@ -70,7 +77,6 @@ async fn media_is_copied_served_retried_and_refused(backend: Backend) {
         .mount(&storage)
         .await;
     let base = storage.uri();
-    let host = "127.0.0.1";
     // The server's clock runs `offset` ms ahead of real time; the test moves it to skip backoff.
     let offset = Arc::new(AtomicI64::new(0));
     let clock_offset = offset.clone();
@@ -79,9 +85,7 @@ async fn media_is_copied_served_retried_and_refused(backend: Backend) {
             + time::Duration::milliseconds(clock_offset.load(Ordering::SeqCst))
     });
     let app = TestApp::spawn_with_clock(&db, clock, |config| {
-        config.media_allowed_hosts =
-            vec![format!("{}/opstatics/", base.trim_start_matches("http://"))];
-        config.media_http_hosts = vec![host.to_owned()];
+        fetch_from(config, &base);
         config.media_max_bytes = 1000;
     })
     .await;
@@ -277,9 +281,7 @@ async fn media_goes_to_the_configured_object_store(backend: Backend) {
         .await;
     let base = storage.uri();
     let app = TestApp::spawn_with(&db, |config| {
-        config.media_allowed_hosts =
-            vec![format!("{}/opstatics/", base.trim_start_matches("http://"))];
-        config.media_http_hosts = vec!["127.0.0.1".to_owned()];
+        fetch_from(config, &base);
         config.blob_store_url = Some("memory:///".to_owned());
     })
     .await;
@@ -360,9 +362,7 @@ async fn a_download_past_the_timeout_is_retried_later(backend: Backend) {
         .await;
     let base = storage.uri();
     let app = TestApp::spawn_with(&db, |config| {
-        config.media_allowed_hosts =
-            vec![format!("{}/opstatics/", base.trim_start_matches("http://"))];
-        config.media_http_hosts = vec!["127.0.0.1".to_owned()];
+        fetch_from(config, &base);
         config.media_timeout_secs = 1;
     })
     .await;
@@ -414,9 +414,7 @@ async fn a_download_that_keeps_failing_gives_up_with_an_alert(backend: Backend) 
             + time::Duration::milliseconds(clock_offset.load(Ordering::SeqCst))
     });
     let app = TestApp::spawn_with_clock(&db, clock, |config| {
-        config.media_allowed_hosts =
-            vec![format!("{}/opstatics/", base.trim_start_matches("http://"))];
-        config.media_http_hosts = vec!["127.0.0.1".to_owned()];
+        fetch_from(config, &base);
     })
     .await;
     let urls = vec![format!("{base}/opstatics/busy.jpg")];
@@ -502,8 +500,7 @@ async fn a_chunked_download_over_the_cap_fails(backend: Backend) {
         }
     });
     let app = TestApp::spawn_with(&db, |config| {
-        config.media_allowed_hosts = vec![format!("{address}/opstatics/")];
-        config.media_http_hosts = vec!["127.0.0.1".to_owned()];
+        fetch_from(config, &format!("http://{address}"));
         config.media_max_bytes = 1000;
     })
     .await;
@@ -550,10 +547,8 @@ async fn downloads_refuse_plain_http_and_redirects_off_the_allowlist(backend: Ba
         .mount(&storage)
         .await;
     let app = TestApp::spawn_with(&db, |config| {
-        config.media_allowed_hosts =
-            vec![format!("{}/opstatics/", base.trim_start_matches("http://"))];
         // Plain http only for 127.0.0.1 (the mock), not for `localhost`.
-        config.media_http_hosts = vec!["127.0.0.1".to_owned()];
+        fetch_from(config, &base);
     })
     .await;
     let port = base.rsplit(':').next().unwrap();
@@ -607,9 +602,7 @@ async fn a_stored_file_without_a_served_type_shows_the_merged_declared_one(backe
         .await;
     let base = storage.uri();
     let app = TestApp::spawn_with(&db, |config| {
-        config.media_allowed_hosts =
-            vec![format!("{}/opstatics/", base.trim_start_matches("http://"))];
-        config.media_http_hosts = vec!["127.0.0.1".to_owned()];
+        fetch_from(config, &base);
     })
     .await;
     let declaring = |id: &str, event: &str, declared: &str| {
@@ -671,9 +664,7 @@ async fn a_shutdown_leaves_the_media_backlog_pending(backend: Backend) {
         .await;
     let base = storage.uri();
     let app = TestApp::spawn_with(&db, |config| {
-        config.media_allowed_hosts =
-            vec![format!("{}/opstatics/", base.trim_start_matches("http://"))];
-        config.media_http_hosts = vec!["127.0.0.1".to_owned()];
+        fetch_from(config, &base);
     })
     .await;
     // Twelve rounds of four downloads, 300 ms each: about 3.6 s to download them all.

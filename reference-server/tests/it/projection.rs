@@ -95,6 +95,20 @@ async fn replay_projects_the_raw_log_idempotently(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Runs `work` on a thread with a runtime of its own: a replay's progress callback is not
+/// async, and waits on it there while the replay holds this test's runtime.
+fn on_a_thread_of_its_own<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(work)
+    })
+}
+
 /// A replay commits page by page (what it projected is there for everyone after each page),
 /// reports progress after each, and its dry run counts rows whose values would change. Run as
 /// a user would, through the binary, too.
@@ -120,15 +134,8 @@ async fn replay_commits_page_by_page_and_counts_changed_values(backend: Backend)
     let report = store
         .replay(None, false, &mut |so_far| {
             let url = url.clone();
-            let visible = std::thread::spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap()
-                    .block_on(crate::helpers::count_on(
-                        &url,
-                        "SELECT COUNT(*) FROM messages",
-                    ))
+            let visible = on_a_thread_of_its_own(async move {
+                crate::helpers::count_on(&url, "SELECT COUNT(*) FROM messages").await
             })
             .join()
             .unwrap();
@@ -154,15 +161,12 @@ async fn replay_commits_page_by_page_and_counts_changed_values(backend: Backend)
         .replay(None, true, &mut |_| {
             if outside.is_none() {
                 let url = url.clone();
-                outside = Some(std::thread::spawn(move || {
-                    tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap()
-                        .block_on(crate::helpers::execute_on(
-                            &url,
-                            "INSERT INTO messages (id) VALUES ('ACoutside')",
-                        ));
+                outside = Some(on_a_thread_of_its_own(async move {
+                    crate::helpers::execute_on(
+                        &url,
+                        "INSERT INTO messages (id) VALUES ('ACoutside')",
+                    )
+                    .await;
                 }));
                 // Time for the write to commit, where nothing holds it.
                 std::thread::sleep(std::time::Duration::from_millis(300));
@@ -193,20 +197,7 @@ async fn replay_commits_page_by_page_and_counts_changed_values(backend: Backend)
             .is_none()
     );
 
-    let replay = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_reference-server"))
-            .arg("replay")
-            .args(args)
-            .env("DATABASE_URL", &db.url)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        (
-            output.status.success(),
-            String::from_utf8(output.stdout).unwrap(),
-            String::from_utf8(output.stderr).unwrap(),
-        )
-    };
+    let replay = |args: &[&str]| crate::cli::run(&db, &[&["replay"], args].concat());
     let (ok, out, stderr) = replay(&["--dry-run"]);
     assert!(ok, "{stderr}");
     assert!(
