@@ -9,7 +9,7 @@
 //! are typed structs whose fields are declared in alphabetical order: they serialize to the
 //! same bytes as the `json!` maps (sorted keys) they replaced.
 
-use axum::extract::{FromRef, Path, Query, State};
+use axum::extract::{FromRef, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -25,6 +25,7 @@ use utoipa_axum::routes;
 
 use crate::alerts::AlertStore;
 use crate::auth::{Caller, Role};
+use crate::extract::{Path, Query};
 use crate::health_check::HealthChecks;
 use crate::ingest::unix_ms;
 use crate::media::{BlobStore, MediaJobs, MediaRecord};
@@ -153,7 +154,9 @@ async fn no_such_route() -> (StatusCode, Json<ErrorBody>) {
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 200;
 
-/// Paging parameters shared by the listings.
+/// Paging parameters shared by the listings. As an extractor it also knows the listing (the
+/// route) it pages, so a cursor another listing returned is refused rather than read as a
+/// position in this one.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Paging {
@@ -162,6 +165,33 @@ pub struct Paging {
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
+    /// The listing's tag: the first 8 hex digits of the SHA-256 of its route.
+    #[serde(skip)]
+    #[param(ignore)]
+    listing: String,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Paging {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Error> {
+        use sha2::Digest;
+        let Query(mut paging) = Query::<Paging>::from_request_parts(parts, state).await?;
+        let route = parts
+            .extensions
+            .get::<axum::extract::MatchedPath>()
+            .map(|path| path.as_str())
+            .unwrap_or_default();
+        let digest = sha2::Sha256::digest(route.as_bytes());
+        paging.listing = digest[..4]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        Ok(paging)
+    }
 }
 
 impl Paging {
@@ -186,16 +216,23 @@ impl Paging {
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .ok_or_else(invalid)?;
-        let (number, rest) = text.split_once('|').ok_or_else(invalid)?;
+        let (listing, position) = text.split_once('|').ok_or_else(invalid)?;
+        if listing != self.listing {
+            return Err(Error::BadRequest(
+                "cursor is one another listing returned".to_owned(),
+            ));
+        }
+        let (number, rest) = position.split_once('|').ok_or_else(invalid)?;
         Ok(Some((
             number.parse().map_err(|_| invalid())?,
             rest.to_owned(),
         )))
     }
-}
 
-pub(crate) fn cursor(number: i64, text: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{number}|{text}"))
+    /// The cursor of the position `(number, text)` in this listing.
+    pub(crate) fn cursor(&self, number: i64, text: &str) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}|{number}|{text}", self.listing))
+    }
 }
 
 /// Declares the page type of a listing: `{"items": [...], "next_cursor": ...}`.
@@ -283,7 +320,7 @@ pub struct EventView {
     /// When it was received.
     #[schema(format = DateTime)]
     pub received_at: String,
-    /// The signature scheme: `legacy` or `standard`.
+    /// The signature scheme: `legacy` or `standard`, or `import` for rows of the historical import.
     pub scheme: String,
     /// When OpenPhone signed it.
     #[schema(format = DateTime)]
@@ -342,7 +379,7 @@ page_of! {
 async fn events(
     caller: Caller,
     State(state): State<ApiState>,
-    Query(paging): Query<Paging>,
+    paging: Paging,
     Query(filter): Query<EventFilter>,
 ) -> Result<Json<EventPage>, Error> {
     caller.require(Role::Operator)?;
@@ -355,7 +392,7 @@ async fn events(
     let last = rows.last().map(|row| row.id);
     let items = rows.into_iter().map(EventView::from).collect();
     Ok(Json(EventPage::new(items, limit, || {
-        cursor(last.unwrap_or_default(), "")
+        paging.cursor(last.unwrap_or_default(), "")
     })))
 }
 
@@ -461,7 +498,7 @@ pub struct ConversationSearch {
 async fn conversations(
     _caller: Caller,
     State(state): State<ApiState>,
-    Query(paging): Query<Paging>,
+    paging: Paging,
     Query(search): Query<ConversationSearch>,
 ) -> Result<Json<ConversationPage>, Error> {
     let limit = paging.limit()?;
@@ -477,7 +514,7 @@ async fn conversations(
     let items = rows.iter().map(ConversationView::from).collect();
     Ok(Json(ConversationPage::new(items, limit, || {
         let (ms, key) = last.unwrap_or_default();
-        cursor(ms, &key)
+        paging.cursor(ms, &key)
     })))
 }
 
@@ -632,7 +669,7 @@ async fn conversation(
     _caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    Query(paging): Query<Paging>,
+    paging: Paging,
 ) -> Result<Json<ConversationDetail>, Error> {
     let limit = paging.limit()?;
     let key = conversation_key(&id).ok_or(Error::NotFound("conversation"))?;
@@ -646,7 +683,7 @@ async fn conversation(
         .timeline(&key, paging.position()?, limit)
         .await?;
     let next_cursor = (entries.len() as i64 >= limit)
-        .then(|| entries.last().map(|e| cursor(e.created_ms, &e.id)))
+        .then(|| entries.last().map(|e| paging.cursor(e.created_ms, &e.id)))
         .flatten();
     let mut timeline = Vec::with_capacity(entries.len());
     for entry in &entries {
@@ -959,7 +996,7 @@ pub struct MediaFilter {
 async fn media_list(
     caller: Caller,
     State(state): State<ApiState>,
-    Query(paging): Query<Paging>,
+    paging: Paging,
     Query(filter): Query<MediaFilter>,
 ) -> Result<Json<MediaPage>, Error> {
     caller.require(Role::Operator)?;
@@ -982,7 +1019,7 @@ async fn media_list(
     let last = rows.last().map(|row| row.id);
     let items = rows.iter().map(MediaView::from).collect();
     Ok(Json(MediaPage::new(items, limit, || {
-        cursor(last.unwrap_or_default(), "")
+        paging.cursor(last.unwrap_or_default(), "")
     })))
 }
 
@@ -1250,7 +1287,7 @@ fn parse_ms(name: &str, text: &str) -> Result<i64, Error> {
 async fn activity(
     _caller: Caller,
     State(state): State<ApiState>,
-    Query(paging): Query<Paging>,
+    paging: Paging,
     Query(query): Query<ActivityQuery>,
 ) -> Result<Json<ActivityPage>, Error> {
     let limit = paging.limit()?;
@@ -1323,7 +1360,7 @@ async fn activity(
         .collect();
     Ok(Json(ActivityPage::new(items, limit, || {
         let (ms, id) = last.unwrap_or_default();
-        cursor(ms, &id)
+        paging.cursor(ms, &id)
     })))
 }
 
@@ -1583,7 +1620,7 @@ page_of! {
 async fn audit(
     caller: Caller,
     State(state): State<ApiState>,
-    Query(paging): Query<Paging>,
+    paging: Paging,
 ) -> Result<Json<AuditPage>, Error> {
     caller.require(Role::Admin)?;
     let limit = paging.limit()?;
@@ -1605,7 +1642,7 @@ async fn audit(
         })
         .collect();
     Ok(Json(AuditPage::new(items, limit, || {
-        cursor(last.unwrap_or_default(), "")
+        paging.cursor(last.unwrap_or_default(), "")
     })))
 }
 
@@ -1771,7 +1808,7 @@ page_of! {
 async fn alerts(
     _caller: Caller,
     State(state): State<ApiState>,
-    Query(paging): Query<Paging>,
+    paging: Paging,
     Query(filter): Query<AlertFilter>,
 ) -> Result<Json<AlertPage>, Error> {
     let limit = paging.limit()?;
@@ -1801,7 +1838,7 @@ async fn alerts(
         .collect();
     Ok(Json(AlertPage::new(items, limit, || {
         let (ms, id) = last.unwrap_or_default();
-        cursor(ms, &id.to_string())
+        paging.cursor(ms, &id.to_string())
     })))
 }
 
@@ -1918,7 +1955,7 @@ page_of! {
 async fn health_checks(
     caller: Caller,
     State(state): State<ApiState>,
-    Query(paging): Query<Paging>,
+    paging: Paging,
 ) -> Result<Json<HealthCheckPage>, Error> {
     caller.require(Role::Operator)?;
     let limit = paging.limit()?;
@@ -1940,7 +1977,7 @@ async fn health_checks(
         })
         .collect();
     Ok(Json(HealthCheckPage::new(items, limit, || {
-        cursor(last.unwrap_or_default(), "")
+        paging.cursor(last.unwrap_or_default(), "")
     })))
 }
 
@@ -1948,7 +1985,7 @@ async fn health_checks(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct JobFilter {
-    /// Only runs of this job (`reconcile`, `health_check`, ...).
+    /// Only runs of this job (`reconcile`, `health-check`, `self-check`, ...).
     pub job: Option<String>,
 }
 
@@ -2028,7 +2065,7 @@ page_of! {
 async fn jobs(
     caller: Caller,
     State(state): State<ApiState>,
-    Query(paging): Query<Paging>,
+    paging: Paging,
     Query(filter): Query<JobFilter>,
 ) -> Result<Json<JobRunPage>, Error> {
     caller.require(Role::Operator)?;
@@ -2054,7 +2091,7 @@ async fn jobs(
         .collect();
     Ok(Json(JobRunPage::new(items, limit, || {
         let (ms, job) = last.unwrap_or_default();
-        cursor(ms, &job)
+        paging.cursor(ms, &job)
     })))
 }
 

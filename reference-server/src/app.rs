@@ -223,7 +223,10 @@ pub fn router(services: Services) -> (Router, Workers) {
     // and end are told apart from another replica's.
     let replica = format!(
         "{}-{}-{:04x}",
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned()),
+        hostname::get()
+            .ok()
+            .and_then(|name| name.into_string().ok())
+            .unwrap_or_else(|| "local".to_owned()),
         std::process::id(),
         fastrand::u16(..)
     );

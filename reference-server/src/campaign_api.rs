@@ -5,7 +5,9 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use crate::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
@@ -136,7 +138,7 @@ pub async fn members(
     _caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    Query(paging): Query<Paging>,
+    paging: Paging,
     Query(filter): Query<MemberFilter>,
 ) -> Result<Json<MemberPage>, Error> {
     let limit = paging.limit()?;
@@ -149,7 +151,7 @@ pub async fn members(
         .await?;
     let last = items.last().map_or(0, |m| m.position as i64);
     Ok(Json(MemberPage::new(items, limit, || {
-        crate::api::cursor(last, "")
+        paging.cursor(last, "")
     })))
 }
 
@@ -386,7 +388,7 @@ pub struct CampaignFilter {
 pub async fn list_campaigns(
     _caller: Caller,
     State(state): State<ApiState>,
-    Query(paging): Query<Paging>,
+    paging: Paging,
     Query(filter): Query<CampaignFilter>,
 ) -> Result<Json<CampaignPage>, Error> {
     let limit = paging.limit()?;
@@ -403,7 +405,7 @@ pub async fn list_campaigns(
         .collect();
     let next = (skip + items.len()) as i64;
     Ok(Json(CampaignPage::new(items, limit, || {
-        crate::api::cursor(next, "")
+        paging.cursor(next, "")
     })))
 }
 
@@ -789,7 +791,7 @@ pub async fn recipients(
     _caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    Query(paging): Query<Paging>,
+    paging: Paging,
     Query(filter): Query<RecipientFilter>,
 ) -> Result<Json<RecipientPage>, Error> {
     let limit = paging.limit()?;
@@ -802,7 +804,7 @@ pub async fn recipients(
         .await?;
     let last = items.last().map_or(0, |r| r.position as i64);
     Ok(Json(RecipientPage::new(items, limit, || {
-        crate::api::cursor(last, "")
+        paging.cursor(last, "")
     })))
 }
 
@@ -831,7 +833,7 @@ pub async fn review(
     _caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    Query(paging): Query<Paging>,
+    paging: Paging,
 ) -> Result<Json<RecipientPage>, Error> {
     let limit = paging.limit()?;
     let after = paging
@@ -855,7 +857,7 @@ pub async fn review(
         .collect();
     Ok(Json(RecipientPage {
         items,
-        next_cursor: full.then(|| crate::api::cursor(last, "")),
+        next_cursor: full.then(|| paging.cursor(last, "")),
     }))
 }
 

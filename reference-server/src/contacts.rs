@@ -5,7 +5,9 @@
 //! and a later edit in OpenPhone still wins over it. Contacts created here get `loc_` ids.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use crate::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -237,7 +239,7 @@ pub struct ContactSearch {
 pub async fn list(
     _caller: Caller,
     State(state): State<ApiState>,
-    Query(paging): Query<Paging>,
+    paging: Paging,
     Query(search): Query<ContactSearch>,
 ) -> Result<Json<ContactPage>, Error> {
     let limit = paging.limit()?;
@@ -250,7 +252,7 @@ pub async fn list(
     let last = rows.last().map(|row| row.id.clone());
     let items = rows.iter().map(ContactView::from).collect();
     Ok(Json(ContactPage::new(items, limit, || {
-        crate::api::cursor(0, &last.unwrap_or_default())
+        paging.cursor(0, &last.unwrap_or_default())
     })))
 }
 
@@ -715,7 +717,7 @@ pub struct SuggestionFilter {
 pub async fn suggestions(
     _caller: Caller,
     State(state): State<ApiState>,
-    Query(paging): Query<Paging>,
+    paging: Paging,
     Query(filter): Query<SuggestionFilter>,
 ) -> Result<Json<SuggestionPage>, Error> {
     let limit = paging.limit()?;
@@ -736,7 +738,7 @@ pub async fn suggestions(
     let last = rows.last().map(|row| row.id);
     let items = rows.iter().map(SuggestionView::from).collect();
     Ok(Json(SuggestionPage::new(items, limit, || {
-        crate::api::cursor(last.unwrap_or_default(), "")
+        paging.cursor(last.unwrap_or_default(), "")
     })))
 }
 

@@ -3,7 +3,9 @@
 //! `support` role; decisions `operator`.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use crate::extract::{Path, Query};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use knowledge_export::{FailedBatch, Insight, InsightStore, Review};
@@ -53,7 +55,7 @@ pub struct InsightQuery {
 pub async fn list(
     _caller: Caller,
     State(state): State<ApiState>,
-    Query(paging): Query<Paging>,
+    paging: Paging,
     Query(query): Query<InsightQuery>,
 ) -> Result<Json<InsightPage>, Error> {
     let limit = paging.limit()?;
@@ -64,7 +66,7 @@ pub async fn list(
         .await?;
     let last = items.last().map_or(0, |i| i.id);
     Ok(Json(InsightPage::new(items, limit, || {
-        crate::api::cursor(last, "")
+        paging.cursor(last, "")
     })))
 }
 

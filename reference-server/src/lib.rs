@@ -13,6 +13,7 @@ pub mod contacts;
 pub mod directory;
 mod error;
 pub mod event_log;
+pub mod extract;
 pub mod forward;
 pub mod group_commit;
 pub mod health_check;

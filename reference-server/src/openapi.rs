@@ -91,10 +91,6 @@ fn error_body() -> ContentBuilder {
     ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody")))
 }
 
-fn text() -> ContentBuilder {
-    ContentBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::String)))
-}
-
 /// `400`: a parameter, header or body is invalid.
 pub struct BadRequest;
 
@@ -105,12 +101,9 @@ impl<'r> ToResponse<'r> for BadRequest {
             ResponseBuilder::new()
                 .description(
                     "A parameter, header or body is invalid: `{\"error\": ...}` says which and \
-                     why. A query or path parameter that does not parse as its type (such as \
-                     `limit=abc` or a non-integer id) is refused by the router with a plain-text \
-                     message instead.",
+                     why (such as `query parameter limit: invalid digit found in string`).",
                 )
                 .content("application/json", error_body().build())
-                .content("text/plain", text().build())
                 .build()
                 .into(),
         )

@@ -173,7 +173,7 @@ pub enum Store {
 pub struct NewDelivery {
     /// What deduplicates the delivery: its `webhook-id`, else its event id, else a body hash.
     pub delivery_key: String,
-    /// `legacy` or `standard`.
+    /// `legacy`, `standard` or `import` (rows of the historical import).
     pub scheme: &'static str,
     /// The event id, when the body could be read as an event.
     pub event_id: Option<String>,
@@ -298,7 +298,7 @@ pub struct StoredDelivery {
     pub id: i64,
     /// The deduplication key.
     pub delivery_key: String,
-    /// `legacy` or `standard`.
+    /// `legacy`, `standard` or `import` (rows of the historical import).
     pub scheme: String,
     /// The event id.
     pub event_id: Option<String>,

@@ -2,7 +2,9 @@
 //! use them (support staff resolve and reopen threads).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use crate::extract::{Path, Query};
 use serde::{Deserialize, Serialize};
 use thread_resolver::{Entry, Snapshot, Thread, ThreadFilter, ThreadId, ThreadState, ThreadStore};
 use time::OffsetDateTime;
@@ -68,7 +70,7 @@ fn time_param(name: &str, text: Option<&str>) -> Result<Option<OffsetDateTime>, 
 pub async fn list(
     _caller: Caller,
     State(state): State<ApiState>,
-    Query(paging): Query<Paging>,
+    paging: Paging,
     Query(query): Query<ThreadQuery>,
 ) -> Result<Json<ThreadPage>, Error> {
     let limit = paging.limit()?;
@@ -89,7 +91,7 @@ pub async fn list(
         .await?;
     let last = items.last().map_or(0, |t| t.id.0);
     Ok(Json(ThreadPage::new(items, limit, || {
-        crate::api::cursor(last, "")
+        paging.cursor(last, "")
     })))
 }
 

@@ -165,10 +165,52 @@ async fn the_raw_log_pages_newest_first_and_filters_by_type(backend: Backend) {
     assert!(items.iter().all(|item| item["type"] == "message.received"));
     assert_eq!(items[0]["body"]["data"]["object"]["id"], "AC5");
 
-    for bad in ["limit=0", "limit=201", "cursor=!!", "limit=x"] {
-        let (status, body) = app.get(&format!("/api/v1/events?{bad}"), &token).await;
+    // Every refusal is the JSON error shape and names what is wrong.
+    let (_, first) = app.get("/api/v1/events?limit=3", &token).await;
+    let events_cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    for (bad, says) in [
+        ("/api/v1/events?limit=0", "limit must be between 1 and 200"),
+        (
+            "/api/v1/events?limit=201",
+            "limit must be between 1 and 200",
+        ),
+        (
+            "/api/v1/events?cursor=!!",
+            "cursor is not one this API returned",
+        ),
+        (
+            "/api/v1/events?limit=x",
+            "query parameter limit: invalid digit",
+        ),
+        (
+            "/api/v1/events?type=a%00b",
+            "query parameter type holds a NUL",
+        ),
+        ("/api/v1/calls/CAL%001", "the path holds a NUL"),
+        ("/api/v1/media/abc", "Cannot parse"),
+        (
+            "/api/v1/conversations?campaign=maybe",
+            "query parameter campaign: unknown variant",
+        ),
+        (
+            &format!("/api/v1/conversations?cursor={events_cursor}"),
+            "cursor is one another listing returned",
+        ),
+    ] {
+        let (status, body) = app.get(bad, &token).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{bad}: {body}");
     }
+    // A parameter given empty is one not given (`cursor=${next ?? ""}`).
+    let (status, page) = app.get("/api/v1/events?cursor=&limit=&type=", &token).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["items"].as_array().unwrap().len(), 7, "{page}");
+    let (status, page) = app
+        .get("/api/v1/conversations?q=&campaign=&cursor=&limit=", &token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["items"].as_array().unwrap().len(), 2, "{page}");
     app.stop().await;
     db.cleanup().await;
 }

@@ -1,0 +1,82 @@
+//! The management API's query and path extractors. Unlike axum's own, they refuse a bad
+//! parameter with the JSON error shape ([`crate::ErrorBody`]) naming the parameter, read a
+//! parameter given empty (`?cursor=`) as one not given, and refuse a NUL character (`%00`),
+//! which no stored value holds (stored text has it as U+FFFD) and PostgreSQL cannot compare.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::Error;
+
+/// The request's query string, deserialized into `T`. A parameter given with an empty value is
+/// left out first, so `?cursor=&limit=` is the first page at the default size, as a client that
+/// writes `cursor=${next ?? ""}` expects.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Error> {
+        let query = parts.uri.query().unwrap_or_default();
+        let mut given = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            if value.contains('\0') {
+                return Err(Error::BadRequest(format!(
+                    "query parameter {name} holds a NUL character (%00)"
+                )));
+            }
+            if !value.is_empty() {
+                given.append_pair(&name, &value);
+            }
+        }
+        let given = given.finish();
+        let parameters =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(given.as_bytes()));
+        serde_path_to_error::deserialize(parameters)
+            .map(Query)
+            .map_err(|error| {
+                let path = error.path().to_string();
+                let inner = error.into_inner();
+                Error::BadRequest(if path == "." {
+                    format!("query: {inner}")
+                } else {
+                    format!("query parameter {path}: {inner}")
+                })
+            })
+    }
+}
+
+/// The route's path parameters, deserialized into `T` (an id that does not parse as its
+/// type is a 400 with the JSON error shape).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        if parts.uri.path().contains("%00") {
+            return Err(Error::BadRequest(
+                "the path holds a NUL character (%00)".to_owned(),
+            ));
+        }
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) if rejection.status().is_client_error() => {
+                Err(Error::BadRequest(rejection.body_text()))
+            }
+            // A route whose parameters do not fit its handler: the server's own mistake.
+            Err(rejection) => Err(Error::Command(rejection.body_text())),
+        }
+    }
+}
