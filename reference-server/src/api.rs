@@ -152,6 +152,9 @@ async fn no_such_route() -> (StatusCode, Json<ErrorBody>) {
 }
 
 const DEFAULT_LIMIT: i64 = 50;
+/// The longest conversation search (a name or a number is far shorter; SQLite refuses a `LIKE`
+/// pattern of about 50,000 bytes).
+const MAX_SEARCH: usize = 200;
 const MAX_LIMIT: i64 = 200;
 
 /// Paging parameters shared by the listings. As an extractor it also knows the listing (the
@@ -467,9 +470,10 @@ page_of! {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ConversationSearch {
-    /// A part of a participant's number, or of the first name, last name or company of a
-    /// contact whose number takes part (ASCII letters in any case, other letters as written;
-    /// `%` and `_` are literal).
+    /// A part of a participant's number as stored (E.164), or of the first name, last name or
+    /// company of a contact whose number takes part (ASCII letters in any case, other letters
+    /// as written; `%` and `_` are literal). At most 200 characters.
+    #[param(max_length = 200)]
     pub q: Option<String>,
     /// Conversations holding nothing but outgoing campaign messages: hidden by default,
     /// `include` to show them too, `only` for them alone.
@@ -504,6 +508,11 @@ async fn conversations(
     let limit = paging.limit()?;
     let search_campaigns = search.campaign.unwrap_or_default();
     let search = search.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    if search.is_some_and(|q| q.chars().count() > MAX_SEARCH) {
+        return Err(Error::BadRequest(format!(
+            "q must be at most {MAX_SEARCH} characters"
+        )));
+    }
     let rows = state
         .store
         .conversations(search, search_campaigns, paging.position()?, limit)

@@ -440,7 +440,7 @@ impl Store {
                 " AND (lower(c.participants COLLATE \"C\") LIKE $4 ESCAPE '\\' OR EXISTS (SELECT 1 FROM contacts ct \
                  JOIN contact_phones cp ON cp.contact_id = ct.id WHERE ct.deleted = 0 \
                  AND lower((COALESCE(ct.first_name, '') || ' ' || COALESCE(ct.last_name, '') || ' ' || COALESCE(ct.company, '')) COLLATE \"C\") LIKE $4 ESCAPE '\\' \
-                 AND strpos(c.participants, cp.phone) > 0))",
+                 AND strpos(c.participants, '\"' || cp.phone || '\"') > 0))",
             );
             args.push(pattern.into());
         }
@@ -547,9 +547,9 @@ impl Store {
              WHERE (t.created_ms < $1 OR (t.created_ms = $1 AND t.id < $2 AND $2 <> '')) \
              AND ($3 = 0 OR t.direction = 'incoming') \
              AND t.created_ms >= $5 AND t.created_ms < $6 \
-             AND ($7 = '' OR strpos(COALESCE(t.conversation_key, ''), $7) > 0) \
+             AND ($7 = '' OR strpos(replace(COALESCE(t.conversation_key, ''), '|', ',') || ',', ',' || $7 || ',') > 0) \
              AND ($8 = '' OR EXISTS (SELECT 1 FROM contact_phones cp WHERE cp.contact_id = $8 \
-                  AND strpos(COALESCE(t.conversation_key, ''), cp.phone) > 0)) \
+                  AND strpos(replace(COALESCE(t.conversation_key, ''), '|', ',') || ',', ',' || cp.phone || ',') > 0)) \
              AND ($10 = 'include' OR ($10 = 'hide' AND t.campaign_id IS NULL) OR ($10 = 'only' AND t.campaign_id IS NOT NULL)) \
              ORDER BY t.created_ms DESC, t.id DESC LIMIT $9",
             &[
@@ -865,12 +865,18 @@ impl Memory {
                 return false;
             }
             name_matches(&contact_record(id, contact), needle)
-                && self
-                    .contact_phones
-                    .iter()
-                    .any(|(contact, phone)| contact == id && participants.contains(phone.as_str()))
+                && self.contact_phones.iter().any(|(contact, phone)| {
+                    contact == id && participants.contains(&format!("\"{phone}\""))
+                })
         })
     }
+}
+
+/// Whether `phone` is one of the participants of the conversation `key`
+/// (`<phone number id>|<number>,<number>...`): the whole number, not a part of a longer one.
+fn has_participant(key: &str, phone: &str) -> bool {
+    key.split_once('|')
+        .is_some_and(|(_, participants)| participants.split(',').any(|number| number == phone))
 }
 
 impl Reads for MemoryRecords {
@@ -1043,12 +1049,12 @@ impl Reads for MemoryRecords {
                 })
                 .filter(|entry| {
                     let key = entry.conversation_key.as_deref().unwrap_or("");
-                    (phone.is_empty() || key.contains(phone))
+                    (phone.is_empty() || has_participant(key, phone))
                         && (contact.is_empty()
                             || memory
                                 .contact_phones
                                 .iter()
-                                .any(|(id, number)| id == contact && key.contains(number.as_str())))
+                                .any(|(id, number)| id == contact && has_participant(key, number)))
                 })
                 .filter(|entry| match filter.campaigns {
                     CampaignMessages::Include => true,
@@ -1834,6 +1840,55 @@ pub mod conformance {
                 "{campaigns:?}"
             );
         }
+
+        // A stranger whose number starts with Robin's (numbers of different lengths share
+        // prefixes in some countries) is not Robin: not found by Robin's name, nor in the
+        // feed of Robin's number or contact.
+        let stranger = format!("{ROBIN}9");
+        apply(
+            &store,
+            message("AC12", true, &stranger, "Wrong number?", "16:00"),
+        )
+        .await;
+        let found = store
+            .conversations(Some("robin"), CampaignMessages::Include, None, 10)
+            .await
+            .expect("search");
+        assert_eq!(ids(&found, |c| &c.key), [robin.clone()]);
+        let by_number = store
+            .conversations(Some(&stranger), CampaignMessages::Include, None, 10)
+            .await
+            .expect("search");
+        assert_eq!(ids(&by_number, |c| &c.key), [format!("PN1|{stranger}")]);
+        for filter in [
+            ActivityFilter {
+                phone: Some(ROBIN.to_owned()),
+                ..ActivityFilter::default()
+            },
+            ActivityFilter {
+                contact_id: Some("CTrobin".to_owned()),
+                ..ActivityFilter::default()
+            },
+        ] {
+            let entries = store.activity(&filter, None, 50).await.expect("activity");
+            assert!(entries.iter().any(|e| e.id == "AC1"), "{filter:?}");
+            assert!(!entries.iter().any(|e| e.id == "AC12"), "{filter:?}");
+        }
+        let mut only_stranger = ActivityFilter {
+            phone: Some(stranger.clone()),
+            ..ActivityFilter::default()
+        };
+        let entries = store
+            .activity(&only_stranger, None, 10)
+            .await
+            .expect("activity");
+        assert_eq!(ids(&entries, |e| &e.id), ["AC12"]);
+        only_stranger.phone = Some(ROBIN[..ROBIN.len() - 1].to_owned());
+        let entries = store
+            .activity(&only_stranger, None, 10)
+            .await
+            .expect("activity");
+        assert!(entries.is_empty(), "a part of a number is no participant");
     }
 }
 

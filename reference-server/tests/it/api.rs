@@ -193,6 +193,10 @@ async fn the_raw_log_pages_newest_first_and_filters_by_type(backend: Backend) {
             "query parameter campaign: unknown variant",
         ),
         (
+            &format!("/api/v1/conversations?q={}", "%25".repeat(201)),
+            "q must be at most 200",
+        ),
+        (
             &format!("/api/v1/conversations?cursor={events_cursor}"),
             "cursor is one another listing returned",
         ),
@@ -257,6 +261,14 @@ async fn conversations_list_search_and_show_one_timeline(backend: Backend) {
     }
     let (_, page) = app.get("/api/v1/conversations?q=%25", &token).await;
     assert_eq!(page["items"].as_array().unwrap().len(), 0, "% is literal");
+    let (status, page) = app
+        .get(
+            &format!("/api/v1/conversations?q={}", "%25".repeat(200)),
+            &token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "the longest search: {page}");
+    assert_eq!(page["items"].as_array().unwrap().len(), 0);
 
     // One conversation: its messages and its call, newest first, in pages.
     let id = items_id(&app, &token, ALICE).await;
