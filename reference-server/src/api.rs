@@ -10,7 +10,7 @@
 //! same bytes as the `json!` maps (sorted keys) they replaced.
 
 use axum::extract::{FromRef, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use base64::Engine;
@@ -1045,17 +1045,20 @@ async fn media_list(
     responses(
         (
             status = 200,
-            description = "The stored bytes, with the content type recorded for the file",
+            description = "The stored bytes, with the content type recorded for the file (`application/octet-stream` when none was, or when the recorded one is not a valid header value)",
             content_type = "*/*",
             body = inline(crate::openapi::Binary),
             headers(
                 ("ETag" = String, description = "The SHA-256 of the bytes, quoted"),
                 ("Cache-Control" = String, description = "`private, max-age=31536000, immutable`"),
+                ("X-Content-Type-Options" = String, description = "`nosniff`"),
+                ("Content-Security-Policy" = String, description = "`sandbox`: an HTML or SVG attachment opened in a browser runs no script"),
             ),
         ),
+        (status = 304, description = "`If-None-Match` names the bytes' ETag"),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
-        (status = 404, description = "No media job has this id, or its file is not stored (see its status)", body = ErrorBody),
+        (status = 404, description = "No media job has this id, or its file is not stored: the message says whether its download is pending or failed", body = ErrorBody),
         (status = 503, response = Unavailable),
     ),
     security(("bearer" = [])),
@@ -1065,6 +1068,7 @@ async fn media_bytes(
     _caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<i64>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, Error> {
     let media = state
         .store
@@ -1072,24 +1076,53 @@ async fn media_bytes(
         .await?
         .ok_or(Error::NotFound("media"))?;
     let Some(sha256) = media.sha256.filter(|_| media.status == "stored") else {
-        return Err(Error::NotFound(
-            "stored copy of this media (see its status)",
-        ));
+        return Err(Error::NotFound(if media.status == "failed" {
+            "stored copy of this media (its download failed: see its status)"
+        } else {
+            "stored copy of this media (its download is pending: see its status)"
+        }));
     };
+    let etag = format!("\"{sha256}\"");
+    let cache = [
+        (
+            header::ETAG,
+            HeaderValue::from_str(&etag).map_err(|_| Error::NotFound("media"))?,
+        ),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, max-age=31536000, immutable"),
+        ),
+    ];
+    let unchanged = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|tag| matches!(tag.trim(), "*") || tag.trim().trim_start_matches("W/") == etag);
+    if unchanged {
+        return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
+    }
     let bytes = state.blobs.read(&sha256).await.map_err(|error| {
         tracing::error!(id, %error, "stored media is missing from the blob store");
         Error::NotFound("stored copy of this media")
     })?;
+    // The type comes from the file's server or, without one, from the event: either may hold
+    // what no header can.
     let content_type = media
         .content_type
-        .unwrap_or_else(|| "application/octet-stream".to_owned());
+        .and_then(|declared| HeaderValue::from_str(&declared).ok())
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     Ok((
+        cache,
         [
             (header::CONTENT_TYPE, content_type),
-            (header::ETAG, format!("\"{sha256}\"")),
             (
-                header::CACHE_CONTROL,
-                "private, max-age=31536000, immutable".to_owned(),
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("sandbox"),
             ),
         ],
         bytes,

@@ -208,12 +208,39 @@ async fn media_is_copied_served_retried_and_refused(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["content-type"], "image/jpeg");
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "image/jpeg");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["content-security-policy"], "sandbox");
     assert_eq!(response.bytes().await.unwrap().to_vec(), photo);
-    let (status, _) = app
+    // A client holding the bytes revalidates for nothing.
+    for (if_none_match, expected) in [
+        (
+            headers["etag"].to_str().unwrap().to_owned(),
+            StatusCode::NOT_MODIFIED,
+        ),
+        (
+            format!("\"other\", {}", headers["etag"].to_str().unwrap()),
+            StatusCode::NOT_MODIFIED,
+        ),
+        ("\"other\"".to_owned(), StatusCode::OK),
+    ] {
+        let response = app
+            .client
+            .get(app.url(&format!("/api/v1/media/{}", stored.id)))
+            .bearer_auth(&support)
+            .header("if-none-match", &if_none_match)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected, "{if_none_match}");
+        assert_eq!(response.headers()["etag"], headers["etag"]);
+    }
+    let (status, body) = app
         .get(&format!("/api/v1/media/{}", gone.id), &support)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].as_str().unwrap().contains("failed"), "{body}");
     assert_eq!(
         app.get("/api/v1/media?status=failed", &support).await.0,
         StatusCode::FORBIDDEN
@@ -643,6 +670,35 @@ async fn a_stored_file_without_a_served_type_shows_the_merged_declared_one(backe
             "{id}"
         );
     }
+    // A declared type no header can carry is served as plain bytes, not refused with a 500.
+    assert_eq!(
+        app.webhook(
+            "ACtype3a",
+            &declaring("ACtype3", "EVACtype3a", "image/jpeg\nX-Evil: 1")
+        )
+        .await,
+        StatusCode::OK
+    );
+    let job = TestApp::eventually("stored", || async {
+        let jobs = app.store.media_of("ACtype3").await.ok()?;
+        jobs.into_iter().find(|job| job.status == "stored")
+    })
+    .await;
+    let support = app.token(reference_server::auth::Role::Support).await;
+    let response = app
+        .client
+        .get(app.url(&format!("/api/v1/media/{}", job.id)))
+        .bearer_auth(&support)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/octet-stream"
+    );
+    assert!(response.headers().get("x-evil").is_none());
+    assert_eq!(response.bytes().await.unwrap().as_ref(), b"untyped");
     app.stop().await;
     db.cleanup().await;
 }
