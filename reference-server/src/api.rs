@@ -1743,14 +1743,17 @@ async fn mark_read(
     body: Option<Json<ReadBody>>,
 ) -> Result<Json<ReadResult>, Error> {
     let key = conversation_key(&id).ok_or(Error::NotFound("conversation"))?;
-    let openphone_id = state
-        .store
-        .mark_read(&key)
-        .await?
-        .ok_or(Error::NotFound("conversation"))?;
+    // OpenPhone first, when asked: a request it cannot carry out changes nothing here either.
     let mut marked_in_openphone = false;
     if body.is_some_and(|Json(body)| body.openphone) {
-        let (Some(client), Some(openphone_id)) = (&state.messenger.client, &openphone_id) else {
+        let conversation = state
+            .store
+            .conversation(&key)
+            .await?
+            .ok_or(Error::NotFound("conversation"))?;
+        let (Some(client), Some(openphone_id)) =
+            (&state.messenger.client, &conversation.openphone_id)
+        else {
             return Err(Error::Conflict(
                 "marking read in OpenPhone needs OPENPHONE_API_KEY and OpenPhone's conversation id"
                     .to_owned(),
@@ -1762,6 +1765,11 @@ async fn mark_read(
             .map_err(|error| Error::Conflict(format!("OpenPhone refused: {error}")))?;
         marked_in_openphone = true;
     }
+    state
+        .store
+        .mark_read(&key)
+        .await?
+        .ok_or(Error::NotFound("conversation"))?;
     state
         .store
         .audit(

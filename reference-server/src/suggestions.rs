@@ -82,11 +82,17 @@ fn trim_word(word: &str) -> &str {
     .trim_end_matches('.')
 }
 
-/// The details found in `text` with simple patterns.
+/// The longest detail suggested, in bytes: an email address is at most 254 characters (RFC
+/// 5321), and no name or street address comes near. A longer "word" in a message is no
+/// contact detail, and PostgreSQL refuses an index entry over about 2,700 bytes, which would
+/// fail the message's whole delivery.
+pub const MAX_VALUE_BYTES: usize = 254;
+
+/// The details found in `text` with simple patterns, none longer than [`MAX_VALUE_BYTES`].
 pub fn extract(text: &str) -> Vec<(Kind, String)> {
     let mut found: Vec<(Kind, String)> = Vec::new();
     let mut push = |kind: Kind, value: String| {
-        if !found.iter().any(|(k, v)| *k == kind && *v == value) {
+        if value.len() <= MAX_VALUE_BYTES && !found.iter().any(|(k, v)| *k == kind && *v == value) {
             found.push((kind, value));
         }
     };
@@ -456,5 +462,20 @@ mod tests {
         );
         assert!(extract("is bay 2 free at 6pm? this is urgent").is_empty());
         assert!(extract("reply to @ or foo@bar").is_empty());
+    }
+
+    #[test]
+    fn nothing_longer_than_an_email_address_can_be_is_suggested() {
+        let local = "a".repeat(MAX_VALUE_BYTES - "@b.co".len());
+        let longest = format!("{local}@b.co");
+        assert_eq!(extract(&longest), [(Kind::Email, longest.clone())]);
+        let word = format!("B{}", "é".repeat(200));
+        for text in [
+            format!("a{longest}"),
+            format!("my name is {word}"),
+            format!("12 {word} Street"),
+        ] {
+            assert!(extract(&text).is_empty(), "{text}");
+        }
     }
 }

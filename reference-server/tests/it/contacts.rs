@@ -419,6 +419,50 @@ async fn details_found_in_messages_wait_for_approval(backend: Backend) {
     db.cleanup().await;
 }
 
+/// A customer's message holding a "word" far longer than any contact detail (here an email
+/// address, a name and a street of a few thousand bytes that do not compress) is stored like
+/// any other, without suggestions: PostgreSQL refuses index entries that long, which used to
+/// fail the whole delivery (503, so OpenPhone retried it until it gave up).
+async fn a_huge_word_is_no_suggestion_and_fails_no_delivery(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let app = TestApp::spawn_with(&db, |_| {}).await;
+    let mut seed = 0x2545_f491_u32;
+    let mut noise = |length: usize| -> String {
+        (0..length)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                char::from_u32(0x4e00 + seed % 0x5000).unwrap()
+            })
+            .collect()
+    };
+    let text = format!(
+        "my name is B{} at x@{}.com at 12 {} Street",
+        noise(1200),
+        noise(1200),
+        noise(1200)
+    );
+    let message = json!({"id": "EVbig", "object": "event", "apiVersion": "v4", "createdAt": "2026-11-22T06:00:00Z",
+        "type": "message.received", "data": {"object": {"id": "ACbig", "object": "message", "from": "+15550002121",
+        "to": ["+15550000001"], "direction": "incoming", "status": "received", "createdAt": "2026-11-22T06:00:00Z",
+        "text": text, "phoneNumberId": "PN1"}}});
+    assert_eq!(app.webhook("big1", &message).await, StatusCode::OK);
+    let support = app.token(Role::Support).await;
+    let (_, pending) = app.get("/api/v1/contact-suggestions", &support).await;
+    assert_eq!(pending["items"].as_array().unwrap().len(), 0, "{pending}");
+    let (status, _) = app
+        .get("/api/v1/conversations?q=%2B15550002121", &support)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    use reference_server::reads::Reads as _;
+    assert_eq!(app.store.counts().await.unwrap().messages, 1);
+    app.stop().await;
+    db.cleanup().await;
+}
+
 /// Suggestions on this backend pass the suite the memory records pass.
 async fn suggestions_pass_the_conformance_suite(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else {
@@ -431,6 +475,7 @@ async fn suggestions_pass_the_conformance_suite(backend: Backend) {
 backend_tests!(
     suggestions_pass_the_conformance_suite,
     details_found_in_messages_wait_for_approval,
+    a_huge_word_is_no_suggestion_and_fails_no_delivery,
     contacts_are_listed_created_updated_and_merged_with_webhooks,
     contacts_are_pushed_to_openphone_by_external_id,
 );

@@ -233,6 +233,9 @@ async fn reading_a_conversation_resets_its_unread_count(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::CONFLICT);
+    // ... and a refusal changes nothing here either.
+    let (_, list) = app.get("/api/v1/conversations", &token).await;
+    assert_eq!(list["items"][0]["unread_count"], 1, "{list}");
     let unknown = app
         .client
         .post(app.url("/api/v1/conversations/bm9uZQ/read"))
