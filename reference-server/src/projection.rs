@@ -726,6 +726,12 @@ fn transcript_change(transcript: &CallTranscript) -> Change {
     }
 }
 
+/// The longest phone value a contact keeps, in bytes. An E.164 number has at most 15 digits, and
+/// a number as people write it with an extension fits well within this. A longer value is no
+/// phone number; it is left out (the raw event keeps it), because PostgreSQL refuses an index
+/// entry over about 2,700 bytes and the contact's whole delivery would fail.
+const MAX_PHONE_BYTES: usize = 64;
+
 fn contact_change(contact: &Contact, deleted: bool, at: Option<i64>) -> Change {
     let mut phones: Vec<String> = contact
         .phone_numbers
@@ -740,7 +746,7 @@ fn contact_change(contact: &Contact, deleted: bool, at: Option<i64>) -> Change {
                 .as_e164()
                 .map_or_else(|| phone.value.trim().to_owned(), ToString::to_string)
         })
-        .filter(|phone| !phone.is_empty())
+        .filter(|phone| !phone.is_empty() && phone.len() <= MAX_PHONE_BYTES)
         .collect();
     phones.sort();
     phones.dedup();

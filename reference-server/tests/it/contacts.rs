@@ -421,9 +421,10 @@ async fn details_found_in_messages_wait_for_approval(backend: Backend) {
 
 /// A customer's message holding a "word" far longer than any contact detail (here an email
 /// address, a name and a street of a few thousand bytes that do not compress) is stored like
-/// any other, without suggestions: PostgreSQL refuses index entries that long, which used to
-/// fail the whole delivery (503, so OpenPhone retried it until it gave up).
-async fn a_huge_word_is_no_suggestion_and_fails_no_delivery(backend: Backend) {
+/// any other, without suggestions; a contact with a "phone" that long is stored without it.
+/// PostgreSQL refuses index entries that long, which used to fail the whole delivery (503, so
+/// OpenPhone retried it until it gave up).
+async fn huge_values_fail_no_delivery(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else {
         return;
     };
@@ -459,6 +460,16 @@ async fn a_huge_word_is_no_suggestion_and_fails_no_delivery(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     use reference_server::reads::Reads as _;
     assert_eq!(app.store.counts().await.unwrap().messages, 1);
+
+    let mut contact = webhook_version("2026-11-22T07:00:00Z", "Ana");
+    contact["data"]["resource"]["phoneNumbers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"value": noise(1200), "type": "phone-number"}));
+    assert_eq!(app.webhook("big2", &contact).await, StatusCode::OK);
+    let (status, stored) = app.get("/api/v1/contacts/CT9", &support).await;
+    assert_eq!(status, StatusCode::OK, "{stored}");
+    assert_eq!(stored["phones"], json!(["+15550007777"]), "{stored}");
     app.stop().await;
     db.cleanup().await;
 }
@@ -475,7 +486,7 @@ async fn suggestions_pass_the_conformance_suite(backend: Backend) {
 backend_tests!(
     suggestions_pass_the_conformance_suite,
     details_found_in_messages_wait_for_approval,
-    a_huge_word_is_no_suggestion_and_fails_no_delivery,
+    huge_values_fail_no_delivery,
     contacts_are_listed_created_updated_and_merged_with_webhooks,
     contacts_are_pushed_to_openphone_by_external_id,
 );
