@@ -756,10 +756,15 @@ fn contact_change(contact: &Contact, deleted: bool, at: Option<i64>) -> Change {
         "emails": contact.emails.iter().map(|e| &e.value).collect::<Vec<_>>(),
         "fields": contact.fields.iter().map(|f| json!({"name": f.name, "value": f.value})).collect::<Vec<_>>(),
     });
-    // A contact this server created and pushed carries our id as its external id: its
-    // versions merge into our record instead of making a second one.
+    // A contact this server created and pushed carries our id (`loc_` and 32 hex digits) as
+    // its external id: its versions merge into our record instead of making a second one.
+    let ours = |external: &str| {
+        external
+            .strip_prefix("loc_")
+            .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
     let id = match contact.external_id.as_deref() {
-        Some(external) if external.starts_with("loc_") => external.to_owned(),
+        Some(external) if ours(external) => external.to_owned(),
         _ => contact.id.to_string(),
     };
     Change::Contact {

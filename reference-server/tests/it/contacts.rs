@@ -470,6 +470,15 @@ async fn huge_values_fail_no_delivery(backend: Backend) {
     let (status, stored) = app.get("/api/v1/contacts/CT9", &support).await;
     assert_eq!(status, StatusCode::OK, "{stored}");
     assert_eq!(stored["phones"], json!(["+15550007777"]), "{stored}");
+    // An external id that only starts like ours is OpenPhone's contact, not one of ours.
+    let mut other = webhook_version("2026-11-22T07:00:00Z", "Bo");
+    other["id"] = json!("EVct-other");
+    other["data"]["resource"]["id"] = json!("CT10");
+    other["data"]["resource"]["externalId"] = json!(format!("loc_{}", noise(1200)));
+    assert_eq!(app.webhook("big3", &other).await, StatusCode::OK);
+    let (status, stored) = app.get("/api/v1/contacts/CT10", &support).await;
+    assert_eq!(status, StatusCode::OK, "{stored}");
+    assert_eq!(stored["first_name"], "Bo", "{stored}");
     app.stop().await;
     db.cleanup().await;
 }
