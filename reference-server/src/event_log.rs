@@ -317,7 +317,7 @@ pub mod conformance {
     fn new_id(outcome: &Recorded) -> i64 {
         match outcome {
             Recorded::New(id) => *id,
-            Recorded::Duplicate => panic!("expected a new row, got a duplicate"),
+            other => panic!("expected a new row, got {other:?}"),
         }
     }
 

@@ -182,22 +182,25 @@ async fn commit<L: EventLog>(
     match outcome {
         Ok(recorded) => {
             for (reply, recorded) in replies.into_iter().zip(recorded) {
-                any_new |= matches!(recorded, Recorded::New(_));
+                any_new |= matches!(recorded, Recorded::New(_) | Recorded::RawOnly(_));
                 let _ = reply.send(Ok(recorded));
             }
         }
         Err(error) if replies.len() == 1 => {
-            if let Some(reply) = replies.pop() {
-                let _ = reply.send(Err(error));
+            if let (Some(reply), Some(delivery)) = (replies.pop(), deliveries.first()) {
+                let result = keep_raw_if_refused(&log, &mut held, delivery, error).await;
+                any_new |= matches!(result, Ok(Recorded::RawOnly(_)));
+                let _ = reply.send(result);
             }
         }
         Err(error) => {
             tracing::warn!(%error, size = replies.len(), "batch failed; recording its deliveries one by one");
             for (delivery, reply) in deliveries.iter().zip(replies) {
-                let result = record_with_retries(&log, &mut held, std::slice::from_ref(delivery))
-                    .await
-                    .map(|mut recorded| recorded.pop().unwrap_or(Recorded::Duplicate));
-                any_new |= matches!(result, Ok(Recorded::New(_)));
+                let result = match record_one(&log, &mut held, delivery).await {
+                    Err(error) => keep_raw_if_refused(&log, &mut held, delivery, error).await,
+                    recorded => recorded,
+                };
+                any_new |= matches!(result, Ok(Recorded::New(_) | Recorded::RawOnly(_)));
                 let _ = reply.send(result);
             }
         }
@@ -207,6 +210,43 @@ async fn commit<L: EventLog>(
         live.committed();
     }
     held
+}
+
+async fn record_one<L: EventLog>(
+    log: &L,
+    held: &mut L::Held,
+    delivery: &NewDelivery,
+) -> Result<Recorded, StoreError> {
+    record_with_retries(log, held, std::slice::from_ref(delivery))
+        .await
+        .map(|mut recorded| recorded.pop().unwrap_or(Recorded::Duplicate))
+}
+
+/// What becomes of a delivery that failed alone with `error`. When the database refused the
+/// values of its records ([`StoreError::refuses_values`]: a projection it cannot store, which
+/// no retry by OpenPhone would change), its raw event is recorded without them, so that it is
+/// kept and acknowledged rather than refused until OpenPhone gives up; `replay` projects it
+/// once a fix allows. Any other failure stands (the database may be back for the retry).
+async fn keep_raw_if_refused<L: EventLog>(
+    log: &L,
+    held: &mut L::Held,
+    delivery: &NewDelivery,
+    error: StoreError,
+) -> Result<Recorded, StoreError> {
+    if !error.refuses_values() || delivery.changes.is_empty() {
+        return Err(error);
+    }
+    tracing::error!(
+        delivery_key = %delivery.delivery_key,
+        event_type = delivery.event_type.as_deref().unwrap_or("?"),
+        error = %crate::causes(&error).join(": "),
+        "the database refused this delivery's records; keeping its raw event without them \
+         (`reference-server replay` projects it once fixed)"
+    );
+    match record_one(log, held, &delivery.raw_only(&error)).await? {
+        Recorded::New(id) => Ok(Recorded::RawOnly(id)),
+        other => Ok(other),
+    }
 }
 
 async fn record_with_retries<L: EventLog>(

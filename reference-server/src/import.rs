@@ -730,13 +730,42 @@ impl Importer {
             });
             kept.push((item.kind, item.id, true));
         }
-        let outcomes = retry_transient(|| self.store.record_batch(&deliveries)).await?;
+        let outcomes = match retry_transient(|| self.store.record_batch(&deliveries)).await {
+            // One item's records refused: the others are recorded whole, and its raw event
+            // without them (as ingestion does; `replay` projects it once fixed).
+            Err(error) if error.refuses_values() => {
+                let mut outcomes = Vec::with_capacity(deliveries.len());
+                for delivery in &deliveries {
+                    let one = std::slice::from_ref(delivery);
+                    let outcome = match retry_transient(|| self.store.record_batch(one)).await {
+                        Err(error) if error.refuses_values() => {
+                            let raw = [delivery.raw_only(&error)];
+                            let kept = retry_transient(|| self.store.record_batch(&raw)).await?;
+                            self.report.lock().await.failures.push(format!(
+                                "{}: kept raw, {}",
+                                delivery.delivery_key,
+                                raw[0].parse_error.as_deref().unwrap_or_default()
+                            ));
+                            kept
+                        }
+                        other => other?,
+                    };
+                    outcomes.extend(outcome);
+                }
+                outcomes
+            }
+            other => other?,
+        };
         let mut outcomes = outcomes.into_iter();
         let mut report = self.report.lock().await;
         for (kind, id, recorded) in kept {
             let entry = report.kinds.entry(kind.to_owned()).or_default();
             entry.checked += 1;
-            let new = recorded && matches!(outcomes.next(), Some(Recorded::New(_)));
+            let new = recorded
+                && matches!(
+                    outcomes.next(),
+                    Some(Recorded::New(_) | Recorded::RawOnly(_))
+                );
             if new {
                 entry.created += 1;
                 if entry.created_ids.len() < 100 {

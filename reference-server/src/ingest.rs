@@ -247,6 +247,21 @@ pub async fn count_webhooks(
     if outcome == WebhookOutcome::Unauthorized {
         observers.alerter.verification_failed().await;
     }
+    if outcome == WebhookOutcome::StoredRawOnly
+        && let Err(error) = observers
+            .alerter
+            .raise(
+                "projection_failed",
+                "projection_failed",
+                "the database refused the records of a webhook delivery; its raw event is kept \
+                 without them (see its parse_error in GET /api/v1/events, then run \
+                 `reference-server replay` once fixed)",
+                Some(format!("type {}", event_type.unwrap_or("unknown"))),
+            )
+            .await
+    {
+        tracing::error!(%error, "the projection_failed alert could not be recorded");
+    }
     response
 }
 
@@ -331,8 +346,9 @@ pub async fn receive(
     let event_type = delivery.event_type.clone();
     let parse_error = delivery.parse_error.clone();
     let forwarded = (!state.forward.is_empty()).then(|| delivery.body.clone());
-    let status = match state.ingestor.record(delivery).await? {
-        Recorded::New(id) => {
+    let recorded = state.ingestor.record(delivery).await?;
+    let status = match recorded {
+        Recorded::New(id) | Recorded::RawOnly(id) => {
             if let Some((token, received_ms)) = &health {
                 observe_health_check(&state, token, *received_ms).await;
             }
@@ -353,10 +369,10 @@ pub async fn receive(
             "duplicate"
         }
     };
-    let outcome = if status == "stored" {
-        WebhookOutcome::Stored
-    } else {
-        WebhookOutcome::Duplicate
+    let outcome = match recorded {
+        Recorded::New(_) => WebhookOutcome::Stored,
+        Recorded::RawOnly(_) => WebhookOutcome::StoredRawOnly,
+        Recorded::Duplicate => WebhookOutcome::Duplicate,
     };
     let mut response = Json(Ack {
         status,

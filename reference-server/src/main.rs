@@ -325,6 +325,11 @@ async fn replay(
         }
         out.push('\n');
     }
+    for (id, why) in &report.refused {
+        out.push_str(&format!(
+            "delivery {id} left unprojected: the database refused its records ({why})\n"
+        ));
+    }
     if dry_run {
         out.push_str("nothing was changed (dry run)\n");
     }

@@ -91,6 +91,9 @@ pub struct Metrics {
 pub enum WebhookOutcome {
     /// Recorded for the first time.
     Stored,
+    /// Recorded for the first time without its records, which the database refused (kept
+    /// raw; see [`crate::store::Recorded::RawOnly`]).
+    StoredRawOnly,
     /// Already recorded.
     Duplicate,
     /// Refused: bad or missing signature (401).
@@ -107,6 +110,7 @@ impl WebhookOutcome {
     fn as_str(self) -> &'static str {
         match self {
             Self::Stored => "stored",
+            Self::StoredRawOnly => "stored_raw_only",
             Self::Duplicate => "duplicate",
             Self::Unauthorized => "unauthorized",
             Self::TooLarge => "too_large",

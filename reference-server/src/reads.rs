@@ -1854,7 +1854,7 @@ pub mod conformance {
             .conversations(Some("robin"), CampaignMessages::Include, None, 10)
             .await
             .expect("search");
-        assert_eq!(ids(&found, |c| &c.key), [robin.clone()]);
+        assert_eq!(ids(&found, |c| &c.key), [robin.as_str()]);
         let by_number = store
             .conversations(Some(&stranger), CampaignMessages::Include, None, 10)
             .await

@@ -50,6 +50,34 @@ impl StoreError {
             if matches!(error.code().as_deref(), Some("23505" | "2067" | "1555")))
     }
 
+    /// Whether the database refused the values written, so that the same write can never
+    /// succeed: a PostgreSQL data exception (class `22`), program limit (class `54`, such as an
+    /// index entry over about 2,700 bytes) or integrity violation other than a unique one
+    /// (class `23`); SQLite's too big, constraint (not unique), mismatch and range errors.
+    /// Not a failure to reach the database, which may pass.
+    pub fn refuses_values(&self) -> bool {
+        if self.is_unique_violation() {
+            return false;
+        }
+        let Self::Backend(sqlx::Error::Database(error)) = self else {
+            return false;
+        };
+        let Some(code) = error.code() else {
+            return false;
+        };
+        // PostgreSQL's SQLSTATE codes have five characters; SQLite's are numbers below 10,000.
+        if code.len() == 5 {
+            ["22", "23", "54"]
+                .iter()
+                .any(|class| code.starts_with(class))
+        } else {
+            matches!(
+                code.as_ref(),
+                "18" | "19" | "20" | "25" | "275" | "787" | "1299"
+            )
+        }
+    }
+
     /// Whether trying the same transaction again may succeed: a PostgreSQL deadlock or
     /// serialization failure, or a busy SQLite database.
     pub fn is_transient(&self) -> bool {
@@ -191,11 +219,27 @@ pub struct NewDelivery {
     pub changes: Vec<Change>,
 }
 
+impl NewDelivery {
+    /// This delivery without its records, its `parse_error` saying why: what is kept when the
+    /// database refuses the records' values ([`StoreError::refuses_values`]), so that the
+    /// event itself is never lost. `reference-server replay` projects it once a fix allows.
+    pub fn raw_only(&self, why: &StoreError) -> Self {
+        Self {
+            parse_error: Some(format!("not projected: {}", crate::causes(why).join(": "))),
+            changes: Vec::new(),
+            ..self.clone()
+        }
+    }
+}
+
 /// The outcome of recording a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
     /// Stored for the first time, with this row id.
     New(i64),
+    /// Stored for the first time, with this row id, but without its records: the database
+    /// refused their values (see [`NewDelivery::raw_only`]).
+    RawOnly(i64),
     /// Already stored: nothing changed.
     Duplicate,
 }
@@ -251,6 +295,9 @@ pub struct ReplayReport {
     pub projected: u64,
     /// Of those, bodies that do not parse as events (kept raw, not projected).
     pub unparsed: u64,
+    /// Of those, events whose records the database refused ([`StoreError::refuses_values`]):
+    /// their row ids and why. Each is left unprojected and the replay goes on.
+    pub refused: Vec<(i64, String)>,
     /// Each normalized table's rows before and after (and, for a dry run, how many differ).
     pub tables: Vec<TableReport>,
 }
@@ -852,14 +899,37 @@ impl Store {
                 if let Some((id, _)) = rows.last() {
                     $last_id = *id;
                 }
-                for (_, body) in &rows {
+                for (id, body) in &rows {
                     report.deliveries += 1;
                     match crate::ingest::parse_event(body) {
                         Ok(event) => {
                             own.learn(&event);
                             let changes = crate::projection::changes(&event, &own);
-                            apply!(&mut *$conn, &changes, $dialect);
-                            report.projected += 1;
+                            // Each delivery behind a savepoint: one whose records the
+                            // database refuses is left out, not the page.
+                            sqlx::query("SAVEPOINT replay_delivery")
+                                .execute(&mut *$conn)
+                                .await?;
+                            let applied: Result<(), StoreError> = async {
+                                apply!(&mut *$conn, &changes, $dialect);
+                                Ok(())
+                            }
+                            .await;
+                            match applied {
+                                Ok(()) => {
+                                    sqlx::query("RELEASE SAVEPOINT replay_delivery")
+                                        .execute(&mut *$conn)
+                                        .await?;
+                                    report.projected += 1;
+                                }
+                                Err(error) if error.refuses_values() => {
+                                    sqlx::query("ROLLBACK TO SAVEPOINT replay_delivery")
+                                        .execute(&mut *$conn)
+                                        .await?;
+                                    report.refused.push((*id, crate::causes(&error).join(": ")));
+                                }
+                                Err(error) => return Err(error),
+                            }
                         }
                         Err(_) => report.unparsed += 1,
                     }

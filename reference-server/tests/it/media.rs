@@ -370,7 +370,104 @@ backend_tests!(
     a_chunked_download_over_the_cap_fails,
     downloads_refuse_plain_http_and_redirects_off_the_allowlist,
     a_stored_file_without_a_served_type_shows_the_merged_declared_one,
+    a_delivery_whose_records_the_database_refuses_is_kept_raw,
 );
+
+/// A delivery whose records the database refuses (here a media URL of 4,000 characters that do
+/// not compress: PostgreSQL cannot index it) is not refused with it: its raw event is stored
+/// without its records, acknowledged, marked and alerted; deliveries beside it are recorded
+/// whole; a replay leaves it out and goes on. SQLite stores the same URL.
+async fn a_delivery_whose_records_the_database_refuses_is_kept_raw(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let app = TestApp::spawn_with(&db, |_| {}).await;
+    let mut seed = 0x9e37_79b9_u32;
+    let long: String = (0..4000)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            char::from(
+                b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                    [(seed % 62) as usize],
+            )
+        })
+        .collect();
+    let refused = message_with_media("ACtoolong", &[format!("https://files.openphone.co/{long}")]);
+    let (ok1, ok2) = (
+        message_with_media("ACok1", &[]),
+        message_with_media("ACok2", &[]),
+    );
+    let (first, bad, second) = tokio::join!(
+        app.webhook("ok1", &ok1),
+        app.webhook("bad", &refused),
+        app.webhook("ok2", &ok2),
+    );
+    assert_eq!(
+        (first, bad, second),
+        (StatusCode::OK, StatusCode::OK, StatusCode::OK)
+    );
+    let operator = app.token(Role::Operator).await;
+    let (_, events) = app.get("/api/v1/events", &operator).await;
+    let parse_errors: Vec<(String, Option<String>)> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            (
+                item["event_id"].as_str().unwrap_or_default().to_owned(),
+                item["parse_error"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    assert_eq!(parse_errors.len(), 3, "{events}");
+    use reference_server::reads::Reads as _;
+    let held = |id: &'static str| {
+        let store = app.store.clone();
+        async move { store.holds("message", id).await.unwrap() }
+    };
+    assert!(held("ACok1").await && held("ACok2").await);
+    let alerts = app.store.alerts(true, None, 10).await.unwrap();
+    let postgres = matches!(backend, Backend::Postgres);
+    if postgres {
+        let (_, error) = parse_errors
+            .iter()
+            .find(|(event, _)| event == "EVACtoolong")
+            .unwrap();
+        let error = error.as_deref().unwrap_or_default();
+        assert!(error.starts_with("not projected: "), "{error}");
+        assert!(!held("ACtoolong").await);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].kind, "projection_failed");
+        let metrics = app
+            .client
+            .get(app.url("/metrics"))
+            .bearer_auth(&operator)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(metrics.contains("outcome=\"stored_raw_only\""), "{metrics}");
+    } else {
+        assert!(
+            parse_errors.iter().all(|(_, error)| error.is_none()),
+            "{parse_errors:?}"
+        );
+        assert!(held("ACtoolong").await);
+        assert!(alerts.is_empty(), "{alerts:?}");
+    }
+    let report = app.store.replay(None, false, &mut |_| {}).await.unwrap();
+    assert_eq!(report.deliveries, 3);
+    let refused: Vec<i64> = report.refused.iter().map(|(id, _)| *id).collect();
+    assert_eq!(refused.len(), usize::from(postgres), "{:?}", report.refused);
+    assert_eq!(report.projected, if postgres { 2 } else { 3 });
+    assert!(held("ACok1").await && held("ACok2").await);
+    app.stop().await;
+    db.cleanup().await;
+}
 
 /// A download slower than `MEDIA_TIMEOUT_SECS` is given up as a transient failure, to be
 /// tried again later, not waited for.
