@@ -899,39 +899,70 @@ impl Store {
                 if let Some((id, _)) = rows.last() {
                     $last_id = *id;
                 }
-                for (id, body) in &rows {
-                    report.deliveries += 1;
-                    match crate::ingest::parse_event(body) {
-                        Ok(event) => {
+                report.deliveries += rows.len() as u64;
+                // The page behind a savepoint: when the database refuses the records of one
+                // of its deliveries, the page is done again with a savepoint per delivery, so
+                // that only that one is left out (two statements a page, not a delivery).
+                sqlx::query("SAVEPOINT replay_page")
+                    .execute(&mut *$conn)
+                    .await?;
+                let mut careful = false;
+                loop {
+                    let (mut projected, mut unparsed, mut refused) = (0u64, 0u64, Vec::new());
+                    let done: Result<(), StoreError> = async {
+                        for (id, body) in &rows {
+                            let Ok(event) = crate::ingest::parse_event(body) else {
+                                unparsed += 1;
+                                continue;
+                            };
                             own.learn(&event);
                             let changes = crate::projection::changes(&event, &own);
-                            // Each delivery behind a savepoint: one whose records the
-                            // database refuses is left out, not the page.
-                            sqlx::query("SAVEPOINT replay_delivery")
-                                .execute(&mut *$conn)
-                                .await?;
+                            if careful {
+                                sqlx::query("SAVEPOINT replay_delivery")
+                                    .execute(&mut *$conn)
+                                    .await?;
+                            }
                             let applied: Result<(), StoreError> = async {
                                 apply!(&mut *$conn, &changes, $dialect);
                                 Ok(())
                             }
                             .await;
                             match applied {
-                                Ok(()) => {
-                                    sqlx::query("RELEASE SAVEPOINT replay_delivery")
-                                        .execute(&mut *$conn)
-                                        .await?;
-                                    report.projected += 1;
-                                }
-                                Err(error) if error.refuses_values() => {
+                                Ok(()) => projected += 1,
+                                Err(error) if careful && error.refuses_values() => {
                                     sqlx::query("ROLLBACK TO SAVEPOINT replay_delivery")
                                         .execute(&mut *$conn)
                                         .await?;
-                                    report.refused.push((*id, crate::causes(&error).join(": ")));
+                                    refused.push((*id, crate::causes(&error).join(": ")));
                                 }
                                 Err(error) => return Err(error),
                             }
+                            if careful {
+                                sqlx::query("RELEASE SAVEPOINT replay_delivery")
+                                    .execute(&mut *$conn)
+                                    .await?;
+                            }
                         }
-                        Err(_) => report.unparsed += 1,
+                        Ok(())
+                    }
+                    .await;
+                    match done {
+                        Ok(()) => {
+                            sqlx::query("RELEASE SAVEPOINT replay_page")
+                                .execute(&mut *$conn)
+                                .await?;
+                            report.projected += projected;
+                            report.unparsed += unparsed;
+                            report.refused.extend(refused);
+                            break;
+                        }
+                        Err(error) if !careful && error.refuses_values() => {
+                            sqlx::query("ROLLBACK TO SAVEPOINT replay_page")
+                                .execute(&mut *$conn)
+                                .await?;
+                            careful = true;
+                        }
+                        Err(error) => return Err(error),
                     }
                 }
                 !rows.is_empty()
