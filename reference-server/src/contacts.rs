@@ -785,45 +785,60 @@ pub async fn approve(
         .decide(id, "approved", &caller.token_id, now_ms)
         .await?
         .ok_or(Error::NotFound("pending suggestion"))?;
-    let existing = match state
-        .store
-        .contacts_by_phone(&suggestion.phone)
-        .await?
-        .first()
-    {
-        Some(contact_id) => state.store.contact(contact_id).await?,
-        None => None,
-    };
-    let mut body = ContactBody::default();
-    match suggestion.kind.as_str() {
-        "name" => {
-            let mut parts = suggestion.value.splitn(2, ' ');
-            body.first_name = parts.next().map(str::to_owned);
-            body.last_name = parts.next().map(str::to_owned);
-        }
-        "email" => {
-            let mut emails = existing
-                .as_ref()
-                .map(|c| {
-                    strings(
-                        &serde_json::from_str(&c.content).unwrap_or(Value::Null),
-                        "emails",
-                    )
-                })
-                .unwrap_or_default();
-            if !emails.contains(&suggestion.value) {
-                emails.push(suggestion.value.clone());
+    // Decided first (two operators approving at once apply it once), and taken back when the
+    // detail cannot be applied, so that it is not used up.
+    let applied: Result<ContactRecord, Error> = async {
+        let existing = match state
+            .store
+            .contacts_by_phone(&suggestion.phone)
+            .await?
+            .first()
+        {
+            Some(contact_id) => state.store.contact(contact_id).await?,
+            None => None,
+        };
+        let mut body = ContactBody::default();
+        match suggestion.kind.as_str() {
+            "name" => {
+                let mut parts = suggestion.value.splitn(2, ' ');
+                body.first_name = parts.next().map(str::to_owned);
+                body.last_name = parts.next().map(str::to_owned);
             }
-            body.emails = Some(emails);
+            "email" => {
+                let mut emails = existing
+                    .as_ref()
+                    .map(|c| {
+                        strings(
+                            &serde_json::from_str(&c.content).unwrap_or(Value::Null),
+                            "emails",
+                        )
+                    })
+                    .unwrap_or_default();
+                if !emails.contains(&suggestion.value) {
+                    emails.push(suggestion.value.clone());
+                }
+                body.emails = Some(emails);
+            }
+            _ => body.address = Some(suggestion.value.clone()),
         }
-        _ => body.address = Some(suggestion.value.clone()),
+        let record = match &existing {
+            Some(contact) => write_version(&state, &contact.id, Some(contact), body).await?,
+            None => {
+                body.phones = Some(vec![suggestion.phone.clone()]);
+                let id = format!("loc_{}", uuid::Uuid::new_v4().simple());
+                write_version(&state, &id, None, body).await?
+            }
+        };
+        Ok(record)
     }
-    let record = match &existing {
-        Some(contact) => write_version(&state, &contact.id, Some(contact), body).await?,
-        None => {
-            body.phones = Some(vec![suggestion.phone.clone()]);
-            let id = format!("loc_{}", uuid::Uuid::new_v4().simple());
-            write_version(&state, &id, None, body).await?
+    .await;
+    let record = match applied {
+        Ok(record) => record,
+        Err(error) => {
+            if let Err(undo) = state.store.reopen(id, &caller.token_id, now_ms).await {
+                tracing::error!(id, error = %undo, "an approval that failed could not be taken back");
+            }
+            return Err(error);
         }
     };
     state

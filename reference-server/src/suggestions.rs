@@ -213,6 +213,16 @@ pub trait SuggestionStore: Clone + Send + Sync + 'static {
         by: &str,
         now_ms: i64,
     ) -> impl Future<Output = Result<Option<Suggestion>, StoreError>> + Send;
+
+    /// Takes back the decision `by` made at `decided_ms` (an approval whose detail could not
+    /// be applied): the suggestion is pending again. `false` when it was not decided so
+    /// (another decision, or none).
+    fn reopen(
+        &self,
+        id: i64,
+        by: &str,
+        decided_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 impl SuggestionStore for Store {
@@ -248,6 +258,18 @@ impl SuggestionStore for Store {
             &[status.into(), by.into(), now_ms.into(), id.into()],
         )
         .await
+    }
+
+    async fn reopen(&self, id: i64, by: &str, decided_ms: i64) -> Result<bool, StoreError> {
+        let reopened: Option<(i64,)> = self
+            .fetch_optional(
+                "UPDATE contact_suggestions SET status = 'pending', decided_by = NULL, decided_ms = NULL \
+                 WHERE id = $1 AND status <> 'pending' AND decided_by = $2 AND decided_ms = $3 \
+                 RETURNING id",
+                &[id.into(), by.into(), decided_ms.into()],
+            )
+            .await?;
+        Ok(reopened.is_some())
     }
 }
 
@@ -321,6 +343,23 @@ impl SuggestionStore for MemoryRecords {
             suggestion.decided_by = Some(by.to_owned());
             suggestion.decided_ms = Some(now_ms);
             Some(suggestion.clone())
+        }))
+    }
+
+    async fn reopen(&self, id: i64, by: &str, decided_ms: i64) -> Result<bool, StoreError> {
+        Ok(self.with(|memory| {
+            let Some(suggestion) = memory.suggestions.iter_mut().find(|suggestion| {
+                suggestion.id == id
+                    && suggestion.status != "pending"
+                    && suggestion.decided_by.as_deref() == Some(by)
+                    && suggestion.decided_ms == Some(decided_ms)
+            }) else {
+                return false;
+            };
+            suggestion.status = "pending".to_owned();
+            suggestion.decided_by = None;
+            suggestion.decided_ms = None;
+            true
         }))
     }
 }
@@ -410,6 +449,22 @@ pub mod conformance {
                 .expect("decide")
                 .is_none()
         );
+
+        // A decision is taken back only by who made it, when they made it; then it is
+        // pending, and decided again like any other.
+        for (by, at) in [("tok2", 5_000), ("tok1", 4_999)] {
+            assert!(
+                !store.reopen(email, by, at).await.expect("reopen"),
+                "{by} {at}"
+            );
+        }
+        assert!(store.reopen(email, "tok1", 5_000).await.expect("reopen"));
+        assert!(!store.reopen(email, "tok1", 5_000).await.expect("reopen"));
+        let decided = store
+            .decide(email, "approved", "tok1", 5_000)
+            .await
+            .expect("decide")
+            .expect("pending again");
 
         // Finding it again does not make it pending again.
         store.apply(&first).await.expect("apply");

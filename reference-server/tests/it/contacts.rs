@@ -483,6 +483,40 @@ async fn huge_values_fail_no_delivery(backend: Backend) {
     db.cleanup().await;
 }
 
+/// An approval whose detail cannot be applied (the contact, synced from OpenPhone, holds an
+/// email this server would refuse) answers why and leaves the suggestion pending, not used up.
+async fn an_approval_that_cannot_be_applied_leaves_the_suggestion_pending(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let app = TestApp::spawn_with(&db, |_| {}).await;
+    let operator = app.token(Role::Operator).await;
+    let mut contact = webhook_version("2026-11-22T05:00:00Z", "Ana");
+    contact["data"]["resource"]["emails"] = json!([{"value": "ana at home", "type": "email"}]);
+    assert_eq!(app.webhook("ct1", &contact).await, StatusCode::OK);
+    let message = json!({"id": "EVsg2", "object": "event", "apiVersion": "v4", "createdAt": "2026-11-22T06:00:00Z",
+        "type": "message.received", "data": {"object": {"id": "ACsg2", "object": "message", "from": "+15550007777",
+        "to": ["+15550000001"], "direction": "incoming", "status": "received", "createdAt": "2026-11-22T06:00:00Z",
+        "text": "email me at ana@example.com", "phoneNumberId": "PN1"}}});
+    assert_eq!(app.webhook("sg2", &message).await, StatusCode::OK);
+    let (_, pending) = app.get("/api/v1/contact-suggestions", &operator).await;
+    let id = pending["items"][0]["id"].as_i64().unwrap();
+    let (status, body) = send(
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/v1/contact-suggestions/{id}/approve"),
+        &operator,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (_, pending) = app.get("/api/v1/contact-suggestions", &operator).await;
+    assert_eq!(pending["items"][0]["id"], id, "{pending}");
+    assert_eq!(pending["items"][0]["status"], "pending", "{pending}");
+    app.stop().await;
+    db.cleanup().await;
+}
+
 /// Suggestions on this backend pass the suite the memory records pass.
 async fn suggestions_pass_the_conformance_suite(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else {
@@ -496,6 +530,7 @@ backend_tests!(
     suggestions_pass_the_conformance_suite,
     details_found_in_messages_wait_for_approval,
     huge_values_fail_no_delivery,
+    an_approval_that_cannot_be_applied_leaves_the_suggestion_pending,
     contacts_are_listed_created_updated_and_merged_with_webhooks,
     contacts_are_pushed_to_openphone_by_external_id,
 );
