@@ -32,7 +32,7 @@ use crate::media::{BlobStore, MediaJobs, MediaRecord};
 use crate::messaging::{
     Messenger, OutgoingMessage, SendLog, SendRefused, SendRequest, TokenLimiter,
 };
-use crate::openapi::{BadRequest, Forbidden, Unauthorized, Unavailable};
+use crate::openapi::{BadRequest, Forbidden, TooLarge, Unauthorized, Unavailable};
 use crate::reads::{ActivityFilter, CampaignMessages, ConversationSummary, Stats, TimelineEntry};
 use crate::scheduler::JobRuns;
 use crate::store::{Store, StoredDelivery};
@@ -1502,6 +1502,7 @@ async fn sent_message_view(
         (status = 201, description = "Recorded and sent once; `status` says how it ended", body = SentMessage),
         (status = 200, description = "This token used the key before: the earlier record (nothing is sent)", body = SentMessage),
         (status = 400, response = BadRequest),
+        (status = 413, response = TooLarge),
         (status = 401, response = Unauthorized),
         (status = 409, description = "The number opted out of messages (STOP); it must opt back in (START) first", body = ErrorBody),
         (
@@ -1520,7 +1521,7 @@ async fn send_message(
     caller: Caller,
     State(state): State<ApiState>,
     headers: axum::http::HeaderMap,
-    body: Result<Json<SendBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<crate::extract::Json<SendBody>, Error>,
 ) -> Result<Response, Error> {
     let key = headers
         .get("idempotency-key")
@@ -1533,7 +1534,7 @@ async fn send_message(
             )
         })?
         .to_owned();
-    let Json(body) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+    let crate::extract::Json(body) = body?;
     let to = openphone_types::E164::parse(&body.to).map_err(|_| {
         Error::BadRequest("to must be an E.164 number such as +15555550123".to_owned())
     })?;

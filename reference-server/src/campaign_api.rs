@@ -27,7 +27,7 @@ use crate::ErrorBody;
 use crate::api::{ApiState, Paging, page_of};
 use crate::auth::{Caller, Role};
 use crate::messaging::SendLog;
-use crate::openapi::{BadRequest, Forbidden, Unauthorized, Unavailable};
+use crate::openapi::{BadRequest, Forbidden, TooLarge, Unauthorized, Unavailable};
 
 const LIST_ID: &str = "The list's id (`ls_...`)";
 const CAMPAIGN_ID: &str = "The campaign's id (`cp_...`)";
@@ -54,6 +54,7 @@ pub struct NewList {
     responses(
         (status = 201, description = "Created", body = ContactList),
         (status = 400, response = BadRequest),
+        (status = 413, response = TooLarge),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 503, response = Unavailable),
@@ -64,10 +65,10 @@ pub struct NewList {
 pub async fn create_list(
     caller: Caller,
     State(state): State<ApiState>,
-    body: Result<Json<NewList>, axum::extract::rejection::JsonRejection>,
+    body: Result<crate::extract::Json<NewList>, Error>,
 ) -> Result<Response, Error> {
     caller.require(Role::Operator)?;
-    let Json(body) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+    let crate::extract::Json(body) = body?;
     let name = body.name.trim();
     if name.is_empty() {
         return Err(Error::BadRequest("name must not be blank".to_owned()));
@@ -195,9 +196,11 @@ async fn upload(state: &ApiState, body: Body) -> Result<bytes::Bytes, Error> {
         .collect()
         .await
         .map_err(|error| {
-            Error::BadRequest(format!(
-                "the CSV upload could not be read (at most {max} bytes): {error}"
-            ))
+            if error.is::<http_body_util::LengthLimitError>() {
+                Error::TooLarge(format!("the CSV upload is over its limit of {max} bytes"))
+            } else {
+                Error::BadRequest(format!("the CSV upload could not be read: {error}"))
+            }
         })?;
     Ok(collected.to_bytes())
 }
@@ -216,6 +219,7 @@ async fn upload(state: &ApiState, body: Body) -> Result<bytes::Bytes, Error> {
     responses(
         (status = 200, description = "The mapping and the first rows", body = ImportPreview),
         (status = 400, response = BadRequest),
+        (status = 413, response = TooLarge),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, description = "No list has this id", body = ErrorBody),
@@ -254,6 +258,7 @@ pub async fn preview_import(
     responses(
         (status = 200, description = "What the import did", body = ImportSummary),
         (status = 400, response = BadRequest),
+        (status = 413, response = TooLarge),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, description = "No list has this id", body = ErrorBody),
@@ -335,6 +340,7 @@ pub async fn validate(
     responses(
         (status = 201, description = "The draft", body = Campaign),
         (status = 400, response = BadRequest),
+        (status = 413, response = TooLarge),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, description = "No list has this id", body = ErrorBody),
@@ -346,10 +352,10 @@ pub async fn validate(
 pub async fn create_campaign(
     caller: Caller,
     State(state): State<ApiState>,
-    body: Result<Json<CampaignSpec>, axum::extract::rejection::JsonRejection>,
+    body: Result<crate::extract::Json<CampaignSpec>, Error>,
 ) -> Result<Response, Error> {
     caller.require(Role::Operator)?;
-    let Json(spec) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+    let crate::extract::Json(spec) = body?;
     let campaign = state.campaigns.engine.create(&spec).await?;
     Ok((StatusCode::CREATED, Json(campaign)).into_response())
 }
@@ -448,6 +454,7 @@ pub async fn get_campaign(
     responses(
         (status = 200, description = "The draft", body = Campaign),
         (status = 400, response = BadRequest),
+        (status = 413, response = TooLarge),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, description = "No campaign (or list) has this id", body = ErrorBody),
@@ -460,10 +467,10 @@ pub async fn update_campaign(
     caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    body: Result<Json<CampaignSpec>, axum::extract::rejection::JsonRejection>,
+    body: Result<crate::extract::Json<CampaignSpec>, Error>,
 ) -> Result<Json<Campaign>, Error> {
     caller.require(Role::Operator)?;
-    let Json(spec) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+    let crate::extract::Json(spec) = body?;
     Ok(Json(
         state
             .campaigns
@@ -497,6 +504,7 @@ pub struct PreviewRequest {
     responses(
         (status = 200, description = "One rendering per variant", body = Vec<Rendered>),
         (status = 400, response = BadRequest),
+        (status = 413, response = TooLarge),
         (status = 401, response = Unauthorized),
         (status = 404, description = "No campaign or contact has this id", body = ErrorBody),
         (status = 503, response = Unavailable),
@@ -508,9 +516,9 @@ pub async fn preview_campaign(
     _caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    body: Result<Json<PreviewRequest>, axum::extract::rejection::JsonRejection>,
+    body: Result<crate::extract::Json<PreviewRequest>, Error>,
 ) -> Result<Json<Vec<Rendered>>, Error> {
-    let Json(body) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+    let crate::extract::Json(body) = body?;
     let spec = match body.spec {
         Some(spec) => spec,
         None => state.store.campaign(&CampaignId(id)).await?.spec,
@@ -591,6 +599,7 @@ pub struct Activated {
     responses(
         (status = 200, description = "Activated", body = Activated),
         (status = 400, response = BadRequest),
+        (status = 413, response = TooLarge),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, description = "No campaign has this id", body = ErrorBody),
@@ -604,10 +613,10 @@ pub async fn activate(
     caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    body: Result<Json<Activation>, axum::extract::rejection::JsonRejection>,
+    body: Result<crate::extract::Json<Activation>, Error>,
 ) -> Result<Json<Activated>, Error> {
     caller.require(Role::Operator)?;
-    let Json(body) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+    let crate::extract::Json(body) = body?;
     if state.campaigns.settings.business_name.trim().is_empty() {
         return Err(Error::BadRequest(
             "CAMPAIGN_SENDER_NAME is not set: every campaign message must name the business"

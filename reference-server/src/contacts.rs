@@ -18,7 +18,7 @@ use crate::api::{ApiState, Paging};
 use crate::auth::{Caller, Role};
 use crate::ingest::unix_ms;
 use crate::messaging::SendLog;
-use crate::openapi::{BadRequest, Forbidden, Unauthorized, Unavailable};
+use crate::openapi::{BadRequest, Forbidden, TooLarge, Unauthorized, Unavailable};
 use crate::projection::Change;
 use crate::reads::Reads;
 use crate::suggestions::{Suggestion, SuggestionStore};
@@ -300,6 +300,7 @@ pub async fn get(
     responses(
         (status = 201, description = "Created", body = ContactView),
         (status = 400, response = BadRequest),
+        (status = 413, response = TooLarge),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 503, response = Unavailable),
@@ -310,10 +311,10 @@ pub async fn get(
 pub async fn create(
     caller: Caller,
     State(state): State<ApiState>,
-    body: Result<Json<ContactBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<crate::extract::Json<ContactBody>, Error>,
 ) -> Result<Response, Error> {
     caller.require(Role::Operator)?;
-    let Json(body) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+    let crate::extract::Json(body) = body?;
     let id = format!("loc_{}", uuid::Uuid::new_v4().simple());
     let record = write_version(&state, &id, None, body).await?;
     Ok((StatusCode::CREATED, Json(ContactView::from(&record))).into_response())
@@ -333,6 +334,7 @@ pub async fn create(
     responses(
         (status = 200, description = "The updated contact", body = ContactView),
         (status = 400, response = BadRequest),
+        (status = 413, response = TooLarge),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, description = "No live contact has this id", body = ErrorBody),
@@ -345,10 +347,10 @@ pub async fn update(
     caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    body: Result<Json<ContactBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<crate::extract::Json<ContactBody>, Error>,
 ) -> Result<Json<ContactView>, Error> {
     caller.require(Role::Operator)?;
-    let Json(body) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+    let crate::extract::Json(body) = body?;
     let base = state
         .store
         .contact(&id)
@@ -392,6 +394,7 @@ fn strings(content: &Value, key: &str) -> Vec<String> {
     responses(
         (status = 200, description = "The merged contact", body = ContactView),
         (status = 400, response = BadRequest),
+        (status = 413, response = TooLarge),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, description = "No live contact (or duplicate) has this id", body = ErrorBody),
@@ -404,10 +407,10 @@ pub async fn merge(
     caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    body: Result<Json<MergeBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<crate::extract::Json<MergeBody>, Error>,
 ) -> Result<Json<ContactView>, Error> {
     caller.require(Role::Operator)?;
-    let Json(body) = body.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+    let crate::extract::Json(body) = body?;
     if body.duplicate == id {
         return Err(Error::BadRequest(
             "a contact cannot be merged into itself".to_owned(),

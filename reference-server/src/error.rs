@@ -54,6 +54,9 @@ pub enum Error {
     /// A parameter of the request is invalid; the message says which and why.
     #[error("{0}")]
     BadRequest(String),
+    /// The request's body is over its limit; the message says which.
+    #[error("{0}")]
+    TooLarge(String),
     /// An audience or campaign operation failed (see [`sms_campaigns::Error`]).
     #[error(transparent)]
     Campaign(#[from] sms_campaigns::Error),
@@ -117,6 +120,7 @@ impl IntoResponse for Error {
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, self.to_string()),
             Self::Conflict(_) => (StatusCode::CONFLICT, self.to_string()),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, self.to_string()),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, self.to_string()),
             Self::Knowledge(error) => {
                 use knowledge_export::Error as E;
                 match error {

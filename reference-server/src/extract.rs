@@ -1,9 +1,10 @@
-//! The management API's query and path extractors. Unlike axum's own, they refuse a bad
-//! parameter with the JSON error shape ([`crate::ErrorBody`]) naming the parameter, read a
-//! parameter given empty (`?cursor=`) as one not given, and refuse a NUL character (`%00`),
-//! which no stored value holds (stored text has it as U+FFFD) and PostgreSQL cannot compare.
+//! The management API's query, path and JSON body extractors. Unlike axum's own, they refuse
+//! a bad parameter or body with the JSON error shape ([`crate::ErrorBody`]) naming what is
+//! wrong; the query extractor reads a parameter given empty (`?cursor=`) as one not given, and
+//! query and path refuse a NUL character (`%00`), which no stored value holds (stored text has
+//! it as U+FFFD) and PostgreSQL cannot compare.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -77,6 +78,29 @@ where
             }
             // A route whose parameters do not fit its handler: the server's own mistake.
             Err(rejection) => Err(Error::Command(rejection.body_text())),
+        }
+    }
+}
+
+/// A JSON request body, deserialized into `T`: a body that is not JSON of that shape is a 400,
+/// one over the limit (axum's default of 2 MB) a 413, both naming the problem.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Error> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(Error::TooLarge(rejection.body_text()))
+            }
+            Err(rejection) => Err(Error::BadRequest(rejection.body_text())),
         }
     }
 }

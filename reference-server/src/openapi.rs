@@ -49,7 +49,7 @@ This document is generated from the code (`utoipa`); a copy is kept at `docs/ope
     modifiers(&BearerScheme),
     components(
         schemas(ErrorBody, crate::live::LiveUpdate, crate::api::ReadBody),
-        responses(BadRequest, Unauthorized, Forbidden, Unavailable),
+        responses(BadRequest, Unauthorized, Forbidden, TooLarge, Unavailable),
     ),
     tags(
         (name = "conversations", description = "Conversations, their timelines and read marks, calls, and the activity feed"),
@@ -144,6 +144,25 @@ impl<'r> ToResponse<'r> for Forbidden {
                 .description(
                     "The token's role is below the one the operation requires (its \
                      `x-required-role`).",
+                )
+                .content("application/json", error_body().build())
+                .build()
+                .into(),
+        )
+    }
+}
+
+/// `413`: the request's body is over its limit.
+pub struct TooLarge;
+
+impl<'r> ToResponse<'r> for TooLarge {
+    fn response() -> (&'r str, RefOr<Response>) {
+        (
+            "TooLarge",
+            ResponseBuilder::new()
+                .description(
+                    "The body is over its limit (2 MB for JSON; `CAMPAIGN_MAX_UPLOAD_BYTES` for \
+                     a CSV file): `{\"error\": ...}` says which.",
                 )
                 .content("application/json", error_body().build())
                 .build()

@@ -254,6 +254,7 @@ async fn a_campaign_runs_end_to_end_through_the_api(backend: Backend) {
         config.openphone_api_key = Some(Redacted(key.clone()));
         config.openphone_base_url = sim.base_url();
         config.campaign_sender_name = Some("Acme Piers".to_owned());
+        config.campaign_max_upload_bytes = 4096;
     })
     .await;
     let operator = app.token(Role::Operator).await;
@@ -330,6 +331,29 @@ async fn a_campaign_runs_end_to_end_through_the_api(backend: Backend) {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    // Bodies over their limits: 413, in the JSON error shape.
+    let (status, large) = upload(
+        &app,
+        &format!("/api/v1/lists/{list_id}/import"),
+        &operator,
+        &format!("First Name,Mobile\n{}", "Ana,(415) 555-0100\n".repeat(300)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{large}");
+    assert!(
+        large["error"].as_str().unwrap().contains("4096 bytes"),
+        "{large}"
+    );
+    let (status, large) = call(
+        &app,
+        "POST",
+        "/api/v1/lists",
+        &operator,
+        Some(json!({"name": "x".repeat(3 * 1024 * 1024)})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{large}");
+    assert!(large["error"].is_string(), "{large}");
 
     // A campaign cannot start on an unvalidated list.
     let spec = json!({
