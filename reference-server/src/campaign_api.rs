@@ -458,6 +458,7 @@ pub async fn get_campaign(
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, description = "No campaign (or list) has this id", body = ErrorBody),
+        (status = 409, description = "The campaign is no longer a draft", body = ErrorBody),
         (status = 503, response = Unavailable),
     ),
     security(("bearer" = [])),

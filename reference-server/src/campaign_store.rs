@@ -575,7 +575,7 @@ impl CampaignStore for Store {
             .map_err(backend)?;
         let campaign = self.campaign_exists(id).await?;
         if rows == 0 {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Conflict(format!(
                 "campaign {id} is {}: only drafts can be edited",
                 campaign.state
             )));

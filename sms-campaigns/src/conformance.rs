@@ -249,7 +249,10 @@ async fn campaigns_and_transitions<S: CampaignStore>(store: &S) {
         Err(Error::Conflict(_))
     ));
     assert!(
-        store.update_draft(&draft.id, &changed, T0).await.is_err(),
+        matches!(
+            store.update_draft(&draft.id, &changed, T0).await,
+            Err(Error::Conflict(_))
+        ),
         "only drafts are edited"
     );
     let ledger = store

@@ -396,7 +396,7 @@ impl CampaignStore for MemoryStore {
         }
         let campaign = inner.campaign_mut(id)?;
         if campaign.state != CampaignState::Draft {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Conflict(format!(
                 "campaign {id} is {}: only drafts can be edited",
                 campaign.state
             )));

@@ -104,7 +104,7 @@ pub trait CampaignStore: Clone + Send + Sync + 'static {
         state: Option<CampaignState>,
     ) -> impl Future<Output = Result<Vec<Campaign>, Error>> + Send;
 
-    /// Replaces the spec of a draft ([`Error::Transition`] otherwise).
+    /// Replaces the spec of a draft ([`Error::Conflict`] when the campaign is no longer one).
     fn update_draft(
         &self,
         id: &CampaignId,

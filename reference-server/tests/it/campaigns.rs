@@ -501,7 +501,7 @@ async fn a_campaign_runs_end_to_end_through_the_api(backend: Backend) {
         Some(spec.clone()),
     )
     .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "only drafts are edited");
+    assert_eq!(status, StatusCode::CONFLICT, "only drafts are edited");
 
     // Cy texts STOP after activation, before the runs.
     let stop = inbound(
