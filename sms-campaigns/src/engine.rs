@@ -14,8 +14,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::campaign::MAX_MESSAGE_CHARS;
 use crate::ports::{History, OutgoingText, SendResult, Sender};
-use crate::template::{MissingField, Segments, Signature, segments};
+use crate::template::{MissingField, Segments, Signature, Template, segments};
 use crate::{
     Campaign, CampaignId, CampaignSpec, CampaignState, CampaignStore, ContactId, Error,
     MemberStatus, NewRecipient, Outcome, Recipient, RecipientState, SkipReason, Variant,
@@ -141,6 +142,9 @@ pub struct ActivationSummary {
     pub skipped_prior_communication: u64,
     /// ... lack a field the template needs.
     pub skipped_missing_field: u64,
+    /// ... whose message, with their fields, the business name and the opt-out text, would be
+    /// longer than a message may hold.
+    pub skipped_too_long: u64,
     /// Recipients expected to be sent.
     pub to_send: u64,
     /// Messages per run.
@@ -183,15 +187,55 @@ impl<S: CampaignStore, X: Sender, H: History> Engine<S, X, H> {
         }
     }
 
+    /// [`CampaignSpec::check`], and that each message's literal text, with the business name
+    /// and the opt-out text, fits in a message: otherwise every recipient would be skipped.
+    fn check(&self, spec: &CampaignSpec) -> Result<(), Error> {
+        spec.check()?;
+        let signature = self.signature(spec);
+        for (field, variant) in [("message_a", Variant::A), ("message_b", Variant::B)] {
+            if variant == Variant::B && spec.message_b.is_none() {
+                continue;
+            }
+            let least = signature
+                .apply(&spec.template(variant)?.fixed_text())
+                .chars()
+                .count();
+            if least > MAX_MESSAGE_CHARS {
+                return Err(Error::Invalid(format!(
+                    "{field} comes to at least {least} characters with the business name and \
+                     opt_out_text; a message holds at most {MAX_MESSAGE_CHARS}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The message for a recipient: `template` rendered with `values`, signed; or why the
+    /// recipient is skipped.
+    fn message_for(
+        signature: &Signature,
+        template: &Template,
+        values: &std::collections::BTreeMap<String, String>,
+    ) -> Result<String, SkipReason> {
+        let text = template
+            .render(values)
+            .map(|text| signature.apply(&text))
+            .map_err(|MissingField(field)| SkipReason::MissingField(field))?;
+        match text.chars().count() {
+            chars if chars > MAX_MESSAGE_CHARS => Err(SkipReason::TooLong(chars)),
+            _ => Ok(text),
+        }
+    }
+
     /// Creates a draft after checking every field.
     pub async fn create(&self, spec: &CampaignSpec) -> Result<Campaign, Error> {
-        spec.check()?;
+        self.check(spec)?;
         self.store.create_campaign(spec, self.now()).await
     }
 
     /// Replaces a draft's spec.
     pub async fn update(&self, id: &CampaignId, spec: &CampaignSpec) -> Result<Campaign, Error> {
-        spec.check()?;
+        self.check(spec)?;
         self.store.update_draft(id, spec, self.now()).await
     }
 
@@ -201,7 +245,7 @@ impl<S: CampaignStore, X: Sender, H: History> Engine<S, X, H> {
         spec: &CampaignSpec,
         contact: &ContactId,
     ) -> Result<Vec<Rendered>, Error> {
-        spec.check()?;
+        self.check(spec)?;
         let contact = self.store.contact(contact).await?;
         let values = contact.template_values();
         let signature = self.signature(spec);
@@ -249,6 +293,7 @@ impl<S: CampaignStore, X: Sender, H: History> Engine<S, X, H> {
         let plan = spec.schedule.plan()?;
         let ab = spec.message_b.is_some();
         let templates = [spec.template(Variant::A)?, spec.template(Variant::B)?];
+        let signature = self.signature(spec);
         let mut summary = ActivationSummary {
             per_run: plan.per_run(),
             ..ActivationSummary::default()
@@ -279,15 +324,20 @@ impl<S: CampaignStore, X: Sender, H: History> Engine<S, X, H> {
                 .await?
             {
                 summary.skipped_prior_communication += 1;
-            } else if template.render(&contact.template_values()).is_err() {
-                summary.skipped_missing_field += 1;
+            } else {
+                match Self::message_for(&signature, template, &contact.template_values()) {
+                    Err(SkipReason::TooLong(_)) => summary.skipped_too_long += 1,
+                    Err(_) => summary.skipped_missing_field += 1,
+                    Ok(_) => {}
+                }
             }
         }
         summary.recipients = total;
         summary.to_send = total
             - summary.skipped_opted_out
             - summary.skipped_prior_communication
-            - summary.skipped_missing_field;
+            - summary.skipped_missing_field
+            - summary.skipped_too_long;
         summary.runs_needed = summary.to_send.div_ceil(u64::from(plan.per_run()));
         if let Some((first, last)) = plan.send_days(now.unix_timestamp(), summary.runs_needed) {
             summary.first_send_day = Some(first);
@@ -316,7 +366,7 @@ impl<S: CampaignStore, X: Sender, H: History> Engine<S, X, H> {
                 campaign.state
             )));
         }
-        campaign.spec.check()?;
+        self.check(&campaign.spec)?;
         let (summary, recipients) = self.summarize(&campaign, now).await?;
         if summary.unvalidated > 0 {
             return Err(Error::Invalid(format!(
@@ -537,10 +587,7 @@ impl<S: CampaignStore, X: Sender, H: History> Engine<S, X, H> {
                 None => {
                     let contact = self.store.contact(&recipient.contact_id).await?;
                     let template = &templates[usize::from(recipient.variant == Variant::B)];
-                    template
-                        .render(&contact.template_values())
-                        .map(|text| signature.apply(&text))
-                        .map_err(|MissingField(field)| SkipReason::MissingField(field))
+                    Self::message_for(&signature, template, &contact.template_values())
                 }
             };
             let text = match text {

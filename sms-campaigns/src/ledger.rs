@@ -89,18 +89,23 @@ pub enum SkipReason {
     OptedOut,
     /// The template needed a field the contact lacks and has no fallback.
     MissingField(String),
+    /// The message for this recipient, with the business name and opt-out text, came to this
+    /// many characters: more than a message may hold
+    /// ([`crate::campaign::MAX_MESSAGE_CHARS`]).
+    TooLong(usize),
     /// The campaign was cancelled before this recipient's turn.
     Cancelled,
 }
 
 impl SkipReason {
     /// The stored form: `prior_communication`, `opted_out`, `missing_field:NAME`,
-    /// `cancelled`.
+    /// `too_long:CHARACTERS`, `cancelled`.
     pub fn to_detail(&self) -> String {
         match self {
             SkipReason::PriorCommunication => "prior_communication".to_owned(),
             SkipReason::OptedOut => "opted_out".to_owned(),
             SkipReason::MissingField(field) => format!("missing_field:{field}"),
+            SkipReason::TooLong(chars) => format!("too_long:{chars}"),
             SkipReason::Cancelled => "cancelled".to_owned(),
         }
     }
@@ -111,7 +116,10 @@ impl SkipReason {
             "prior_communication" => SkipReason::PriorCommunication,
             "opted_out" => SkipReason::OptedOut,
             "cancelled" => SkipReason::Cancelled,
-            other => SkipReason::MissingField(other.strip_prefix("missing_field:")?.to_owned()),
+            other => match other.strip_prefix("too_long:") {
+                Some(chars) => SkipReason::TooLong(chars.parse().ok()?),
+                None => SkipReason::MissingField(other.strip_prefix("missing_field:")?.to_owned()),
+            },
         })
     }
 }

@@ -67,6 +67,17 @@ impl Template {
         fields
     }
 
+    /// The template's literal text, without its tokens: the least any rendering holds.
+    pub fn fixed_text(&self) -> String {
+        self.parts
+            .iter()
+            .filter_map(|part| match part {
+                Part::Text(text) => Some(text.as_str()),
+                Part::Token { .. } => None,
+            })
+            .collect()
+    }
+
     /// Renders the template with `values` (keys as [`field_key`] makes them). A token whose
     /// value is missing or blank takes its fallback; without one, rendering fails naming the
     /// field, so no message goes out with a hole in it.

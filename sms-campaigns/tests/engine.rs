@@ -452,3 +452,93 @@ async fn a_deferred_send_goes_back_to_pending_and_a_run_sending_nothing_pauses()
         "in order, once each"
     );
 }
+
+#[tokio::test]
+async fn messages_longer_than_a_message_holds_are_refused_or_skipped() {
+    let w = world();
+    let (list, _) = kept_list(&w.store, 3, w.clock.now()).await;
+    // A spec whose text, signed, cannot fit whatever the fields hold: refused up front.
+    let mut spec = daily_spec(&list, 10, false);
+    spec.opt_out_text = Some(format!(
+        "Reply STOP to opt out.{}",
+        " ".repeat(10) + &"x".repeat(1590)
+    ));
+    let refused = w.engine.create(&spec).await.expect_err("too long");
+    assert!(refused.to_string().contains("at least"), "{refused}");
+    // One contact's field makes its message too long: that recipient alone is skipped, said
+    // so in the summary and the ledger, and never sent.
+    let at = w.clock.now();
+    let list = w
+        .store
+        .create_list("Long names", at)
+        .await
+        .expect("list")
+        .id;
+    for i in 0..3u32 {
+        let name = if i == 1 {
+            "P".repeat(1590)
+        } else {
+            format!("P{i}")
+        };
+        let (contact, _) = w
+            .store
+            .upsert_contact(
+                sms_campaigns::NewContact {
+                    phone: Some(phone(10 + i)),
+                    first_name: Some(name),
+                    ..sms_campaigns::NewContact::default()
+                },
+                at,
+            )
+            .await
+            .expect("contact");
+        w.store
+            .add_member(&list, &contact.id, at)
+            .await
+            .expect("member");
+        w.store
+            .set_member_status(
+                &list,
+                u64::from(i),
+                sms_campaigns::MemberStatus::Kept,
+                None,
+                None,
+            )
+            .await
+            .expect("kept");
+    }
+    let campaign = w
+        .engine
+        .create(&daily_spec(&list, 10, false))
+        .await
+        .expect("create");
+    let summary = w
+        .engine
+        .activation_summary(&campaign.id)
+        .await
+        .expect("summary");
+    assert_eq!((summary.skipped_too_long, summary.to_send), (1, 2));
+    w.engine.activate(&campaign.id).await.expect("activate");
+    w.next_run().await;
+    let ledger = w
+        .store
+        .recipients(&campaign.id, None, None, 10)
+        .await
+        .expect("ledger");
+    let states: Vec<_> = ledger.iter().map(|r| (r.state, r.detail.clone())).collect();
+    // "A: hi " (6), the name (1,590), " - Acme Piers" (13).
+    let too_long = SkipReason::TooLong(1_609);
+    assert_eq!(
+        states,
+        vec![
+            (RecipientState::Sent, None),
+            (RecipientState::Skipped, Some(too_long.to_detail())),
+            (RecipientState::Sent, None),
+        ]
+    );
+    assert_eq!(
+        SkipReason::from_detail(&too_long.to_detail()),
+        Some(too_long)
+    );
+    assert_eq!(w.sender.sent().len(), 2);
+}
