@@ -120,6 +120,9 @@ pub struct CsvRows<R: Read> {
     line: u64,
 }
 
+/// The most lines one field may span (a street address may take three or four).
+const MAX_FIELD_LINES: usize = 5;
+
 impl<R: Read> CsvRows<R> {
     /// Opens `input`: reads the header row and maps it. Refuses a file without a header, or
     /// whose columns include no phone column.
@@ -202,6 +205,16 @@ impl<R: Read> CsvRows<R> {
         for (value, mapped) in self.record.iter().zip(&self.columns) {
             if value.is_empty() {
                 continue;
+            }
+            // A quote opened and never closed makes the rest of the file one field: its rows
+            // would vanish into it without a word. No contact field spans that many lines.
+            let lines = value.lines().count();
+            if lines > MAX_FIELD_LINES {
+                return Err(format!(
+                    "column {:?} spans {lines} lines: a quote (\") opened and not closed? \
+                     the rows after this line were read into it",
+                    mapped.header
+                ));
             }
             let value = value.to_owned();
             match &mapped.column {
@@ -344,7 +357,23 @@ pub async fn import_csv<S: CampaignStore, R: Read>(
     let mut reader = CsvRows::open(input, options)?;
     let mut summary = ImportSummary::default();
     let mut seen: HashSet<E164> = HashSet::new();
-    while let Some(row) = reader.next_row()? {
+    // A file that breaks off (bad UTF-8 at line 5,000) keeps what came before: importing is
+    // idempotent, so the error says what was written and to import the fixed file again.
+    while let Some(row) = reader.next_row().map_err(|error| match error {
+        Error::Csv(error) => Error::Invalid(format!(
+            "the CSV file could not be read after its row {}: {error}; the {} row(s) before \
+             were imported ({} created, {} existing added, {} already in the list, {} \
+             rejected); fix the file and import it again (rows already imported are not \
+             added twice)",
+            summary.rows,
+            summary.rows,
+            summary.created,
+            summary.existing_added,
+            summary.already_in_list,
+            summary.rejected,
+        )),
+        other => other,
+    })? {
         summary.rows += 1;
         match row.contact {
             Err(reason) => {

@@ -36,10 +36,15 @@ pub fn normalize(text: &str, region: Region) -> Result<E164, String> {
     if trimmed.is_empty() {
         return Err("no phone number".to_owned());
     }
+    // Quoted in reasons, at most 40 characters of it.
+    let shown = match trimmed.char_indices().nth(40) {
+        Some((end, _)) => format!("{:?}...", &trimmed[..end]),
+        None => format!("{trimmed:?}"),
+    };
     let parsed = phonenumber::parse(Some(region.0), trimmed)
-        .map_err(|error| format!("{trimmed:?} is not a phone number ({error})"))?;
+        .map_err(|error| format!("{shown} is not a phone number ({error})"))?;
     if !parsed.is_valid() {
-        return Err(format!("{trimmed:?} is not a valid phone number"));
+        return Err(format!("{shown} is not a valid phone number"));
     }
     let formatted = parsed.format().mode(phonenumber::Mode::E164).to_string();
     E164::parse(&formatted).map_err(|error| error.to_string())

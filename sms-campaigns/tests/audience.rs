@@ -357,3 +357,75 @@ async fn validation_keeps_mobiles_and_unknowns_and_caches_per_number() {
         before
     );
 }
+
+#[tokio::test]
+async fn a_broken_file_says_what_was_imported_and_an_unclosed_quote_loses_no_row_silently() {
+    let store = MemoryStore::new();
+    let list = store.create_list("Leads", NOW).await.expect("list");
+    // Bad UTF-8 on the fourth row: the three before are imported, and the error says so.
+    let mut bytes =
+        b"first_name,phone\nAna,415-555-0001\nBen,415-555-0002\nCy,415-555-0003\n".to_vec();
+    bytes.extend_from_slice(b"D\xe9bora,415-555-0004\n");
+    let error = import_csv(
+        &store,
+        &list.id,
+        bytes.as_slice(),
+        &CsvOptions::default(),
+        NOW,
+        |_| {},
+    )
+    .await
+    .expect_err("bad UTF-8");
+    let message = error.to_string();
+    assert!(message.contains("after its row 3"), "{message}");
+    assert!(message.contains("3 created"), "{message}");
+    assert!(message.contains("import it again"), "{message}");
+    let members = store
+        .members(&list.id, None, None, 10)
+        .await
+        .expect("members");
+    assert_eq!(members.len(), 3);
+    // Importing the fixed file again adds only what was missing.
+    let fixed = "first_name,phone\nAna,415-555-0001\nBen,415-555-0002\nCy,415-555-0003\nDebora,415-555-0004\n";
+    let summary = import_csv(
+        &store,
+        &list.id,
+        fixed.as_bytes(),
+        &CsvOptions::default(),
+        NOW,
+        |_| {},
+    )
+    .await
+    .expect("import");
+    assert_eq!((summary.created, summary.already_in_list), (1, 3));
+
+    // A quote opened and never closed: the rows after it are read into one field. That row is
+    // rejected, saying so, rather than imported with the rest of the file inside it.
+    let mut csv =
+        "first_name,phone,note\nEd,415-555-0005,\"fine\"\nFay,415-555-0006,\"never closed\n"
+            .to_owned();
+    for i in 0..20 {
+        csv.push_str(&format!("P{i},415-555-01{i:02},\n"));
+    }
+    let other = store.create_list("Quoted", NOW).await.expect("list");
+    let summary = import_csv(
+        &store,
+        &other.id,
+        csv.as_bytes(),
+        &CsvOptions::default(),
+        NOW,
+        |_| {},
+    )
+    .await
+    .expect("import");
+    assert_eq!((summary.rows, summary.rejected), (2, 1), "{summary:?}");
+    let reason = &summary.rejections[0].reason;
+    assert!(
+        reason.contains("spans") && reason.contains("not closed"),
+        "{reason}"
+    );
+    assert!(
+        reason.len() < 200,
+        "the swallowed rows are not echoed: {reason}"
+    );
+}
