@@ -152,14 +152,27 @@ async fn no_such_route() -> (StatusCode, Json<ErrorBody>) {
 }
 
 const DEFAULT_LIMIT: i64 = 50;
-/// The longest conversation search (a name or a number is far shorter; SQLite refuses a `LIKE`
-/// pattern of about 50,000 bytes).
+/// The longest search (a name or a number is far shorter; SQLite refuses a `LIKE` pattern of
+/// about 50,000 bytes).
 const MAX_SEARCH: usize = 200;
+
+/// A listing's search text `q`: trimmed, none when blank, refused when over [`MAX_SEARCH`]
+/// characters.
+pub(crate) fn search_text(q: Option<&str>) -> Result<Option<&str>, Error> {
+    let search = q.map(str::trim).filter(|q| !q.is_empty());
+    if search.is_some_and(|q| q.chars().count() > MAX_SEARCH) {
+        return Err(Error::BadRequest(format!(
+            "q must be at most {MAX_SEARCH} characters"
+        )));
+    }
+    Ok(search)
+}
 const MAX_LIMIT: i64 = 200;
 
 /// Paging parameters shared by the listings. As an extractor it also knows the listing (the
-/// route) it pages, so a cursor another listing returned is refused rather than read as a
-/// position in this one.
+/// request's path) it pages, so a cursor another listing returned (another route, or the same
+/// route for another conversation or list) is refused rather than read as a position in this
+/// one.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Paging {
@@ -168,7 +181,7 @@ pub struct Paging {
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
-    /// The listing's tag: the first 8 hex digits of the SHA-256 of its route.
+    /// The listing's tag: the first 8 hex digits of the SHA-256 of its path.
     #[serde(skip)]
     #[param(ignore)]
     listing: String,
@@ -183,12 +196,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Paging {
     ) -> Result<Self, Error> {
         use sha2::Digest;
         let Query(mut paging) = Query::<Paging>::from_request_parts(parts, state).await?;
-        let route = parts
-            .extensions
-            .get::<axum::extract::MatchedPath>()
-            .map(|path| path.as_str())
-            .unwrap_or_default();
-        let digest = sha2::Sha256::digest(route.as_bytes());
+        let digest = sha2::Sha256::digest(parts.uri.path().as_bytes());
         paging.listing = digest[..4]
             .iter()
             .map(|byte| format!("{byte:02x}"))
@@ -507,12 +515,7 @@ async fn conversations(
 ) -> Result<Json<ConversationPage>, Error> {
     let limit = paging.limit()?;
     let search_campaigns = search.campaign.unwrap_or_default();
-    let search = search.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
-    if search.is_some_and(|q| q.chars().count() > MAX_SEARCH) {
-        return Err(Error::BadRequest(format!(
-            "q must be at most {MAX_SEARCH} characters"
-        )));
-    }
+    let search = search_text(search.q.as_deref())?;
     let rows = state
         .store
         .conversations(search, search_campaigns, paging.position()?, limit)
@@ -1730,8 +1733,7 @@ pub struct ReadResult {
         (status = 401, response = Unauthorized),
         (status = 404, description = "No conversation has this id", body = ErrorBody),
         (status = 409, description = "Marking read in OpenPhone needs `OPENPHONE_API_KEY` and OpenPhone's conversation id, or OpenPhone refused", body = ErrorBody),
-        (status = 415, description = "A body was sent without a JSON content type (plain-text answer)", content_type = "text/plain", body = String),
-        (status = 422, description = "The body is JSON of another shape (plain-text answer)", content_type = "text/plain", body = String),
+        (status = 413, response = TooLarge),
         (status = 503, response = Unavailable),
     ),
     security(("bearer" = [])),
@@ -1741,12 +1743,12 @@ async fn mark_read(
     caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    body: Option<Json<ReadBody>>,
+    body: Option<crate::extract::Json<ReadBody>>,
 ) -> Result<Json<ReadResult>, Error> {
     let key = conversation_key(&id).ok_or(Error::NotFound("conversation"))?;
     // OpenPhone first, when asked: a request it cannot carry out changes nothing here either.
     let mut marked_in_openphone = false;
-    if body.is_some_and(|Json(body)| body.openphone) {
+    if body.is_some_and(|crate::extract::Json(body)| body.openphone) {
         let conversation = state
             .store
             .conversation(&key)

@@ -214,7 +214,8 @@ async fn write_version(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ContactSearch {
-    /// Part of a name, company or phone number.
+    /// Part of a name, company or phone number. At most 200 characters.
+    #[param(max_length = 200)]
     pub q: Option<String>,
 }
 
@@ -244,7 +245,7 @@ pub async fn list(
 ) -> Result<Json<ContactPage>, Error> {
     let limit = paging.limit()?;
     let after = paging.position()?.map(|(_, id)| id);
-    let search = search.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    let search = crate::api::search_text(search.q.as_deref())?;
     let rows = state
         .store
         .contacts(search, after.as_deref(), limit)

@@ -4,7 +4,7 @@
 //! query and path refuse a NUL character (`%00`), which no stored value holds (stored text has
 //! it as U+FFFD) and PostgreSQL cannot compare.
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -12,7 +12,8 @@ use crate::Error;
 
 /// The request's query string, deserialized into `T`. A parameter given with an empty value is
 /// left out first, so `?cursor=&limit=` is the first page at the default size, as a client that
-/// writes `cursor=${next ?? ""}` expects.
+/// writes `cursor=${next ?? ""}` expects. A bare name (`?open`) is not such a value: it is
+/// read as given, empty (so a flag must say `true` or `false`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);
 
@@ -26,13 +27,13 @@ where
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Error> {
         let query = parts.uri.query().unwrap_or_default();
         let mut given = form_urlencoded::Serializer::new(String::new());
-        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            if value.contains('\0') {
-                return Err(Error::BadRequest(format!(
-                    "query parameter {name} holds a NUL character (%00)"
-                )));
-            }
-            if !value.is_empty() {
+        for pair in query.split('&').filter(|pair| !pair.ends_with('=')) {
+            for (name, value) in form_urlencoded::parse(pair.as_bytes()) {
+                if value.contains('\0') {
+                    return Err(Error::BadRequest(format!(
+                        "query parameter {name} holds a NUL character (%00)"
+                    )));
+                }
                 given.append_pair(&name, &value);
             }
         }
@@ -95,12 +96,33 @@ where
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Error> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(Error::TooLarge(rejection.body_text()))
-            }
-            Err(rejection) => Err(Error::BadRequest(rejection.body_text())),
+        <axum::Json<T> as FromRequest<S>>::from_request(request, state)
+            .await
+            .map(|axum::Json(value)| Json(value))
+            .map_err(json_rejection)
+    }
+}
+
+/// An optional JSON body (`Option<Json<T>>`): none without a `Content-Type`, else as [`Json`].
+impl<T, S> OptionalFromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &S) -> Result<Option<Self>, Error> {
+        match <axum::Json<T> as OptionalFromRequest<S>>::from_request(request, state).await {
+            Ok(value) => Ok(value.map(|axum::Json(value)| Json(value))),
+            Err(rejection) => Err(json_rejection(rejection)),
         }
+    }
+}
+
+fn json_rejection(rejection: axum::extract::rejection::JsonRejection) -> Error {
+    if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        Error::TooLarge(rejection.body_text())
+    } else {
+        Error::BadRequest(rejection.body_text())
     }
 }

@@ -740,7 +740,14 @@ impl Importer {
                     let outcome = match retry_transient(|| self.store.record_batch(one)).await {
                         Err(error) if error.refuses_values() => {
                             let raw = [delivery.raw_only(&error)];
-                            let kept = retry_transient(|| self.store.record_batch(&raw)).await?;
+                            let kept = retry_transient(|| self.store.record_batch(&raw))
+                                .await?
+                                .into_iter()
+                                .map(|recorded| match recorded {
+                                    Recorded::New(id) => Recorded::RawOnly(id),
+                                    other => other,
+                                })
+                                .collect();
                             self.report.lock().await.failures.push(format!(
                                 "{}: kept raw, {}",
                                 delivery.delivery_key,
@@ -761,11 +768,8 @@ impl Importer {
         for (kind, id, recorded) in kept {
             let entry = report.kinds.entry(kind.to_owned()).or_default();
             entry.checked += 1;
-            let new = recorded
-                && matches!(
-                    outcomes.next(),
-                    Some(Recorded::New(_) | Recorded::RawOnly(_))
-                );
+            // A record kept raw is among the failures, not the records created.
+            let new = recorded && matches!(outcomes.next(), Some(Recorded::New(_)));
             if new {
                 entry.created += 1;
                 if entry.created_ids.len() < 100 {

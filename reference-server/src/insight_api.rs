@@ -16,7 +16,7 @@ use crate::Error;
 use crate::ErrorBody;
 use crate::api::{ApiState, Paging, page_of};
 use crate::auth::{Caller, Role};
-use crate::openapi::{BadRequest, Forbidden, Unauthorized, Unavailable};
+use crate::openapi::{BadRequest, Forbidden, TooLarge, Unauthorized, Unavailable};
 
 const INSIGHT_ID: &str = "The insight's id";
 
@@ -107,11 +107,11 @@ async fn decide(
     caller: &Caller,
     id: i64,
     review: Review,
-    body: Option<Json<Decision>>,
+    body: Result<Option<crate::extract::Json<Decision>>, Error>,
 ) -> Result<Json<Insight>, Error> {
     caller.require(Role::Operator)?;
-    let note = body
-        .and_then(|Json(d)| d.note)
+    let note = body?
+        .and_then(|crate::extract::Json(d)| d.note)
         .filter(|n| !n.trim().is_empty());
     Ok(Json(
         state
@@ -139,6 +139,8 @@ async fn decide(
     request_body(content = Decision, description = "An optional note"),
     responses(
         (status = 200, description = "Approved", body = Insight),
+        (status = 400, response = BadRequest),
+        (status = 413, response = TooLarge),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, description = "No insight has this id", body = ErrorBody),
@@ -152,7 +154,7 @@ pub async fn approve(
     caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<i64>,
-    body: Option<Json<Decision>>,
+    body: Result<Option<crate::extract::Json<Decision>>, Error>,
 ) -> Result<Json<Insight>, Error> {
     decide(&state, &caller, id, Review::Approved, body).await
 }
@@ -167,6 +169,8 @@ pub async fn approve(
     request_body(content = Decision, description = "An optional note"),
     responses(
         (status = 200, description = "Rejected", body = Insight),
+        (status = 400, response = BadRequest),
+        (status = 413, response = TooLarge),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, description = "No insight has this id", body = ErrorBody),
@@ -180,7 +184,7 @@ pub async fn reject(
     caller: Caller,
     State(state): State<ApiState>,
     Path(id): Path<i64>,
-    body: Option<Json<Decision>>,
+    body: Result<Option<crate::extract::Json<Decision>>, Error>,
 ) -> Result<Json<Insight>, Error> {
     decide(&state, &caller, id, Review::Rejected, body).await
 }

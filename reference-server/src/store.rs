@@ -53,7 +53,8 @@ impl StoreError {
     /// Whether the database refused the values written, so that the same write can never
     /// succeed: a PostgreSQL data exception (class `22`), program limit (class `54`, such as an
     /// index entry over about 2,700 bytes) or integrity violation other than a unique one
-    /// (class `23`); SQLite's too big, constraint (not unique), mismatch and range errors.
+    /// (class `23`); SQLite's too big, mismatch, and check, not-null and foreign-key
+    /// constraint errors (sqlx reports SQLite's extended codes).
     /// Not a failure to reach the database, which may pass.
     pub fn refuses_values(&self) -> bool {
         if self.is_unique_violation() {
@@ -71,10 +72,7 @@ impl StoreError {
                 .iter()
                 .any(|class| code.starts_with(class))
         } else {
-            matches!(
-                code.as_ref(),
-                "18" | "19" | "20" | "25" | "275" | "787" | "1299"
-            )
+            matches!(code.as_ref(), "18" | "20" | "275" | "787" | "1299")
         }
     }
 

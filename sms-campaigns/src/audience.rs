@@ -120,8 +120,9 @@ pub struct CsvRows<R: Read> {
     line: u64,
 }
 
-/// The most lines one field may span (a street address may take three or four).
-const MAX_FIELD_LINES: usize = 5;
+/// How many lines of one field that look like rows of the file make it taken for a quote
+/// never closed.
+const ROW_LIKE_LINES: usize = 2;
 
 impl<R: Read> CsvRows<R> {
     /// Opens `input`: reads the header row and maps it. Refuses a file without a header, or
@@ -207,13 +208,20 @@ impl<R: Read> CsvRows<R> {
                 continue;
             }
             // A quote opened and never closed makes the rest of the file one field: its rows
-            // would vanish into it without a word. No contact field spans that many lines.
-            let lines = value.lines().count();
-            if lines > MAX_FIELD_LINES {
+            // would vanish into it without a word. A note may span lines; lines that look
+            // like rows of this file (as many commas as it has columns, less one) are rows.
+            let row_like = value
+                .lines()
+                .skip(1)
+                .filter(|line| line.matches(',').count() + 1 >= self.columns.len().max(2))
+                .count();
+            if row_like >= ROW_LIKE_LINES {
                 return Err(format!(
-                    "column {:?} spans {lines} lines: a quote (\") opened and not closed? \
-                     the rows after this line were read into it",
-                    mapped.header
+                    "column {:?} spans {} lines, {row_like} of them like rows of this file: \
+                     a quote (\") opened and not closed? the rows after this line were read \
+                     into it",
+                    mapped.header,
+                    value.lines().count()
                 ));
             }
             let value = value.to_owned();
@@ -363,13 +371,14 @@ pub async fn import_csv<S: CampaignStore, R: Read>(
         Error::Csv(error) => Error::Invalid(format!(
             "the CSV file could not be read after its row {}: {error}; the {} row(s) before \
              were imported ({} created, {} existing added, {} already in the list, {} \
-             rejected); fix the file and import it again (rows already imported are not \
-             added twice)",
+             duplicates in the file, {} rejected); fix the file and import it again (rows \
+             already imported are not added twice)",
             summary.rows,
             summary.rows,
             summary.created,
             summary.existing_added,
             summary.already_in_list,
+            summary.duplicates_in_file,
             summary.rejected,
         )),
         other => other,

@@ -122,6 +122,8 @@ pub struct Rendered {
     pub text: Option<String>,
     /// The field missing, if any (the recipient would be skipped).
     pub missing_field: Option<String>,
+    /// Whether the text is longer than a message holds (the recipient would be skipped).
+    pub too_long: bool,
     /// Size and segments of the text.
     pub segments: Option<Segments>,
 }
@@ -261,6 +263,7 @@ impl<S: CampaignStore, X: Sender, H: History> Engine<S, X, H> {
                     Rendered {
                         variant,
                         segments: Some(segments(&text)),
+                        too_long: text.chars().count() > MAX_MESSAGE_CHARS,
                         text: Some(text),
                         missing_field: None,
                     }
@@ -269,6 +272,7 @@ impl<S: CampaignStore, X: Sender, H: History> Engine<S, X, H> {
                     variant,
                     text: None,
                     missing_field: Some(field),
+                    too_long: false,
                     segments: None,
                 },
             });

@@ -220,7 +220,8 @@ pub struct Report {
     pub total: Counts,
     /// Counts by variant (`A`, `B`).
     pub by_variant: BTreeMap<String, Counts>,
-    /// Skips by reason.
+    /// Skips by reason: the stored detail (`missing_field:NAME` per field), `too_long` for
+    /// every length.
     pub skipped_by_reason: BTreeMap<String, u64>,
 }
 
@@ -272,6 +273,11 @@ impl Report {
             .or_default()
             .add(group);
         if let Some(reason) = group.skip_reason {
+            // Too long by however many characters: one reason.
+            let reason = match SkipReason::from_detail(reason) {
+                Some(SkipReason::TooLong(_)) => "too_long",
+                _ => reason,
+            };
             *self.skipped_by_reason.entry(reason.to_owned()).or_default() += group.recipients;
         }
     }

@@ -541,4 +541,17 @@ async fn messages_longer_than_a_message_holds_are_refused_or_skipped() {
         Some(too_long)
     );
     assert_eq!(w.sender.sent().len(), 2);
+    let report = w.store.report(&campaign.id).await.expect("report");
+    assert_eq!(
+        report.skipped_by_reason.get("too_long"),
+        Some(&1),
+        "{report:?}"
+    );
+    // The preview says so for that contact.
+    let rendered = w
+        .engine
+        .preview(&campaign.spec, &ledger[1].contact_id)
+        .await
+        .expect("preview");
+    assert!(rendered[0].too_long, "{rendered:?}");
 }

@@ -303,6 +303,37 @@ async fn conversations_list_search_and_show_one_timeline(backend: Backend) {
         .collect();
     assert_eq!(ids, ["AC2", "AC1"]);
     assert!(rest["next_cursor"].is_null());
+    // That cursor is this conversation's: another's timeline refuses it.
+    let bob = items_id(&app, &token, BOB).await;
+    let (status, body) = app
+        .get(
+            &format!("/api/v1/conversations/{bob}?cursor={cursor}"),
+            &token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // A search over 200 characters is refused, for contacts too; a bare flag is no value.
+    for bad in [
+        format!("/api/v1/contacts?q={}", "a".repeat(201)),
+        "/api/v1/alerts?open".to_owned(),
+    ] {
+        let (status, body) = app.get(&bad, &token).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body["error"].is_string(), "{bad}: {body}");
+    }
+    // A malformed optional body is refused in the JSON error shape too.
+    let response = app
+        .client
+        .post(app.url(&format!("/api/v1/conversations/{id}/read")))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["error"].is_string(), "{body}");
 
     let (status, _) = app.get("/api/v1/conversations/bm9uZQ", &token).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
