@@ -1056,9 +1056,18 @@ async fn media_list(
                 ("Cache-Control" = String, description = "`private, max-age=31536000, immutable`"),
                 ("X-Content-Type-Options" = String, description = "`nosniff`"),
                 ("Content-Security-Policy" = String, description = "`sandbox`: an HTML or SVG attachment opened in a browser runs no script"),
+                ("Accept-Ranges" = String, description = "`bytes`"),
             ),
         ),
+        (
+            status = 206,
+            description = "The part of the bytes one `Range` asked for (`bytes=first-last`, `bytes=first-` or `bytes=-suffix`), unless `If-Range` names another ETag",
+            content_type = "*/*",
+            body = inline(crate::openapi::Binary),
+            headers(("Content-Range" = String, description = "`bytes first-last/size`")),
+        ),
         (status = 304, description = "`If-None-Match` names the bytes' ETag"),
+        (status = 416, description = "The `Range` starts past the end of the file (`Content-Range: bytes */size`)", body = ErrorBody),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 404, description = "No media job has this id, or its file is not stored: the message says whether its download is pending or failed", body = ErrorBody),
@@ -1105,10 +1114,48 @@ async fn media_bytes(
     if unchanged {
         return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
     }
-    let bytes = state.blobs.read(&sha256).await.map_err(|error| {
+    let missing = |error: std::io::Error| {
         tracing::error!(id, %error, "stored media is missing from the blob store");
         Error::NotFound("stored copy of this media")
-    })?;
+    };
+    let size = state.blobs.size(&sha256).await.map_err(missing)?;
+    // One range (what players ask for to seek in a recording); none, several, or one for an
+    // older copy (`If-Range`) is the whole file.
+    let current = headers
+        .get(header::IF_RANGE)
+        .is_none_or(|tag| tag.to_str().is_ok_and(|tag| tag == etag));
+    let range = match headers
+        .get(header::RANGE)
+        .and_then(|value| value.to_str().ok())
+    {
+        Some(range) if current => byte_range(range, size),
+        _ => None,
+    };
+    let (status, part) = match range {
+        None => (StatusCode::OK, 0..size),
+        Some(Ok(part)) => (StatusCode::PARTIAL_CONTENT, part),
+        Some(Err(())) => {
+            let mut response = Error::RangeNotSatisfiable(size).into_response();
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            return Ok(response);
+        }
+    };
+    let mut ranged = axum::http::HeaderMap::new();
+    ranged.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    ranged.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(part.end - part.start),
+    );
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(value) =
+            HeaderValue::from_str(&format!("bytes {}-{}/{size}", part.start, part.end - 1))
+    {
+        ranged.insert(header::CONTENT_RANGE, value);
+    }
+    let bytes =
+        axum::body::Body::from_stream(state.blobs.stream(&sha256, part).await.map_err(missing)?);
     // The type comes from the file's server or, without one, from the event: either may hold
     // what no header can.
     let content_type = media
@@ -1116,7 +1163,9 @@ async fn media_bytes(
         .and_then(|declared| HeaderValue::from_str(&declared).ok())
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     Ok((
+        status,
         cache,
+        ranged,
         [
             (header::CONTENT_TYPE, content_type),
             (
@@ -1131,6 +1180,42 @@ async fn media_bytes(
         bytes,
     )
         .into_response())
+}
+
+/// The byte range a `Range` header asks of a file of `size` bytes (RFC 9110, 14.1.2): `None`
+/// when it is not one range of bytes (then the whole file is served), `Err` when the file
+/// holds none of it (416).
+fn byte_range(header: &str, size: u64) -> Option<Result<std::ops::Range<u64>, ()>> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.split_once('-')?;
+    let (first, last) = (first.trim(), last.trim());
+    let range = if first.is_empty() {
+        // The last `last` bytes.
+        let suffix: u64 = last.parse().ok()?;
+        if suffix == 0 {
+            return Some(Err(()));
+        }
+        size.saturating_sub(suffix)..size
+    } else {
+        let start: u64 = first.parse().ok()?;
+        let end = if last.is_empty() {
+            size
+        } else {
+            let last: u64 = last.parse().ok()?;
+            if last < start {
+                return None;
+            }
+            last.saturating_add(1).min(size)
+        };
+        start..end
+    };
+    if range.start >= size {
+        return Some(Err(()));
+    }
+    Some(Ok(range))
 }
 
 fn now_ms(state: &ApiState) -> i64 {

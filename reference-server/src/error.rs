@@ -57,6 +57,9 @@ pub enum Error {
     /// The request's body is over its limit; the message says which.
     #[error("{0}")]
     TooLarge(String),
+    /// A `Range` asked for bytes a file of this size does not hold.
+    #[error("range not satisfiable: the file has {0} bytes")]
+    RangeNotSatisfiable(u64),
     /// An audience or campaign operation failed (see [`sms_campaigns::Error`]).
     #[error(transparent)]
     Campaign(#[from] sms_campaigns::Error),
@@ -121,6 +124,7 @@ impl IntoResponse for Error {
             Self::Conflict(_) => (StatusCode::CONFLICT, self.to_string()),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, self.to_string()),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, self.to_string()),
+            Self::RangeNotSatisfiable(_) => (StatusCode::RANGE_NOT_SATISFIABLE, self.to_string()),
             Self::Knowledge(error) => {
                 use knowledge_export::Error as E;
                 match error {

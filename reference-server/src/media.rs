@@ -472,6 +472,10 @@ pub struct Blob {
     pub size: i64,
 }
 
+/// A stored blob's bytes, in chunks ([`BlobStore::stream`]).
+pub type BlobStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send>>;
+
 /// Content-addressed blobs: files under `DATA_DIR/blobs` by default, or objects in an object
 /// store (S3 and compatible, via `BLOB_STORE_URL`) that every replica shares. Downloads are
 /// staged in `DATA_DIR/blobs/tmp` either way.
@@ -521,24 +525,64 @@ impl BlobStore {
         prefix.clone().join(shard).join(sha256)
     }
 
-    /// Reads a blob.
+    /// The size of the blob `sha256`, in bytes.
     ///
     /// # Errors
     /// The I/O error, `NotFound` when it is missing.
-    pub async fn read(&self, sha256: &str) -> std::io::Result<Vec<u8>> {
+    pub async fn size(&self, sha256: &str) -> std::io::Result<u64> {
+        Self::check_name(sha256)?;
+        match &self.remote {
+            None => Ok(tokio::fs::metadata(self.path(sha256)).await?.len()),
+            Some((store, prefix)) => Ok(store
+                .head(&Self::object(prefix, sha256))
+                .await
+                .map_err(object_error)?
+                .size),
+        }
+    }
+
+    /// The bytes of the blob `sha256` in `range` (within its [`BlobStore::size`]), streamed in
+    /// chunks: a recording of 100 MB is never held in memory whole.
+    ///
+    /// # Errors
+    /// `NotFound` when there is no such blob, or the error reading it.
+    pub async fn stream(
+        &self,
+        sha256: &str,
+        range: std::ops::Range<u64>,
+    ) -> std::io::Result<BlobStream> {
+        use futures_util::TryStreamExt;
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        Self::check_name(sha256)?;
+        if range.is_empty() {
+            return Ok(Box::pin(futures_util::stream::empty()));
+        }
+        match &self.remote {
+            None => {
+                let mut file = tokio::fs::File::open(self.path(sha256)).await?;
+                file.seek(std::io::SeekFrom::Start(range.start)).await?;
+                let part = file.take(range.end - range.start);
+                Ok(Box::pin(tokio_util::io::ReaderStream::new(part)))
+            }
+            Some((store, prefix)) => {
+                let object = store
+                    .get_opts(
+                        &Self::object(prefix, sha256),
+                        object_store::GetOptions::new().with_range(Some(range)),
+                    )
+                    .await
+                    .map_err(object_error)?;
+                Ok(Box::pin(object.into_stream().map_err(object_error)))
+            }
+        }
+    }
+
+    /// A blob's name is its SHA-256 in hex: anything else names no blob (and no path).
+    fn check_name(sha256: &str) -> std::io::Result<()> {
         if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(std::io::ErrorKind::NotFound.into());
         }
-        match &self.remote {
-            None => tokio::fs::read(self.path(sha256)).await,
-            Some((store, prefix)) => {
-                let object = store
-                    .get(&Self::object(prefix, sha256))
-                    .await
-                    .map_err(object_error)?;
-                Ok(object.bytes().await.map_err(object_error)?.to_vec())
-            }
-        }
+        Ok(())
     }
 
     /// Moves a staged, synced file into the store under its hash.

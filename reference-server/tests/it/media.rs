@@ -28,6 +28,64 @@ fn message_with_media(id: &str, urls: &[String]) -> Value {
         "media": media, "createdAt": "2026-04-13T12:00:00Z", "phoneNumberId": "PN1"}}})
 }
 
+/// `GET /api/v1/media/{id}` of the stored `bytes` answers byte ranges as players ask them
+/// (seeking in a recording), and the whole file for anything else.
+async fn ranges_are_served(app: &TestApp, token: &str, id: i64, bytes: &[u8]) {
+    let size = bytes.len();
+    let get = |range: String, if_range: Option<&'static str>| {
+        let mut request = app
+            .client
+            .get(app.url(&format!("/api/v1/media/{id}")))
+            .bearer_auth(token)
+            .header("range", range);
+        if let Some(tag) = if_range {
+            request = request.header("if-range", tag);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let content_range = response
+                .headers()
+                .get("content-range")
+                .map(|value| value.to_str().unwrap().to_owned());
+            (
+                status,
+                content_range,
+                response.bytes().await.unwrap().to_vec(),
+            )
+        }
+    };
+    for (range, first, end) in [
+        ("bytes=0-3".to_owned(), 0, 4),
+        ("bytes=2-".to_owned(), 2, size),
+        ("bytes=-5".to_owned(), size - 5, size),
+        (format!("bytes=1-{}", size + 100), 1, size),
+    ] {
+        let (status, content_range, body) = get(range.clone(), None).await;
+        assert_eq!(status, StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(
+            content_range.as_deref(),
+            Some(format!("bytes {first}-{}/{size}", end - 1).as_str()),
+            "{range}"
+        );
+        assert_eq!(body, &bytes[first..end], "{range}");
+    }
+    // Not one range of bytes, or for another copy: the whole file.
+    for (range, if_range) in [
+        ("bytes=0-1,4-5", None),
+        ("bytes=3-1", None),
+        ("items=0-1", None),
+        ("bytes=0-1", Some("\"another\"")),
+    ] {
+        let (status, _, body) = get(range.to_owned(), if_range).await;
+        assert_eq!(status, StatusCode::OK, "{range}");
+        assert_eq!(body, bytes, "{range}");
+    }
+    let (status, content_range, _) = get(format!("bytes={size}-"), None).await;
+    assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(content_range, Some(format!("bytes */{size}")));
+}
+
 /// Lets downloads fetch from the test server at `base` (`http://127.0.0.1:port`): its
 /// `/opstatics/` path allowed, plain http allowed for 127.0.0.1.
 fn fetch_from(config: &mut reference_server::Config, base: &str) {
@@ -210,9 +268,11 @@ async fn media_is_copied_served_retried_and_refused(backend: Backend) {
     assert_eq!(response.status(), StatusCode::OK);
     let headers = response.headers().clone();
     assert_eq!(headers["content-type"], "image/jpeg");
+    assert_eq!(headers["accept-ranges"], "bytes");
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert_eq!(headers["content-security-policy"], "sandbox");
     assert_eq!(response.bytes().await.unwrap().to_vec(), photo);
+    ranges_are_served(&app, &support, stored.id, &photo).await;
     // A client holding the bytes revalidates for nothing.
     for (if_none_match, expected) in [
         (
@@ -346,6 +406,7 @@ async fn media_goes_to_the_configured_object_store(backend: Backend) {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "application/pdf");
     assert_eq!(response.bytes().await.unwrap().as_ref(), b"%PDF-1.7 plan");
+    ranges_are_served(&app, &token, stored.id, b"%PDF-1.7 plan").await;
     app.stop().await;
     db.cleanup().await;
 }
