@@ -75,12 +75,16 @@ pub enum Keyword {
     None,
 }
 
-/// Classifies an inbound text. The whole message must be the keyword, ignoring case,
-/// surrounding whitespace and trailing `.` or `!` ("Stop." and "STOP!" opt out: a missed
-/// opt-out is the costly mistake). A longer message containing an opt-out keyword as a word
-/// is only flagged.
+/// Classifies an inbound text. The whole message must be the keyword, ignoring case, and
+/// anything around it that is not a letter or a digit: whitespace, punctuation, quotes, emoji
+/// ("Stop.", "STOP!", "Stop…", "\"STOP\"", "STOP 🙏" opt out: a missed opt-out is the costly
+/// mistake). The text is read as a person sees it: compatibility forms as their plain letters
+/// (Unicode NFKC: full-width "ＳＴＯＰ" is "STOP") and invisible format characters (zero-width
+/// spaces, a byte order mark) left out. A longer message containing an opt-out keyword as a
+/// word is only flagged.
 pub fn classify(text: &str) -> Keyword {
-    let word = text.trim().trim_end_matches(['.', '!']).trim();
+    let seen = as_seen(text);
+    let word = seen.trim_matches(|c: char| !c.is_alphanumeric());
     for (action, keywords) in [
         (Action::OptOut, &OPT_OUT[..]),
         (Action::OptIn, &OPT_IN[..]),
@@ -90,11 +94,25 @@ pub fn classify(text: &str) -> Keyword {
             return Keyword::Exact(action, keyword.to_owned());
         }
     }
-    text.split(|c: char| !c.is_alphanumeric())
+    seen.split(|c: char| !c.is_alphanumeric())
         .find_map(|word| keyword_in(word, &OPT_OUT))
         .map_or(Keyword::None, |keyword| {
             Keyword::Mentions(keyword.to_owned())
         })
+}
+
+/// `text` as a person reads it: NFKC-normalized, without format characters. ASCII text (nearly
+/// every message) is already that, and is borrowed.
+fn as_seen(text: &str) -> std::borrow::Cow<'_, str> {
+    use unicode_normalization::UnicodeNormalization;
+    if text.is_ascii() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    // Zero-width spaces and joiners, directional marks and isolates, word joiner and
+    // invisible operators, byte order mark, soft hyphen: Unicode's format characters that
+    // phones insert.
+    let invisible = |c: &char| !matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}');
+    std::borrow::Cow::Owned(text.nfkc().filter(invisible).collect())
 }
 
 /// The keyword of `keywords` (upper-case ASCII) that `word` is, ignoring case. Every inbound
@@ -586,6 +604,27 @@ mod tests {
             Keyword::Exact(Action::OptIn, "UNSTOP".into())
         );
         assert_eq!(classify("yes"), Keyword::Exact(Action::OptIn, "YES".into()));
+        // As phones type them: an ellipsis character, a question mark, quotes, an emoji,
+        // invisible characters, full-width letters, non-breaking spaces.
+        for text in [
+            "Stop\u{2026}",
+            "STOP?",
+            "STOP,",
+            "\"STOP\"",
+            "\u{201C}Stop\u{201D}",
+            "STOP \u{1F64F}",
+            "STOP\u{200B}",
+            "\u{FEFF}STOP",
+            "\u{FF33}\u{FF34}\u{FF2F}\u{FF30}",
+            "\u{00A0}stop\u{3000}",
+            "- STOP -",
+        ] {
+            assert_eq!(
+                classify(text),
+                Keyword::Exact(Action::OptOut, "STOP".into()),
+                "{text:?}"
+            );
+        }
         assert_eq!(
             classify("info"),
             Keyword::Exact(Action::Help, "INFO".into())
@@ -612,5 +651,10 @@ mod tests {
         assert_eq!(classify("Stopp, danke"), Keyword::None);
         assert_eq!(classify("Yes please, 6pm works"), Keyword::None);
         assert_eq!(classify("STOP STOP"), Keyword::Mentions("STOP".into()));
+        assert_eq!(
+            classify("please \u{FF33}\u{FF34}\u{FF2F}\u{FF30} now"),
+            Keyword::Mentions("STOP".into())
+        );
+        assert_eq!(classify("S.T.O.P"), Keyword::None);
     }
 }
