@@ -1115,8 +1115,12 @@ async fn media_bytes(
         return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
     }
     let missing = |error: std::io::Error| {
-        tracing::error!(id, %error, "stored media is missing from the blob store");
-        Error::NotFound("stored copy of this media")
+        if error.kind() == std::io::ErrorKind::NotFound {
+            tracing::error!(id, %error, "stored media is missing from the blob store");
+            Error::NotFound("stored copy of this media")
+        } else {
+            Error::Blobs(error)
+        }
     };
     let size = state.blobs.size(&sha256).await.map_err(missing)?;
     // One range (what players ask for to seek in a recording); none, several, or one for an

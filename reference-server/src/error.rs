@@ -30,6 +30,9 @@ pub enum Error {
     /// The listener could not be bound, or the server failed while running.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// The blob store (local files or an object store) failed to read a stored file.
+    #[error("blob store")]
+    Blobs(#[source] std::io::Error),
     /// An operational command could not finish; the message says why.
     #[error("{0}")]
     Command(String),
@@ -102,14 +105,15 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, message) = match &self {
             Self::Store(_)
+            | Self::Blobs(_)
             | Self::Open { .. }
             | Self::Config(_)
             | Self::Io(_)
             | Self::Import(_)
             | Self::Command(_) => {
-                tracing::error!(error = %self, "request failed");
+                tracing::error!(error = %crate::causes(&self).join(": "), "request failed");
                 let status = match self {
-                    Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    Self::Store(_) | Self::Blobs(_) => StatusCode::SERVICE_UNAVAILABLE,
                     _ => StatusCode::INTERNAL_SERVER_ERROR,
                 };
                 (

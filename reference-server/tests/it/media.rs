@@ -857,6 +857,21 @@ async fn a_stored_file_without_a_served_type_shows_the_merged_declared_one(backe
     );
     assert!(response.headers().get("x-evil").is_none());
     assert_eq!(response.bytes().await.unwrap().as_ref(), b"untyped");
+    // A blob store that fails (here a file that cannot be read: a link to itself) is a 503 to
+    // retry, not a 404 saying the file is gone.
+    let hash = job.sha256.clone().unwrap();
+    let blob = db.dir.join("blobs").join(&hash[..2]).join(&hash);
+    std::fs::remove_file(&blob).unwrap();
+    std::os::unix::fs::symlink(&blob, &blob).unwrap();
+    let (status, body) = app
+        .get(&format!("/api/v1/media/{}", job.id), &support)
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    std::fs::remove_file(&blob).unwrap();
+    let (status, _) = app
+        .get(&format!("/api/v1/media/{}", job.id), &support)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a file gone is a 404");
     app.stop().await;
     db.cleanup().await;
 }
