@@ -267,15 +267,18 @@ pub trait Outbox: Clone + Send + Sync + 'static {
 
     /// Records an attempt's outcome: the new `status` (`pending` again to retry at
     /// `next_attempt_ms`), the sent message's id or the error; counts the attempt and ends the
-    /// lease.
+    /// lease. Only while the claim that took it still holds it (`held_until_ms`, the lease its
+    /// claim set): `false`, and nothing written, when its lease passed and another claim took
+    /// it, whose outcome is the one to keep.
     fn finish_reply(
         &self,
         id: i64,
+        held_until_ms: i64,
         status: &str,
         next_attempt_ms: i64,
         sent_message_id: Option<String>,
         error: Option<String>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 impl Outbox for Store {
@@ -307,24 +310,28 @@ impl Outbox for Store {
     async fn finish_reply(
         &self,
         id: i64,
+        held_until_ms: i64,
         status: &str,
         next_attempt_ms: i64,
         sent_message_id: Option<String>,
         error: Option<String>,
-    ) -> Result<(), StoreError> {
-        self.execute(
-            "UPDATE outbox SET status = $1, attempts = attempts + 1, next_attempt_ms = $2, lease_until_ms = 0, \
-             sent_message_id = $3, last_error = $4 WHERE id = $5",
-            &[
-                status.into(),
-                next_attempt_ms.into(),
-                sent_message_id.into(),
-                error.into(),
-                Arg::from(id),
-            ],
-        )
-        .await?;
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        let finished: Option<(i64,)> = self
+            .fetch_optional(
+                "UPDATE outbox SET status = $1, attempts = attempts + 1, next_attempt_ms = $2, lease_until_ms = 0, \
+                 sent_message_id = $3, last_error = $4 WHERE id = $5 AND status = 'pending' AND lease_until_ms = $6 \
+                 RETURNING id",
+                &[
+                    status.into(),
+                    next_attempt_ms.into(),
+                    sent_message_id.into(),
+                    error.into(),
+                    Arg::from(id),
+                    held_until_ms.into(),
+                ],
+            )
+            .await?;
+        Ok(finished.is_some())
     }
 }
 
@@ -396,20 +403,26 @@ pub mod outbox_conformance {
         );
 
         // A retry waits for its time; a sent reply is never claimed again.
-        store
-            .finish_reply(
-                claimed[0].id,
-                "pending",
-                now + 30_000,
-                None,
-                Some("503".into()),
-            )
-            .await
-            .expect("retry");
-        store
-            .finish_reply(second[0].id, "sent", 0, Some("ACsent".into()), None)
-            .await
-            .expect("sent");
+        let held = now + 60_000;
+        assert!(
+            store
+                .finish_reply(
+                    claimed[0].id,
+                    held,
+                    "pending",
+                    now + 30_000,
+                    None,
+                    Some("503".into()),
+                )
+                .await
+                .expect("retry")
+        );
+        assert!(
+            store
+                .finish_reply(second[0].id, held, "sent", 0, Some("ACsent".into()), None)
+                .await
+                .expect("sent")
+        );
         assert!(
             store
                 .claim_replies(now + 29_999, 60_000, 10)
@@ -436,6 +449,32 @@ pub mod outbox_conformance {
             expired.iter().map(|r| r.id).collect::<Vec<_>>(),
             [again[0].id]
         );
+        // The claim whose lease passed finishes nothing: the one that took it over does.
+        let (late, current) = (now + 30_000 + 60_000, now + 90_001 + 60_000);
+        assert!(
+            !store
+                .finish_reply(again[0].id, late, "failed", 0, None, Some("late".into()))
+                .await
+                .expect("late finish")
+        );
+        let still = store.replies_for("ACo1").await.expect("read");
+        assert_eq!(
+            (still[0].status.as_str(), still[0].attempts),
+            ("pending", 1)
+        );
+        assert!(
+            store
+                .finish_reply(again[0].id, current, "pending", now + 200_000, None, None)
+                .await
+                .expect("finish")
+        );
+        // A finished reply is finished once.
+        assert!(
+            !store
+                .finish_reply(second[0].id, held, "failed", 0, None, None)
+                .await
+                .expect("again")
+        );
         let sent = store.replies_for("ACo2").await.expect("read");
         assert_eq!(
             (
@@ -451,6 +490,10 @@ pub mod outbox_conformance {
 /// Replies to keywords older than this are not sent (an import or a replay of old events
 /// must not text people about what they wrote months ago); they are marked `stale`.
 pub const REPLY_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a claimed reply is held for its send: longer than the client's retries of a
+/// rate-limited or failing send take.
+pub const REPLY_LEASE: Duration = Duration::from_secs(300);
 
 /// Attempts before a reply is marked `failed`.
 pub const REPLY_MAX_ATTEMPTS: i64 = 6;
@@ -486,21 +529,32 @@ impl ReplySender {
     pub async fn send_due(&self) -> Result<usize, StoreError> {
         let now = (self.clock)();
         let now_ms = unix_ms(now);
-        let due = self.store.claim_replies(now_ms, 60_000, 10).await?;
+        // One at a time, under a lease longer than any send takes (the client's retries of a
+        // 429 included): a reply claimed with others could wait past its lease behind them,
+        // and another replica would send it too.
+        let lease_ms = i64::try_from(REPLY_LEASE.as_millis()).unwrap_or(i64::MAX);
+        let due = self.store.claim_replies(now_ms, lease_ms, 1).await?;
         for reply in &due {
-            self.send(reply, now_ms).await?;
+            self.send(reply, now_ms, now_ms + lease_ms).await?;
         }
         Ok(due.len())
     }
 
-    async fn send(&self, reply: &QueuedReply, now_ms: i64) -> Result<(), StoreError> {
+    async fn send(&self, reply: &QueuedReply, now_ms: i64, held: i64) -> Result<(), StoreError> {
+        let finish = |status: &'static str, sent: Option<String>, error: Option<String>| async move {
+            if !self
+                .store
+                .finish_reply(reply.id, held, status, 0, sent, error)
+                .await?
+            {
+                tracing::warn!(message_id = %reply.message_id, "compliance reply: its lease passed during the attempt; the claim that took it over records the outcome");
+            }
+            Ok::<(), StoreError>(())
+        };
         let age_ms = now_ms.saturating_sub(reply.created_ms);
         if age_ms > i64::try_from(REPLY_MAX_AGE.as_millis()).unwrap_or(i64::MAX) {
             tracing::info!(message_id = %reply.message_id, kind = %reply.kind, "compliance reply not sent: the keyword is older than a day");
-            return self
-                .store
-                .finish_reply(reply.id, "stale", 0, None, None)
-                .await;
+            return finish("stale", None, None).await;
         }
         let message = E164::parse(&reply.to_phone)
             .map_err(|error| error.to_string())
@@ -518,27 +572,20 @@ impl ReplySender {
             Err(reason) => {
                 tracing::error!(message_id = %reply.message_id, %reason, "compliance reply cannot be sent");
                 self.metrics.compliance_reply("failed");
-                return self
-                    .store
-                    .finish_reply(reply.id, "failed", 0, None, Some(reason))
-                    .await;
+                return finish("failed", None, Some(reason)).await;
             }
         };
         match self.client.send_message(&message).await {
             Ok(sent) => {
                 tracing::info!(message_id = %reply.message_id, kind = %reply.kind, "compliance reply sent");
                 self.metrics.compliance_reply("sent");
-                self.store
-                    .finish_reply(reply.id, "sent", 0, Some(sent.id.to_string()), None)
-                    .await
+                finish("sent", Some(sent.id.to_string()), None).await
             }
             Err(error) if error.is_ambiguous() => {
                 // It may have been sent: never risk texting twice.
                 tracing::error!(message_id = %reply.message_id, %error, "compliance reply outcome unknown; not retried");
                 self.metrics.compliance_reply("ambiguous");
-                self.store
-                    .finish_reply(reply.id, "ambiguous", 0, None, Some(error.to_string()))
-                    .await
+                finish("ambiguous", None, Some(error.to_string())).await
             }
             Err(error) => {
                 let permanent = error
@@ -546,6 +593,9 @@ impl ReplySender {
                     .is_some_and(|status| (400..500).contains(&status) && status != 429);
                 if permanent || reply.attempts + 1 >= REPLY_MAX_ATTEMPTS {
                     self.metrics.compliance_reply("failed");
+                    // Recorded first: an alert that cannot be raised must not leave the reply
+                    // leased, to be tried again without counting.
+                    finish("failed", None, Some(error.to_string())).await?;
                     self.alerter
                         .raise(
                             "compliance_reply_failed",
@@ -553,9 +603,6 @@ impl ReplySender {
                             "Compliance replies (STOP/START/HELP confirmations) are failing",
                             Some(format!("Reply to message {}: {error}", reply.message_id)),
                         )
-                        .await?;
-                    self.store
-                        .finish_reply(reply.id, "failed", 0, None, Some(error.to_string()))
                         .await
                 } else {
                     let backoff = 30_000i64 << reply.attempts.clamp(0, 10);
@@ -564,12 +611,14 @@ impl ReplySender {
                     self.store
                         .finish_reply(
                             reply.id,
+                            held,
                             "pending",
                             now_ms + backoff,
                             None,
                             Some(error.to_string()),
                         )
                         .await
+                        .map(drop)
                 }
             }
         }

@@ -892,24 +892,26 @@ impl Outbox for MemoryRecords {
     async fn finish_reply(
         &self,
         id: i64,
+        held_until_ms: i64,
         status: &str,
         next_attempt_ms: i64,
         sent_message_id: Option<String>,
         error: Option<String>,
-    ) -> Result<(), StoreError> {
-        self.with(|memory| {
-            if let Some((reply, next, lease)) =
-                memory.outbox.iter_mut().find(|(reply, ..)| reply.id == id)
-            {
-                reply.status = status.to_owned();
-                reply.attempts += 1;
-                reply.sent_message_id = sent_message_id;
-                reply.last_error = error;
-                *next = next_attempt_ms;
-                *lease = 0;
-            }
-        });
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|memory| {
+            let Some((reply, next, lease)) = memory.outbox.iter_mut().find(|(reply, _, lease)| {
+                reply.id == id && reply.status == "pending" && *lease == held_until_ms
+            }) else {
+                return false;
+            };
+            reply.status = status.to_owned();
+            reply.attempts += 1;
+            reply.sent_message_id = sent_message_id;
+            reply.last_error = error;
+            *next = next_attempt_ms;
+            *lease = 0;
+            true
+        }))
     }
 }
 
