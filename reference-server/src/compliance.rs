@@ -540,6 +540,40 @@ impl ReplySender {
         Ok(due.len())
     }
 
+    /// Why a confirmation would mislead, when it would: the number's consent as the ledger
+    /// has it now (by message time, whatever order the keywords arrived in) is no longer what
+    /// the keyword set (a STOP sent before a START, delivered after it), or a YES came from a
+    /// number that had not opted out (a "yes" to a question, not a resubscription).
+    async fn needless(&self, reply: &QueuedReply) -> Result<Option<String>, StoreError> {
+        if reply.kind == Action::Help.as_str() {
+            return Ok(None);
+        }
+        let history = self.store.consent_history(&reply.to_phone).await?;
+        let Some(at) = history
+            .iter()
+            .position(|entry| entry.message_id == reply.message_id)
+        else {
+            return Ok(None);
+        };
+        let (entry, latest) = (&history[at], &history[history.len() - 1]);
+        if latest.action != entry.action {
+            return Ok(Some(format!(
+                "a later keyword ({}) set the number's consent to {}",
+                latest.keyword, latest.action
+            )));
+        }
+        if entry.keyword == "YES"
+            && !history[..at]
+                .last()
+                .is_some_and(|before| before.action == Action::OptOut.as_str())
+        {
+            return Ok(Some(
+                "YES from a number that had not opted out: no resubscription to confirm".to_owned(),
+            ));
+        }
+        Ok(None)
+    }
+
     async fn send(&self, reply: &QueuedReply, now_ms: i64, held: i64) -> Result<(), StoreError> {
         let finish = |status: &'static str, sent: Option<String>, error: Option<String>| async move {
             if !self
@@ -555,6 +589,10 @@ impl ReplySender {
         if age_ms > i64::try_from(REPLY_MAX_AGE.as_millis()).unwrap_or(i64::MAX) {
             tracing::info!(message_id = %reply.message_id, kind = %reply.kind, "compliance reply not sent: the keyword is older than a day");
             return finish("stale", None, None).await;
+        }
+        if let Some(reason) = self.needless(reply).await? {
+            tracing::info!(message_id = %reply.message_id, kind = %reply.kind, %reason, "compliance reply not sent");
+            return finish("skipped", None, Some(reason)).await;
         }
         let message = E164::parse(&reply.to_phone)
             .map_err(|error| error.to_string())

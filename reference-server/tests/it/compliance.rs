@@ -132,6 +132,31 @@ async fn keywords_opt_out_opt_in_help_and_flag(backend: Backend) {
             ("ACstart", "opt_in")
         ]
     );
+    // A STOP typed before the START above but delivered after it: the ledger keeps the
+    // START (by message time), and the STOP's confirmation, which would now be false, is not
+    // sent. A "Yes!" from a number that never opted out is no resubscription to confirm.
+    let late_stop = inbound("AClate", &pn, &ours, "STOP", time::Duration::minutes(10));
+    assert_eq!(app.webhook("d6", &late_stop).await, StatusCode::OK);
+    let mut yes = inbound("ACyes", &pn, &ours, "Yes!", now);
+    yes["data"]["object"]["from"] = json!("+15550002222");
+    assert_eq!(app.webhook("d7", &yes).await, StatusCode::OK);
+    for message_id in ["AClate", "ACyes"] {
+        let reply = TestApp::eventually(message_id, || {
+            let store = app.store.clone();
+            async move {
+                store
+                    .replies_for(message_id)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .find(|reply| reply.status != "pending")
+            }
+        })
+        .await;
+        assert_eq!(reply.status, "skipped", "{reply:?}");
+        assert!(reply.sent_message_id.is_none());
+    }
+    assert!(!app.store.is_opted_out(CUSTOMER).await.unwrap());
     // Three replies were sent in all (STOP, START, HELP).
     assert_eq!(sim.sent().len(), 3);
     let (_, stats) = app.get("/api/v1/stats", &admin).await;
