@@ -563,9 +563,9 @@ impl ReplySender {
             )));
         }
         if entry.keyword == "YES"
-            && !history[..at]
+            && history[..at]
                 .last()
-                .is_some_and(|before| before.action == Action::OptOut.as_str())
+                .is_none_or(|before| before.action != Action::OptOut.as_str())
         {
             return Ok(Some(
                 "YES from a number that had not opted out: no resubscription to confirm".to_owned(),
