@@ -94,6 +94,8 @@ pub(crate) fn documented_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(crate::contacts::approve))
         .routes(routes!(crate::contacts::reject))
         .routes(routes!(media_list))
+        .routes(routes!(retry_failed_media))
+        .routes(routes!(retry_one_media))
         .routes(routes!(media_bytes))
         .routes(routes!(stats))
         .routes(routes!(jobs))
@@ -1224,6 +1226,110 @@ fn byte_range(header: &str, size: u64) -> Option<Result<std::ops::Range<u64>, ()
 
 fn now_ms(state: &ApiState) -> i64 {
     unix_ms((state.clock)())
+}
+
+/// What a retry of failed media did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct MediaRetry {
+    /// How many failed jobs are pending again.
+    pub retried: u64,
+}
+
+/// Retries every failed media download
+///
+/// After an outage of the storage media come from: every failed job is pending again, due
+/// now, its attempts counted from zero (up to 8, with backoff, as new jobs). Audited.
+#[utoipa::path(
+    post,
+    path = "/media/retry",
+    operation_id = "retry_failed_media",
+    tag = "media",
+    responses(
+        (status = 200, description = "How many failed jobs are pending again", body = MediaRetry),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    ),
+    security(("bearer" = [])),
+    extensions(("x-required-role" = json!("operator"))),
+)]
+async fn retry_failed_media(
+    caller: Caller,
+    State(state): State<ApiState>,
+) -> Result<Json<MediaRetry>, Error> {
+    caller.require(Role::Operator)?;
+    let now_ms = now_ms(&state);
+    let retried = state.store.retry_failed_media(None, now_ms).await?;
+    state
+        .store
+        .audit(
+            &caller.token_id,
+            "media.retry",
+            None,
+            "done",
+            Some(format!("{retried} failed job(s)")),
+            now_ms,
+        )
+        .await?;
+    Ok(Json(MediaRetry { retried }))
+}
+
+/// Retries one failed media download
+///
+/// The job is pending again, due now, its attempts counted from zero. Audited.
+#[utoipa::path(
+    post,
+    path = "/media/{id}/retry",
+    operation_id = "retry_media",
+    tag = "media",
+    params(("id" = i64, Path, description = "The media job's id")),
+    responses(
+        (status = 200, description = "The job, pending again", body = MediaView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "No media job has this id", body = ErrorBody),
+        (status = 409, description = "The job has not failed", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    ),
+    security(("bearer" = [])),
+    extensions(("x-required-role" = json!("operator"))),
+)]
+async fn retry_one_media(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<i64>,
+) -> Result<Json<MediaView>, Error> {
+    caller.require(Role::Operator)?;
+    let now_ms = now_ms(&state);
+    let job = state
+        .store
+        .media(id)
+        .await?
+        .ok_or(Error::NotFound("media"))?;
+    if state.store.retry_failed_media(Some(id), now_ms).await? == 0 {
+        return Err(Error::Conflict(format!(
+            "media job {id} is {}: only a failed job is retried",
+            job.status
+        )));
+    }
+    state
+        .store
+        .audit(
+            &caller.token_id,
+            "media.retry",
+            Some(&id.to_string()),
+            "done",
+            None,
+            now_ms,
+        )
+        .await?;
+    let job = state
+        .store
+        .media(id)
+        .await?
+        .ok_or(Error::NotFound("media"))?;
+    Ok(Json(MediaView::from(&job)))
 }
 
 /// Where `GET /api/v1/stream` starts.

@@ -169,6 +169,16 @@ pub trait MediaJobs: Clone + Send + Sync + 'static {
         next_attempt_ms: i64,
         error: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Puts failed jobs back to work (after an outage of the storage they come from, say):
+    /// the one `id` names, or every failed job without one. Each is pending again, due at
+    /// `now_ms`, with its attempts counted from zero and its last error kept until the next
+    /// attempt. Returns how many; a job not failed is left alone.
+    fn retry_failed_media(
+        &self,
+        id: Option<i64>,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 impl MediaJobs for Store {
@@ -265,6 +275,25 @@ impl MediaJobs for Store {
         )
         .await?;
         Ok(())
+    }
+
+    async fn retry_failed_media(&self, id: Option<i64>, now_ms: i64) -> Result<u64, StoreError> {
+        const RETRY: &str = "UPDATE media SET status = 'pending', attempts = 0, next_attempt_ms = $1, \
+             lease_until_ms = 0 WHERE status = 'failed'";
+        let retried: Vec<(i64,)> = match id {
+            Some(id) => {
+                self.fetch_all(
+                    &format!("{RETRY} AND id = $2 RETURNING id"),
+                    &[now_ms.into(), id.into()],
+                )
+                .await?
+            }
+            None => {
+                self.fetch_all(&format!("{RETRY} RETURNING id"), &[now_ms.into()])
+                    .await?
+            }
+        };
+        Ok(retried.len() as u64)
     }
 }
 
@@ -396,6 +425,35 @@ pub mod conformance {
             ),
             ("failed", 2, Some("HTTP 404"))
         );
+        // A failed job put back to work is due at once, its attempts from zero; a job not
+        // failed is left alone.
+        assert_eq!(
+            store.retry_failed_media(Some(a), now).await.expect("retry"),
+            0
+        );
+        assert_eq!(
+            store.retry_failed_media(Some(b), now).await.expect("retry"),
+            1
+        );
+        let retried = store.claim_media(now, 60_000, 10).await.expect("claim");
+        assert_eq!(
+            retried
+                .iter()
+                .map(|job| (job.id, job.status.as_str(), job.attempts))
+                .collect::<Vec<_>>(),
+            [(b, "pending", 0)]
+        );
+        store
+            .media_attempt_failed(b, "failed", 0, "HTTP 404")
+            .await
+            .expect("failed");
+        assert_eq!(store.retry_failed_media(None, now).await.expect("retry"), 1);
+        store
+            .media_attempt_failed(b, "failed", 0, "HTTP 404")
+            .await
+            .expect("failed");
+        let failed = store.media(b).await.expect("read").expect("job");
+        assert_eq!((failed.status.as_str(), failed.attempts), ("failed", 1));
 
         // Listed newest first, by status, in pages.
         let all = store.media_list(None, None, 10).await.expect("list");

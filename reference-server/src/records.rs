@@ -1026,6 +1026,22 @@ impl MediaJobs for MemoryRecords {
         });
         Ok(())
     }
+
+    async fn retry_failed_media(&self, id: Option<i64>, now_ms: i64) -> Result<u64, StoreError> {
+        Ok(self.with(|memory| {
+            let mut retried = 0;
+            for job in memory.media.iter_mut().filter(|job| {
+                job.record.status == "failed" && id.is_none_or(|id| job.record.id == id)
+            }) {
+                job.record.status = "pending".to_owned();
+                job.record.attempts = 0;
+                job.next_attempt_ms = now_ms;
+                job.lease_until_ms = 0;
+                retried += 1;
+            }
+            retried
+        }))
+    }
 }
 
 impl HealthChecks for MemoryRecords {

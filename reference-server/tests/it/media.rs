@@ -646,6 +646,47 @@ async fn a_download_that_keeps_failing_gives_up_with_an_alert(backend: Backend) 
         storage.received_requests().await.unwrap().len(),
         usize::try_from(MAX_ATTEMPTS).unwrap()
     );
+    // The storage recovers; an operator puts the job back to work, and it is stored.
+    storage.reset().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(b"jpeg".to_vec(), "image/jpeg"))
+        .mount(&storage)
+        .await;
+    let job = app.store.media_of("ACbusy").await.unwrap().remove(0);
+    let retry = format!("/api/v1/media/{}/retry", job.id);
+    let post = |path: String, token: String| {
+        let request = app.client.post(app.url(&path)).bearer_auth(token);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let support = app.token(Role::Support).await;
+    let operator = app.token(Role::Operator).await;
+    assert_eq!(post(retry.clone(), support).await.0, StatusCode::FORBIDDEN);
+    let (status, retried) = post(retry.clone(), operator.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{retried}");
+    assert_eq!(
+        (retried["status"].as_str(), retried["attempts"].as_i64()),
+        (Some("pending"), Some(0))
+    );
+    TestApp::eventually("stored after the retry", || async {
+        let jobs = app.store.media_of("ACbusy").await.ok()?;
+        jobs.into_iter().find(|job| job.status == "stored")
+    })
+    .await;
+    let (status, body) = post(retry, operator.clone()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = post("/api/v1/media/retry".to_owned(), operator).await;
+    assert_eq!(
+        (status, body["retried"].as_u64()),
+        (StatusCode::OK, Some(0)),
+        "{body}"
+    );
     app.stop().await;
     db.cleanup().await;
 }
