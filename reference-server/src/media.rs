@@ -151,24 +151,29 @@ pub trait MediaJobs: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<MediaRecord>, StoreError>> + Send;
 
     /// Records a job's content as stored in `blob` (with the server's content type, when it
-    /// gave one); counts the attempt and ends the lease.
+    /// gave one); counts the attempt and ends the lease. Only while the claim that took it
+    /// still holds it (`held_until_ms`, the lease the claim set): `false`, and nothing
+    /// written, when its lease passed and another claim took it over.
     fn media_stored(
         &self,
         id: i64,
+        held_until_ms: i64,
         blob: &Blob,
         content_type: Option<String>,
         now_ms: i64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Records a failed attempt: `pending` again to retry at `next_attempt_ms`, or `failed`;
-    /// counts the attempt and ends the lease.
+    /// counts the attempt and ends the lease. Only while the claim still holds the job, as
+    /// [`MediaJobs::media_stored`].
     fn media_attempt_failed(
         &self,
         id: i64,
+        held_until_ms: i64,
         status: &str,
         next_attempt_ms: i64,
         error: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Puts failed jobs back to work (after an outage of the storage they come from, say):
     /// the one `id` names, or every failed job without one. Each is pending again, due at
@@ -237,44 +242,51 @@ impl MediaJobs for Store {
     async fn media_stored(
         &self,
         id: i64,
+        held_until_ms: i64,
         blob: &Blob,
         content_type: Option<String>,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.execute(
-            "UPDATE media SET status = 'stored', attempts = attempts + 1, lease_until_ms = 0, sha256 = $1, \
-             size_bytes = $2, content_type = $3, stored_ms = $4, last_error = NULL WHERE id = $5",
-            &[
-                blob.sha256.clone().into(),
-                blob.size.into(),
-                content_type.into(),
-                now_ms.into(),
-                Arg::from(id),
-            ],
-        )
-        .await?;
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        let stored: Option<(i64,)> = self
+            .fetch_optional(
+                "UPDATE media SET status = 'stored', attempts = attempts + 1, lease_until_ms = 0, sha256 = $1, \
+                 size_bytes = $2, content_type = $3, stored_ms = $4, last_error = NULL \
+                 WHERE id = $5 AND status = 'pending' AND lease_until_ms = $6 RETURNING id",
+                &[
+                    blob.sha256.clone().into(),
+                    blob.size.into(),
+                    content_type.into(),
+                    now_ms.into(),
+                    Arg::from(id),
+                    held_until_ms.into(),
+                ],
+            )
+            .await?;
+        Ok(stored.is_some())
     }
 
     async fn media_attempt_failed(
         &self,
         id: i64,
+        held_until_ms: i64,
         status: &str,
         next_attempt_ms: i64,
         error: &str,
-    ) -> Result<(), StoreError> {
-        self.execute(
-            "UPDATE media SET status = $1, attempts = attempts + 1, lease_until_ms = 0, next_attempt_ms = $2, \
-             last_error = $3 WHERE id = $4",
-            &[
-                status.into(),
-                next_attempt_ms.into(),
-                error.into(),
-                Arg::from(id),
-            ],
-        )
-        .await?;
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        let failed: Option<(i64,)> = self
+            .fetch_optional(
+                "UPDATE media SET status = $1, attempts = attempts + 1, lease_until_ms = 0, next_attempt_ms = $2, \
+                 last_error = $3 WHERE id = $4 AND status = 'pending' AND lease_until_ms = $5 RETURNING id",
+                &[
+                    status.into(),
+                    next_attempt_ms.into(),
+                    error.into(),
+                    Arg::from(id),
+                    held_until_ms.into(),
+                ],
+            )
+            .await?;
+        Ok(failed.is_some())
     }
 
     async fn retry_failed_media(&self, id: Option<i64>, now_ms: i64) -> Result<u64, StoreError> {
@@ -370,10 +382,12 @@ pub mod conformance {
             sha256: "ab".repeat(32),
             size: 2048,
         };
-        store
-            .media_stored(a, &blob, Some("image/webp".into()), now + 5)
-            .await
-            .expect("stored");
+        assert!(
+            store
+                .media_stored(a, now + 60_000, &blob, Some("image/webp".into()), now + 5)
+                .await
+                .expect("stored")
+        );
         let stored = store.media(a).await.expect("read").expect("job");
         assert_eq!(
             (stored.status.as_str(), stored.attempts, stored.size_bytes),
@@ -383,10 +397,12 @@ pub mod conformance {
         assert_eq!(stored.content_type.as_deref(), Some("image/webp"));
 
         // A retry waits for its time; a final failure is never claimed again.
-        store
-            .media_attempt_failed(b, "pending", now + 30_000, "HTTP 503")
-            .await
-            .expect("retry");
+        assert!(
+            store
+                .media_attempt_failed(b, now + 60_000, "pending", now + 30_000, "HTTP 503")
+                .await
+                .expect("retry")
+        );
         assert!(
             store
                 .claim_media(now + 29_999, 60_000, 10)
@@ -405,10 +421,26 @@ pub mod conformance {
                 .collect::<Vec<_>>(),
             [(b, 1)]
         );
-        store
-            .media_attempt_failed(b, "failed", 0, "HTTP 404")
-            .await
-            .expect("failed");
+        // A finish under a lease that passed (the claim at `now`) records nothing; the claim
+        // that took the job over does.
+        assert!(
+            !store
+                .media_attempt_failed(b, now + 60_000, "failed", 0, "late")
+                .await
+                .expect("late")
+        );
+        assert!(
+            store
+                .media_attempt_failed(b, now + 90_000, "failed", 0, "HTTP 404")
+                .await
+                .expect("failed")
+        );
+        assert!(
+            !store
+                .media_stored(b, now + 90_000, &blob, None, now)
+                .await
+                .expect("finished once")
+        );
         assert!(
             store
                 .claim_media(now + 99_999_999, 60_000, 10)
@@ -443,15 +475,20 @@ pub mod conformance {
                 .collect::<Vec<_>>(),
             [(b, "pending", 0)]
         );
-        store
-            .media_attempt_failed(b, "failed", 0, "HTTP 404")
-            .await
-            .expect("failed");
+        assert!(
+            store
+                .media_attempt_failed(b, now + 60_000, "failed", 0, "HTTP 404")
+                .await
+                .expect("failed")
+        );
         assert_eq!(store.retry_failed_media(None, now).await.expect("retry"), 1);
-        store
-            .media_attempt_failed(b, "failed", 0, "HTTP 404")
-            .await
-            .expect("failed");
+        store.claim_media(now, 60_000, 10).await.expect("claim");
+        assert!(
+            store
+                .media_attempt_failed(b, now + 60_000, "failed", 0, "HTTP 404")
+                .await
+                .expect("failed")
+        );
         let failed = store.media(b).await.expect("read").expect("job");
         assert_eq!((failed.status.as_str(), failed.attempts), ("failed", 1));
 
@@ -744,6 +781,13 @@ impl MediaFetcher {
         let now_ms = self.now_ms();
         let lease_ms = i64::try_from(self.policy.timeout.as_millis()).unwrap_or(i64::MAX) + 60_000;
         let due = self.store.claim_media(now_ms, lease_ms, 4).await?;
+        let held = now_ms + lease_ms;
+        let taken_over = |id: i64| {
+            tracing::warn!(
+                id,
+                "media job: its lease passed during the download; the claim that took it over records the outcome"
+            );
+        };
         let results =
             futures_util::future::join_all(due.iter().map(|job| self.fetch(http, job))).await;
         for (job, result) in due.iter().zip(results) {
@@ -752,24 +796,37 @@ impl MediaFetcher {
                 Ok((blob, content_type)) => {
                     tracing::info!(id = job.id, owner = %job.owner_id, size = blob.size, "media stored");
                     self.metrics.media_download("stored");
-                    self.store
-                        .media_stored(job.id, &blob, content_type, now_ms)
-                        .await?;
+                    if !self
+                        .store
+                        .media_stored(job.id, held, &blob, content_type, now_ms)
+                        .await?
+                    {
+                        taken_over(job.id);
+                    }
                 }
                 Err(Failure::Transient(reason)) if job.attempts + 1 < MAX_ATTEMPTS => {
                     let backoff = 5_000i64 << job.attempts.clamp(0, 12);
                     tracing::warn!(id = job.id, owner = %job.owner_id, %reason, "media download will be retried");
                     self.metrics.media_download("retry");
-                    self.store
-                        .media_attempt_failed(job.id, "pending", now_ms + backoff, &reason)
-                        .await?;
+                    if !self
+                        .store
+                        .media_attempt_failed(job.id, held, "pending", now_ms + backoff, &reason)
+                        .await?
+                    {
+                        taken_over(job.id);
+                    }
                 }
                 Err(Failure::Transient(reason) | Failure::Permanent(reason)) => {
                     tracing::error!(id = job.id, owner = %job.owner_id, url_host = %host_of(&job.url), %reason, "media download failed for good");
                     self.metrics.media_download("failed");
-                    self.store
-                        .media_attempt_failed(job.id, "failed", 0, &reason)
-                        .await?;
+                    if !self
+                        .store
+                        .media_attempt_failed(job.id, held, "failed", 0, &reason)
+                        .await?
+                    {
+                        taken_over(job.id);
+                        continue;
+                    }
                     self.alerter
                         .raise(
                             "media_download_failed",

@@ -994,37 +994,49 @@ impl MediaJobs for MemoryRecords {
     async fn media_stored(
         &self,
         id: i64,
+        held_until_ms: i64,
         blob: &Blob,
         content_type: Option<String>,
         _now_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.with_job(id, |job| {
-            job.record.status = "stored".to_owned();
-            job.record.attempts += 1;
-            job.record.sha256 = Some(blob.sha256.clone());
-            job.record.size_bytes = Some(blob.size);
-            job.record.content_type = content_type;
-            job.record.last_error = None;
-            job.lease_until_ms = 0;
-        });
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .with_job(id, |job| {
+                if job.record.status != "pending" || job.lease_until_ms != held_until_ms {
+                    return false;
+                }
+                job.record.status = "stored".to_owned();
+                job.record.attempts += 1;
+                job.record.sha256 = Some(blob.sha256.clone());
+                job.record.size_bytes = Some(blob.size);
+                job.record.content_type = content_type;
+                job.record.last_error = None;
+                job.lease_until_ms = 0;
+                true
+            })
+            .unwrap_or(false))
     }
 
     async fn media_attempt_failed(
         &self,
         id: i64,
+        held_until_ms: i64,
         status: &str,
         next_attempt_ms: i64,
         error: &str,
-    ) -> Result<(), StoreError> {
-        self.with_job(id, |job| {
-            job.record.status = status.to_owned();
-            job.record.attempts += 1;
-            job.record.last_error = Some(error.to_owned());
-            job.next_attempt_ms = next_attempt_ms;
-            job.lease_until_ms = 0;
-        });
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .with_job(id, |job| {
+                if job.record.status != "pending" || job.lease_until_ms != held_until_ms {
+                    return false;
+                }
+                job.record.status = status.to_owned();
+                job.record.attempts += 1;
+                job.record.last_error = Some(error.to_owned());
+                job.next_attempt_ms = next_attempt_ms;
+                job.lease_until_ms = 0;
+                true
+            })
+            .unwrap_or(false))
     }
 
     async fn retry_failed_media(&self, id: Option<i64>, now_ms: i64) -> Result<u64, StoreError> {
