@@ -701,6 +701,28 @@ impl BlobStore {
         }
     }
 
+    /// Removes staged downloads a process left when it stopped mid-download (a crash, a kill):
+    /// files of the staging directory last changed before `cutoff`. Returns how many.
+    ///
+    /// # Errors
+    /// The I/O error reading the directory (a missing one holds nothing).
+    pub async fn sweep_staging(&self, cutoff: std::time::SystemTime) -> std::io::Result<usize> {
+        let mut entries = match tokio::fs::read_dir(self.root.join("tmp")).await {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(error) => return Err(error),
+        };
+        let mut removed = 0;
+        while let Some(entry) = entries.next_entry().await? {
+            let metadata = entry.metadata().await?;
+            if metadata.is_file() && metadata.modified()? < cutoff {
+                tokio::fs::remove_file(entry.path()).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     fn temporary(&self) -> PathBuf {
         self.root
             .join("tmp")
@@ -723,6 +745,9 @@ enum Failure {
     /// It will not (refused URL, 4xx, too large).
     Permanent(String),
 }
+
+/// How old a staged download must be, at least, to be taken for one a stopped process left.
+pub const STAGING_LEFT_AFTER: Duration = Duration::from_secs(3600);
 
 /// Downloads queued media into the blob store.
 pub struct MediaFetcher {
@@ -770,6 +795,18 @@ impl MediaFetcher {
                 return;
             }
         };
+        // Staged files older than any download can last were left by a process that stopped
+        // mid-download (another replica sharing `DATA_DIR` may be writing newer ones).
+        let age = STAGING_LEFT_AFTER.max(self.policy.timeout * 2);
+        match self
+            .blobs
+            .sweep_staging(std::time::SystemTime::now() - age)
+            .await
+        {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "media: removed downloads left half done"),
+            Err(error) => tracing::warn!(%error, "media: the staging directory could not be swept"),
+        }
         crate::app::poll_until_stopped(stop, "media", || self.fetch_due(&http)).await;
     }
 

@@ -432,7 +432,36 @@ backend_tests!(
     downloads_refuse_plain_http_and_redirects_off_the_allowlist,
     a_stored_file_without_a_served_type_shows_the_merged_declared_one,
     a_delivery_whose_records_the_database_refuses_is_kept_raw,
+    downloads_left_half_done_are_swept_at_start,
 );
+
+/// A download staged by a process that stopped mid-download is removed when the media worker
+/// starts; one staged recently (another replica's, in progress) is left alone.
+async fn downloads_left_half_done_are_swept_at_start(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let staging = db.dir.join("blobs").join("tmp");
+    std::fs::create_dir_all(&staging).unwrap();
+    let (old, recent) = (staging.join("left-by-a-crash"), staging.join("in-progress"));
+    for path in [&old, &recent] {
+        std::fs::write(path, b"half a photo").unwrap();
+    }
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600))
+        .unwrap();
+    let app = TestApp::spawn_with(&db, |_| {}).await;
+    TestApp::eventually("the sweep", || async { (!old.exists()).then_some(()) }).await;
+    assert!(
+        recent.exists(),
+        "a recent staged file is another download's"
+    );
+    app.stop().await;
+    db.cleanup().await;
+}
 
 /// A delivery whose records the database refuses (here a media URL of 4,000 characters that do
 /// not compress: PostgreSQL cannot index it) is not refused with it: its raw event is stored
