@@ -574,6 +574,22 @@ impl ReplySender {
         Ok(None)
     }
 
+    /// Raises the `compliance_reply_failed` alert for `reply`: a confirmation a person must see
+    /// to (not sent, or not known to be).
+    async fn alert(&self, reply: &QueuedReply, what: &str) -> Result<(), StoreError> {
+        self.alerter
+            .raise(
+                "compliance_reply_failed",
+                "compliance_reply_failed",
+                "Compliance replies (STOP/START/HELP confirmations) are failing",
+                Some(format!(
+                    "{} reply to message {} ({}): {what}",
+                    reply.kind, reply.message_id, reply.to_phone
+                )),
+            )
+            .await
+    }
+
     async fn send(&self, reply: &QueuedReply, now_ms: i64, held: i64) -> Result<(), StoreError> {
         let finish = |status: &'static str, sent: Option<String>, error: Option<String>| async move {
             if !self
@@ -610,7 +626,10 @@ impl ReplySender {
             Err(reason) => {
                 tracing::error!(message_id = %reply.message_id, %reason, "compliance reply cannot be sent");
                 self.metrics.compliance_reply("failed");
-                return finish("failed", None, Some(reason)).await;
+                finish("failed", None, Some(reason.clone())).await?;
+                return self
+                    .alert(reply, &format!("cannot be sent: {reason}"))
+                    .await;
             }
         };
         match self.client.send_message(&message).await {
@@ -623,7 +642,12 @@ impl ReplySender {
                 // It may have been sent: never risk texting twice.
                 tracing::error!(message_id = %reply.message_id, %error, "compliance reply outcome unknown; not retried");
                 self.metrics.compliance_reply("ambiguous");
-                finish("ambiguous", None, Some(error.to_string())).await
+                finish("ambiguous", None, Some(error.to_string())).await?;
+                self.alert(
+                    reply,
+                    &format!("outcome unknown, not retried (check in OpenPhone whether it went out): {error}"),
+                )
+                .await
             }
             Err(error) => {
                 let permanent = error
@@ -634,14 +658,7 @@ impl ReplySender {
                     // Recorded first: an alert that cannot be raised must not leave the reply
                     // leased, to be tried again without counting.
                     finish("failed", None, Some(error.to_string())).await?;
-                    self.alerter
-                        .raise(
-                            "compliance_reply_failed",
-                            "compliance_reply_failed",
-                            "Compliance replies (STOP/START/HELP confirmations) are failing",
-                            Some(format!("Reply to message {}: {error}", reply.message_id)),
-                        )
-                        .await
+                    self.alert(reply, &error.to_string()).await
                 } else {
                     let backoff = 30_000i64 << reply.attempts.clamp(0, 10);
                     tracing::warn!(message_id = %reply.message_id, %error, "compliance reply will be retried");

@@ -688,7 +688,13 @@ impl BlobStore {
                 if let Some(parent) = path.parent() {
                     tokio::fs::create_dir_all(parent).await?;
                 }
-                tokio::fs::rename(staged, &path).await
+                tokio::fs::rename(staged, &path).await?;
+                // The new name durable too, before the job is recorded as stored: a power loss
+                // must not leave a stored job whose file is gone.
+                if let Some(parent) = path.parent() {
+                    tokio::fs::File::open(parent).await?.sync_all().await?;
+                }
+                Ok(())
             }
             Some((store, prefix)) => {
                 let bytes = tokio::fs::read(staged).await?;

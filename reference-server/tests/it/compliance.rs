@@ -2,6 +2,7 @@
 
 use openphone_client::Client;
 use openphone_simulator::{Simulator, SimulatorConfig};
+use reference_server::alerts::AlertStore;
 use reference_server::auth::Role;
 use reference_server::compliance::Outbox;
 use reference_server::config::Redacted;
@@ -157,10 +158,34 @@ async fn keywords_opt_out_opt_in_help_and_flag(backend: Backend) {
         assert!(reply.sent_message_id.is_none());
     }
     assert!(!app.store.is_opted_out(CUSTOMER).await.unwrap());
+    // A STOP from a number no text can go to (a short code): recorded, its confirmation
+    // failed, and a person alerted.
+    let mut short = inbound("ACshort", &pn, &ours, "STOP", now);
+    short["data"]["object"]["from"] = json!("12345");
+    assert_eq!(app.webhook("d8", &short).await, StatusCode::OK);
+    let alerts = TestApp::eventually("the alert", || async {
+        let alerts = app.store.alerts(true, None, 10).await.ok()?;
+        alerts
+            .into_iter()
+            .find(|alert| alert.kind == "compliance_reply_failed")
+    })
+    .await;
+    assert!(
+        alerts
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("ACshort"),
+        "{alerts:?}"
+    );
+    assert_eq!(
+        app.store.replies_for("ACshort").await.unwrap()[0].status,
+        "failed"
+    );
     // Three replies were sent in all (STOP, START, HELP).
     assert_eq!(sim.sent().len(), 3);
     let (_, stats) = app.get("/api/v1/stats", &admin).await;
-    assert_eq!(stats["opted_out"], 0, "{stats}");
+    assert_eq!(stats["opted_out"], 1, "the short code alone: {stats}");
     app.stop().await;
     sim.stop().await;
     db.cleanup().await;
