@@ -75,20 +75,24 @@ pub enum Keyword {
     None,
 }
 
-/// Classifies an inbound text. The whole message must be the keyword, ignoring case, and
-/// anything around it that is not a letter or a digit: whitespace, punctuation, quotes, emoji
-/// ("Stop.", "STOP!", "Stop…", "\"STOP\"", "STOP 🙏" opt out: a missed opt-out is the costly
-/// mistake). The text is read as a person sees it: compatibility forms as their plain letters
+/// Classifies an inbound text. The whole message must be the keyword, ignoring case; for an
+/// opt-out, also anything around it that is not a letter or a digit: whitespace, punctuation,
+/// quotes, emoji ("Stop.", "STOP!", "Stop…", "\"STOP\"", "STOP 🙏" opt out: a missed opt-out
+/// is the costly mistake); for the others only whitespace and a final `.` or `!`. The text is read as a person sees it: compatibility forms as their plain letters
 /// (Unicode NFKC: full-width "ＳＴＯＰ" is "STOP") and invisible format characters (zero-width
 /// spaces, a byte order mark) left out. A longer message containing an opt-out keyword as a
 /// word is only flagged.
 pub fn classify(text: &str) -> Keyword {
     let seen = as_seen(text);
-    let word = seen.trim_matches(|c: char| !c.is_alphanumeric());
-    for (action, keywords) in [
-        (Action::OptOut, &OPT_OUT[..]),
-        (Action::OptIn, &OPT_IN[..]),
-        (Action::Help, &HELP[..]),
+    // Opting out is read generously; opting in or asking for help strictly (surrounding
+    // whitespace and a final `.` or `!` only): "Yes 👍" or "yes?" answers a question, it does
+    // not resubscribe a number that opted out.
+    let loose = seen.trim_matches(|c: char| !c.is_alphanumeric());
+    let strict = seen.trim().trim_end_matches(['.', '!']).trim();
+    for (action, keywords, word) in [
+        (Action::OptOut, &OPT_OUT[..], loose),
+        (Action::OptIn, &OPT_IN[..], strict),
+        (Action::Help, &HELP[..], strict),
     ] {
         if let Some(keyword) = keyword_in(word, keywords) {
             return Keyword::Exact(action, keyword.to_owned());
@@ -493,7 +497,7 @@ pub const REPLY_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// How long a claimed reply is held for its send: longer than the client's retries of a
 /// rate-limited or failing send take.
-pub const REPLY_LEASE: Duration = Duration::from_secs(300);
+pub const REPLY_LEASE: Duration = Duration::from_secs(600);
 
 /// Attempts before a reply is marked `failed`.
 pub const REPLY_MAX_ATTEMPTS: i64 = 6;
@@ -591,24 +595,28 @@ impl ReplySender {
     }
 
     async fn send(&self, reply: &QueuedReply, now_ms: i64, held: i64) -> Result<(), StoreError> {
+        // Whether the outcome was recorded: `false` when the lease passed during the attempt
+        // and another claim took the reply over (its outcome, and any alert, are that claim's).
         let finish = |status: &'static str, sent: Option<String>, error: Option<String>| async move {
-            if !self
+            let held = self
                 .store
                 .finish_reply(reply.id, held, status, 0, sent, error)
-                .await?
-            {
+                .await?;
+            if !held {
                 tracing::warn!(message_id = %reply.message_id, "compliance reply: its lease passed during the attempt; the claim that took it over records the outcome");
             }
-            Ok::<(), StoreError>(())
+            Ok::<bool, StoreError>(held)
         };
         let age_ms = now_ms.saturating_sub(reply.created_ms);
         if age_ms > i64::try_from(REPLY_MAX_AGE.as_millis()).unwrap_or(i64::MAX) {
             tracing::info!(message_id = %reply.message_id, kind = %reply.kind, "compliance reply not sent: the keyword is older than a day");
-            return finish("stale", None, None).await;
+            self.metrics.compliance_reply("stale");
+            return finish("stale", None, None).await.map(drop);
         }
         if let Some(reason) = self.needless(reply).await? {
             tracing::info!(message_id = %reply.message_id, kind = %reply.kind, %reason, "compliance reply not sent");
-            return finish("skipped", None, Some(reason)).await;
+            self.metrics.compliance_reply("skipped");
+            return finish("skipped", None, Some(reason)).await.map(drop);
         }
         let message = E164::parse(&reply.to_phone)
             .map_err(|error| error.to_string())
@@ -626,7 +634,9 @@ impl ReplySender {
             Err(reason) => {
                 tracing::error!(message_id = %reply.message_id, %reason, "compliance reply cannot be sent");
                 self.metrics.compliance_reply("failed");
-                finish("failed", None, Some(reason.clone())).await?;
+                if !finish("failed", None, Some(reason.clone())).await? {
+                    return Ok(());
+                }
                 return self
                     .alert(reply, &format!("cannot be sent: {reason}"))
                     .await;
@@ -636,13 +646,17 @@ impl ReplySender {
             Ok(sent) => {
                 tracing::info!(message_id = %reply.message_id, kind = %reply.kind, "compliance reply sent");
                 self.metrics.compliance_reply("sent");
-                finish("sent", Some(sent.id.to_string()), None).await
+                finish("sent", Some(sent.id.to_string()), None)
+                    .await
+                    .map(drop)
             }
             Err(error) if error.is_ambiguous() => {
                 // It may have been sent: never risk texting twice.
                 tracing::error!(message_id = %reply.message_id, %error, "compliance reply outcome unknown; not retried");
                 self.metrics.compliance_reply("ambiguous");
-                finish("ambiguous", None, Some(error.to_string())).await?;
+                if !finish("ambiguous", None, Some(error.to_string())).await? {
+                    return Ok(());
+                }
                 self.alert(
                     reply,
                     &format!("outcome unknown, not retried (check in OpenPhone whether it went out): {error}"),
@@ -657,7 +671,9 @@ impl ReplySender {
                     self.metrics.compliance_reply("failed");
                     // Recorded first: an alert that cannot be raised must not leave the reply
                     // leased, to be tried again without counting.
-                    finish("failed", None, Some(error.to_string())).await?;
+                    if !finish("failed", None, Some(error.to_string())).await? {
+                        return Ok(());
+                    }
                     self.alert(reply, &error.to_string()).await
                 } else {
                     let backoff = 30_000i64 << reply.attempts.clamp(0, 10);
@@ -760,5 +776,16 @@ mod tests {
             Keyword::Mentions("STOP".into())
         );
         assert_eq!(classify("S.T.O.P"), Keyword::None);
+        // Opting in is read strictly: an answer to a question is not a resubscription.
+        for text in ["Yes \u{1F44D}", "yes?", "\"Start\"", "help?"] {
+            assert_eq!(classify(text), Keyword::None, "{text:?}");
+        }
+        for (text, keyword) in [("Yes!", "YES"), (" start. ", "START")] {
+            assert_eq!(
+                classify(text),
+                Keyword::Exact(Action::OptIn, keyword.into()),
+                "{text:?}"
+            );
+        }
     }
 }

@@ -27,7 +27,11 @@ where
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Error> {
         let query = parts.uri.query().unwrap_or_default();
         let mut given = form_urlencoded::Serializer::new(String::new());
-        for pair in query.split('&').filter(|pair| !pair.ends_with('=')) {
+        let given_empty = |pair: &str| {
+            pair.split_once('=')
+                .is_some_and(|(_, value)| value.is_empty())
+        };
+        for pair in query.split('&').filter(|pair| !given_empty(pair)) {
             for (name, value) in form_urlencoded::parse(pair.as_bytes()) {
                 if value.contains('\0') {
                     return Err(Error::BadRequest(format!(

@@ -689,10 +689,11 @@ impl BlobStore {
                     tokio::fs::create_dir_all(parent).await?;
                 }
                 tokio::fs::rename(staged, &path).await?;
-                // The new name durable too, before the job is recorded as stored: a power loss
-                // must not leave a stored job whose file is gone.
-                if let Some(parent) = path.parent() {
-                    tokio::fs::File::open(parent).await?.sync_all().await?;
+                // The new name durable too, and the shard directory's own (it may be new),
+                // before the job is recorded as stored: a power loss must not leave a stored
+                // job whose file is gone.
+                for directory in path.ancestors().skip(1).take(2) {
+                    tokio::fs::File::open(directory).await?.sync_all().await?;
                 }
                 Ok(())
             }
@@ -720,10 +721,19 @@ impl BlobStore {
         };
         let mut removed = 0;
         while let Some(entry) = entries.next_entry().await? {
-            let metadata = entry.metadata().await?;
+            // Another replica may rename or remove a file meanwhile: not this sweep's concern.
+            let gone = |error: &std::io::Error| error.kind() == std::io::ErrorKind::NotFound;
+            let metadata = match entry.metadata().await {
+                Ok(metadata) => metadata,
+                Err(error) if gone(&error) => continue,
+                Err(error) => return Err(error),
+            };
             if metadata.is_file() && metadata.modified()? < cutoff {
-                tokio::fs::remove_file(entry.path()).await?;
-                removed += 1;
+                match tokio::fs::remove_file(entry.path()).await {
+                    Ok(()) => removed += 1,
+                    Err(error) if gone(&error) => {}
+                    Err(error) => return Err(error),
+                }
             }
         }
         Ok(removed)
@@ -803,12 +813,11 @@ impl MediaFetcher {
         };
         // Staged files older than any download can last were left by a process that stopped
         // mid-download (another replica sharing `DATA_DIR` may be writing newer ones).
-        let age = STAGING_LEFT_AFTER.max(self.policy.timeout * 2);
-        match self
-            .blobs
-            .sweep_staging(std::time::SystemTime::now() - age)
-            .await
-        {
+        let age = STAGING_LEFT_AFTER.max(self.policy.timeout.saturating_mul(2));
+        let cutoff = std::time::SystemTime::now()
+            .checked_sub(age)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        match self.blobs.sweep_staging(cutoff).await {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "media: removed downloads left half done"),
             Err(error) => tracing::warn!(%error, "media: the staging directory could not be swept"),
@@ -822,9 +831,11 @@ impl MediaFetcher {
     /// [`StoreError::Backend`] when the jobs cannot be read or updated.
     pub async fn fetch_due(&self, http: &reqwest::Client) -> Result<usize, StoreError> {
         let now_ms = self.now_ms();
-        let lease_ms = i64::try_from(self.policy.timeout.as_millis()).unwrap_or(i64::MAX) + 60_000;
+        let lease_ms = i64::try_from(self.policy.timeout.as_millis())
+            .unwrap_or(i64::MAX)
+            .saturating_add(60_000);
         let due = self.store.claim_media(now_ms, lease_ms, 4).await?;
-        let held = now_ms + lease_ms;
+        let held = now_ms.saturating_add(lease_ms);
         let taken_over = |id: i64| {
             tracing::warn!(
                 id,

@@ -120,8 +120,8 @@ pub struct CsvRows<R: Read> {
     line: u64,
 }
 
-/// How many lines of one field that look like rows of the file make it taken for a quote
-/// never closed.
+/// How many lines of one field that look like rows of the file (a phone number where a phone
+/// column is) make it taken for a quote never closed.
 const ROW_LIKE_LINES: usize = 2;
 
 impl<R: Read> CsvRows<R> {
@@ -199,6 +199,16 @@ impl<R: Read> CsvRows<R> {
         }
     }
 
+    /// Whether `line` (inside a field) reads as a row of this file: split at its commas, it
+    /// has a valid phone number where a phone column is.
+    fn looks_like_a_row(&self, line: &str) -> bool {
+        let cells: Vec<&str> = line.split(',').collect();
+        self.columns.iter().zip(&cells).any(|(mapped, cell)| {
+            mapped.column == Column::Phone
+                && normalize(cell.trim().trim_matches('"'), self.region).is_ok()
+        })
+    }
+
     fn parse_record(&self) -> Result<NewContact, String> {
         let mut contact = NewContact::default();
         let mut full_name = None;
@@ -209,11 +219,11 @@ impl<R: Read> CsvRows<R> {
             }
             // A quote opened and never closed makes the rest of the file one field: its rows
             // would vanish into it without a word. A note may span lines; lines that look
-            // like rows of this file (as many commas as it has columns, less one) are rows.
+            // like rows of this file (a valid phone number where a phone column is) are rows.
             let row_like = value
                 .lines()
                 .skip(1)
-                .filter(|line| line.matches(',').count() + 1 >= self.columns.len().max(2))
+                .filter(|line| self.looks_like_a_row(line))
                 .count();
             if row_like >= ROW_LIKE_LINES {
                 return Err(format!(

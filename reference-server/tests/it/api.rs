@@ -261,6 +261,12 @@ async fn conversations_list_search_and_show_one_timeline(backend: Backend) {
     }
     let (_, page) = app.get("/api/v1/conversations?q=%25", &token).await;
     assert_eq!(page["items"].as_array().unwrap().len(), 0, "% is literal");
+    let (_, page) = app.get("/api/v1/conversations?q=a=", &token).await;
+    assert_eq!(
+        page["items"].as_array().unwrap().len(),
+        0,
+        "a search for a=: {page}"
+    );
     let (status, page) = app
         .get(
             &format!("/api/v1/conversations?q={}", "%25".repeat(200)),
