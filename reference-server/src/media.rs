@@ -698,11 +698,25 @@ impl BlobStore {
                 Ok(())
             }
             Some((store, prefix)) => {
-                let bytes = tokio::fs::read(staged).await?;
-                store
-                    .put(&Self::object(prefix, sha256), bytes.into())
-                    .await
-                    .map_err(object_error)?;
+                // Streamed from the staged file (a multipart upload past 10 MB), never read
+                // into memory whole: four recordings of 100 MB at once would be 400 MB.
+                use tokio::io::AsyncWriteExt;
+                let mut file = tokio::fs::File::open(staged).await?;
+                let mut upload = object_store::buffered::BufWriter::new(
+                    store.clone(),
+                    Self::object(prefix, sha256),
+                );
+                let uploaded = async {
+                    tokio::io::copy(&mut file, &mut upload).await?;
+                    upload.shutdown().await
+                }
+                .await;
+                if let Err(error) = uploaded {
+                    if let Err(abort) = upload.abort().await {
+                        tracing::warn!(error = %abort, "media: an unfinished upload could not be aborted");
+                    }
+                    return Err(error);
+                }
                 tokio::fs::remove_file(staged).await
             }
         }

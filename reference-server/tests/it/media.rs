@@ -407,6 +407,44 @@ async fn media_goes_to_the_configured_object_store(backend: Backend) {
     assert_eq!(response.headers()["content-type"], "application/pdf");
     assert_eq!(response.bytes().await.unwrap().as_ref(), b"%PDF-1.7 plan");
     ranges_are_served(&app, &token, stored.id, b"%PDF-1.7 plan").await;
+
+    // A recording past the upload buffer (10 MB) goes up in parts, streamed from the staged
+    // file, and comes back whole.
+    let recording: Vec<u8> = (0..11 * 1024 * 1024 + 7).map(|i| (i % 251) as u8).collect();
+    Mock::given(method("GET"))
+        .and(path("/opstatics/long.mp3"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(recording.clone(), "audio/mpeg"))
+        .mount(&storage)
+        .await;
+    assert_eq!(
+        app.webhook(
+            "r1",
+            &message_with_media("AClong", &[format!("{base}/opstatics/long.mp3")])
+        )
+        .await,
+        StatusCode::OK
+    );
+    let long = TestApp::eventually("the stored recording", || {
+        let store = app.store.clone();
+        async move {
+            store
+                .media_of("AClong")
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|m| m.status == "stored")
+        }
+    })
+    .await;
+    let response = app
+        .client
+        .get(app.url(&format!("/api/v1/media/{}", long.id)))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.bytes().await.unwrap().as_ref() == recording.as_slice());
     app.stop().await;
     db.cleanup().await;
 }
