@@ -49,6 +49,11 @@ impl OwnNumbers {
         self.0.get(phone_number_id).map(String::as_str)
     }
 
+    /// Whether `number` is one of these lines' numbers.
+    pub fn is_ours(&self, number: &str) -> bool {
+        self.0.values().any(|ours| ours == number)
+    }
+
     /// Adds `other`'s lines to these (theirs win where both know a line).
     pub fn extend(&mut self, other: Self) {
         self.0.extend(other.0);
@@ -524,13 +529,13 @@ fn message_changes(message: &Message, at: Option<i64>, own: &OwnNumbers) -> Vec<
             seen_ms: at.or(message.created_at.map(unix_ms)).unwrap_or(0),
         });
     }
-    changes.extend(message_side_effects(message, at));
+    changes.extend(message_side_effects(message, at, own));
     changes
 }
 
 /// Media and compliance changes of a message: every attachment to copy, and for an inbound
 /// text its keyword (see [`crate::compliance::classify`]).
-fn message_side_effects(message: &Message, at: Option<i64>) -> Vec<Change> {
+fn message_side_effects(message: &Message, at: Option<i64>, own: &OwnNumbers) -> Vec<Change> {
     let mut changes: Vec<Change> = message
         .media
         .iter()
@@ -549,6 +554,10 @@ fn message_side_effects(message: &Message, at: Option<i64>) -> Vec<Change> {
     let Some(from) = &message.from else {
         return changes;
     };
+    // A text between two of our own lines is no customer's: no consent, reply or suggestion.
+    if own.is_ours(from.as_str()) {
+        return changes;
+    }
     let at_ms = message.created_at.map(unix_ms).or(at).unwrap_or(0);
     let keyword = message
         .text
@@ -574,11 +583,23 @@ fn message_side_effects(message: &Message, at: Option<i64>) -> Vec<Change> {
     }
     let message_id = message.id.to_string();
     let phone = from.to_string();
+    // The line it came in on; without its id, the recipient that is one of our numbers (in a
+    // group message the others are customers), or the only recipient.
     let sender = message
         .phone_number_id
         .as_ref()
         .map(ToString::to_string)
-        .or_else(|| message.to.first().map(ToString::to_string));
+        .or_else(|| {
+            message
+                .to
+                .iter()
+                .find(|to| own.is_ours(to.as_str()))
+                .or(match message.to.as_slice() {
+                    [only] => Some(only),
+                    _ => None,
+                })
+                .map(ToString::to_string)
+        });
     match keyword {
         Keyword::None => {}
         Keyword::Mentions(word) => changes.push(Change::ReviewFlag {
@@ -819,6 +840,51 @@ mod tests {
             number: "+15550000001".to_owned(),
             seen_ms: unix_ms(time::macros::datetime!(2026-04-13 12:00 UTC)),
         }));
+    }
+
+    #[test]
+    fn keywords_from_our_own_lines_change_no_consent_and_replies_go_from_our_line() {
+        let stop = |from: &str, to: &[&str], line: Option<&str>| {
+            let body = json!({"id": "EVs", "object": "event", "apiVersion": "v4",
+                "createdAt": "2026-04-13T12:00:00Z", "type": "message.received",
+                "data": {"object": {"id": "ACs", "object": "message", "from": from,
+                "to": to, "direction": "incoming", "text": "STOP", "status": "received",
+                "createdAt": "2026-04-13T12:00:00Z", "phoneNumberId": line}}});
+            Event::parse(body.to_string().as_bytes()).unwrap()
+        };
+        let own = OwnNumbers::new([
+            ("PN1".to_owned(), "+15550000001".to_owned()),
+            ("PN2".to_owned(), "+15550000002".to_owned()),
+        ]);
+        let replies = |event: &Event| -> Vec<(String, String)> {
+            changes(event, &own)
+                .into_iter()
+                .filter_map(|change| match change {
+                    Change::Reply { to, sender, .. } => Some((to, sender)),
+                    _ => None,
+                })
+                .collect()
+        };
+        // Staff testing from one of our lines to another: nothing.
+        let internal = stop("+15550000002", &["+15550000001"], Some("PN1"));
+        assert!(
+            !changes(&internal, &own)
+                .iter()
+                .any(|change| matches!(change, Change::Consent { .. } | Change::Reply { .. }))
+        );
+        // A group message without its line's id: the reply goes from our number among the
+        // recipients, not from another customer's.
+        let group = stop("+15550001111", &["+15550002222", "+15550000001"], None);
+        assert_eq!(
+            replies(&group),
+            [("+15550001111".to_owned(), "+15550000001".to_owned())]
+        );
+        // One recipient: that one.
+        let single = stop("+15550001111", &["+15550000009"], None);
+        assert_eq!(
+            replies(&single),
+            [("+15550001111".to_owned(), "+15550000009".to_owned())]
+        );
     }
 
     fn conversation_key(changes: &[Change]) -> Option<&str> {
