@@ -462,7 +462,8 @@ impl AlertSink for WebhookSink {
                 .json(&json!({"text": text(alert), "alert": alert}))
                 .send()
                 .await
-                .map_err(|error| format!("posting failed: {error}"))?;
+                // Without the URL: the webhook's URL is its secret.
+                .map_err(|error| format!("posting failed: {}", error.without_url()))?;
             if response.status().is_success() {
                 Ok(())
             } else {
@@ -681,6 +682,31 @@ mod tests {
     #[tokio::test]
     async fn memory_alerts_pass_the_conformance_suite() {
         conformance::run(MemoryAlerts::new()).await;
+    }
+
+    /// A webhook sink that cannot post says why without its URL, which is its secret.
+    #[tokio::test]
+    async fn a_failed_post_never_shows_the_webhook_url() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let port = listener.local_addr().expect("address").port();
+        drop(listener);
+        let sink = WebhookSink::new(format!("http://127.0.0.1:{port}/services/T0/B0/s3cr3t"));
+        let alert = AlertRecord {
+            id: 1,
+            kind: "job_failed".to_owned(),
+            group_key: "job:x".to_owned(),
+            summary: "x failed".to_owned(),
+            detail: None,
+            count: 1,
+            first_ms: 0,
+            last_ms: 0,
+            notified_ms: 0,
+            acknowledged_ms: None,
+            acknowledged_by: None,
+        };
+        let error = sink.send(&alert).await.expect_err("nothing listens");
+        assert!(error.starts_with("posting failed"), "{error}");
+        assert!(!error.contains("s3cr3t"), "{error}");
     }
 
     #[tokio::test]

@@ -92,6 +92,16 @@ pub async fn post_signed(
         .map_err(|error| format!("posting failed: {error}"))
 }
 
+/// The client forwarding and replays post through. It follows no redirect: the host allowlist
+/// (`FORWARD_ALLOWED_HOSTS`) was checked for the target, not for wherever it points next, and
+/// a 307 would re-send the signed body there. A redirect is reported as the target's answer.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default()
+}
+
 /// Forwards one new delivery to every target, in the background.
 pub fn forward(targets: &[ForwardTarget], delivery_key: &str, body: &[u8], now: OffsetDateTime) {
     if targets.is_empty() {
@@ -101,7 +111,7 @@ pub fn forward(targets: &[ForwardTarget], delivery_key: &str, body: &[u8], now: 
     let delivery_id = delivery_id(delivery_key);
     let body = body.to_vec();
     tokio::spawn(async move {
-        let http = reqwest::Client::new();
+        let http = no_redirects();
         for target in &targets {
             match post_signed(&http, target, &delivery_id, body.clone(), now).await {
                 Ok(status) if status.is_success() => {}
@@ -218,7 +228,7 @@ pub async fn replay_file(
     target: &ForwardTarget,
     now: OffsetDateTime,
 ) -> Result<ReplayOutcome, ExportError> {
-    let http = reqwest::Client::new();
+    let http = no_redirects();
     let mut outcome = ReplayOutcome::default();
     for (index, line) in input.lines().enumerate() {
         let line = line?;

@@ -926,8 +926,12 @@ impl MediaFetcher {
         if let Some(reason) = self.policy.refusal(&url) {
             return Err(Failure::Permanent(reason));
         }
+        // Reasons go into alerts: without the URL, whose path may be all that protects a
+        // recording (the host is named where it matters).
         let mut response = http.get(url).send().await.map_err(|error| {
-            if error.is_redirect() {
+            let redirect = error.is_redirect();
+            let error = error.without_url();
+            if redirect {
                 Failure::Permanent(format!("redirect: {}", with_causes(&error)))
             } else {
                 Failure::Transient(format!("request failed: {}", with_causes(&error)))
@@ -984,7 +988,10 @@ impl MediaFetcher {
         let mut hasher = Sha256::new();
         let mut size: u64 = 0;
         while let Some(chunk) = response.chunk().await.map_err(|error| {
-            Failure::Transient(format!("download interrupted: {}", with_causes(&error)))
+            Failure::Transient(format!(
+                "download interrupted: {}",
+                with_causes(&error.without_url())
+            ))
         })? {
             size += chunk.len() as u64;
             if size > self.policy.max_bytes {

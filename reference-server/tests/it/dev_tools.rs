@@ -122,4 +122,42 @@ async fn events_are_forwarded_exported_and_replayed(backend: Backend) {
     db.cleanup().await;
 }
 
-backend_tests!(events_are_forwarded_exported_and_replayed);
+backend_tests!(
+    events_are_forwarded_exported_and_replayed,
+    forwarding_follows_no_redirect,
+);
+
+/// A forwarding target that redirects is not followed: the host allowlist was checked for the
+/// target, and a 307 would send the signed event on to wherever it points.
+async fn forwarding_follows_no_redirect(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let (laptop, elsewhere) = (MockServer::start().await, MockServer::start().await);
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(307)
+                .insert_header("location", format!("{}/stolen", elsewhere.uri()).as_str()),
+        )
+        .mount(&laptop)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&elsewhere)
+        .await;
+    let app = TestApp::spawn_with(&db, |config| {
+        config.forward_webhooks = Some(Redacted(format!("{}/hook={DEV_SECRET}", laptop.uri())));
+        config.forward_allowed_hosts = vec!["127.0.0.1".to_owned()];
+    })
+    .await;
+    assert_eq!(app.webhook("r0", &message(0)).await, StatusCode::OK);
+    TestApp::eventually("the forwarded event", || {
+        let laptop = &laptop;
+        async move { (!laptop.received_requests().await.unwrap().is_empty()).then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(elsewhere.received_requests().await.unwrap().is_empty());
+    app.stop().await;
+    db.cleanup().await;
+}
