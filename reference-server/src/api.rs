@@ -1374,7 +1374,7 @@ pub struct StreamHeaders {
     extensions(("x-required-role" = json!("support"))),
 )]
 async fn live_stream(
-    _caller: Caller,
+    caller: Caller,
     State(state): State<ApiState>,
     headers: axum::http::HeaderMap,
     Query(query): Query<StreamQuery>,
@@ -1393,7 +1393,7 @@ async fn live_stream(
         Some(after) => after,
         None => crate::event_log::EventLog::latest_id(&state.store).await?,
     };
-    let events = crate::live::stream(&state.live, state.store.clone(), after);
+    let events = crate::live::stream(&state.live, state.store.clone(), caller.token_id, after);
     Ok(axum::response::sse::Sse::new(events)
         .keep_alive(axum::response::sse::KeepAlive::default())
         .into_response())
@@ -1747,11 +1747,22 @@ async fn send_message(
         .await?
         .is_none()
     {
-        state
-            .limiter
-            .take(&caller.token_id, &key)
-            .map_err(Error::RateLimited)?;
+        if let Err(wait) = state.limiter.take(&caller.token_id, &key) {
+            state
+                .store
+                .audit(
+                    &caller.token_id,
+                    "message.send",
+                    Some(to.as_str()),
+                    "refused",
+                    Some("rate limited".to_owned()),
+                    now_ms(&state),
+                )
+                .await?;
+            return Err(Error::RateLimited(wait));
+        }
     }
+    let recipient = to.as_str().to_owned();
     let request = SendRequest {
         to,
         text: body.text,
@@ -1761,6 +1772,22 @@ async fn send_message(
         .messenger
         .send(&caller.token_id, &key, request, now_ms(&state))
         .await?;
+    // Every refusal is in the audit log (an opt-out one already is, written by the messenger).
+    if let Err(refused) = &outcome
+        && !matches!(refused, SendRefused::OptedOut(_))
+    {
+        state
+            .store
+            .audit(
+                &caller.token_id,
+                "message.send",
+                Some(&recipient),
+                "refused",
+                Some(refused.to_string()),
+                now_ms(&state),
+            )
+            .await?;
+    }
     match outcome {
         Ok((record, created)) => {
             let status = if created {

@@ -294,6 +294,9 @@ async fn payload(
 
 struct Cursor {
     store: Store,
+    /// The token the stream was opened with, checked again while it runs.
+    token_id: String,
+    checked: tokio::time::Instant,
     signal: watch::Receiver<u64>,
     closed: watch::Receiver<bool>,
     last: i64,
@@ -302,6 +305,18 @@ struct Cursor {
 }
 
 impl Cursor {
+    /// Whether the stream's token is still live (not revoked).
+    async fn token_live(&self) -> Result<bool, StoreError> {
+        let live: Option<(String,)> = self
+            .store
+            .fetch_optional(
+                "SELECT id FROM api_tokens WHERE id = $1 AND revoked_at IS NULL",
+                &[self.token_id.as_str().into()],
+            )
+            .await?;
+        Ok(live.is_some())
+    }
+
     /// Reads what was committed after what this stream sent.
     async fn fill(&mut self) -> Result<(), StoreError> {
         let floor = (self.last - WINDOW).max(0);
@@ -343,14 +358,22 @@ impl Cursor {
     }
 }
 
-/// The event stream of one client, starting after delivery `after`.
+/// How often, at least, an open stream checks that its token is still live: a revoked token's
+/// stream ends within about twice this of the revocation.
+pub const TOKEN_CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// The event stream of one client, opened with the token `token_id`, starting after delivery
+/// `after`. It ends when the server stops, or once the token is revoked.
 pub fn stream(
     live: &Live,
     store: Store,
+    token_id: String,
     after: i64,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static {
     let cursor = Cursor {
         store,
+        token_id,
+        checked: tokio::time::Instant::now(),
         signal: live.subscribe(),
         closed: live.closed.subscribe(),
         last: after,
@@ -362,6 +385,16 @@ pub fn stream(
         loop {
             if *cursor.closed.borrow() {
                 return None;
+            }
+            if cursor.checked.elapsed() >= TOKEN_CHECK_EVERY {
+                cursor.checked = tokio::time::Instant::now();
+                match cursor.token_live().await {
+                    Ok(true) => {}
+                    Ok(false) => return None,
+                    Err(error) => {
+                        tracing::warn!(%error, "live stream: its token could not be checked")
+                    }
+                }
             }
             if let Some(event) = cursor.pending.pop_front() {
                 return Some((Ok(event), cursor));

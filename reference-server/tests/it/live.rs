@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use reference_server::auth::Role;
+use reference_server::auth::{Role, TokenStore};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -141,7 +141,42 @@ async fn committed_messages_reach_streams_and_reconnects_resume(backend: Backend
     db.cleanup().await;
 }
 
-backend_tests!(committed_messages_reach_streams_and_reconnects_resume);
+/// A stream opened with a token ends soon after the token is revoked: revocation is not only
+/// for the next request.
+async fn a_revoked_token_s_stream_ends(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let app = TestApp::spawn_with(&db, |_| {}).await;
+    let token = app.token(Role::Support).await;
+    let mut stream = Client::connect(&app, &token, None).await;
+    assert_eq!(app.webhook("v1", &inbound("ACv1", 1)).await, StatusCode::OK);
+    stream.next().await;
+    let id = token.split('_').nth(1).unwrap();
+    assert!(
+        app.store
+            .revoke_token(id, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(chunk) = stream.response.chunk().await.unwrap() {
+            drop(chunk);
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the stream is still open 20 s after the revocation"
+    );
+    app.stop().await;
+    db.cleanup().await;
+}
+
+backend_tests!(
+    a_revoked_token_s_stream_ends,
+    committed_messages_reach_streams_and_reconnects_resume
+);
 
 /// Commits announced to other replicas coalesce: a burst of commits sends one or two
 /// `NOTIFY`s, not one each, and a commit after the burst is still announced (PostgreSQL).

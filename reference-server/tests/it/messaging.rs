@@ -181,11 +181,13 @@ async fn sends_once_per_key_audits_and_refuses_opted_out_numbers(backend: Backen
     assert_eq!(
         outcomes,
         [
+            ("+15550004444", "refused"),
             ("+15550004444", "sent"),
             (CUSTOMER, "refused"),
             (CUSTOMER, "sent")
         ]
     );
+    assert_eq!(audit["items"][0]["detail"], "rate limited", "{audit}");
     app.stop().await;
     sim.stop().await;
     db.cleanup().await;
