@@ -1741,26 +1741,25 @@ async fn send_message(
             "text must be 1 to 1,600 characters and not blank".to_owned(),
         ));
     }
-    if state
+    // A retry of a key already used is answered from its record and not counted.
+    let retry = state
         .store
         .outgoing_by_key(&caller.token_id, &key)
         .await?
-        .is_none()
-    {
-        if let Err(wait) = state.limiter.take(&caller.token_id, &key) {
-            state
-                .store
-                .audit(
-                    &caller.token_id,
-                    "message.send",
-                    Some(to.as_str()),
-                    "refused",
-                    Some("rate limited".to_owned()),
-                    now_ms(&state),
-                )
-                .await?;
-            return Err(Error::RateLimited(wait));
-        }
+        .is_some();
+    if !retry && let Err(wait) = state.limiter.take(&caller.token_id, &key) {
+        state
+            .store
+            .audit(
+                &caller.token_id,
+                "message.send",
+                Some(to.as_str()),
+                "refused",
+                Some("rate limited".to_owned()),
+                now_ms(&state),
+            )
+            .await?;
+        return Err(Error::RateLimited(wait));
     }
     let recipient = to.as_str().to_owned();
     let request = SendRequest {
