@@ -136,7 +136,8 @@ impl Workers {
 /// after a round that handled something, a second later after one that handled nothing or
 /// failed (logged as `worker`'s). `stop` is checked before every round, so a backlog (say the
 /// photos of a large import) does not hold up a shutdown: the round in hand finishes, no new
-/// one starts.
+/// one starts. A round that panics (a bug meeting one job's data) is logged and the worker goes
+/// on with the next, instead of stopping until the process restarts.
 pub(crate) async fn poll_until_stopped<F, Fut>(
     mut stop: watch::Receiver<bool>,
     worker: &'static str,
@@ -149,10 +150,19 @@ pub(crate) async fn poll_until_stopped<F, Fut>(
         if *stop.borrow() {
             return;
         }
-        match round().await {
-            Ok(0) => {}
-            Ok(_) => continue,
-            Err(error) => tracing::error!(%error, worker, "database failed"),
+        use futures_util::FutureExt;
+        match std::panic::AssertUnwindSafe(round()).catch_unwind().await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(_)) => continue,
+            Ok(Err(error)) => tracing::error!(%error, worker, "database failed"),
+            Err(panic) => {
+                let reason = panic
+                    .downcast_ref::<&str>()
+                    .map(|text| (*text).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(worker, %reason, "a worker round panicked; going on with the next");
+            }
         }
         tokio::select! {
             changed = stop.changed() => if changed.is_err() {
@@ -630,5 +640,38 @@ impl Application {
         tracing::info!("drained: every acknowledged delivery is committed");
         self.store.close().await;
         Ok(served?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::sync::watch;
+
+    /// A round that panics does not end the worker: the next round runs.
+    #[tokio::test]
+    async fn a_panicking_round_does_not_stop_the_worker() {
+        let (stop, stopped) = watch::channel(false);
+        let rounds = Arc::new(AtomicUsize::new(0));
+        let counted = rounds.clone();
+        let stop = Arc::new(stop);
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            super::poll_until_stopped(stopped, "test", move || {
+                let (counted, stop) = (counted.clone(), stop.clone());
+                async move {
+                    if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                        panic!("a bug meeting one job's data");
+                    }
+                    let _ = stop.send(true);
+                    Ok(0)
+                }
+            }),
+        )
+        .await
+        .expect("the worker stops when told");
+        assert_eq!(rounds.load(Ordering::SeqCst), 2);
     }
 }
