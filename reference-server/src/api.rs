@@ -1761,7 +1761,6 @@ async fn send_message(
             .await?;
         return Err(Error::RateLimited(wait));
     }
-    let recipient = to.as_str().to_owned();
     let request = SendRequest {
         to,
         text: body.text,
@@ -1771,22 +1770,6 @@ async fn send_message(
         .messenger
         .send(&caller.token_id, &key, request, now_ms(&state))
         .await?;
-    // Every refusal is in the audit log (an opt-out one already is, written by the messenger).
-    if let Err(refused) = &outcome
-        && !matches!(refused, SendRefused::OptedOut(_))
-    {
-        state
-            .store
-            .audit(
-                &caller.token_id,
-                "message.send",
-                Some(&recipient),
-                "refused",
-                Some(refused.to_string()),
-                now_ms(&state),
-            )
-            .await?;
-    }
     match outcome {
         Ok((record, created)) => {
             let status = if created {

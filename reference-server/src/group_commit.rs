@@ -243,10 +243,9 @@ async fn keep_raw_if_refused<L: EventLog>(
         "the database refused this delivery's records; keeping its raw event without them \
          (`reference-server replay` projects it once fixed)"
     );
-    match record_one(log, held, &delivery.raw_only(&error)).await? {
-        Recorded::New(id) => Ok(Recorded::RawOnly(id)),
-        other => Ok(other),
-    }
+    Ok(record_one(log, held, &delivery.raw_only(&error))
+        .await?
+        .raw_only())
 }
 
 async fn record_with_retries<L: EventLog>(

@@ -743,10 +743,7 @@ impl Importer {
                             let kept = retry_transient(|| self.store.record_batch(&raw))
                                 .await?
                                 .into_iter()
-                                .map(|recorded| match recorded {
-                                    Recorded::New(id) => Recorded::RawOnly(id),
-                                    other => other,
-                                })
+                                .map(Recorded::raw_only)
                                 .collect();
                             self.report.lock().await.failures.push(format!(
                                 "{}: kept raw, {}",

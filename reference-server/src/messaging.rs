@@ -514,6 +514,16 @@ pub enum SendRefused {
     NotConfigured,
 }
 
+impl SendRefused {
+    /// The reason as the audit log records it (`opted out` for an opt-out).
+    pub fn reason(&self) -> String {
+        match self {
+            Self::OptedOut(_) => "opted out".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Per-token sliding-window rate limits, counting each idempotency key once (retries of a
 /// send, even concurrent ones, do not use up the budget).
 #[derive(Debug, Clone)]
@@ -585,11 +595,35 @@ pub struct SendRequest {
 
 impl Messenger {
     /// Sends once per `(token, key)`: returns the record (new or the earlier one) and
-    /// whether this call created it.
+    /// whether this call created it. A refusal is audited, with its reason.
     ///
     /// # Errors
     /// `Ok(Err(SendRefused))` when refused before sending; `Err` when the database fails.
     pub async fn send(
+        &self,
+        token_id: &str,
+        key: &str,
+        request: SendRequest,
+        now_ms: i64,
+    ) -> Result<Result<(OutgoingMessage, bool), SendRefused>, StoreError> {
+        let to = request.to.as_str().to_owned();
+        let outcome = self.attempt(token_id, key, request, now_ms).await?;
+        if let Err(refused) = &outcome {
+            self.store
+                .audit(
+                    token_id,
+                    "message.send",
+                    Some(&to),
+                    "refused",
+                    Some(refused.reason()),
+                    now_ms,
+                )
+                .await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn attempt(
         &self,
         token_id: &str,
         key: &str,
@@ -607,16 +641,6 @@ impl Messenger {
         };
         let to = request.to.as_str().to_owned();
         if self.store.is_opted_out(&to).await? {
-            self.store
-                .audit(
-                    token_id,
-                    "message.send",
-                    Some(&to),
-                    "refused",
-                    Some("opted out".to_owned()),
-                    now_ms,
-                )
-                .await?;
             return Ok(Err(SendRefused::OptedOut(to)));
         }
         let sender_value = if sender.starts_with("PN") {

@@ -242,6 +242,17 @@ pub enum Recorded {
     Duplicate,
 }
 
+impl Recorded {
+    /// The outcome of recording a [`NewDelivery::raw_only`] copy: a new row is
+    /// [`Recorded::RawOnly`].
+    pub fn raw_only(self) -> Self {
+        match self {
+            Self::New(id) => Self::RawOnly(id),
+            other => other,
+        }
+    }
+}
+
 /// A call as projected from its events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallRecord {

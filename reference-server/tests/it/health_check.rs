@@ -74,16 +74,7 @@ async fn a_health_check_passes_when_its_webhook_arrives_and_fails_when_not(backe
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(page["items"][0]["status"], "passed", "{page}");
     assert!(page["items"][0]["latency_ms"].as_i64().unwrap() >= 0);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth(&operator)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics(&operator).await;
     assert!(metrics.contains("health_check_passed 1"), "{metrics}");
     assert!(metrics.contains("health_check_latency_ms "), "{metrics}");
     assert!(

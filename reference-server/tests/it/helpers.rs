@@ -237,6 +237,19 @@ impl TestApp {
             .token
     }
 
+    /// The text of `GET /metrics` with `token` (an operator's).
+    pub async fn metrics(&self, token: &str) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// `GET path` with `token`: the status and the JSON body (`null` when not JSON).
     pub async fn get(&self, path: &str, token: &str) -> (reqwest::StatusCode, serde_json::Value) {
         let response = self

@@ -86,6 +86,16 @@ async fn ranges_are_served(app: &TestApp, token: &str, id: i64, bytes: &[u8]) {
     assert_eq!(content_range, Some(format!("bytes */{size}")));
 }
 
+/// The first media job of `owner` once one is stored (within the wait of
+/// [`TestApp::eventually`]).
+async fn stored_media(app: &TestApp, owner: &str) -> reference_server::media::MediaRecord {
+    TestApp::eventually(owner, || async {
+        let jobs = app.store.media_of(owner).await.ok()?;
+        jobs.into_iter().find(|job| job.status == "stored")
+    })
+    .await
+}
+
 /// Lets downloads fetch from the test server at `base` (`http://127.0.0.1:port`): its
 /// `/opstatics/` path allowed, plain http allowed for 127.0.0.1.
 fn fetch_from(config: &mut reference_server::Config, base: &str) {
@@ -242,18 +252,7 @@ async fn media_is_copied_served_retried_and_refused(backend: Backend) {
         Some("HTTP 503 Service Unavailable")
     );
     offset.store(3_600_000, Ordering::SeqCst);
-    let retried = TestApp::eventually("the retried recording", || {
-        let store = app.store.clone();
-        async move {
-            store
-                .media_of("CAr")
-                .await
-                .unwrap()
-                .into_iter()
-                .find(|m| m.status == "stored")
-        }
-    })
-    .await;
+    let retried = stored_media(&app, "CAr").await;
     assert_eq!(retried.attempts, 2);
 
     // Served back through the API, listed by status, counted.
@@ -322,16 +321,7 @@ async fn media_is_copied_served_retried_and_refused(backend: Backend) {
         ),
         (Some(2), Some(3))
     );
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth(&operator)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics(&operator).await;
     assert!(
         metrics.contains("media_downloads_total{outcome=\"failed\"} 3"),
         "{metrics}"
@@ -378,18 +368,7 @@ async fn media_goes_to_the_configured_object_store(backend: Backend) {
             .await,
         StatusCode::OK
     );
-    let stored = TestApp::eventually("the stored plan", || {
-        let store = app.store.clone();
-        async move {
-            store
-                .media_of("ACpdf")
-                .await
-                .unwrap()
-                .into_iter()
-                .find(|m| m.status == "stored")
-        }
-    })
-    .await;
+    let stored = stored_media(&app, "ACpdf").await;
     let hash = stored.sha256.unwrap();
     assert!(
         !db.dir.join("blobs").join(&hash[..2]).join(&hash).exists(),
@@ -424,18 +403,7 @@ async fn media_goes_to_the_configured_object_store(backend: Backend) {
         .await,
         StatusCode::OK
     );
-    let long = TestApp::eventually("the stored recording", || {
-        let store = app.store.clone();
-        async move {
-            store
-                .media_of("AClong")
-                .await
-                .unwrap()
-                .into_iter()
-                .find(|m| m.status == "stored")
-        }
-    })
-    .await;
+    let long = stored_media(&app, "AClong").await;
     let response = app
         .client
         .get(app.url(&format!("/api/v1/media/{}", long.id)))
@@ -568,16 +536,7 @@ async fn a_delivery_whose_records_the_database_refuses_is_kept_raw(backend: Back
         assert!(!held("ACtoolong").await);
         assert_eq!(alerts.len(), 1, "{alerts:?}");
         assert_eq!(alerts[0].kind, "projection_failed");
-        let metrics = app
-            .client
-            .get(app.url("/metrics"))
-            .bearer_auth(&operator)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = app.metrics(&operator).await;
         assert!(metrics.contains("outcome=\"stored_raw_only\""), "{metrics}");
     } else {
         assert!(
@@ -749,11 +708,7 @@ async fn a_download_that_keeps_failing_gives_up_with_an_alert(backend: Backend) 
         (retried["status"].as_str(), retried["attempts"].as_i64()),
         (Some("pending"), Some(0))
     );
-    TestApp::eventually("stored after the retry", || async {
-        let jobs = app.store.media_of("ACbusy").await.ok()?;
-        jobs.into_iter().find(|job| job.status == "stored")
-    })
-    .await;
+    stored_media(&app, "ACbusy").await;
     let (status, body) = post(retry, operator.clone()).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let (status, body) = post("/api/v1/media/retry".to_owned(), operator).await;
@@ -924,11 +879,7 @@ async fn a_stored_file_without_a_served_type_shows_the_merged_declared_one(backe
             .await,
             StatusCode::OK
         );
-        TestApp::eventually("stored", || async {
-            let jobs = app.store.media_of(id).await.ok()?;
-            jobs.iter().any(|job| job.status == "stored").then_some(())
-        })
-        .await;
+        stored_media(&app, id).await;
         assert_eq!(
             app.webhook(
                 &format!("{id}b"),
@@ -953,11 +904,7 @@ async fn a_stored_file_without_a_served_type_shows_the_merged_declared_one(backe
         .await,
         StatusCode::OK
     );
-    let job = TestApp::eventually("stored", || async {
-        let jobs = app.store.media_of("ACtype3").await.ok()?;
-        jobs.into_iter().find(|job| job.status == "stored")
-    })
-    .await;
+    let job = stored_media(&app, "ACtype3").await;
     let support = app.token(reference_server::auth::Role::Support).await;
     let response = app
         .client
